@@ -1,0 +1,19 @@
+"""Storage backends: the protocol, the built-in implementations, and how to open one."""
+
+from ._base import Backend, DeleteResult, ObjectInfo, Outcome
+from ._fsspec import FsspecBackend
+from ._local import LocalBackend
+from ._open import ENTRY_POINT_GROUP, open_backend
+from ._readonly import ReadOnlyBackend
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Backend",
+    "DeleteResult",
+    "FsspecBackend",
+    "LocalBackend",
+    "ObjectInfo",
+    "Outcome",
+    "ReadOnlyBackend",
+    "open_backend",
+]

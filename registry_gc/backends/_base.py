@@ -1,0 +1,118 @@
+"""The storage-backend protocol: the only code that talks to storage implements it.
+
+A backend addresses objects by *paths relative to the registry root* (the
+registry's ``rootdirectory``), ``/``-separated, without a leading slash, for
+example ``docker/registry/v2/blobs/sha256/ab/ab…/data``.
+
+Three capabilities, each taking many objects at once so that a backend can
+batch and overlap requests:
+
+- :meth:`Backend.list` — every object under a prefix, with size and
+  modification time (timezone-aware UTC on every backend);
+- :meth:`Backend.read` — many small objects, concurrently; missing ones are
+  reported as ``None``, any other failure raises :class:`~registry_gc.StorageError`;
+- :meth:`Backend.delete` — many paths, returning one :class:`DeleteResult`
+  each; a failure is never dropped.
+
+Hierarchical stores (a local disk) also remove directories on request
+(:meth:`Backend.remove_empty_dirs`); object stores have none and do nothing.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import attrs
+
+if TYPE_CHECKING:
+    import datetime
+    from collections.abc import AsyncIterator, Mapping, Sequence
+
+__all__ = ["Backend", "DeleteResult", "ObjectInfo", "Outcome"]
+
+
+@attrs.frozen(slots=True)
+class ObjectInfo:
+    """One listed object.
+
+    ``is_dir`` is ``True`` only for an *empty directory* on a hierarchical
+    store (reported so that empty repositories can be cleaned up); object
+    stores never report directories.
+    """
+
+    path: str
+    size: int
+    modified: datetime.datetime
+    is_dir: bool = False
+
+
+class Outcome(enum.Enum):
+    """What happened to one path given to :meth:`Backend.delete`."""
+
+    DELETED = "deleted"
+    MISSING = "missing"  #: it was already gone: fine, and the end state is the same
+    FAILED = "failed"  #: the storage refused or errored; ``DeleteResult.error`` says why
+    NOT_EMPTY = "not-empty"  #: a directory that still holds something was left in place
+
+
+@attrs.frozen(slots=True)
+class DeleteResult:
+    """The outcome of deleting one path."""
+
+    path: str
+    outcome: Outcome
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """``True`` unless the deletion failed."""
+        return self.outcome is not Outcome.FAILED
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What registry-gc needs from a storage.
+
+    Implementations must be safe to use from one event loop at a time; the
+    collector drives them with bounded concurrency of its own.
+    """
+
+    @property
+    def url(self) -> str:
+        """Where the registry root is, for messages. Never contains credentials."""
+        ...
+
+    @property
+    def hierarchical(self) -> bool:
+        """``True`` when directories exist on their own (a local disk)."""
+        ...
+
+    def list(self, prefix: str) -> AsyncIterator[ObjectInfo]:
+        """Yield every object under ``prefix`` (recursively), in no particular order.
+
+        A missing prefix yields nothing. Object-store "directory" placeholders
+        (keys ending in ``/``) are never yielded.
+        """
+        ...
+
+    async def read(self, paths: Sequence[str]) -> Mapping[str, bytes | None]:
+        """Read many small objects; a missing object maps to ``None``."""
+        ...
+
+    async def delete(self, paths: Sequence[str]) -> list[DeleteResult]:
+        """Delete many objects, returning one result per path, in order."""
+        ...
+
+    async def remove_empty_dirs(self, dirs: Sequence[str]) -> list[DeleteResult]:
+        """Remove each directory that is empty, in the order given (deepest first).
+
+        A directory that is not empty is left alone (:attr:`Outcome.NOT_EMPTY`);
+        one that does not exist is :attr:`Outcome.MISSING`. Object stores
+        return ``MISSING`` for every path.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections. The backend may be used again afterwards."""
+        ...

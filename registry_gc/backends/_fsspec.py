@@ -1,0 +1,175 @@
+"""Any fsspec filesystem (memory, GCS, Azure, SFTP, …) through its synchronous API.
+
+The generic path: listing with ``find(detail=True)``, reads with ``cat`` and
+deletes one file at a time, each run in a worker thread. Storage-specific
+backends (local disk, S3) do better where it matters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+from typing import TYPE_CHECKING, Any
+
+from .._errors import StorageError
+from ._base import DeleteResult, ObjectInfo, Outcome
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Mapping, Sequence
+
+    import fsspec
+
+__all__ = ["FsspecBackend", "modified_of"]
+
+_UTC = datetime.timezone.utc
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=_UTC)
+# Info keys that carry a modification time, by filesystem: s3fs, local, gcsfs,
+# adlfs, memory (which only has ``created``).
+_TIME_KEYS = ("LastModified", "mtime", "updated", "last_modified", "modified", "created")
+
+
+def _to_utc(value: Any) -> datetime.datetime | None:
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            return value.replace(tzinfo=_UTC)
+        return value.astimezone(_UTC)
+    if isinstance(value, (int, float)):
+        return datetime.datetime.fromtimestamp(value, _UTC)
+    if isinstance(value, str) and value:
+        try:
+            return _to_utc(datetime.datetime.fromisoformat(value.replace("Z", "+00:00")))
+        except ValueError:
+            return None
+    return None
+
+
+def modified_of(info: Mapping[str, Any]) -> datetime.datetime | None:
+    """The modification time in an fsspec info dict, as aware UTC, or ``None``."""
+    for key in _TIME_KEYS:
+        if key in info:
+            value = _to_utc(info[key])
+            if value is not None:
+                return value
+    return None
+
+
+class FsspecBackend:
+    """A registry root on any fsspec filesystem.
+
+    >>> import fsspec
+    >>> backend = FsspecBackend(fsspec.filesystem("memory"), "/my-registry")
+    >>> backend.url
+    'memory:///my-registry'
+    """
+
+    hierarchical = False
+
+    def __init__(
+        self, fs: fsspec.AbstractFileSystem, root: str, *, concurrency: int = 16
+    ) -> None:
+        self._fs = fs
+        self._root = root.rstrip("/")
+        self._concurrency = concurrency
+        proto = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+        self._proto = proto
+
+    @property
+    def fs(self) -> fsspec.AbstractFileSystem:
+        """The underlying filesystem."""
+        return self._fs
+
+    @property
+    def url(self) -> str:
+        """``protocol://root``, without credentials."""
+        root = self._root if self._root.startswith("/") or self._proto == "file" else self._root
+        return f"{self._proto}://{root}"
+
+    def __repr__(self) -> str:
+        return f"FsspecBackend({self.url!r})"
+
+    def _full(self, path: str) -> str:
+        if path.startswith("/") or ".." in path.split("/"):
+            msg = f"refusing path {path!r}: backend paths are relative to the registry root"
+            raise StorageError(msg)
+        return f"{self._root}/{path}" if self._root else path
+
+    def _rel(self, full: str) -> str:
+        full = full.lstrip("/") if not self._root.startswith("/") else full
+        root = self._root
+        if root and full.startswith(root + "/"):
+            return full[len(root) + 1 :]
+        return full
+
+    async def list(self, prefix: str) -> AsyncIterator[ObjectInfo]:
+        """List with one ``find(detail=True)``; directory entries are dropped."""
+        full = self._full(prefix).rstrip("/")
+
+        def work() -> list[ObjectInfo]:
+            try:
+                found = self._fs.find(full, detail=True)
+            except FileNotFoundError:
+                return []
+            out = []
+            for name, info in found.items():
+                if info.get("type") == "directory" or name.endswith("/"):
+                    continue
+                modified = modified_of(info)
+                if modified is None:
+                    modified = _to_utc(self._fs.modified(name)) or _EPOCH
+                out.append(ObjectInfo(self._rel(name), int(info.get("size") or 0), modified))
+            return out
+
+        for info in await asyncio.to_thread(work):
+            yield info
+
+    async def read(self, paths: Sequence[str]) -> Mapping[str, bytes | None]:
+        """Read with ``cat``; missing objects map to ``None``."""
+        if not paths:
+            return {}
+        full = [self._full(p) for p in paths]
+
+        def work() -> dict[str, bytes | None]:
+            got = self._fs.cat(full, on_error="return")
+            out: dict[str, bytes | None] = {}
+            for p, f in zip(paths, full, strict=True):
+                value = got.get(f)
+                if value is None:
+                    value = got.get(self._fs._strip_protocol(f))  # noqa: SLF001
+                if isinstance(value, FileNotFoundError):
+                    out[p] = None
+                elif isinstance(value, BaseException):
+                    msg = f"cannot read {self.url}/{p}: {type(value).__name__}: {value}"
+                    raise StorageError(msg) from value
+                elif value is None:
+                    out[p] = None
+                else:
+                    out[p] = bytes(value)
+            return out
+
+        return await asyncio.to_thread(work)
+
+    async def delete(self, paths: Sequence[str]) -> list[DeleteResult]:
+        """Delete file by file, up to ``concurrency`` at a time."""
+        sem = asyncio.Semaphore(self._concurrency)
+
+        def one(path: str) -> DeleteResult:
+            try:
+                self._fs.rm_file(self._full(path))
+            except FileNotFoundError:
+                return DeleteResult(path, Outcome.MISSING)
+            except Exception as e:  # noqa: BLE001 - every failure is reported, never dropped
+                return DeleteResult(path, Outcome.FAILED, f"{type(e).__name__}: {e}")
+            return DeleteResult(path, Outcome.DELETED)
+
+        async def run(path: str) -> DeleteResult:
+            async with sem:
+                return await asyncio.to_thread(one, path)
+
+        return list(await asyncio.gather(*(run(p) for p in paths)))
+
+    async def remove_empty_dirs(self, dirs: Sequence[str]) -> list[DeleteResult]:
+        """Object stores have no directories of their own."""
+        return [DeleteResult(d, Outcome.MISSING) for d in dirs]
+
+    async def aclose(self) -> None:
+        """Nothing to release."""

@@ -1,0 +1,80 @@
+"""Open a backend from a path or URL; third-party backends plug in by entry point."""
+
+from __future__ import annotations
+
+import os
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any
+
+from .._errors import BackendNotFoundError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from ._base import Backend
+
+__all__ = ["ENTRY_POINT_GROUP", "open_backend"]
+
+#: Entry-point group for third-party backends: ``scheme = "pkg.module:factory"``,
+#: where ``factory(url: str, storage_options: dict) -> Backend``.
+ENTRY_POINT_GROUP = "registry_gc.backends"
+
+
+def _scheme(url: str) -> str | None:
+    if "://" not in url:
+        return None
+    return url.split("://", 1)[0].lower()
+
+
+def open_backend(
+    url: str | os.PathLike[str],
+    storage_options: Mapping[str, Any] | None = None,
+    *,
+    read_only: bool = False,
+) -> Backend:
+    """Open the registry root at ``url``.
+
+    ``url`` is a local path (the directory that holds ``docker/registry/v2``),
+    ``file://…``, ``s3://bucket/prefix`` or any fsspec URL (``gs://``,
+    ``az://``, ``memory://``). ``storage_options`` go to the filesystem
+    (credentials, ``endpoint_url``, …) and never appear in messages.
+
+    >>> open_backend("/var/lib/registry").url
+    '/var/lib/registry'
+    """
+    from ._readonly import ReadOnlyBackend  # noqa: PLC0415
+
+    backend = _open(os.fspath(url), dict(storage_options or {}))
+    return ReadOnlyBackend(backend) if read_only else backend
+
+
+def _open(url: str, options: dict[str, Any]) -> Backend:
+    scheme = _scheme(url)
+    if scheme is None or scheme in ("file", "local"):
+        from ._local import LocalBackend  # noqa: PLC0415
+
+        path = url.split("://", 1)[1] if scheme else url
+        return LocalBackend(path)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name.lower() == scheme:
+            factory = ep.load()
+            backend: Backend = factory(url, options)
+            return backend
+    if scheme in ("s3", "s3a"):
+        from ._s3 import S3Backend  # noqa: PLC0415
+
+        return S3Backend.from_url(url, options)
+    import fsspec  # noqa: PLC0415
+
+    from ._fsspec import FsspecBackend  # noqa: PLC0415
+
+    try:
+        fs, root = fsspec.core.url_to_fs(url, **options)
+    except (ValueError, ImportError) as e:
+        msg = (
+            f"no storage backend for {scheme}:// ({e}); install the fsspec implementation "
+            f"for it (for example registry-gc[gcs] or registry-gc[azure]) or a plugin "
+            f"registering the entry point group {ENTRY_POINT_GROUP!r}"
+        )
+        raise BackendNotFoundError(msg) from e
+    return FsspecBackend(fs, root)

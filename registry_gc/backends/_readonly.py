@@ -1,0 +1,66 @@
+"""A wrapper that lists and reads through another backend and refuses every delete."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._errors import ReadOnlyError
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Mapping, Sequence
+
+    from ._base import Backend, DeleteResult, ObjectInfo
+
+__all__ = ["ReadOnlyBackend"]
+
+
+class ReadOnlyBackend:
+    """Delegates listing and reading; :meth:`delete` raises :class:`~registry_gc.ReadOnlyError`.
+
+    Dry runs go through it, so a bug in planning can never become a deletion.
+    """
+
+    def __init__(self, inner: Backend) -> None:
+        self._inner = inner
+
+    @property
+    def inner(self) -> Backend:
+        """The wrapped backend."""
+        return self._inner
+
+    @property
+    def url(self) -> str:
+        """The wrapped backend's URL."""
+        return self._inner.url
+
+    @property
+    def hierarchical(self) -> bool:
+        """As the wrapped backend."""
+        return self._inner.hierarchical
+
+    def __repr__(self) -> str:
+        return f"ReadOnlyBackend({self._inner!r})"
+
+    def list(self, prefix: str) -> AsyncIterator[ObjectInfo]:
+        """List through the wrapped backend."""
+        return self._inner.list(prefix)
+
+    async def read(self, paths: Sequence[str]) -> Mapping[str, bytes | None]:
+        """Read through the wrapped backend."""
+        return await self._inner.read(paths)
+
+    async def delete(self, paths: Sequence[str]) -> list[DeleteResult]:
+        """Refuse."""
+        first = paths[0] if paths else "(nothing)"
+        msg = f"read-only backend {self.url}: refusing to delete {len(paths)} path(s), first {first}"
+        raise ReadOnlyError(msg)
+
+    async def remove_empty_dirs(self, dirs: Sequence[str]) -> list[DeleteResult]:
+        """Refuse."""
+        first = dirs[0] if dirs else "(nothing)"
+        msg = f"read-only backend {self.url}: refusing to remove {len(dirs)} directories, first {first}"
+        raise ReadOnlyError(msg)
+
+    async def aclose(self) -> None:
+        """Close the wrapped backend."""
+        await self._inner.aclose()

@@ -1,0 +1,200 @@
+"""The one call: inventory → manifests → mark → plan → apply → report.
+
+>>> from registry_gc import collect
+>>> report = collect("memory://nothing-here", dry_run=True, allow_empty=True)
+>>> report.deleted_count
+0
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from . import _sync
+from ._errors import RefusedError
+from .apply import execute
+from .backends import Backend, open_backend
+from .fetch import fetch_manifests
+from .inventory import scan
+from .layout import V2_PREFIX
+from .mark import mark
+from .plan import make_plan
+from .report import Report
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Callable, Collection, Mapping
+
+    from .layout import Digest, Repository, Tag
+
+__all__ = ["DEFAULT_GRACE", "DEFAULT_UPLOADS_OLDER_THAN", "collect", "collect_async"]
+
+log = logging.getLogger(__name__)
+
+#: Nothing younger than this is deleted (blobs, links, uploads).
+DEFAULT_GRACE = datetime.timedelta(hours=1)
+#: Uploads that started longer ago than this (and are idle) are removed.
+DEFAULT_UPLOADS_OLDER_THAN = datetime.timedelta(hours=24)
+
+
+def _backend(
+    root: str | os.PathLike[str] | Backend, storage_options: Mapping[str, Any] | None
+) -> Backend:
+    if isinstance(root, Backend):
+        return root
+    return open_backend(root, storage_options)
+
+
+async def collect_async(
+    root: str | os.PathLike[str] | Backend,
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+    delete_untagged: bool = False,
+    dry_run: bool = False,
+    grace: datetime.timedelta = DEFAULT_GRACE,
+    uploads_older_than: datetime.timedelta = DEFAULT_UPLOADS_OLDER_THAN,
+    allow_no_manifests: bool = False,
+    allow_empty: bool = False,
+    now: datetime.datetime | None = None,
+    removed_tags: Mapping[Repository, Collection[Tag]] | None = None,
+    removed_repositories: Collection[Repository] = (),
+    removed_manifests: Mapping[Repository, Collection[Digest]] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> Report:
+    """:func:`collect`, for callers that run an event loop."""
+    if grace < datetime.timedelta(0) or uploads_older_than < datetime.timedelta(0):
+        msg = "grace and uploads_older_than must not be negative"
+        raise ValueError(msg)
+    backend = _backend(root, storage_options)
+    if dry_run:
+        backend = _read_only(backend)
+    timings: dict[str, float] = {}
+    try:
+        t = time.monotonic()
+        inventory = await scan(backend)
+        timings["inventory"] = time.monotonic() - t
+        if inventory.empty and not allow_empty:
+            msg = (
+                f"no registry found at {backend.url}: nothing under {V2_PREFIX}. Give the "
+                "registry's rootdirectory (the directory that holds docker/registry/v2), or "
+                "pass allow_empty=True (--allow-empty) if the registry is really empty"
+            )
+            raise RefusedError(msg, [msg])
+        t = time.monotonic()
+        manifests = await fetch_manifests(
+            backend, inventory, progress=(lambda n: progress("manifests", n, 0)) if progress else None
+        )
+        timings["manifests"] = time.monotonic() - t
+        t = time.monotonic()
+        reference = now or inventory.started
+        cutoff = (reference - grace).timestamp()
+        uploads_cutoff = (reference - uploads_older_than).timestamp()
+        marks = mark(
+            inventory,
+            manifests,
+            delete_untagged=delete_untagged,
+            cutoff=cutoff,
+            allow_no_manifests=allow_no_manifests,
+            removed_tags=removed_tags,
+            removed_repositories=removed_repositories,
+            removed_manifests=removed_manifests,
+        )
+        plan = make_plan(
+            inventory,
+            marks,
+            delete_untagged=delete_untagged,
+            cutoff=cutoff,
+            uploads_cutoff=uploads_cutoff,
+            removed_tags=removed_tags,
+            removed_repositories=removed_repositories,
+            removed_manifests=removed_manifests,
+        )
+        timings["plan"] = time.monotonic() - t
+        log.info(
+            "plan: %d deletion(s), %d bytes; %d kept for the grace period; %d anomalies",
+            len(plan.deletions),
+            sum(d.size for d in plan.deletions),
+            len(plan.kept),
+            len(plan.anomalies),
+        )
+        report = Report(
+            inventory,
+            plan,
+            dry_run,
+            grace.total_seconds(),
+            uploads_older_than.total_seconds(),
+            timings=timings,
+            manifests_read=len(manifests),
+        )
+        if not dry_run:
+            t = time.monotonic()
+            report.result = await execute(backend, plan, progress=progress)
+            timings["apply"] = time.monotonic() - t
+        timings["total"] = sum(timings.values())
+        return report
+    finally:
+        await backend.aclose()
+
+
+def collect(
+    root: str | os.PathLike[str] | Backend,
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+    delete_untagged: bool = False,
+    dry_run: bool = False,
+    grace: datetime.timedelta = DEFAULT_GRACE,
+    uploads_older_than: datetime.timedelta = DEFAULT_UPLOADS_OLDER_THAN,
+    allow_no_manifests: bool = False,
+    allow_empty: bool = False,
+    now: datetime.datetime | None = None,
+    removed_tags: Mapping[Repository, Collection[Tag]] | None = None,
+    removed_repositories: Collection[Repository] = (),
+    removed_manifests: Mapping[Repository, Collection[Digest]] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> Report:
+    """Garbage-collect the registry at ``root`` and return the :class:`~registry_gc.Report`.
+
+    ``root`` is the registry's ``rootdirectory`` as a local path, an fsspec URL
+    (``s3://bucket/prefix``, ``gs://…``, ``memory://…``) or a
+    :class:`~registry_gc.backends.Backend`. ``storage_options`` go to the
+    filesystem (credentials, ``endpoint_url``).
+
+    ``delete_untagged`` deletes manifests no tag reaches (the registry's
+    ``-m``); children of live indexes and referrers of live manifests are kept.
+    ``dry_run`` deletes nothing and reports exactly what a real run would.
+    Nothing modified within ``grace`` is deleted; uploads are removed once they
+    started more than ``uploads_older_than`` ago and have been idle for the grace.
+
+    Raises :class:`~registry_gc.RefusedError` (nothing deleted) when a live
+    manifest cannot be read or parsed, when blobs exist but no manifest does
+    (unless ``allow_no_manifests``), or when the root holds no registry
+    (unless ``allow_empty``). A failed deletion does not raise: see
+    :attr:`Report.ok` and the report's failures.
+    """
+    return _sync.run(
+        collect_async(
+            root,
+            storage_options=storage_options,
+            delete_untagged=delete_untagged,
+            dry_run=dry_run,
+            grace=grace,
+            uploads_older_than=uploads_older_than,
+            allow_no_manifests=allow_no_manifests,
+            allow_empty=allow_empty,
+            now=now,
+            removed_tags=removed_tags,
+            removed_repositories=removed_repositories,
+            removed_manifests=removed_manifests,
+            progress=progress,
+        )
+    )
+
+
+def _read_only(backend: Backend) -> Backend:
+    """Wrap ``backend`` so that any delete raises."""
+    from .backends import ReadOnlyBackend  # noqa: PLC0415
+
+    return backend if isinstance(backend, ReadOnlyBackend) else ReadOnlyBackend(backend)

@@ -1,0 +1,363 @@
+"""Plan: inventory + marks + options → every deletion, with its reason and size. Pure.
+
+What is garbage (DESIGN §4.3-4.5), per repository: revision links of
+manifests that are not live; tag ``index/`` entries of revisions that are
+gone; ``_layers`` links no live manifest of the repository needs; uploads
+older than the upload age; the repository itself once nothing is left in it.
+Globally: blobs no live manifest references. Nothing modified within the
+grace period is deleted: it is listed in :attr:`Plan.kept` instead.
+
+Deletions are grouped in :data:`PHASES`, the order :mod:`registry_gc.apply`
+executes them in, so that an interruption at any point leaves a consistent
+registry (nothing is deleted while something that references it remains).
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING
+
+import attrs
+
+from ._errors import RefusedError
+from .inventory import Anomaly
+from .layout import (
+    BLOBS_PREFIX,
+    REPOSITORIES_PREFIX,
+    V2_PREFIX,
+    Digest,
+    LayerLink,
+    LegacySignatureLink,
+    Repository,
+    RevisionLink,
+    Tag,
+    TagCurrentLink,
+    TagIndexLink,
+    UploadFile,
+    blob_path,
+    repository_prefix,
+)
+
+if TYPE_CHECKING:
+    import datetime
+    from collections.abc import Collection, Iterator, Mapping
+
+    from .inventory import Inventory, RepositoryEntry
+    from .mark import Marks
+
+__all__ = ["PHASES", "Category", "Deletion", "Kept", "Plan", "make_plan"]
+
+
+class Category(enum.Enum):
+    """What a deletion removes."""
+
+    TAG = "tag"
+    REVISION = "revision"
+    TAG_INDEX = "tag-index"
+    LAYER_LINK = "layer-link"
+    BLOB = "blob"
+    UPLOAD = "upload"
+    REPOSITORY = "repository"
+
+
+#: The order deletions are applied in; categories in one phase go together.
+PHASES: tuple[tuple[Category, ...], ...] = (
+    (Category.TAG,),
+    (Category.REVISION, Category.TAG_INDEX),
+    (Category.LAYER_LINK,),
+    (Category.BLOB,),
+    (Category.UPLOAD,),
+    (Category.REPOSITORY,),
+)
+
+
+@attrs.frozen
+class Deletion:
+    """One thing to delete: its storage paths, the bytes it frees and why.
+
+    ``reason`` is one of ``untagged``, ``unreferenced``, ``dangling-link``,
+    ``stale-tag-history``, ``stale-upload``, ``empty-repository``,
+    ``removed-tag``, ``removed-repository``, ``removed-manifest``.
+    """
+
+    category: Category
+    reason: str
+    paths: tuple[str, ...]
+    size: int = 0
+    repository: str | None = None
+    digest: str | None = None
+    #: a tag name or an upload id, when there is one
+    name: str | None = None
+
+
+@attrs.frozen
+class Kept:
+    """Garbage kept only because it was written within the grace period."""
+
+    category: Category
+    path: str
+    #: seconds since it was written, at planning time
+    age: float
+    size: int = 0
+    repository: str | None = None
+    digest: str | None = None
+
+
+@attrs.define
+class Plan:
+    """Everything a run will delete, and everything it keeps for the grace period."""
+
+    url: str
+    started: datetime.datetime
+    #: timestamp; objects modified after it are inside the grace period
+    cutoff: float
+    delete_untagged: bool
+    deletions: list[Deletion] = attrs.Factory(list)
+    kept: list[Kept] = attrs.Factory(list)
+    anomalies: list[Anomaly] = attrs.Factory(list)
+    #: empty directories found by the listing and older than the grace period
+    stale_empty_dirs: list[str] = attrs.Factory(list)
+    #: directories never removed even when empty (the layout the registry expects)
+    protected_dirs: frozenset[str] = frozenset()
+    #: repositories whose directory may go entirely (emptied or removed)
+    removed_repositories: frozenset[str] = frozenset()
+    #: totals for the report
+    total_blobs: int = 0
+    total_bytes: int = 0
+    live_blobs: int = 0
+    live_bytes: int = 0
+
+    def by_category(self, *categories: Category) -> Iterator[Deletion]:
+        """The deletions of the given categories, in plan order."""
+        wanted = set(categories)
+        return (d for d in self.deletions if d.category in wanted)
+
+    @property
+    def paths(self) -> list[str]:
+        """Every path the plan deletes, in plan order."""
+        return [p for d in self.deletions for p in d.paths]
+
+
+def make_plan(
+    inventory: Inventory,
+    marks: Marks,
+    *,
+    delete_untagged: bool,
+    cutoff: float,
+    uploads_cutoff: float,
+    removed_tags: Mapping[Repository, Collection[Tag]] | None = None,
+    removed_repositories: Collection[Repository] = (),
+    removed_manifests: Mapping[Repository, Collection[Digest]] | None = None,
+) -> Plan:
+    """Turn marks into a plan; raise :class:`RefusedError` when marking found problems.
+
+    ``removed_tags``, ``removed_repositories`` and ``removed_manifests`` are
+    explicit removals (``registry-gc rm``, retention policies); they must have
+    been passed to :func:`~registry_gc.mark.mark` as well. They are deleted
+    whatever their age.
+    """
+    if marks.problems:
+        n = len(marks.problems)
+        msg = f"refusing to sweep {inventory.url}: {n} problem(s) found; nothing was deleted"
+        raise RefusedError(msg, marks.problems)
+    removed_tags = removed_tags or {}
+    removed_manifests = removed_manifests or {}
+    removed_repos = set(removed_repositories)
+    plan = Plan(inventory.url, inventory.started, cutoff, delete_untagged)
+    plan.anomalies = [*inventory.anomalies, *marks.anomalies]
+    now = inventory.started.timestamp()
+    protected: set[str] = {
+        V2_PREFIX.rstrip("/"),
+        BLOBS_PREFIX.rstrip("/"),
+        REPOSITORIES_PREFIX.rstrip("/"),
+        *(BLOBS_PREFIX + alg for alg in ("sha256", "sha384", "sha512")),
+    }
+    emptied: set[str] = set()
+    for repo in inventory.repositories.values():
+        if repo.name_problem is not None:
+            continue  # never touched: reported as an anomaly by the inventory
+        gone = repo.name in removed_repos
+        _plan_repository(
+            plan,
+            repo,
+            inventory,
+            marks,
+            now=now,
+            cutoff=cutoff,
+            uploads_cutoff=uploads_cutoff,
+            removed_tags=set(repo.tags) if gone else set(removed_tags.get(repo.name, ())),
+            removed_manifests=set(removed_manifests.get(repo.name, ())),
+            whole=gone,
+            emptied=emptied,
+            protected=protected,
+        )
+    blobs = inventory.blobs
+    for digest in blobs:
+        size = blobs.size(digest)
+        plan.total_blobs += 1
+        plan.total_bytes += size
+        if digest in marks.blobs:
+            plan.live_blobs += 1
+            plan.live_bytes += size
+            if digest in marks.grace_blobs:
+                plan.kept.append(Kept(Category.BLOB, blob_path(digest), 0.0, size, None, digest))
+            continue
+        mtime = blobs.mtime(digest)
+        if mtime > cutoff:
+            plan.kept.append(
+                Kept(Category.BLOB, blob_path(digest), now - mtime, size, None, digest)
+            )
+            continue
+        plan.deletions.append(
+            Deletion(Category.BLOB, "unreferenced", (blob_path(digest),), size, None, digest)
+        )
+    plan.stale_empty_dirs = sorted(p for p, m in inventory.empty_dirs.items() if m <= cutoff)
+    plan.protected_dirs = frozenset(protected)
+    plan.removed_repositories = frozenset(emptied)
+    order = {c: i for i, phase in enumerate(PHASES) for c in phase}
+    plan.deletions.sort(key=lambda d: order[d.category])
+    return plan
+
+
+def _plan_repository(
+    plan: Plan,
+    repo: RepositoryEntry,
+    inventory: Inventory,
+    marks: Marks,
+    *,
+    now: float,
+    cutoff: float,
+    uploads_cutoff: float,
+    removed_tags: set[Tag],
+    removed_manifests: set[Digest],
+    whole: bool,
+    emptied: set[str],
+    protected: set[str],
+) -> None:
+    name = repo.name
+    live = marks.live.get(name, set())
+    needed = marks.needed_links.get(name, set())
+    out = plan.deletions
+    blobs = inventory.blobs
+    explicit = "removed-repository" if whole else None
+
+    for tag_name in sorted(removed_tags):
+        tag = repo.tags[tag_name]
+        paths = [TagIndexLink(name, tag_name, d).path for d in tag.index]
+        if tag.current_mtime is not None:
+            paths.insert(0, TagCurrentLink(name, tag_name).path)
+        out.append(
+            Deletion(
+                Category.TAG, explicit or "removed-tag", tuple(paths), 0, name, tag.current, tag_name
+            )
+        )
+
+    deleted_revisions: set[Digest] = set()
+    for digest, mtime in repo.revisions.items():
+        if digest in live and not whole:
+            continue
+        forced = whole or digest in removed_manifests
+        if not forced and mtime > cutoff:
+            plan.kept.append(
+                Kept(Category.REVISION, RevisionLink(name, digest).path, now - mtime, 0, name, digest)
+            )
+            continue
+        if forced:
+            reason = explicit or "removed-manifest"
+        elif digest not in blobs:
+            reason = "dangling-link"
+        else:
+            reason = "untagged"
+        paths = [RevisionLink(name, digest).path]
+        paths.extend(LegacySignatureLink(name, digest, s).path for s, _ in repo.signatures.get(digest, ()))
+        deleted_revisions.add(digest)
+        out.append(Deletion(Category.REVISION, reason, tuple(paths), 0, name, digest))
+    # Legacy signature links of revisions that no longer exist at all.
+    for revision, sigs in repo.signatures.items():
+        if revision not in repo.revisions and (whole or all(m <= cutoff for _, m in sigs)):
+            paths = tuple(LegacySignatureLink(name, revision, s).path for s, _ in sigs)
+            out.append(
+                Deletion(Category.REVISION, explicit or "dangling-link", paths, 0, name, revision)
+            )
+            deleted_revisions.add(revision)
+
+    surviving_tags = [t for t in repo.tags.values() if t.name not in removed_tags]
+    for tag in surviving_tags:
+        for digest, mtime in tag.index.items():
+            if digest == tag.current:
+                continue
+            if digest in repo.revisions and digest not in deleted_revisions:
+                continue  # history of a revision that stays
+            if mtime > cutoff:
+                continue
+            out.append(
+                Deletion(
+                    Category.TAG_INDEX,
+                    "stale-tag-history",
+                    (TagIndexLink(name, tag.name, digest).path,),
+                    0,
+                    name,
+                    digest,
+                    tag.name,
+                )
+            )
+
+    layers_left = 0
+    for digest, mtime in repo.layers.items():
+        if not whole and digest in needed:
+            layers_left += 1
+            continue
+        if not whole and mtime > cutoff:
+            layers_left += 1
+            plan.kept.append(
+                Kept(Category.LAYER_LINK, LayerLink(name, digest).path, now - mtime, 0, name, digest)
+            )
+            continue
+        target = digest if digest.algorithm == "sha256" else repo.layer_aliases.get(digest)
+        if explicit:
+            reason = explicit
+        elif target is None or target not in blobs:
+            reason = "dangling-link"
+        else:
+            reason = "unreferenced"
+        out.append(
+            Deletion(Category.LAYER_LINK, reason, (LayerLink(name, digest).path,), 0, name, digest)
+        )
+
+    uploads_left = 0
+    for upload in repo.uploads.values():
+        stale = upload.started <= uploads_cutoff and upload.last_activity <= cutoff
+        if not (whole or stale):
+            uploads_left += 1
+            continue
+        paths = tuple(UploadFile(name, upload.id, f).path for f in sorted(upload.files))
+        out.append(
+            Deletion(
+                Category.UPLOAD, explicit or "stale-upload", paths, upload.size, name, None, upload.id
+            )
+        )
+
+    revisions_left = len(repo.revisions) + len(repo.signatures) - len(deleted_revisions)
+    empty = (
+        not surviving_tags
+        and revisions_left <= 0
+        and layers_left == 0
+        and uploads_left == 0
+        and (whole or not repo.unrecognized)
+    )
+    prefix = repository_prefix(name)
+    if empty:
+        paths = tuple(repo.unrecognized) if whole else ()
+        out.append(
+            Deletion(Category.REPOSITORY, explicit or "empty-repository", paths, 0, name)
+        )
+        emptied.add(prefix.rstrip("/"))
+        return
+    protected.update(
+        prefix + d
+        for d in ("_layers", "_manifests", "_manifests/revisions", "_manifests/tags")
+    )
+    protected.add(prefix.rstrip("/"))
+    for tag in surviving_tags:
+        protected.add(f"{prefix}_manifests/tags/{tag.name}")
+        protected.add(f"{prefix}_manifests/tags/{tag.name}/current")

@@ -1,0 +1,259 @@
+"""Report: counts and bytes per category and per repository, every deletion's reason, JSON.
+
+The JSON form (:meth:`Report.to_dict`) is a stable, documented schema
+(``docs/json-schema.md``); its ``schema`` field names its version.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections import Counter, defaultdict
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from .plan import Category
+
+if TYPE_CHECKING:
+    from .apply import ApplyResult
+    from .inventory import Inventory
+    from .plan import Plan
+
+__all__ = ["SCHEMA", "Report", "human_bytes"]
+
+#: The JSON schema identifier; bumped on any incompatible change.
+SCHEMA = "registry-gc/report/v1"
+
+CACHE_NOTICE = (
+    "A running registry caches blob descriptors (storage.cache.blobdescriptor, in-memory or "
+    "redis): restart it (or flush redis keys blobs::* and repository::*) so that pushes do not "
+    "skip layers that were just deleted."
+)
+
+
+def human_bytes(n: float) -> str:
+    """``1536`` → ``'1.5 KiB'``."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"  # pragma: no cover
+
+
+def _iso(dt: datetime.datetime) -> str:
+    return dt.astimezone(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+@attrs.define
+class Report:
+    """The outcome of one run: what was found, what was (or would be) deleted, and why."""
+
+    inventory: Inventory
+    plan: Plan
+    dry_run: bool
+    grace_seconds: float
+    uploads_older_than_seconds: float
+    result: ApplyResult | None = None
+    #: seconds per step: inventory, manifests, mark, plan, apply
+    timings: dict[str, float] = attrs.Factory(dict)
+    manifests_read: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """``True`` when every deletion that was attempted succeeded."""
+        return self.result is None or self.result.ok
+
+    @property
+    def exit_code(self) -> int:
+        """0 on success; 1 when a deletion failed or was skipped."""
+        return 0 if self.ok else 1
+
+    def _status(self, i: int) -> str:
+        if self.result is None:
+            return "planned"
+        return self.result.status[i]
+
+    def _counted(self) -> list[int]:
+        """Indices of deletions that count as done (planned in a dry run, deleted otherwise)."""
+        want = "planned" if self.result is None else "deleted"
+        return [i for i in range(len(self.plan.deletions)) if self._status(i) == want]
+
+    def categories(self) -> dict[str, dict[str, int]]:
+        """Category → ``{"count", "bytes", "objects"}`` of what was (or would be) deleted."""
+        out: dict[str, dict[str, int]] = {
+            c.value: {"count": 0, "bytes": 0, "objects": 0} for c in Category
+        }
+        for i in self._counted():
+            d = self.plan.deletions[i]
+            entry = out[d.category.value]
+            entry["count"] += 1
+            entry["bytes"] += d.size
+            entry["objects"] += len(d.paths)
+        return out
+
+    def repositories(self) -> dict[str, dict[str, Any]]:
+        """Repository → counts and bytes per category (blobs are global, so not here)."""
+        out: dict[str, dict[str, Any]] = defaultdict(
+            lambda: {"count": 0, "bytes": 0, "categories": Counter()}
+        )
+        for i in self._counted():
+            d = self.plan.deletions[i]
+            if d.repository is None:
+                continue
+            entry = out[d.repository]
+            entry["count"] += 1
+            entry["bytes"] += d.size
+            entry["categories"][d.category.value] += 1
+        return {k: {**v, "categories": dict(v["categories"])} for k, v in sorted(out.items())}
+
+    @property
+    def deleted_bytes(self) -> int:
+        """Bytes freed (or that a real run would free)."""
+        return sum(self.plan.deletions[i].size for i in self._counted())
+
+    @property
+    def deleted_count(self) -> int:
+        """Objects deleted (or that a real run would delete)."""
+        return sum(len(self.plan.deletions[i].paths) for i in self._counted())
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form; see ``docs/json-schema.md``."""
+        plan, inv, result = self.plan, self.inventory, self.result
+        kept_bytes = sum(k.size for k in plan.kept)
+        from . import __version__  # noqa: PLC0415
+
+        return {
+            "schema": SCHEMA,
+            "version": __version__,
+            "root": plan.url,
+            "dry_run": self.dry_run,
+            "ok": self.ok,
+            "started": _iso(plan.started),
+            "options": {
+                "delete_untagged": plan.delete_untagged,
+                "grace_seconds": self.grace_seconds,
+                "uploads_older_than_seconds": self.uploads_older_than_seconds,
+            },
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+            "store": {
+                "objects": inv.objects,
+                "repositories": len(inv.repositories),
+                "blobs": plan.total_blobs,
+                "bytes": plan.total_bytes,
+                "live_blobs": plan.live_blobs,
+                "live_bytes": plan.live_bytes,
+                "manifests_read": self.manifests_read,
+            },
+            "totals": {
+                "deletions": len(self._counted()),
+                "objects": self.deleted_count,
+                "bytes": self.deleted_bytes,
+                "failed": len(result.failures) if result else 0,
+                "already_missing": result.already_missing if result else 0,
+                "directories_removed": result.directories_removed if result else 0,
+                "kept_for_grace": len(plan.kept),
+                "kept_for_grace_bytes": kept_bytes,
+                "anomalies": len(plan.anomalies),
+            },
+            "categories": self.categories(),
+            "repositories": self.repositories(),
+            "deletions": [
+                {
+                    "category": d.category.value,
+                    "reason": d.reason,
+                    "repository": d.repository,
+                    "digest": d.digest,
+                    "name": d.name,
+                    "bytes": d.size,
+                    "paths": list(d.paths),
+                    "status": self._status(i),
+                }
+                for i, d in enumerate(plan.deletions)
+            ],
+            "kept": [
+                {
+                    "category": k.category.value,
+                    "path": k.path,
+                    "repository": k.repository,
+                    "digest": k.digest,
+                    "bytes": k.size,
+                    "age_seconds": round(k.age, 3),
+                }
+                for k in plan.kept
+            ],
+            "anomalies": [
+                {"kind": a.kind, "path": a.path, "repository": a.repository, "message": a.message}
+                for a in plan.anomalies
+            ],
+            "failures": [
+                {
+                    "path": f.path,
+                    "error": f.error,
+                    "category": f.category.value,
+                    "repository": f.repository,
+                }
+                for f in (result.failures if result else [])
+            ],
+        }
+
+    def render(self, *, verbose: bool = False) -> str:
+        """A readable summary for a terminal."""
+        plan = self.plan
+        verb = "would delete" if self.dry_run else "deleted"
+        lines = [
+            f"registry-gc {'dry run' if self.dry_run else 'run'} on {plan.url}",
+            f"  store: {self.inventory.objects} objects, {len(self.inventory.repositories)} "
+            f"repositories, {plan.total_blobs} blobs ({human_bytes(plan.total_bytes)}); "
+            f"live: {plan.live_blobs} blobs ({human_bytes(plan.live_bytes)})",
+        ]
+        cats = self.categories()
+        width = max(len(c) for c in cats)
+        lines.append(f"  {verb}:")
+        for name, c in cats.items():
+            if c["count"]:
+                lines.append(
+                    f"    {name:<{width}}  {c['count']:>8}  {human_bytes(c['bytes']):>10}"
+                )
+        lines.append(
+            f"    {'total':<{width}}  {len(self._counted()):>8}  {human_bytes(self.deleted_bytes):>10}"
+        )
+        if plan.kept:
+            kept_bytes = sum(k.size for k in plan.kept)
+            lines.append(
+                f"  kept for the grace period: {len(plan.kept)} objects ({human_bytes(kept_bytes)})"
+            )
+        repos = self.repositories()
+        if repos and verbose:
+            lines.append("  per repository:")
+            for name, r in repos.items():
+                detail = ", ".join(f"{k} {v}" for k, v in sorted(r["categories"].items()))
+                lines.append(f"    {name}: {detail}; {human_bytes(r['bytes'])}")
+        if verbose:
+            for i, d in enumerate(plan.deletions):
+                what = d.digest or d.name or (d.paths[0] if d.paths else "")
+                repo = f" in {d.repository}" if d.repository else ""
+                lines.append(f"    [{self._status(i)}] {d.category.value} {what}{repo}: {d.reason}")
+        if plan.anomalies:
+            lines.append(f"  anomalies ({len(plan.anomalies)}):")
+            shown = plan.anomalies if verbose else plan.anomalies[:20]
+            lines.extend(f"    - {a.message}" for a in shown)
+            if len(shown) < len(plan.anomalies):
+                lines.append(f"    … and {len(plan.anomalies) - len(shown)} more (use -v or --json)")
+        if self.result is not None:
+            r = self.result
+            if r.failures:
+                lines.append(f"  FAILED ({len(r.failures)}):")
+                lines.extend(f"    - {f.path}: {f.error}" for f in r.failures[:50])
+                if len(r.failures) > 50:
+                    lines.append(f"    … and {len(r.failures) - 50} more (use --json)")
+                skipped = self.result.status.count("skipped")
+                if skipped:
+                    lines.append(
+                        f"  {skipped} later deletion(s) were skipped so that nothing is deleted "
+                        "while something referencing it remains; fix the cause and run again"
+                    )
+            if r.directories_removed:
+                lines.append(f"  removed {r.directories_removed} empty directories")
+            if self.deleted_count and r.ok:
+                lines.append("  " + CACHE_NOTICE)
+        return "\n".join(lines)
