@@ -12,8 +12,16 @@ from ._errors import (
     RegistryGCError,
     StorageError,
 )
+from .apply import ApplyResult, apply_plan
 from .backends import Backend, open_backend
+from .collector import DEFAULT_GRACE, DEFAULT_UPLOADS_OLDER_THAN, collect, collect_async
+from .fetch import ManifestTable, fetch_manifests, load_manifests
+from .inventory import Anomaly, Inventory, take_inventory
 from .layout import Digest, Repository, Tag
+from .manifests import Manifest, ManifestKind, parse_manifest
+from .mark import Marks, mark
+from .plan import Category, Deletion, Kept, Plan, make_plan
+from .report import Report
 
 try:
     __version__ = version("registry-gc")
@@ -21,18 +29,41 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 __all__ = [
+    "DEFAULT_GRACE",
+    "DEFAULT_UPLOADS_OLDER_THAN",
+    "Anomaly",
+    "ApplyResult",
     "Backend",
     "BackendNotFoundError",
+    "Category",
     "ConfigError",
+    "Deletion",
     "Digest",
     "InvalidReferenceError",
+    "Inventory",
+    "Kept",
+    "Manifest",
     "ManifestError",
+    "ManifestKind",
+    "ManifestTable",
+    "Marks",
+    "Plan",
     "ReadOnlyError",
     "RefusedError",
     "RegistryGCError",
+    "Report",
     "Repository",
     "StorageError",
     "Tag",
     "__version__",
+    "apply_plan",
+    "collect",
+    "collect_async",
+    "fetch_manifests",
+    "load_manifests",
+    "make_plan",
+    "mark",
     "open_backend",
+    "parse_manifest",
+    "take_inventory",
 ]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from . import _sync
 from ._errors import ManifestError
 from .layout import blob_path
 from .manifests import MAX_MANIFEST_SIZE, Manifest, parse_manifest
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from .inventory import Inventory
     from .layout import Digest
 
-__all__ = ["ManifestTable", "Unreadable", "fetch_manifests"]
+__all__ = ["ManifestTable", "Unreadable", "fetch_manifests", "load_manifests"]
 
 log = logging.getLogger(__name__)
 
@@ -130,3 +131,8 @@ async def _read_round(
 
     chunks = [to_read[i : i + READ_BATCH] for i in range(0, len(to_read), READ_BATCH)]
     await asyncio.gather(*(batch(c) for c in chunks))
+
+
+def load_manifests(backend: Backend, inventory: Inventory) -> ManifestTable:
+    """Read every manifest that marking may need (synchronous :func:`fetch_manifests`)."""
+    return _sync.run(fetch_manifests(backend, inventory))

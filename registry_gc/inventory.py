@@ -25,7 +25,6 @@ from ._errors import InvalidReferenceError
 from .layout import (
     BLOBS_PREFIX,
     REPOSITORIES_PREFIX,
-    V2_PREFIX,
     BlobData,
     Digest,
     LayerLink,
@@ -435,8 +434,6 @@ async def scan(backend: Backend) -> Inventory:
     to_read = [p for _, _, p in builder.current_links] + [p for _, _, p in builder.alias_links]
     builder.finish(await _read_all(backend, to_read))
     inv.seconds = time.monotonic() - t0
-    if inv.empty:
-        log.warning("no registry data under %s/%s", backend.url, V2_PREFIX)
     return inv
 
 

@@ -208,7 +208,6 @@ class S3Backend:
     """
 
     hierarchical = False
-    _FANOUT_STEMS = False
 
     def __init__(
         self,
@@ -726,22 +725,26 @@ class S3Backend:
                     for info in self._infos(page.get("Contents", ())):
                         yield info
             return
-        leaves = [key_prefix]
+        # Discover the directory tree down to the fan-out level, yielding the
+        # objects met on the way, then list one stream per first character of
+        # the names found there: a stem prefix covers the directories and the
+        # objects that start with it, so the streams are complete and disjoint.
+        parents = [key_prefix]
+        stems: list[str] = []
         for level in range(depth):
-            parents, leaves = leaves, []
             found = await self._discover(conn, parents)
-            for parent, (dirs, objects) in zip(parents, found, strict=True):
-                if level == depth - 1 and self._FANOUT_STEMS:
-                    # One stream per first character: covers the directories and
-                    # the direct objects alike, so the latter are not yielded here.
+            if level == depth - 1:
+                for parent, (dirs, objects) in zip(parents, found, strict=True):
                     names = [d[len(parent) :] for d in dirs]
                     names += [(self._base + o.path)[len(parent) :] for o in objects]
-                    leaves.extend(sorted({parent + n[0] for n in names if n}))
-                    continue
-                leaves.extend(dirs)
+                    stems.extend(sorted({parent + n[0] for n in names if n}))
+                break
+            parents = []
+            for dirs, objects in found:
+                parents.extend(dirs)
                 for info in objects:
                     yield info
         # aclosing: if the consumer stops early, the listers are cancelled now.
-        async with contextlib.aclosing(self._list_concurrently(conn, leaves)) as infos:
+        async with contextlib.aclosing(self._list_concurrently(conn, stems)) as infos:
             async for info in infos:
                 yield info
