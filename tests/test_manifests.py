@@ -1,0 +1,692 @@
+# Copyright 2026 registry-gc developers
+# SPDX-License-Identifier: Apache-2.0
+"""Tests of registry_gc.manifests: manifest bytes to references."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from registry_gc import ManifestError
+from registry_gc.layout import Digest
+from registry_gc.manifests import (
+    MAX_MANIFEST_SIZE,
+    ChildRef,
+    Manifest,
+    ManifestKind,
+    Platform,
+    parse_manifest,
+)
+
+SCHEMA1 = "application/vnd.docker.distribution.manifest.v1+json"
+SCHEMA1_SIGNED = "application/vnd.docker.distribution.manifest.v1+prettyjws"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+DOCKER_FOREIGN = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_ARTIFACT = "application/vnd.oci.artifact.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+OCI_NONDIST = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+OCI_EMPTY = "application/vnd.oci.empty.v1+json"
+COSIGN_SIG = "application/vnd.dev.cosign.simplesigning.v1+json"
+SPDX = "application/spdx+json"
+
+REPO = "library/alpine"
+REVISION = "sha256:" + hashlib.sha256(b"the revision under test").hexdigest()
+
+
+def sha(data: bytes | str) -> Digest:
+    """The sha256 digest of some bytes, as distribution writes it."""
+    raw = data.encode() if isinstance(data, str) else data
+    return Digest("sha256:" + hashlib.sha256(raw).hexdigest())
+
+
+def dumps(doc: Any) -> bytes:
+    """Serialize a manifest dict like a client would push it."""
+    return json.dumps(doc, indent=3).encode()
+
+
+def desc(media_type: str, data: bytes | str, **extra: Any) -> dict[str, Any]:
+    """A descriptor of some bytes."""
+    raw = data.encode() if isinstance(data, str) else data
+    return {"mediaType": media_type, "digest": sha(raw), "size": len(raw), **extra}
+
+
+CONFIG = desc(DOCKER_CONFIG, '{"architecture":"amd64","os":"linux"}')
+LAYER_A = desc(DOCKER_LAYER, b"layer a tar.gz bytes")
+LAYER_B = desc(DOCKER_LAYER, b"layer b tar.gz bytes")
+OCI_CFG = desc(OCI_CONFIG, '{"architecture":"arm64","os":"linux","variant":"v8"}')
+OCI_LAYER_A = desc(OCI_LAYER, b"oci layer a")
+EMPTY_CONFIG = desc(OCI_EMPTY, "{}")
+
+
+def docker_manifest(layers: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A Docker schema2 image manifest."""
+    return {
+        "schemaVersion": 2,
+        "mediaType": DOCKER_MANIFEST,
+        "config": CONFIG,
+        "layers": [LAYER_A, LAYER_B] if layers is None else layers,
+    }
+
+
+def oci_manifest(**extra: Any) -> dict[str, Any]:
+    """An OCI image manifest."""
+    return {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": OCI_CFG,
+        "layers": [OCI_LAYER_A],
+        **extra,
+    }
+
+
+def schema1_doc(blob_sums: list[str], *, signed: bool) -> dict[str, Any]:
+    """A Docker schema1 manifest, with a JWS ``signatures`` block when signed."""
+    doc: dict[str, Any] = {
+        "schemaVersion": 1,
+        "name": REPO,
+        "tag": "3.2",
+        "architecture": "amd64",
+        "fsLayers": [{"blobSum": s} for s in blob_sums],
+        "history": [{"v1Compatibility": json.dumps({"id": s[7:]})} for s in blob_sums],
+    }
+    if signed:
+        doc["signatures"] = [
+            {
+                "header": {
+                    "jwk": {"crv": "P-256", "kid": "ABCD:EFGH", "kty": "EC", "x": "x", "y": "y"},
+                    "alg": "ES256",
+                },
+                "signature": "c2lnbmF0dXJl",
+                "protected": "eyJmb3JtYXRMZW5ndGgiOjEyMywiZm9ybWF0VGFpbCI6IkNuMCJ9",
+            }
+        ]
+    return doc
+
+
+def parse(doc: Any) -> Manifest:
+    """Parse a manifest dict, naming the test repository and revision."""
+    return parse_manifest(dumps(doc), repository=REPO, digest=REVISION)
+
+
+# Schema1 -------------------------------------------------------------------------------
+
+
+def test_schema1_signed() -> None:
+    """A signed schema1 manifest (JWS signatures) yields its blobSums, no config."""
+    sums = [LAYER_A["digest"], LAYER_B["digest"]]
+    m = parse(schema1_doc(sums, signed=True))
+    assert m.kind is ManifestKind.SCHEMA1
+    assert m.media_type == SCHEMA1_SIGNED
+    assert m.config is None
+    assert m.layers == tuple(sums)
+    assert m.blobs == tuple(sums)
+    assert m.children == ()
+    assert m.subject is None
+    assert m.foreign == frozenset()
+    assert not m.is_index
+
+
+def test_schema1_unsigned() -> None:
+    """An unsigned schema1 manifest is SCHEMA1 with the v1+json media type implied."""
+    m = parse(schema1_doc([LAYER_A["digest"]], signed=False))
+    assert m.kind is ManifestKind.SCHEMA1
+    assert m.media_type == SCHEMA1
+    assert m.layers == (LAYER_A["digest"],)
+    assert all(isinstance(d, Digest) for d in m.layers)
+
+
+def test_schema1_declared_media_type_is_kept() -> None:
+    """A schema1 manifest that declares a v1 media type keeps the declared one."""
+    doc = schema1_doc([LAYER_A["digest"]], signed=False)
+    doc["mediaType"] = SCHEMA1_SIGNED
+    assert parse(doc).media_type == SCHEMA1_SIGNED
+
+
+def test_schema1_duplicate_blobsums_deduplicated_in_order() -> None:
+    """Schema1 repeats blobSums (empty layers); they are kept once, first-seen order."""
+    a, b = LAYER_A["digest"], LAYER_B["digest"]
+    m = parse(schema1_doc([b, a, b, a, a], signed=True))
+    assert m.layers == (b, a)
+
+
+def test_schema1_with_foreign_media_type_rejected() -> None:
+    """SchemaVersion 1 declaring a schema2 media type is inconsistent and refused."""
+    doc = schema1_doc([LAYER_A["digest"]], signed=False)
+    doc["mediaType"] = DOCKER_MANIFEST
+    with pytest.raises(ManifestError, match="not a schema1 type"):
+        parse(doc)
+
+
+# Docker schema2 ------------------------------------------------------------------------
+
+
+def test_docker_manifest() -> None:
+    """A Docker schema2 manifest yields config and layers; blobs is config + layers."""
+    m = parse(docker_manifest())
+    assert m.kind is ManifestKind.DOCKER_MANIFEST
+    assert m.media_type == DOCKER_MANIFEST
+    assert m.config == CONFIG["digest"]
+    assert m.layers == (LAYER_A["digest"], LAYER_B["digest"])
+    assert m.blobs == (CONFIG["digest"], LAYER_A["digest"], LAYER_B["digest"])
+    assert m.annotations == {}
+    assert m.artifact_type is None
+    assert m.subject is None
+
+
+def test_blobs_lists_each_digest_once() -> None:
+    """A layer repeated in layers[] appears once in blobs, config first."""
+    m = parse(docker_manifest([LAYER_A, LAYER_B, LAYER_A]))
+    assert m.layers == (LAYER_A["digest"], LAYER_B["digest"], LAYER_A["digest"])
+    assert m.blobs == (CONFIG["digest"], LAYER_A["digest"], LAYER_B["digest"])
+
+
+def test_docker_manifest_list_with_platforms() -> None:
+    """A Docker manifest list yields its children with media types and platforms."""
+    amd64 = sha(dumps(docker_manifest()))
+    arm64 = sha(dumps(docker_manifest([LAYER_B])))
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": DOCKER_LIST,
+        "manifests": [
+            {
+                "mediaType": DOCKER_MANIFEST,
+                "digest": amd64,
+                "size": 100,
+                "platform": {"architecture": "amd64", "os": "linux"},
+            },
+            {
+                "mediaType": DOCKER_MANIFEST,
+                "digest": arm64,
+                "size": 100,
+                "platform": {"architecture": "arm64", "os": "linux", "variant": "v8"},
+            },
+        ],
+    }
+    m = parse(doc)
+    assert m.kind is ManifestKind.DOCKER_LIST
+    assert m.is_index
+    assert m.config is None
+    assert m.layers == ()
+    assert m.blobs == ()
+    assert m.children == (
+        ChildRef(amd64, DOCKER_MANIFEST, Platform("linux", "amd64")),
+        ChildRef(arm64, DOCKER_MANIFEST, Platform("linux", "arm64", "v8")),
+    )
+    assert [str(c.platform) for c in m.children] == ["linux/amd64", "linux/arm64/v8"]
+
+
+def test_child_without_platform_or_media_type() -> None:
+    """An index entry without platform or mediaType has None for both."""
+    child = sha(dumps(oci_manifest()))
+    m = parse({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [{"digest": child}]})
+    assert m.children == (ChildRef(child, None, None),)
+
+
+def test_docker_manifest_without_config_rejected() -> None:
+    """A Docker schema2 manifest without config is refused, naming the object."""
+    doc = docker_manifest()
+    del doc["config"]
+    with pytest.raises(ManifestError, match="without config") as err:
+        parse(doc)
+    assert REPO in str(err.value)
+    assert REVISION in str(err.value)
+
+
+# OCI -----------------------------------------------------------------------------------
+
+
+def test_oci_manifest() -> None:
+    """An OCI image manifest yields config and layers and keeps annotations."""
+    m = parse(oci_manifest(annotations={"org.opencontainers.image.created": "2024-05-01"}))
+    assert m.kind is ManifestKind.OCI_MANIFEST
+    assert m.config == OCI_CFG["digest"]
+    assert m.layers == (OCI_LAYER_A["digest"],)
+    assert m.annotations == {"org.opencontainers.image.created": "2024-05-01"}
+
+
+def test_oci_cosign_signature_with_subject() -> None:
+    """A cosign-style signature manifest yields its subject, artifactType and blobs."""
+    image = sha(dumps(oci_manifest()))
+    payload = json.dumps({"critical": {"image": {"docker-manifest-digest": image}}})
+    sig_layer = desc(
+        COSIGN_SIG,
+        payload,
+        annotations={"dev.cosignproject.cosign/signature": "MEUCIQDx..."},
+    )
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": "application/vnd.dev.cosign.artifact.sig.v1+json",
+        "config": EMPTY_CONFIG,
+        "layers": [sig_layer],
+        "subject": {"mediaType": OCI_MANIFEST, "digest": image, "size": 400},
+    }
+    m = parse(doc)
+    assert m.kind is ManifestKind.OCI_MANIFEST
+    assert m.subject == image
+    assert isinstance(m.subject, Digest)
+    assert m.artifact_type == "application/vnd.dev.cosign.artifact.sig.v1+json"
+    assert m.blobs == (EMPTY_CONFIG["digest"], sha(payload))
+
+
+def test_oci_sbom_with_subject() -> None:
+    """An SBOM referrer (artifactType application/spdx+json) yields subject and SBOM blob."""
+    image = sha(dumps(oci_manifest()))
+    sbom = desc(SPDX, '{"spdxVersion":"SPDX-2.3","name":"alpine"}')
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": SPDX,
+        "config": EMPTY_CONFIG,
+        "layers": [sbom],
+        "subject": {"mediaType": OCI_MANIFEST, "digest": image, "size": 400},
+        "annotations": {"org.opencontainers.image.created": "2024-05-01T00:00:00Z"},
+    }
+    m = parse(doc)
+    assert m.artifact_type == SPDX
+    assert m.subject == image
+    assert m.layers == (sbom["digest"],)
+
+
+def test_oci_index_with_subject() -> None:
+    """An OCI index yields its children and its subject."""
+    child = sha(dumps(oci_manifest()))
+    image = sha(b"the subject image")
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "artifactType": "application/vnd.example.bundle",
+        "manifests": [{"mediaType": OCI_MANIFEST, "digest": child, "size": 300}],
+        "subject": {"mediaType": OCI_MANIFEST, "digest": image, "size": 300},
+    }
+    m = parse(doc)
+    assert m.kind is ManifestKind.OCI_INDEX
+    assert m.is_index
+    assert m.children == (ChildRef(child, OCI_MANIFEST, None),)
+    assert m.subject == image
+    assert m.artifact_type == "application/vnd.example.bundle"
+
+
+def test_nested_index() -> None:
+    """An index whose entry is itself an index is one child with the index media type."""
+    inner = sha(b"an inner index")
+    leaf = sha(dumps(oci_manifest()))
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            {"mediaType": OCI_INDEX, "digest": inner, "size": 500},
+            {"mediaType": OCI_MANIFEST, "digest": leaf, "size": 300},
+        ],
+    }
+    m = parse(doc)
+    assert [c.digest for c in m.children] == [inner, leaf]
+    assert m.children[0].media_type == OCI_INDEX
+
+
+def test_oci_artifact_manifest() -> None:
+    """An OCI artifact manifest yields blobs[] as layers, its subject, no config."""
+    subject = sha(dumps(oci_manifest()))
+    blob = desc("application/vnd.cncf.notary.signature", b"a notation signature envelope")
+    doc = {
+        "mediaType": OCI_ARTIFACT,
+        "artifactType": "application/vnd.cncf.notary.signature",
+        "blobs": [blob],
+        "subject": {"mediaType": OCI_MANIFEST, "digest": subject, "size": 300},
+        "annotations": {"io.cncf.notary.x509chain.thumbprint#S256": '["abc"]'},
+        "schemaVersion": 2,
+    }
+    m = parse(doc)
+    assert m.kind is ManifestKind.OCI_ARTIFACT
+    assert m.config is None
+    assert m.layers == (blob["digest"],)
+    assert m.blobs == (blob["digest"],)
+    assert m.subject == subject
+    assert m.artifact_type == "application/vnd.cncf.notary.signature"
+
+
+def test_no_media_type_with_manifests_is_index() -> None:
+    """SchemaVersion 2 without mediaType but with manifests[] is an OCI index."""
+    child = sha(dumps(oci_manifest()))
+    m = parse({"schemaVersion": 2, "manifests": [{"mediaType": OCI_MANIFEST, "digest": child}]})
+    assert m.kind is ManifestKind.OCI_INDEX
+    assert m.media_type == OCI_INDEX
+    assert m.children[0].digest == child
+
+
+def test_no_media_type_is_oci_manifest() -> None:
+    """SchemaVersion 2 without mediaType and without manifests[] is an OCI image manifest."""
+    doc = oci_manifest()
+    del doc["mediaType"]
+    m = parse(doc)
+    assert m.kind is ManifestKind.OCI_MANIFEST
+    assert m.media_type == OCI_MANIFEST
+    assert m.config == OCI_CFG["digest"]
+    assert m.layers == (OCI_LAYER_A["digest"],)
+
+
+def test_empty_media_type_is_absent() -> None:
+    """An empty mediaType string is read as absent, as Go does."""
+    doc = oci_manifest()
+    doc["mediaType"] = ""
+    assert parse(doc).kind is ManifestKind.OCI_MANIFEST
+
+
+def test_null_manifests_is_image_manifest() -> None:
+    """Without mediaType, manifests: null does not make an index (distribution's nil check)."""
+    doc = oci_manifest(manifests=None)
+    del doc["mediaType"]
+    assert parse(doc).kind is ManifestKind.OCI_MANIFEST
+
+
+def test_no_media_type_ambiguous_rejected() -> None:
+    """Without mediaType, a document with both manifests[] and layers[] is refused."""
+    doc = oci_manifest(manifests=[{"digest": sha(b"x")}])
+    del doc["mediaType"]
+    with pytest.raises(ManifestError, match="neither clearly"):
+        parse(doc)
+
+
+def test_foreign_layers() -> None:
+    """Layers with non-empty urls are foreign; empty urls are not."""
+    foreign_docker = desc(
+        DOCKER_FOREIGN,
+        b"windows base layer",
+        urls=["https://mcr.microsoft.com/v2/windows/servercore/blobs/sha256:0123"],
+    )
+    foreign_oci = desc(OCI_NONDIST, b"nondistributable", urls=["https://example.com/l"])
+    local = desc(DOCKER_LAYER, b"app layer", urls=[])
+    m = parse(docker_manifest([foreign_docker, foreign_oci, local]))
+    assert m.foreign == frozenset({foreign_docker["digest"], foreign_oci["digest"]})
+    assert set(m.foreign) <= set(m.layers)
+    assert m.layers[-1] == local["digest"]
+
+
+def test_manifest_is_hashable_and_compares_by_value() -> None:
+    """Two parses of the same bytes are equal and hash alike."""
+    data = dumps(oci_manifest(annotations={"a": "b"}))
+    assert parse_manifest(data) == parse_manifest(data)
+    assert hash(parse_manifest(data)) == hash(parse_manifest(data))
+
+
+def test_exactly_max_size_accepted() -> None:
+    """A manifest of exactly MAX_MANIFEST_SIZE bytes is parsed."""
+    data = dumps(docker_manifest())
+    data += b" " * (MAX_MANIFEST_SIZE - len(data))
+    assert len(data) == MAX_MANIFEST_SIZE
+    assert parse_manifest(data).kind is ManifestKind.DOCKER_MANIFEST
+
+
+# Errors --------------------------------------------------------------------------------
+
+
+def _with_layers(layers: Any) -> bytes:
+    doc = docker_manifest()
+    doc["layers"] = layers
+    return dumps(doc)
+
+
+def _with(doc: dict[str, Any], **changes: Any) -> bytes:
+    return dumps({**doc, **changes})
+
+
+def _without(doc: dict[str, Any], key: str) -> bytes:
+    return dumps({k: v for k, v in doc.items() if k != key})
+
+
+BAD_LAYER = {"mediaType": DOCKER_LAYER, "digest": "sha256:" + "A" * 64, "size": 1}
+LIST_DOC: dict[str, Any] = {
+    "schemaVersion": 2,
+    "mediaType": DOCKER_LIST,
+    "manifests": [{"mediaType": DOCKER_MANIFEST, "digest": sha(b"c")}],
+}
+
+ERROR_CASES: list[tuple[str, bytes, str]] = [
+    ("oversize", b"{" + b" " * MAX_MANIFEST_SIZE + b"}", "more than the 4194304 bytes"),
+    ("invalid-json", b'{"schemaVersion": 2,,}', "invalid JSON at line 1 column 21"),
+    ("trailing-data", dumps(oci_manifest()) + b"{}", "invalid JSON"),
+    ("empty", b"", "invalid JSON"),
+    ("not-utf8", b'{"schemaVersion": 2, "x": "\xff"}', "not UTF-8"),
+    ("utf8-bom", b"\xef\xbb\xbf" + dumps(oci_manifest()), "invalid JSON"),
+    ("json-array", dumps([oci_manifest()]), "the JSON is an array, not an object"),
+    ("json-string", b'"manifest"', "the JSON is a string"),
+    ("json-null", b"null", "the JSON is null"),
+    ("nan", b'{"schemaVersion": NaN}', "NaN is not valid JSON"),
+    ("too-deep", b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    ("huge-int", b'{"schemaVersion": ' + b"9" * 5000 + b"}", "invalid JSON"),
+    (
+        "unknown-media-type",
+        _with(oci_manifest(), mediaType="application/vnd.example.thing+json"),
+        "unknown media type 'application/vnd.example.thing+json'",
+    ),
+    (
+        "schema1-type-on-v2",
+        _with(docker_manifest(), mediaType=SCHEMA1),
+        "schemaVersion 2 with the schema1 media type",
+    ),
+    (
+        "bad-layer-digest",
+        _with_layers([LAYER_A, LAYER_B, LAYER_A, BAD_LAYER]),
+        "layers[3].digest: invalid digest",
+    ),
+    (
+        "md5-layer-digest",
+        _with_layers([{"digest": "md5:" + "0" * 32}]),
+        "layers[0].digest: invalid digest",
+    ),
+    ("missing-layer-digest", _with_layers([{"size": 3}]), "layers[0].digest is missing"),
+    ("numeric-layer-digest", _with_layers([{"digest": 12}]), "layers[0].digest must be a string"),
+    ("layer-not-object", _with_layers(["sha256:" + "0" * 64]), "layers[0] must be an object"),
+    (
+        "layers-string",
+        _with_layers(str(LAYER_A["digest"])),
+        "layers must be an array, not a string",
+    ),
+    ("layers-object", _with_layers(LAYER_A), "layers must be an array, not an object"),
+    ("urls-string", _with_layers([{**LAYER_A, "urls": "https://x"}]), "layers[0].urls must be"),
+    (
+        "bad-config-digest",
+        _with(docker_manifest(), config={"digest": "sha256:short"}),
+        "config.digest: invalid digest",
+    ),
+    (
+        "config-string",
+        _with(docker_manifest(), config=CONFIG["digest"]),
+        "config must be an object",
+    ),
+    ("oci-without-config", _without(oci_manifest(), "config"), "without config"),
+    (
+        "missing-schema-version",
+        _without(docker_manifest(), "schemaVersion"),
+        "schemaVersion is missing",
+    ),
+    ("string-schema-version", _with(docker_manifest(), schemaVersion="2"), "must be an integer"),
+    ("float-schema-version", _with(docker_manifest(), schemaVersion=2.0), "must be an integer"),
+    ("bool-schema-version", _with(docker_manifest(), schemaVersion=True), "must be an integer"),
+    ("schema-version-3", _with(docker_manifest(), schemaVersion=3), "unsupported schemaVersion 3"),
+    ("media-type-number", _with(docker_manifest(), mediaType=2), "mediaType must be a string"),
+    (
+        "bad-child-digest",
+        _with(LIST_DOC, manifests=[*LIST_DOC["manifests"], {"digest": "sha256:zz"}]),
+        "manifests[1].digest: invalid digest",
+    ),
+    ("manifests-string", _with(LIST_DOC, manifests="sha256:00"), "manifests must be an array"),
+    (
+        "platform-string",
+        _with(LIST_DOC, manifests=[{"digest": sha(b"c"), "platform": "linux/amd64"}]),
+        "manifests[0].platform must be an object",
+    ),
+    (
+        "platform-os-number",
+        _with(LIST_DOC, manifests=[{"digest": sha(b"c"), "platform": {"os": 1}}]),
+        "manifests[0].platform.os must be a string",
+    ),
+    (
+        "child-media-type-list",
+        _with(LIST_DOC, manifests=[{"digest": sha(b"c"), "mediaType": []}]),
+        "manifests[0].mediaType must be a string",
+    ),
+    (
+        "bad-subject-digest",
+        _with(oci_manifest(), subject={"digest": "sha256:" + "g" * 64}),
+        "subject.digest: invalid digest",
+    ),
+    ("subject-string", _with(oci_manifest(), subject=str(sha(b"s"))), "subject must be an object"),
+    (
+        "artifact-type-number",
+        _with(oci_manifest(), artifactType=7),
+        "artifactType must be a string",
+    ),
+    (
+        "bad-artifact-blob",
+        dumps({"schemaVersion": 2, "mediaType": OCI_ARTIFACT, "blobs": [{"digest": "x"}]}),
+        "blobs[0].digest: invalid digest",
+    ),
+    (
+        "bad-schema1-blobsum",
+        dumps(schema1_doc([LAYER_A["digest"], "sha256:bad"], signed=True)),
+        "fsLayers[1].blobSum: invalid digest",
+    ),
+    ("fslayers-string", _with(schema1_doc([], signed=False), fsLayers="x"), "fsLayers must be"),
+    ("annotations-list", _with(oci_manifest(), annotations=["a"]), "annotations must be an object"),
+    (
+        "annotation-value-number",
+        _with(oci_manifest(), annotations={"org.example.count": 3}),
+        "annotations['org.example.count'] must be a string",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [pytest.param(data, fragment, id=name) for name, data, fragment in ERROR_CASES],
+)
+def test_errors_name_problem_repository_and_digest(data: bytes, fragment: str) -> None:
+    """Each malformed manifest raises ManifestError saying what, which object, what to do."""
+    with pytest.raises(ManifestError) as err:
+        parse_manifest(data, repository=REPO, digest=REVISION)
+    message = str(err.value)
+    assert fragment in message
+    assert f"manifest {REVISION} in repository {REPO}: " in message
+    assert f"registry-gc rm {REPO}@{REVISION}" in message
+    assert "will not sweep" in message
+
+
+def test_error_without_names() -> None:
+    """Without repository and digest the message still says what is wrong and what to do."""
+    with pytest.raises(ManifestError) as err:
+        parse_manifest(b"[]")
+    message = str(err.value)
+    assert message.startswith("manifest: the JSON is an array")
+    assert "registry-gc rm <repository>@<digest>" in message
+
+
+def test_error_is_value_error() -> None:
+    """ManifestError is a ValueError, so callers catching ValueError keep working."""
+    with pytest.raises(ValueError, match="invalid JSON"):
+        parse_manifest(b"{")
+
+
+# Properties ----------------------------------------------------------------------------
+
+_KEYS = st.sampled_from(
+    [
+        "schemaVersion",
+        "mediaType",
+        "config",
+        "layers",
+        "manifests",
+        "blobs",
+        "fsLayers",
+        "blobSum",
+        "digest",
+        "urls",
+        "platform",
+        "os",
+        "architecture",
+        "variant",
+        "subject",
+        "artifactType",
+        "annotations",
+        "signatures",
+    ]
+)
+_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-3, max_value=3)
+    | st.floats(allow_nan=False)
+    | st.sampled_from(
+        [
+            "",
+            str(sha(b"a")),
+            "sha256:" + "A" * 64,
+            SCHEMA1,
+            SCHEMA1_SIGNED,
+            DOCKER_MANIFEST,
+            DOCKER_LIST,
+            OCI_MANIFEST,
+            OCI_INDEX,
+            OCI_ARTIFACT,
+            "linux",
+        ]
+    )
+    | st.text(max_size=8)
+)
+_JSON = st.recursive(
+    _SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_KEYS | st.text(max_size=4), inner),
+    max_leaves=25,
+)
+_MANIFESTISH = st.fixed_dictionaries(
+    {"schemaVersion": st.sampled_from([1, 2]) | _SCALARS},
+    optional={
+        "mediaType": _SCALARS,
+        "config": _JSON,
+        "layers": _JSON,
+        "manifests": _JSON,
+        "blobs": _JSON,
+        "fsLayers": _JSON,
+        "subject": _JSON,
+        "artifactType": _SCALARS,
+        "annotations": _JSON,
+    },
+)
+
+
+def _never_anything_but_manifest_error(data: bytes) -> None:
+    message = None
+    try:
+        result = parse_manifest(data, repository=REPO, digest=REVISION)
+    except ManifestError as exc:
+        message = str(exc)
+    if message is not None:
+        assert f"manifest {REVISION} in repository {REPO}: " in message
+        return
+    assert isinstance(result, Manifest)
+    assert all(isinstance(d, Digest) for d in result.blobs)
+    assert result.foreign <= set(result.layers)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=512))
+def test_arbitrary_bytes_parse_or_manifest_error(data: bytes) -> None:
+    """On arbitrary bytes parse_manifest returns a Manifest or raises ManifestError only."""
+    _never_anything_but_manifest_error(data)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(_MANIFESTISH | _JSON)
+def test_arbitrary_json_parse_or_manifest_error(doc: Any) -> None:
+    """On manifest-shaped JSON of any types parse_manifest returns a Manifest or ManifestError."""
+    _never_anything_but_manifest_error(json.dumps(doc).encode())
