@@ -170,7 +170,9 @@ async def execute(
             d = owner[r.path]
             if r.outcome is Outcome.FAILED:
                 failed.add(id(d))
-                result.failures.append(Failure(r.path, r.error or "failed", d.category, d.repository))
+                result.failures.append(
+                    Failure(r.path, r.error or "failed", d.category, d.repository)
+                )
             else:
                 deleted_paths.append(r.path)
                 if r.outcome is Outcome.MISSING:

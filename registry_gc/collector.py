@@ -85,7 +85,9 @@ async def collect_async(
             raise RefusedError(msg, [msg])
         t = time.monotonic()
         manifests = await fetch_manifests(
-            backend, inventory, progress=(lambda n: progress("manifests", n, 0)) if progress else None
+            backend,
+            inventory,
+            progress=(lambda n: progress("manifests", n, 0)) if progress else None,
         )
         timings["manifests"] = time.monotonic() - t
         t = time.monotonic()

@@ -89,7 +89,7 @@ def _new_indexes(table: ManifestTable, digests: Iterable[Digest]) -> list[Manife
     return out
 
 
-async def _read_round(
+async def _read_round(  # noqa: PLR0917 - private helper, one call site
     backend: Backend,
     inventory: Inventory,
     wanted: set[Digest],

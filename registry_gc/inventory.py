@@ -179,7 +179,7 @@ class RepositoryEntry:
     uploads: dict[str, UploadEntry] = attrs.Factory(dict)
     #: legacy (pre-2.5) signature links: revision digest → [(signature digest, mtime)]
     signatures: dict[Digest, list[tuple[Digest, float]]] = attrs.Factory(dict)
-    #: paths inside the repository that fit nothing; never deleted, and they keep it from being empty
+    #: paths inside the repository that fit nothing: never deleted; they keep it from being empty
     unrecognized: list[str] = attrs.Factory(list)
 
     @property
@@ -367,7 +367,11 @@ class _Builder:
                             repo.name,
                         )
                     )
-            if not repo.has_manifests and repo.name_problem is None and (repo.layers or repo.uploads):
+            if (
+                not repo.has_manifests
+                and repo.name_problem is None
+                and (repo.layers or repo.uploads)
+            ):
                 self.inv.anomalies.append(
                     Anomaly(
                         "no-manifests-directory",

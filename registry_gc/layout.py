@@ -11,7 +11,9 @@ the registry's ``rootdirectory`` and always start with :data:`V2_PREFIX`::
       repositories/<name>/_manifests/tags/<tag>/index/<alg>/<hex>/link
       repositories/<name>/_uploads/<uuid>/<data|startedat|hashstates/<alg>/<offset>>
 
->>> key = classify("docker/registry/v2/repositories/library/alpine/_manifests/tags/3.20/current/link")
+>>> key = classify(
+...     "docker/registry/v2/repositories/library/alpine/_manifests/tags/3.20/current/link"
+... )
 >>> key
 TagCurrentLink(repository='library/alpine', tag='3.20')
 >>> key.path == "docker/registry/v2/repositories/library/alpine/_manifests/tags/3.20/current/link"
@@ -117,7 +119,7 @@ class Digest(str):
 
 
 class Repository(str):
-    """A repository name: ``[a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*`` components joined by ``/``.
+    r"""A repository name: ``[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`` components joined by ``/``.
 
     >>> Repository("library/alpine")
     'library/alpine'
@@ -396,7 +398,9 @@ def classify(path: str) -> Key:
         return Unrecognized(path, "outside blobs/ and repositories/")
     split = split_repository(path)
     if split is None:
-        return Unrecognized(path, "a file in repositories/ outside any _layers, _manifests or _uploads")
+        return Unrecognized(
+            path, "a file in repositories/ outside any _layers, _manifests or _uploads"
+        )
     name, rest = split
     repo = Repository._trusted(name)  # noqa: SLF001
     key = _classify_in_repository(repo, rest)

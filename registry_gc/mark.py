@@ -27,10 +27,10 @@ from .layout import Digest, RevisionLink, TagCurrentLink, blob_path
 from .manifests import Manifest
 
 if TYPE_CHECKING:
-    from .fetch import ManifestTable
-    from .inventory import Inventory, RepositoryEntry
     from collections.abc import Collection, Mapping
 
+    from .fetch import ManifestTable
+    from .inventory import Inventory, RepositoryEntry
     from .layout import Repository, Tag
 
 __all__ = ["Marks", "mark"]
@@ -172,17 +172,17 @@ def _mark_repository(
                 blob = _canonical(repo, ref)
                 if blob is not None:
                     marks.blobs.add(blob)
-                if ref not in blobs_present and (blob is None or blob not in blobs_present):
-                    if ref not in m.foreign:
-                        marks.anomalies.append(
-                            Anomaly(
-                                "missing-blob",
-                                blob_path(blob or ref),
-                                f"manifest {digest} in repository {name!r} references blob "
-                                f"{ref}, which is not in the store: that image cannot be pulled",
-                                name,
-                            )
+                absent = ref not in blobs_present and (blob is None or blob not in blobs_present)
+                if absent and ref not in m.foreign:
+                    marks.anomalies.append(
+                        Anomaly(
+                            "missing-blob",
+                            blob_path(blob or ref),
+                            f"manifest {digest} in repository {name!r} references blob "
+                            f"{ref}, which is not in the store: that image cannot be pulled",
+                            name,
                         )
+                    )
             for child in m.children:
                 stack.append(child.digest)
                 if child.digest not in repo.revisions:

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 import attrs
 
 from ._errors import RefusedError
-from .inventory import Anomaly
 from .layout import (
     BLOBS_PREFIX,
     REPOSITORIES_PREFIX,
@@ -42,7 +41,7 @@ if TYPE_CHECKING:
     import datetime
     from collections.abc import Collection, Iterator, Mapping
 
-    from .inventory import Inventory, RepositoryEntry
+    from .inventory import Anomaly, Inventory, RepositoryEntry
     from .mark import Marks
 
 __all__ = ["PHASES", "Category", "Deletion", "Kept", "Plan", "make_plan"]
@@ -248,7 +247,13 @@ def _plan_repository(
             paths.insert(0, TagCurrentLink(name, tag_name).path)
         out.append(
             Deletion(
-                Category.TAG, explicit or "removed-tag", tuple(paths), 0, name, tag.current, tag_name
+                Category.TAG,
+                explicit or "removed-tag",
+                tuple(paths),
+                0,
+                name,
+                tag.current,
+                tag_name,
             )
         )
 
@@ -259,7 +264,9 @@ def _plan_repository(
         forced = whole or digest in removed_manifests
         if not forced and mtime > cutoff:
             plan.kept.append(
-                Kept(Category.REVISION, RevisionLink(name, digest).path, now - mtime, 0, name, digest)
+                Kept(
+                    Category.REVISION, RevisionLink(name, digest).path, now - mtime, 0, name, digest
+                )
             )
             continue
         if forced:
@@ -268,16 +275,23 @@ def _plan_repository(
             reason = "dangling-link"
         else:
             reason = "untagged"
-        paths = [RevisionLink(name, digest).path]
-        paths.extend(LegacySignatureLink(name, digest, s).path for s, _ in repo.signatures.get(digest, ()))
+        revision_paths = (
+            RevisionLink(name, digest).path,
+            *(
+                LegacySignatureLink(name, digest, s).path
+                for s, _ in repo.signatures.get(digest, ())
+            ),
+        )
         deleted_revisions.add(digest)
-        out.append(Deletion(Category.REVISION, reason, tuple(paths), 0, name, digest))
+        out.append(Deletion(Category.REVISION, reason, revision_paths, 0, name, digest))
     # Legacy signature links of revisions that no longer exist at all.
     for revision, sigs in repo.signatures.items():
         if revision not in repo.revisions and (whole or all(m <= cutoff for _, m in sigs)):
-            paths = tuple(LegacySignatureLink(name, revision, s).path for s, _ in sigs)
+            sig_paths = tuple(LegacySignatureLink(name, revision, s).path for s, _ in sigs)
             out.append(
-                Deletion(Category.REVISION, explicit or "dangling-link", paths, 0, name, revision)
+                Deletion(
+                    Category.REVISION, explicit or "dangling-link", sig_paths, 0, name, revision
+                )
             )
             deleted_revisions.add(revision)
 
@@ -310,7 +324,9 @@ def _plan_repository(
         if not whole and mtime > cutoff:
             layers_left += 1
             plan.kept.append(
-                Kept(Category.LAYER_LINK, LayerLink(name, digest).path, now - mtime, 0, name, digest)
+                Kept(
+                    Category.LAYER_LINK, LayerLink(name, digest).path, now - mtime, 0, name, digest
+                )
             )
             continue
         target = digest if digest.algorithm == "sha256" else repo.layer_aliases.get(digest)
@@ -330,14 +346,20 @@ def _plan_repository(
         if not (whole or stale):
             uploads_left += 1
             continue
-        paths = tuple(UploadFile(name, upload.id, f).path for f in sorted(upload.files))
+        upload_paths = tuple(UploadFile(name, upload.id, f).path for f in sorted(upload.files))
         out.append(
             Deletion(
-                Category.UPLOAD, explicit or "stale-upload", paths, upload.size, name, None, upload.id
+                Category.UPLOAD,
+                explicit or "stale-upload",
+                upload_paths,
+                upload.size,
+                name,
+                None,
+                upload.id,
             )
         )
 
-    revisions_left = len(repo.revisions) + len(repo.signatures) - len(deleted_revisions)
+    revisions_left = len((repo.revisions.keys() | repo.signatures.keys()) - deleted_revisions)
     empty = (
         not surviving_tags
         and revisions_left <= 0
@@ -347,15 +369,14 @@ def _plan_repository(
     )
     prefix = repository_prefix(name)
     if empty:
-        paths = tuple(repo.unrecognized) if whole else ()
+        leftovers = tuple(repo.unrecognized) if whole else ()
         out.append(
-            Deletion(Category.REPOSITORY, explicit or "empty-repository", paths, 0, name)
+            Deletion(Category.REPOSITORY, explicit or "empty-repository", leftovers, 0, name)
         )
         emptied.add(prefix.rstrip("/"))
         return
     protected.update(
-        prefix + d
-        for d in ("_layers", "_manifests", "_manifests/revisions", "_manifests/tags")
+        prefix + d for d in ("_layers", "_manifests", "_manifests/revisions", "_manifests/tags")
     )
     protected.add(prefix.rstrip("/"))
     for tag in surviving_tags:

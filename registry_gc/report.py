@@ -200,23 +200,20 @@ class Report:
         """A readable summary for a terminal."""
         plan = self.plan
         verb = "would delete" if self.dry_run else "deleted"
-        lines = [
-            f"registry-gc {'dry run' if self.dry_run else 'run'} on {plan.url}",
+        store = (
             f"  store: {self.inventory.objects} objects, {len(self.inventory.repositories)} "
             f"repositories, {plan.total_blobs} blobs ({human_bytes(plan.total_bytes)}); "
-            f"live: {plan.live_blobs} blobs ({human_bytes(plan.live_bytes)})",
-        ]
+            f"live: {plan.live_blobs} blobs ({human_bytes(plan.live_bytes)})"
+        )
+        lines = [f"registry-gc {'dry run' if self.dry_run else 'run'} on {plan.url}", store]
         cats = self.categories()
         width = max(len(c) for c in cats)
         lines.append(f"  {verb}:")
         for name, c in cats.items():
             if c["count"]:
-                lines.append(
-                    f"    {name:<{width}}  {c['count']:>8}  {human_bytes(c['bytes']):>10}"
-                )
-        lines.append(
-            f"    {'total':<{width}}  {len(self._counted()):>8}  {human_bytes(self.deleted_bytes):>10}"
-        )
+                lines.append(f"    {name:<{width}}  {c['count']:>8}  {human_bytes(c['bytes']):>10}")
+        total = human_bytes(self.deleted_bytes)
+        lines.append(f"    {'total':<{width}}  {len(self._counted()):>8}  {total:>10}")
         if plan.kept:
             kept_bytes = sum(k.size for k in plan.kept)
             lines.append(
@@ -238,22 +235,24 @@ class Report:
             shown = plan.anomalies if verbose else plan.anomalies[:20]
             lines.extend(f"    - {a.message}" for a in shown)
             if len(shown) < len(plan.anomalies):
-                lines.append(f"    … and {len(plan.anomalies) - len(shown)} more (use -v or --json)")
+                lines.append(
+                    f"    … and {len(plan.anomalies) - len(shown)} more (use -v or --json)"
+                )
         if self.result is not None:
-            r = self.result
-            if r.failures:
-                lines.append(f"  FAILED ({len(r.failures)}):")
-                lines.extend(f"    - {f.path}: {f.error}" for f in r.failures[:50])
-                if len(r.failures) > 50:
-                    lines.append(f"    … and {len(r.failures) - 50} more (use --json)")
-                skipped = self.result.status.count("skipped")
+            result = self.result
+            if result.failures:
+                lines.append(f"  FAILED ({len(result.failures)}):")
+                lines.extend(f"    - {f.path}: {f.error}" for f in result.failures[:50])
+                if len(result.failures) > 50:
+                    lines.append(f"    … and {len(result.failures) - 50} more (use --json)")
+                skipped = result.status.count("skipped")
                 if skipped:
                     lines.append(
                         f"  {skipped} later deletion(s) were skipped so that nothing is deleted "
                         "while something referencing it remains; fix the cause and run again"
                     )
-            if r.directories_removed:
-                lines.append(f"  removed {r.directories_removed} empty directories")
-            if self.deleted_count and r.ok:
+            if result.directories_removed:
+                lines.append(f"  removed {result.directories_removed} empty directories")
+            if self.deleted_count and result.ok:
                 lines.append("  " + CACHE_NOTICE)
         return "\n".join(lines)

@@ -21,7 +21,7 @@ Hierarchical stores (a local disk) also remove directories on request
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TypeAlias, runtime_checkable
 
 import attrs
 
@@ -30,6 +30,10 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping, Sequence
 
 __all__ = ["Backend", "DeleteResult", "ObjectInfo", "Outcome"]
+
+
+#: What ``delete`` returns (named: ``list`` is also a method of every backend).
+_Results: TypeAlias = "list[DeleteResult]"
 
 
 @attrs.frozen(slots=True)
@@ -100,11 +104,11 @@ class Backend(Protocol):
         """Read many small objects; a missing object maps to ``None``."""
         ...
 
-    async def delete(self, paths: Sequence[str]) -> list[DeleteResult]:
+    async def delete(self, paths: Sequence[str]) -> _Results:
         """Delete many objects, returning one result per path, in order."""
         ...
 
-    async def remove_empty_dirs(self, dirs: Sequence[str]) -> list[DeleteResult]:
+    async def remove_empty_dirs(self, dirs: Sequence[str]) -> _Results:
         """Remove each directory that is empty, in the order given (deepest first).
 
         A directory that is not empty is left alone (:attr:`Outcome.NOT_EMPTY`);

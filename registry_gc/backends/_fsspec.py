@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from .._errors import StorageError
 from ._base import DeleteResult, ObjectInfo, Outcome
@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 
 __all__ = ["FsspecBackend", "modified_of"]
 
+
+_Results: TypeAlias = "list[DeleteResult]"
+
 _UTC = datetime.timezone.utc
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=_UTC)
 # Info keys that carry a modification time, by filesystem: s3fs, local, gcsfs,
@@ -28,7 +31,7 @@ _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=_UTC)
 _TIME_KEYS = ("LastModified", "mtime", "updated", "last_modified", "modified", "created")
 
 
-def _to_utc(value: Any) -> datetime.datetime | None:
+def _to_utc(value: object) -> datetime.datetime | None:
     if isinstance(value, datetime.datetime):
         if value.tzinfo is None:
             return value.replace(tzinfo=_UTC)
@@ -64,9 +67,7 @@ class FsspecBackend:
 
     hierarchical = False
 
-    def __init__(
-        self, fs: fsspec.AbstractFileSystem, root: str, *, concurrency: int = 16
-    ) -> None:
+    def __init__(self, fs: fsspec.AbstractFileSystem, root: str, *, concurrency: int = 16) -> None:
         self._fs = fs
         self._root = root.rstrip("/")
         self._concurrency = concurrency
@@ -81,8 +82,7 @@ class FsspecBackend:
     @property
     def url(self) -> str:
         """``protocol://root``, without credentials."""
-        root = self._root if self._root.startswith("/") or self._proto == "file" else self._root
-        return f"{self._proto}://{root}"
+        return f"{self._proto}://{self._root}"
 
     def __repr__(self) -> str:
         return f"FsspecBackend({self.url!r})"
@@ -148,7 +148,7 @@ class FsspecBackend:
 
         return await asyncio.to_thread(work)
 
-    async def delete(self, paths: Sequence[str]) -> list[DeleteResult]:
+    async def delete(self, paths: Sequence[str]) -> _Results:
         """Delete file by file, up to ``concurrency`` at a time."""
         sem = asyncio.Semaphore(self._concurrency)
 
@@ -167,7 +167,7 @@ class FsspecBackend:
 
         return list(await asyncio.gather(*(run(p) for p in paths)))
 
-    async def remove_empty_dirs(self, dirs: Sequence[str]) -> list[DeleteResult]:
+    async def remove_empty_dirs(self, dirs: Sequence[str]) -> _Results:
         """Object stores have no directories of their own."""
         return [DeleteResult(d, Outcome.MISSING) for d in dirs]
 

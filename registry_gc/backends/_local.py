@@ -7,7 +7,7 @@ import datetime
 import errno
 import os
 import stat
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 from .._errors import StorageError
 from ._base import DeleteResult, ObjectInfo, Outcome
@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 
 __all__ = ["LocalBackend"]
+
+
+_Results: TypeAlias = "list[DeleteResult]"
 
 _UTC = datetime.timezone.utc
 _LIST_CHUNK = 2000
@@ -48,9 +51,7 @@ def _scan(top: str, root_len: int) -> Iterator[list[ObjectInfo]]:
                 )
         if empty and current != top:
             st = os.stat(current, follow_symlinks=False)
-            chunk.append(
-                ObjectInfo(current[root_len:], 0, fromts(st.st_mtime, _UTC), is_dir=True)
-            )
+            chunk.append(ObjectInfo(current[root_len:], 0, fromts(st.st_mtime, _UTC), is_dir=True))
         if len(chunk) >= _LIST_CHUNK:
             yield chunk
             chunk = []
@@ -131,11 +132,11 @@ class LocalBackend:
 
         return await asyncio.to_thread(work)
 
-    async def delete(self, paths: Sequence[str]) -> list[DeleteResult]:
+    async def delete(self, paths: Sequence[str]) -> _Results:
         """Unlink each file; a missing one is ``MISSING``, an error ``FAILED``."""
         full = [self._full(p) for p in paths]
 
-        def work() -> list[DeleteResult]:
+        def work() -> _Results:
             out = []
             for p, f in zip(paths, full, strict=True):
                 try:
@@ -154,11 +155,11 @@ class LocalBackend:
 
         return await asyncio.to_thread(work)
 
-    async def remove_empty_dirs(self, dirs: Sequence[str]) -> list[DeleteResult]:
+    async def remove_empty_dirs(self, dirs: Sequence[str]) -> _Results:
         """``rmdir`` each directory; non-empty ones stay."""
         full = [self._full(d.rstrip("/")) for d in dirs]
 
-        def work() -> list[DeleteResult]:
+        def work() -> _Results:
             out = []
             for d, f in zip(dirs, full, strict=True):
                 try:
@@ -172,7 +173,9 @@ class LocalBackend:
                     if e.errno in (errno.ENOTEMPTY, errno.EEXIST):
                         out.append(DeleteResult(d, Outcome.NOT_EMPTY))
                     else:
-                        out.append(DeleteResult(d, Outcome.FAILED, f"{type(e).__name__}: {e.strerror}"))
+                        out.append(
+                            DeleteResult(d, Outcome.FAILED, f"{type(e).__name__}: {e.strerror}")
+                        )
                 else:
                     out.append(DeleteResult(d, Outcome.DELETED))
             return out

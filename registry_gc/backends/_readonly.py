@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 from .._errors import ReadOnlyError
 
@@ -12,6 +12,9 @@ if TYPE_CHECKING:
     from ._base import Backend, DeleteResult, ObjectInfo
 
 __all__ = ["ReadOnlyBackend"]
+
+
+_Results: TypeAlias = "list[DeleteResult]"
 
 
 class ReadOnlyBackend:
@@ -49,16 +52,21 @@ class ReadOnlyBackend:
         """Read through the wrapped backend."""
         return await self._inner.read(paths)
 
-    async def delete(self, paths: Sequence[str]) -> list[DeleteResult]:
+    async def delete(self, paths: Sequence[str]) -> _Results:
         """Refuse."""
         first = paths[0] if paths else "(nothing)"
-        msg = f"read-only backend {self.url}: refusing to delete {len(paths)} path(s), first {first}"
+        msg = (
+            f"read-only backend {self.url}: refusing to delete {len(paths)} path(s), first {first}"
+        )
         raise ReadOnlyError(msg)
 
-    async def remove_empty_dirs(self, dirs: Sequence[str]) -> list[DeleteResult]:
+    async def remove_empty_dirs(self, dirs: Sequence[str]) -> _Results:
         """Refuse."""
         first = dirs[0] if dirs else "(nothing)"
-        msg = f"read-only backend {self.url}: refusing to remove {len(dirs)} directories, first {first}"
+        msg = (
+            f"read-only backend {self.url}: refusing to remove {len(dirs)} directories, "
+            f"first {first}"
+        )
         raise ReadOnlyError(msg)
 
     async def aclose(self) -> None:
