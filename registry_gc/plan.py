@@ -368,6 +368,15 @@ def _plan_repository(
         and (whole or not repo.unrecognized)
     )
     prefix = repository_prefix(name)
+    if empty and not whole:
+        # Directories only, but one of them is fresh: a push may be creating
+        # the repository right now.
+        young = [m for p, m in inventory.empty_dirs.items() if p.startswith(prefix) and m > cutoff]
+        if young:
+            plan.kept.append(
+                Kept(Category.REPOSITORY, prefix.rstrip("/"), now - max(young), 0, name)
+            )
+            empty = False
     if empty:
         leftovers = tuple(repo.unrecognized) if whole else ()
         out.append(
