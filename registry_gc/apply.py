@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING
 import attrs
 
 from . import _sync
-from .backends import Outcome
+from .backends import DeleteResult, Outcome, SupportsMultipartUploads
 from .layout import REPOSITORIES_PREFIX, V2_PREFIX
 from .plan import PHASES, Category, Deletion, Plan
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-    from .backends import Backend, DeleteResult
+    from .backends import Backend
 
 __all__ = ["ApplyResult", "Failure", "apply_plan", "execute"]
 
@@ -165,6 +165,18 @@ async def execute(
                 progress(name, done, total)
 
         results = await _delete_all(backend, paths, tick) if paths else []
+        uploads = [u for d in members for u in d.multipart]
+        if uploads:
+            for d in members:
+                for u in d.multipart:
+                    owner[u.key] = d
+            if isinstance(backend, SupportsMultipartUploads):
+                results.extend(await backend.abort_multipart_uploads(uploads))
+            else:  # pragma: no cover - only backends that list them plan them
+                results.extend(
+                    DeleteResult(u.key, Outcome.FAILED, "backend cannot abort multipart uploads")
+                    for u in uploads
+                )
         failed: set[int] = set()
         for r in results:
             d = owner[r.path]

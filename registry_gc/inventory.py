@@ -22,6 +22,7 @@ import attrs
 
 from . import _sync
 from ._errors import InvalidReferenceError
+from .backends import SupportsMultipartUploads
 from .layout import (
     BLOBS_PREFIX,
     REPOSITORIES_PREFIX,
@@ -46,7 +47,7 @@ from .layout import (
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from .backends import Backend, ObjectInfo
+    from .backends import Backend, MultipartUpload, ObjectInfo
 
 __all__ = [
     "Anomaly",
@@ -141,18 +142,25 @@ class UploadEntry:
     id: str
     #: name (``data``, ``startedat``, ``hashstates/sha256/0``) → (size, mtime)
     files: dict[str, tuple[int, float]] = attrs.Factory(dict)
+    #: open multipart uploads of its ``data`` (object stores: invisible to listing)
+    multipart: list[MultipartUpload] = attrs.Factory(list)
+
+    def _times(self) -> list[float]:
+        times = [m for _, m in self.files.values()]
+        times.extend(u.initiated.timestamp() for u in self.multipart)
+        return times
 
     @property
     def started(self) -> float:
         """When the upload started: the ``startedat`` file's write time, else the oldest file's."""
         if "startedat" in self.files:
             return self.files["startedat"][1]
-        return min(m for _, m in self.files.values())
+        return min(self._times())
 
     @property
     def last_activity(self) -> float:
-        """When any of its files was last written."""
-        return max(m for _, m in self.files.values())
+        """When any of its files was last written (or a multipart upload initiated)."""
+        return max(self._times())
 
     @property
     def size(self) -> int:
@@ -306,6 +314,25 @@ class _Builder:
             repo.has_manifests = True
             repo.signatures.setdefault(key.revision, []).append((key.digest, mtime))
 
+    def add_multipart(self, upload: MultipartUpload) -> None:
+        key = classify(upload.key)
+        if isinstance(key, UploadFile):
+            repo = self.repo(key.repository)
+            entry = repo.uploads.get(key.upload)
+            if entry is None:
+                entry = repo.uploads[key.upload] = UploadEntry(key.upload)
+            entry.multipart.append(upload)
+            return
+        self.inv.anomalies.append(
+            Anomaly(
+                "unrecognized-multipart-upload",
+                upload.key,
+                f"open multipart upload of {upload.key} (id {upload.upload_id[:16]}…) is not a "
+                "registry upload; left alone",
+                key.repository if isinstance(key, Unrecognized) else None,
+            )
+        )
+
     def unrecognized(self, key: Unrecognized) -> None:
         if key.repository is not None:
             repo = self.repo(key.repository)
@@ -426,7 +453,12 @@ async def scan(backend: Backend) -> Inventory:
         async for info in backend.list(prefix):
             builder.add(info)
 
-    await asyncio.gather(consume(BLOBS_PREFIX), consume(REPOSITORIES_PREFIX))
+    async def multipart() -> None:
+        if isinstance(backend, SupportsMultipartUploads):
+            for upload in await backend.list_multipart_uploads(REPOSITORIES_PREFIX):
+                builder.add_multipart(upload)
+
+    await asyncio.gather(consume(BLOBS_PREFIX), consume(REPOSITORIES_PREFIX), multipart())
     log.info(
         "listed %s: %d objects, %d blobs (%d bytes), %d repositories",
         backend.url,

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     import datetime
     from collections.abc import Collection, Iterator, Mapping
 
+    from .backends import MultipartUpload
     from .inventory import Anomaly, Inventory, RepositoryEntry
     from .mark import Marks
 
@@ -87,6 +88,8 @@ class Deletion:
     digest: str | None = None
     #: a tag name or an upload id, when there is one
     name: str | None = None
+    #: open multipart uploads to abort (stale uploads on object stores)
+    multipart: tuple[MultipartUpload, ...] = ()
 
 
 @attrs.frozen
@@ -356,6 +359,7 @@ def _plan_repository(
                 name,
                 None,
                 upload.id,
+                tuple(upload.multipart),
             )
         )
 

@@ -1,6 +1,13 @@
 """Storage backends: the protocol, the built-in implementations, and how to open one."""
 
-from ._base import Backend, DeleteResult, ObjectInfo, Outcome
+from ._base import (
+    Backend,
+    DeleteResult,
+    MultipartUpload,
+    ObjectInfo,
+    Outcome,
+    SupportsMultipartUploads,
+)
 from ._fsspec import FsspecBackend
 from ._local import LocalBackend
 from ._open import ENTRY_POINT_GROUP, open_backend
@@ -12,8 +19,10 @@ __all__ = [
     "DeleteResult",
     "FsspecBackend",
     "LocalBackend",
+    "MultipartUpload",
     "ObjectInfo",
     "Outcome",
     "ReadOnlyBackend",
+    "SupportsMultipartUploads",
     "open_backend",
 ]

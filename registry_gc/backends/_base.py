@@ -29,7 +29,14 @@ if TYPE_CHECKING:
     import datetime
     from collections.abc import AsyncIterator, Mapping, Sequence
 
-__all__ = ["Backend", "DeleteResult", "ObjectInfo", "Outcome"]
+__all__ = [
+    "Backend",
+    "DeleteResult",
+    "MultipartUpload",
+    "ObjectInfo",
+    "Outcome",
+    "SupportsMultipartUploads",
+]
 
 
 #: What ``delete`` returns (named: ``list`` is also a method of every backend).
@@ -49,6 +56,20 @@ class ObjectInfo:
     size: int
     modified: datetime.datetime
     is_dir: bool = False
+
+
+@attrs.frozen(slots=True)
+class MultipartUpload:
+    """An open (unfinished) multipart upload on an object store.
+
+    ``key`` is relative to the registry root, like every backend path (for a
+    registry upload: ``docker/registry/v2/repositories/<name>/_uploads/<uuid>/data``).
+    ``initiated`` is timezone-aware UTC.
+    """
+
+    key: str
+    upload_id: str
+    initiated: datetime.datetime
 
 
 class Outcome(enum.Enum):
@@ -119,4 +140,23 @@ class Backend(Protocol):
 
     async def aclose(self) -> None:
         """Release connections. The backend may be used again afterwards."""
+        ...
+
+
+@runtime_checkable
+class SupportsMultipartUploads(Protocol):
+    """Optional: a store where an upload in progress is an invisible multipart upload (S3).
+
+    distribution's S3 driver writes ``_uploads/<uuid>/data`` as a multipart
+    upload that listing never shows and that deleting keys never aborts, so
+    abandoned parts are billed forever. Backends with this capability let the
+    collector find and abort them.
+    """
+
+    async def list_multipart_uploads(self, prefix: str) -> list[MultipartUpload]:
+        """Every open multipart upload under ``prefix``."""
+        ...
+
+    async def abort_multipart_uploads(self, uploads: Sequence[MultipartUpload]) -> _Results:
+        """Abort each upload; one result each, in order (``MISSING`` if already gone)."""
         ...

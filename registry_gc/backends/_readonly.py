@@ -5,16 +5,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, TypeAlias
 
 from .._errors import ReadOnlyError
+from ._base import SupportsMultipartUploads
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping, Sequence
 
-    from ._base import Backend, DeleteResult, ObjectInfo
+    from ._base import Backend, DeleteResult, MultipartUpload, ObjectInfo
 
 __all__ = ["ReadOnlyBackend"]
 
 
 _Results: TypeAlias = "list[DeleteResult]"
+_Uploads: TypeAlias = "list[MultipartUpload]"
 
 
 class ReadOnlyBackend:
@@ -67,6 +69,17 @@ class ReadOnlyBackend:
             f"read-only backend {self.url}: refusing to remove {len(dirs)} directories, "
             f"first {first}"
         )
+        raise ReadOnlyError(msg)
+
+    async def list_multipart_uploads(self, prefix: str) -> _Uploads:
+        """List through the wrapped backend (none when it has no multipart uploads)."""
+        if isinstance(self._inner, SupportsMultipartUploads):
+            return await self._inner.list_multipart_uploads(prefix)
+        return []
+
+    async def abort_multipart_uploads(self, uploads: Sequence[MultipartUpload]) -> _Results:
+        """Refuse."""
+        msg = f"read-only backend {self.url}: refusing to abort {len(uploads)} multipart upload(s)"
         raise ReadOnlyError(msg)
 
     async def aclose(self) -> None:
