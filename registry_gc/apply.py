@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from . import _sync
+from ._errors import RefusedError
 from .backends import DeleteResult, Outcome, SupportsMultipartUploads
 from .layout import REPOSITORIES_PREFIX, V2_PREFIX
 from .plan import PHASES, Category, Deletion, Plan
@@ -136,6 +137,16 @@ async def execute(
 ) -> ApplyResult:
     """Apply ``plan`` (async). Never raises for a failed deletion: see :class:`ApplyResult`."""
     t0 = time.monotonic()
+    outside = [p for d in plan.deletions for p in d.paths if not p.startswith(V2_PREFIX)]
+    if outside or any(".." in p.split("/") for d in plan.deletions for p in d.paths):
+        # A plan is data a caller may have edited: never delete outside the registry tree.
+        bad = (
+            outside[0]
+            if outside
+            else next(p for d in plan.deletions for p in d.paths if ".." in p.split("/"))
+        )
+        msg = f"refusing to apply a plan that deletes {bad!r}, outside {V2_PREFIX}; nothing deleted"
+        raise RefusedError(msg, [msg])
     result = ApplyResult(status=["planned"] * len(plan.deletions))
     index_of: dict[int, int] = {id(d): i for i, d in enumerate(plan.deletions)}
     stopped = False

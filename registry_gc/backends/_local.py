@@ -22,36 +22,71 @@ _Results: TypeAlias = "list[DeleteResult]"
 
 _UTC = datetime.timezone.utc
 _LIST_CHUNK = 2000
-_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
-def _scan(top: str, root_len: int) -> Iterator[list[ObjectInfo]]:
-    """Walk ``top`` iteratively, never following symlinks, yielding chunks of entries."""
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root + os.sep)
+
+
+def _outside_error(logical: str, target: str, root: str) -> StorageError:
+    msg = (
+        f"{logical} is a symbolic link to {target}, outside the registry root {root}: "
+        "registry-gc never follows links out of the root, and cannot know what the registry "
+        "serves through it, so it stops here and deletes nothing. Replace the link with what it "
+        "points at, or run registry-gc on a root that contains it"
+    )
+    return StorageError(msg)
+
+
+def _scan(top: str, root: str) -> Iterator[list[ObjectInfo]]:
+    """Walk ``top`` iteratively, yielding chunks of entries.
+
+    Paths are reported as the registry sees them (through links). A symbolic
+    link is followed only when its target is inside the root (real path);
+    one that leads outside raises :class:`StorageError`, and a link cycle is
+    walked once.
+    """
+    real_root = os.path.realpath(root)
+    root_len = len(root) + 1
     chunk: list[ObjectInfo] = []
-    stack = [top]
+    # (directory to scan, the path the registry knows it by)
+    stack = [(top, top)]
+    seen = {os.path.realpath(top)}
     fromts = datetime.datetime.fromtimestamp
     while stack:
-        current = stack.pop()
+        current, logical = stack.pop()
         try:
             it = os.scandir(current)
-        except FileNotFoundError:
-            continue
-        except NotADirectoryError:
+        except (FileNotFoundError, NotADirectoryError):
             continue
         empty = True
         with it:
             for entry in it:
                 empty = False
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
+                path = os.path.join(logical, entry.name)
+                if entry.is_symlink():
+                    target = os.path.realpath(entry.path)
+                    if not _inside(target, real_root):
+                        raise _outside_error(path[root_len:], target, root)
+                    try:
+                        st = os.stat(target)
+                    except FileNotFoundError:
+                        # A dangling link: listed as what it is, a broken file.
+                        st = entry.stat(follow_symlinks=False)
+                    if stat.S_ISDIR(st.st_mode):
+                        if target not in seen:
+                            seen.add(target)
+                            stack.append((target, path))
+                        continue
+                elif entry.is_dir(follow_symlinks=False):
+                    stack.append((entry.path, path))
                     continue
-                st = entry.stat(follow_symlinks=False)
-                chunk.append(
-                    ObjectInfo(entry.path[root_len:], st.st_size, fromts(st.st_mtime, _UTC))
-                )
-        if empty and current != top:
-            st = os.stat(current, follow_symlinks=False)
-            chunk.append(ObjectInfo(current[root_len:], 0, fromts(st.st_mtime, _UTC), is_dir=True))
+                else:
+                    st = entry.stat(follow_symlinks=False)
+                chunk.append(ObjectInfo(path[root_len:], st.st_size, fromts(st.st_mtime, _UTC)))
+        if empty and logical != top:
+            st = os.stat(current)
+            chunk.append(ObjectInfo(logical[root_len:], 0, fromts(st.st_mtime, _UTC), is_dir=True))
         if len(chunk) >= _LIST_CHUNK:
             yield chunk
             chunk = []
@@ -59,38 +94,39 @@ def _scan(top: str, root_len: int) -> Iterator[list[ObjectInfo]]:
         yield chunk
 
 
-def _read_file(path: str) -> bytes | None:
+def _read_file(path: str, root: str) -> bytes | None:
     try:
-        fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW)
+        real = os.path.realpath(path)
+        if not _inside(real, os.path.realpath(root)):
+            raise _outside_error(path, real, root)
+        with open(real, "rb") as f:
+            return f.read()
     except FileNotFoundError:
         return None
-    except OSError as e:
-        if e.errno == errno.ELOOP:
-            msg = f"{path} is a symbolic link; registry-gc never follows links in the store"
-            raise StorageError(msg) from e
-        msg = f"cannot read {path}: {e.strerror}"
-        raise StorageError(msg) from e
-    try:
-        with os.fdopen(fd, "rb") as f:
-            return f.read()
     except IsADirectoryError as e:
         msg = f"cannot read {path}: it is a directory"
+        raise StorageError(msg) from e
+    except StorageError:
+        raise
+    except OSError as e:
+        msg = f"cannot read {path}: {e.strerror}"
         raise StorageError(msg) from e
 
 
 class LocalBackend:
     """The registry root as a local directory (the filesystem driver's ``rootdirectory``).
 
-    Directories are walked with ``os.scandir``; symbolic links are listed as
-    files (with ``lstat`` data), never followed, never read through, and a
-    delete removes the link itself, never its target.
+    Directories are walked with ``os.scandir``. Symbolic links are followed
+    only while they stay inside the root (as the registry, which follows
+    them, would see the tree); a link that leads out of the root stops the
+    listing or the read with :class:`~registry_gc.StorageError`. A delete
+    removes a link itself, never its target.
     """
 
     hierarchical = True
 
-    def __init__(self, root: str | os.PathLike[str], *, concurrency: int = 32) -> None:
+    def __init__(self, root: str | os.PathLike[str]) -> None:
         self._root = os.path.abspath(os.fspath(root))
-        self._sem_size = concurrency
 
     @property
     def url(self) -> str:
@@ -113,8 +149,7 @@ class LocalBackend:
     async def list(self, prefix: str) -> AsyncIterator[ObjectInfo]:
         """Yield every file (and every empty directory) under ``prefix``."""
         top = self._full(prefix).rstrip("/")
-        root_len = len(self._root) + 1
-        gen = _scan(top, root_len)
+        gen = _scan(top, self._root)
         sentinel: list[ObjectInfo] = []
         while True:
             chunk = await asyncio.to_thread(next, gen, sentinel)
@@ -128,7 +163,7 @@ class LocalBackend:
         full = [self._full(p) for p in paths]
 
         def work() -> dict[str, bytes | None]:
-            return {p: _read_file(f) for p, f in zip(paths, full, strict=True)}
+            return {p: _read_file(f, self._root) for p, f in zip(paths, full, strict=True)}
 
         return await asyncio.to_thread(work)
 
