@@ -15,6 +15,7 @@ import array
 import asyncio
 import datetime
 import logging
+import re
 import time
 from typing import TYPE_CHECKING
 
@@ -81,20 +82,25 @@ class Anomaly:
 
 
 class BlobTable:
-    """Every blob in ``blobs/``: digest → size and modification time, compactly."""
+    """Every blob in ``blobs/``: digest → size and modification time, compactly.
+
+    Keys are kept as plain strings (a :class:`Digest` costs 48 bytes more per
+    object); iteration hands out :class:`Digest` again.
+    """
 
     __slots__ = ("_index", "_mtimes", "_sizes")
 
     def __init__(self) -> None:
-        self._index: dict[Digest, int] = {}
+        self._index: dict[str, int] = {}
         self._sizes = array.array("q")
         self._mtimes = array.array("d")
 
-    def add(self, digest: Digest, size: int, mtime: float) -> None:
+    def add(self, digest: str, size: int, mtime: float) -> None:
         """Record a blob (a second record of the same digest replaces the first)."""
         i = self._index.get(digest)
         if i is None:
-            self._index[digest] = len(self._sizes)
+            key = digest if type(digest) is str else str.__str__(digest)
+            self._index[key] = len(self._sizes)
             self._sizes.append(size)
             self._mtimes.append(mtime)
         else:
@@ -108,13 +114,14 @@ class BlobTable:
         return len(self._index)
 
     def __iter__(self) -> Iterator[Digest]:
-        return iter(self._index)
+        trusted = Digest._trusted  # noqa: SLF001
+        return (trusted(k) for k in self._index)
 
-    def size(self, digest: Digest) -> int:
+    def size(self, digest: str) -> int:
         """The size in bytes of the blob's ``data``."""
         return self._sizes[self._index[digest]]
 
-    def mtime(self, digest: Digest) -> float:
+    def mtime(self, digest: str) -> float:
         """When ``data`` was last written, in seconds since the epoch."""
         return self._mtimes[self._index[digest]]
 
@@ -223,6 +230,21 @@ class Inventory:
         return self.objects == 0 and not self.empty_dirs
 
 
+# sha256 blobs are nearly every object: one compiled match instead of splitting.
+_SHA256_BLOB = re.compile(re.escape(BLOBS_PREFIX) + r"sha256/([0-9a-f]{2})/(\1[0-9a-f]{62})/data")
+
+
+def _blob_key(path: str) -> str | None:
+    """The digest of a blob path as a plain string; a fast path for sha256."""
+    m = _SHA256_BLOB.fullmatch(path)
+    if m is not None:
+        return "sha256:" + m.group(2)
+    if not path.startswith(BLOBS_PREFIX):
+        return None
+    digest = parse_blob_path(path)
+    return None if digest is None else str.__str__(digest)
+
+
 class _Builder:
     """Accumulates listed objects into an :class:`Inventory`."""
 
@@ -277,9 +299,9 @@ class _Builder:
             self.inv.objects -= 1
             self.add_dir(path, mtime)
             return
-        digest = parse_blob_path(path)
-        if digest is not None:
-            self.inv.blobs.add(digest, info.size, mtime)
+        blob = _blob_key(path)
+        if blob is not None:
+            self.inv.blobs.add(blob, info.size, mtime)
             return
         key = classify(path)
         if isinstance(key, Unrecognized):
