@@ -46,8 +46,12 @@ class Marks:
     needed_links: dict[Repository, set[Digest]] = attrs.Factory(dict)
     #: live blobs, global by digest (manifests, configs, layers)
     blobs: set[Digest] = attrs.Factory(set)
-    #: blobs kept only because a link to them was written within the grace period
+    #: blobs kept only because something written within the grace period references them
     grace_blobs: set[Digest] = attrs.Factory(set)
+    #: untagged manifests kept only because of the grace period (with what they reach)
+    grace_live: dict[Repository, set[Digest]] = attrs.Factory(dict)
+    #: ``_layers`` links kept only for ``grace_live`` manifests
+    grace_links: dict[Repository, set[Digest]] = attrs.Factory(dict)
     #: reasons not to sweep at all; each names its object
     problems: list[str] = attrs.Factory(list)
     anomalies: list[Anomaly] = attrs.Factory(list)
@@ -139,15 +143,16 @@ def _mark_repository(
         if t.current is not None and t.name not in skip_tags and t.current not in skip_manifests
     ]
     tag_targets = set(roots)
+    fresh: list[Digest] = []
     for digest, mtime in repo.revisions.items():
         if digest in skip_manifests:
             continue
-        if protect_all or mtime > cutoff:
-            roots.append(digest)
-        elif not delete_untagged and digest in blobs_present:
+        if protect_all or (not delete_untagged and digest in blobs_present):
             # Every revision is a root, except one whose manifest blob is gone:
             # that link is dangling and cannot be served.
             roots.append(digest)
+        elif mtime > cutoff:
+            fresh.append(digest)
 
     referrers: dict[Digest, list[Digest]] = defaultdict(list)
     for digest in repo.revisions:
@@ -155,66 +160,82 @@ def _mark_repository(
         if isinstance(m, Manifest) and m.subject is not None:
             referrers[m.subject].append(digest)
 
+    def walk(
+        start: list[Digest], seen: set[Digest], blobs: set[Digest], links: set[Digest]
+    ) -> None:
+        """Mark what ``start`` reaches (children, referrers) into ``seen``/``blobs``/``links``."""
+        stack = list(start)
+        while stack:
+            digest = stack.pop()
+            if digest in seen or digest in live:
+                continue
+            seen.add(digest)
+            stack.extend(referrers.get(digest, ()))
+            m = manifests.get(digest)
+            if isinstance(m, Manifest):
+                blobs.add(digest)
+                for ref in m.blobs:
+                    links.add(ref)
+                    blob = _canonical(repo, ref)
+                    if blob is not None:
+                        blobs.add(blob)
+                    absent = ref not in blobs_present and (
+                        blob is None or blob not in blobs_present
+                    )
+                    if absent and ref not in m.foreign:
+                        marks.anomalies.append(
+                            Anomaly(
+                                "missing-blob",
+                                blob_path(blob or ref),
+                                f"manifest {digest} in repository {name!r} references blob "
+                                f"{ref}, which is not in the store: that image cannot be pulled",
+                                name,
+                            )
+                        )
+                for child in m.children:
+                    stack.append(child.digest)
+                    if child.digest not in repo.revisions:
+                        marks.anomalies.append(
+                            Anomaly(
+                                "child-not-in-repository",
+                                RevisionLink(name, child.digest).path,
+                                f"index {digest} in repository {name!r} lists {child.digest}, "
+                                "which has no revision link in the repository: that platform "
+                                "cannot be pulled (its blobs are kept)",
+                                name,
+                            )
+                        )
+            elif isinstance(m, Unreadable) and not m.missing:
+                blobs.add(digest)
+                marks.problems.append(
+                    f"live manifest {digest} in repository {name!r} cannot be used: {m.error}. "
+                    "registry-gc cannot know what it references, so it deletes nothing; delete "
+                    f"the revision (registry-gc rm {name}@{digest}) or restore the manifest"
+                )
+            else:
+                # The manifest blob is missing. Keep the links that name it.
+                where = "a tag" if digest in tag_targets else "an index or a referrer"
+                marks.anomalies.append(
+                    Anomaly(
+                        "missing-manifest",
+                        blob_path(digest),
+                        f"manifest {digest} in repository {name!r}, needed by {where}, is "
+                        "missing from the store: that image cannot be pulled",
+                        name,
+                    )
+                )
+
     live: set[Digest] = set()
     needed: set[Digest] = set()
-    stack = list(roots)
-    while stack:
-        digest = stack.pop()
-        if digest in live:
-            continue
-        live.add(digest)
-        stack.extend(referrers.get(digest, ()))
-        m = manifests.get(digest)
-        if isinstance(m, Manifest):
-            marks.blobs.add(digest)
-            for ref in m.blobs:
-                needed.add(ref)
-                blob = _canonical(repo, ref)
-                if blob is not None:
-                    marks.blobs.add(blob)
-                absent = ref not in blobs_present and (blob is None or blob not in blobs_present)
-                if absent and ref not in m.foreign:
-                    marks.anomalies.append(
-                        Anomaly(
-                            "missing-blob",
-                            blob_path(blob or ref),
-                            f"manifest {digest} in repository {name!r} references blob "
-                            f"{ref}, which is not in the store: that image cannot be pulled",
-                            name,
-                        )
-                    )
-            for child in m.children:
-                stack.append(child.digest)
-                if child.digest not in repo.revisions:
-                    marks.anomalies.append(
-                        Anomaly(
-                            "child-not-in-repository",
-                            RevisionLink(name, child.digest).path,
-                            f"index {digest} in repository {name!r} lists {child.digest}, which "
-                            "has no revision link in the repository: that platform cannot be "
-                            "pulled (its blobs are kept)",
-                            name,
-                        )
-                    )
-        elif isinstance(m, Unreadable) and not m.missing:
-            marks.blobs.add(digest)
-            marks.problems.append(
-                f"live manifest {digest} in repository {name!r} cannot be used: {m.error}. "
-                "registry-gc cannot know what it references, so it deletes nothing; delete the "
-                f"revision (registry-gc rm {name}@{digest}) or restore the manifest"
-            )
-        else:
-            # The manifest blob is missing. Keep the links that name it.
-            where = "a tag" if digest in tag_targets else "an index or a referrer"
-            marks.anomalies.append(
-                Anomaly(
-                    "missing-manifest",
-                    blob_path(digest),
-                    f"manifest {digest} in repository {name!r}, needed by {where}, is missing "
-                    "from the store: that image cannot be pulled",
-                    name,
-                )
-            )
+    walk(roots, live, marks.blobs, needed)
+    # Untagged revisions written within the grace period are kept, with all
+    # they reach, but reported as kept for the grace rather than as live.
+    grace_live: set[Digest] = set()
+    grace_links: set[Digest] = set()
+    walk(fresh, grace_live, marks.grace_blobs, grace_links)
+    marks.grace_live[name] = grace_live
+    marks.grace_links[name] = grace_links - needed
+
     for tag in repo.tags.values():
         if tag.current is not None and tag.current not in repo.revisions:
             marks.anomalies.append(

@@ -198,13 +198,17 @@ def make_plan(
         size = blobs.size(digest)
         plan.total_blobs += 1
         plan.total_bytes += size
+        mtime = blobs.mtime(digest)
+        if digest in marks.grace_blobs:
+            # Unreachable from any root, but referenced by something fresh.
+            plan.kept.append(
+                Kept(Category.BLOB, blob_path(digest), now - mtime, size, None, digest)
+            )
+            continue
         if digest in marks.blobs:
             plan.live_blobs += 1
             plan.live_bytes += size
-            if digest in marks.grace_blobs:
-                plan.kept.append(Kept(Category.BLOB, blob_path(digest), 0.0, size, None, digest))
             continue
-        mtime = blobs.mtime(digest)
         if mtime > cutoff:
             plan.kept.append(
                 Kept(Category.BLOB, blob_path(digest), now - mtime, size, None, digest)
@@ -239,9 +243,12 @@ def _plan_repository(
     name = repo.name
     live = marks.live.get(name, set())
     needed = marks.needed_links.get(name, set())
+    grace_live = marks.grace_live.get(name, set())
+    grace_links = marks.grace_links.get(name, set())
     out = plan.deletions
     blobs = inventory.blobs
     explicit = "removed-repository" if whole else None
+    prefix = repository_prefix(name)
 
     for tag_name in sorted(removed_tags):
         tag = repo.tags[tag_name]
@@ -265,7 +272,7 @@ def _plan_repository(
         if digest in live and not whole:
             continue
         forced = whole or digest in removed_manifests
-        if not forced and mtime > cutoff:
+        if not forced and (mtime > cutoff or digest in grace_live):
             plan.kept.append(
                 Kept(
                     Category.REVISION, RevisionLink(name, digest).path, now - mtime, 0, name, digest
@@ -324,7 +331,7 @@ def _plan_repository(
         if not whole and digest in needed:
             layers_left += 1
             continue
-        if not whole and mtime > cutoff:
+        if not whole and (mtime > cutoff or digest in grace_links):
             layers_left += 1
             plan.kept.append(
                 Kept(
@@ -345,8 +352,19 @@ def _plan_repository(
 
     uploads_left = 0
     for upload in repo.uploads.values():
-        stale = upload.started <= uploads_cutoff and upload.last_activity <= cutoff
-        if not (whole or stale):
+        old_enough = upload.started <= uploads_cutoff
+        if not whole and old_enough and upload.last_activity > cutoff:
+            # Old, but written to within the grace period: still in use.
+            plan.kept.append(
+                Kept(
+                    Category.UPLOAD,
+                    f"{prefix}_uploads/{upload.id}",
+                    now - upload.last_activity,
+                    upload.size,
+                    name,
+                )
+            )
+        if not (whole or (old_enough and upload.last_activity <= cutoff)):
             uploads_left += 1
             continue
         upload_paths = tuple(UploadFile(name, upload.id, f).path for f in sorted(upload.files))
@@ -371,7 +389,6 @@ def _plan_repository(
         and uploads_left == 0
         and (whole or not repo.unrecognized)
     )
-    prefix = repository_prefix(name)
     if empty and not whole:
         # Directories only, but one of them is fresh: a push may be creating
         # the repository right now.
