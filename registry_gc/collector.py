@@ -22,6 +22,7 @@ from .inventory import scan
 from .layout import V2_PREFIX
 from .mark import mark
 from .plan import make_plan
+from .policy import decide_tags
 from .report import Report
 
 if TYPE_CHECKING:
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Mapping
 
     from .layout import Digest, Repository, Tag
+    from .mark import Marks
+    from .policy import Policy, TagDecisions
 
 __all__ = ["DEFAULT_GRACE", "DEFAULT_UPLOADS_OLDER_THAN", "collect", "collect_async"]
 
@@ -62,6 +65,7 @@ async def collect_async(
     removed_tags: Mapping[Repository, Collection[Tag]] | None = None,
     removed_repositories: Collection[Repository] = (),
     removed_manifests: Mapping[Repository, Collection[Digest]] | None = None,
+    policy: Policy | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> Report:
     """:func:`collect`, for callers that run an event loop."""
@@ -94,16 +98,33 @@ async def collect_async(
         reference = now or inventory.started
         cutoff = (reference - grace).timestamp()
         uploads_cutoff = (reference - uploads_older_than).timestamp()
-        marks = mark(
-            inventory,
-            manifests,
-            delete_untagged=delete_untagged,
-            cutoff=cutoff,
-            allow_no_manifests=allow_no_manifests,
-            removed_tags=removed_tags,
-            removed_repositories=removed_repositories,
-            removed_manifests=removed_manifests,
-        )
+        decisions: TagDecisions | None = None
+        if policy is not None:
+            decisions = await decide_tags(
+                backend, inventory, manifests, policy, now=reference, grace=grace
+            )
+            removed_tags = decisions.removed_tags(removed_tags)
+            removed_manifests = decisions.removed_manifests(removed_manifests)
+
+        def marked() -> Marks:
+            return mark(
+                inventory,
+                manifests,
+                delete_untagged=delete_untagged,
+                cutoff=cutoff,
+                allow_no_manifests=allow_no_manifests,
+                removed_tags=removed_tags,
+                removed_repositories=removed_repositories,
+                removed_manifests=removed_manifests,
+            )
+
+        marks = marked()
+        refined = decisions.after_mark(marks) if decisions is not None else None
+        if refined is not None:
+            # Signature tags of images this run deletes go too: mark once more without them.
+            decisions = refined
+            removed_tags = decisions.removed_tags(removed_tags)
+            marks = marked()
         plan = make_plan(
             inventory,
             marks,
@@ -130,6 +151,7 @@ async def collect_async(
             uploads_older_than.total_seconds(),
             timings=timings,
             manifests_read=len(manifests),
+            decisions=decisions,
         )
         if not dry_run:
             t = time.monotonic()
@@ -155,6 +177,7 @@ def collect(
     removed_tags: Mapping[Repository, Collection[Tag]] | None = None,
     removed_repositories: Collection[Repository] = (),
     removed_manifests: Mapping[Repository, Collection[Digest]] | None = None,
+    policy: Policy | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> Report:
     """Garbage-collect the registry at ``root`` and return the :class:`~registry_gc.Report`.
@@ -169,6 +192,8 @@ def collect(
     ``dry_run`` deletes nothing and reports exactly what a real run would.
     Nothing modified within ``grace`` is deleted; uploads are removed once they
     started more than ``uploads_older_than`` ago and have been idle for the grace.
+    ``policy`` (a :class:`~registry_gc.policy.Policy`) deletes tags by rule before
+    marking; the report's ``decisions`` say what it kept and deleted, and why.
 
     Raises :class:`~registry_gc.RefusedError` (nothing deleted) when a live
     manifest cannot be read or parsed, when blobs exist but no manifest does
@@ -190,6 +215,7 @@ def collect(
             removed_tags=removed_tags,
             removed_repositories=removed_repositories,
             removed_manifests=removed_manifests,
+            policy=policy,
             progress=progress,
         )
     )

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .apply import ApplyResult
     from .inventory import Inventory
     from .plan import Plan
+    from .policy import TagDecisions
 
 __all__ = ["SCHEMA", "Report", "human_bytes"]
 
@@ -44,6 +45,12 @@ def _iso(dt: datetime.datetime) -> str:
     return dt.astimezone(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
+def _iso_ts(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return _iso(datetime.datetime.fromtimestamp(ts, datetime.timezone.utc))
+
+
 @attrs.define
 class Report:
     """The outcome of one run: what was found, what was (or would be) deleted, and why."""
@@ -57,6 +64,8 @@ class Report:
     #: seconds per step: inventory, manifests, mark, plan, apply
     timings: dict[str, float] = attrs.Factory(dict)
     manifests_read: int = 0
+    #: what a retention policy decided for each tag (``None`` without a policy)
+    decisions: TagDecisions | None = None
 
     @property
     def ok(self) -> bool:
@@ -194,7 +203,41 @@ class Report:
                 }
                 for f in (result.failures if result else [])
             ],
+            "tags": [
+                {
+                    "repository": d.repository,
+                    "tag": d.tag,
+                    "digest": d.digest,
+                    "action": d.action.value,
+                    "rule": d.rule,
+                    "pushed": _iso_ts(d.pushed),
+                }
+                for d in (self.decisions.tags if self.decisions else ())
+            ],
         }
+
+    def _render_decisions(self, *, verbose: bool) -> list[str]:
+        """The policy's tag decisions: every deleted tag and its rule (dry runs, or -v)."""
+        assert self.decisions is not None
+        deleted = list(self.decisions.deleted())
+        kept = len(self.decisions.tags) - len(deleted)
+        if self.dry_run:
+            lines = [f"  policy: would delete {len(deleted)} tag(s) and keep {kept}"]
+        else:
+            lines = [f"  policy: deleted {len(deleted)} tag(s), kept {kept}"]
+        if self.dry_run or verbose:
+            lines.extend(
+                f"    - {d.repository}:{d.tag} ({d.digest or 'no digest'}): {d.rule}"
+                for d in deleted
+            )
+            lines.extend(
+                f"    - referrer {m.digest} in {m.repository}: {m.rule}"
+                for m in self.decisions.manifests
+            )
+        if verbose:
+            lines.append("  policy kept:")
+            lines.extend(f"    - {d.repository}:{d.tag}: {d.rule}" for d in self.decisions.kept())
+        return lines
 
     def render(self, *, verbose: bool = False) -> str:
         """A readable summary for a terminal."""
@@ -230,6 +273,8 @@ class Report:
                 what = d.digest or d.name or (d.paths[0] if d.paths else "")
                 repo = f" in {d.repository}" if d.repository else ""
                 lines.append(f"    [{self._status(i)}] {d.category.value} {what}{repo}: {d.reason}")
+        if self.decisions is not None:
+            lines.extend(self._render_decisions(verbose=verbose))
         if plan.anomalies:
             lines.append(f"  anomalies ({len(plan.anomalies)}):")
             shown = plan.anomalies if verbose else plan.anomalies[:20]
