@@ -1,0 +1,262 @@
+"""Progress bars for the command line: rich on a terminal, nothing anywhere else.
+
+rich is optional (``pip install registry-gc[rich]``); without it, or when
+standard error is not a terminal (cron, CI, a pipe), every call is a no-op.
+Phases are named by the step that reports them: ``listing``, ``manifests``,
+``links``, ``hashing``, and the deletion phases of
+:data:`~registry_gc.plan.PHASES` (``tag``, ``revision+tag-index``, …).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import TYPE_CHECKING, Any, TextIO, TypeAlias
+
+from .backends import SupportsMultipartUploads
+from .backends._hashing import digest_paths
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+    from types import TracebackType
+
+    from .backends import Backend, DeleteResult, MultipartUpload, ObjectInfo
+
+__all__ = ["Progress", "make_progress", "with_listing_progress"]
+
+_LABELS = {
+    "listing": "Listing objects",
+    "manifests": "Reading manifests",
+    "configs": "Reading image configs",
+    "links": "Reading links",
+    "hashing": "Hashing blobs",
+    "tag": "Deleting tags",
+    "revision+tag-index": "Deleting revision links",
+    "layer-link": "Deleting layer links",
+    "blob": "Deleting blobs",
+    "upload": "Deleting uploads",
+    "repository": "Deleting repositories",
+}
+#: Named: ``list`` is also a method of every backend.
+_Results: TypeAlias = "list[DeleteResult]"
+_Uploads: TypeAlias = "list[MultipartUpload]"
+
+#: Listed objects between two updates of the listing bar.
+_LISTING_STEP = 500
+
+
+class _ConsoleWriter:
+    """A text stream that prints through a rich console (so that live bars stay intact)."""
+
+    def __init__(self, console: Any) -> None:  # noqa: ANN401 - rich.console.Console
+        self._console = console
+
+    def write(self, text: str) -> int:
+        self._console.print(text, end="", markup=False, highlight=False, soft_wrap=True)
+        return len(text)
+
+    def flush(self) -> None:
+        """Nothing is buffered here."""
+
+
+class Progress:
+    """Progress by phase name. Does nothing unless built with a rich ``Progress``.
+
+    Use as a context manager around the work; :meth:`collector` adapts it to
+    the ``progress`` callback of :func:`~registry_gc.collect`.
+    """
+
+    def __init__(self, bars: Any = None) -> None:  # noqa: ANN401 - rich.progress.Progress, optional
+        self._bars = bars
+        self._tasks: dict[str, Any] = {}
+        self._swapped: list[tuple[logging.StreamHandler[Any], Any]] = []
+
+    @property
+    def active(self) -> bool:
+        """Whether bars are shown."""
+        return self._bars is not None
+
+    def __enter__(self) -> Progress:
+        if self._bars is not None:
+            self._bars.start()
+            # Log lines written to the bars' stream go through rich, above the bars.
+            console = self._bars.console
+            for handler in logging.getLogger("registry_gc").handlers:
+                if isinstance(handler, logging.StreamHandler) and handler.stream is console.file:
+                    self._swapped.append((handler, handler.setStream(_ConsoleWriter(console))))
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for handler, stream in self._swapped:
+            handler.setStream(stream)
+        self._swapped.clear()
+        if self._bars is not None:
+            self._bars.stop()
+
+    def _task(self, phase: str, total: int | None) -> Any:  # noqa: ANN401 - rich TaskID
+        task = self._tasks.get(phase)
+        if task is None:
+            label = _LABELS.get(phase, phase)
+            task = self._tasks[phase] = self._bars.add_task(label, total=total)
+        return task
+
+    def advance(self, phase: str, n: int = 1, total: int | None = None) -> None:
+        """``n`` more items of ``phase`` are done (``total`` when it is known)."""
+        if self._bars is None:
+            return
+        task = self._task(phase, total)
+        if total is not None:
+            self._bars.update(task, total=total)
+        self._bars.advance(task, n)
+
+    def update(self, phase: str, done: int, total: int | None) -> None:
+        """``done`` of ``total`` items of ``phase`` are done."""
+        if self._bars is None:
+            return
+        self._bars.update(self._task(phase, total), completed=done, total=total)
+
+    def collector(self) -> Callable[[str, int, int], None]:
+        """The ``progress(phase, done, total)`` callback of :func:`~registry_gc.collect`.
+
+        The manifest phase reports each batch as it is read, with no total;
+        deletion phases report what is done so far of a known total.
+        """
+
+        def callback(phase: str, done: int, total: int) -> None:
+            if total <= 0:
+                self.advance(phase, done)
+            else:
+                self.update(phase, done, total)
+
+        return callback
+
+
+def make_progress(*, quiet: bool = False, stream: TextIO | None = None) -> Progress:
+    """Bars on ``stream`` (default standard error) when it is a terminal and rich is installed."""
+    stream = sys.stderr if stream is None else stream
+    if quiet or not _isatty(stream):
+        return Progress()
+    try:
+        from rich.console import Console  # noqa: PLC0415 - optional dependency
+        from rich.progress import (  # noqa: PLC0415
+            BarColumn,
+            MofNCompleteColumn,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+        from rich.progress import Progress as RichProgress  # noqa: PLC0415
+    except ImportError:
+        return Progress()
+    bars = RichProgress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(file=stream),
+        transient=True,
+        # Our output goes to stdout after the bars are gone; logs go to stderr.
+        redirect_stdout=False,
+        redirect_stderr=False,
+    )
+    return Progress(bars)
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class _ListingProgress:
+    """A backend that counts what it lists into the ``listing`` phase; the rest passes through."""
+
+    def __init__(self, inner: Backend, progress: Progress) -> None:
+        self._inner = inner
+        self._progress = progress
+
+    @property
+    def inner(self) -> Backend:
+        """The wrapped backend."""
+        return self._inner
+
+    @property
+    def url(self) -> str:
+        """The wrapped backend's URL."""
+        return self._inner.url
+
+    @property
+    def hierarchical(self) -> bool:
+        """As the wrapped backend."""
+        return self._inner.hierarchical
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._inner!r})"
+
+    async def list(self, prefix: str) -> AsyncIterator[ObjectInfo]:
+        """List through the wrapped backend, counting."""
+        pending = 0
+        async for info in self._inner.list(prefix):
+            pending += 1
+            if pending >= _LISTING_STEP:
+                self._progress.advance("listing", pending)
+                pending = 0
+            yield info
+        if pending:
+            self._progress.advance("listing", pending)
+
+    async def read(self, paths: Sequence[str]) -> Mapping[str, bytes | None]:
+        """Read through the wrapped backend."""
+        return await self._inner.read(paths)
+
+    async def digest(self, paths: Sequence[str], algorithm: str) -> dict[str, str | None]:
+        """Hash through the wrapped backend (streaming when it can)."""
+        return await digest_paths(self._inner, paths, algorithm)
+
+    async def delete(self, paths: Sequence[str]) -> _Results:
+        """Delete through the wrapped backend."""
+        return await self._inner.delete(paths)
+
+    async def remove_empty_dirs(self, dirs: Sequence[str]) -> _Results:
+        """Remove directories through the wrapped backend."""
+        return await self._inner.remove_empty_dirs(dirs)
+
+    async def aclose(self) -> None:
+        """Close the wrapped backend."""
+        await self._inner.aclose()
+
+
+class _ListingProgressMultipart(_ListingProgress):
+    """:class:`_ListingProgress` over a backend with multipart uploads (S3)."""
+
+    async def list_multipart_uploads(self, prefix: str) -> _Uploads:
+        """List through the wrapped backend."""
+        inner = self._inner
+        assert isinstance(inner, SupportsMultipartUploads)
+        return await inner.list_multipart_uploads(prefix)
+
+    async def abort_multipart_uploads(self, uploads: Sequence[MultipartUpload]) -> _Results:
+        """Abort through the wrapped backend."""
+        inner = self._inner
+        assert isinstance(inner, SupportsMultipartUploads)
+        return await inner.abort_multipart_uploads(uploads)
+
+
+def with_listing_progress(backend: Backend, progress: Progress) -> Backend:
+    """``backend``, counting listed objects into ``progress`` when bars are shown.
+
+    The wrapper keeps the optional capabilities of ``backend`` (multipart
+    uploads, streaming digests).
+    """
+    if not progress.active:
+        return backend
+    if isinstance(backend, SupportsMultipartUploads):
+        return _ListingProgressMultipart(backend, progress)
+    return _ListingProgress(backend, progress)
