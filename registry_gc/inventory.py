@@ -399,7 +399,8 @@ class _Builder:
                     Anomaly(
                         "broken-link",
                         path,
-                        f"{path}: alias layer link does not hold a valid digest; left in place",
+                        f"{path}: alias layer link does not hold a valid digest; it is "
+                        "deleted unless a live manifest of the repository needs it",
                         repo.name,
                     )
                 )

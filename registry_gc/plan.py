@@ -217,7 +217,16 @@ def make_plan(
         plan.deletions.append(
             Deletion(Category.BLOB, "unreferenced", (blob_path(digest),), size, None, digest)
         )
-    plan.stale_empty_dirs = sorted(p for p, m in inventory.empty_dirs.items() if m <= cutoff)
+    # Nothing inside a directory with an invalid repository name is touched, not even
+    # an empty directory.
+    untouchable = tuple(
+        repository_prefix(r.name) for r in inventory.repositories.values() if r.name_problem
+    )
+    plan.stale_empty_dirs = sorted(
+        p
+        for p, m in inventory.empty_dirs.items()
+        if m <= cutoff and not (p + "/").startswith(untouchable)
+    )
     plan.protected_dirs = frozenset(protected)
     plan.removed_repositories = frozenset(emptied)
     order = {c: i for i, phase in enumerate(PHASES) for c in phase}
