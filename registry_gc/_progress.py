@@ -123,15 +123,11 @@ class Progress:
     def collector(self) -> Callable[[str, int, int], None]:
         """The ``progress(phase, done, total)`` callback of :func:`~registry_gc.collect`.
 
-        The manifest phase reports each batch as it is read, with no total;
-        deletion phases report what is done so far of a known total.
+        Every phase reports what is done so far of the total known so far.
         """
 
         def callback(phase: str, done: int, total: int) -> None:
-            if total <= 0:
-                self.advance(phase, done)
-            else:
-                self.update(phase, done, total)
+            self.update(phase, done, max(total, done))
 
         return callback
 

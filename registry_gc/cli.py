@@ -844,7 +844,7 @@ async def _rm(
         else:
             t = time.monotonic()
             manifests = await fetch_manifests(
-                backend, inventory, progress=lambda n: progress.advance("manifests", n)
+                backend, inventory, progress=lambda done, total: progress.update("manifests", done, total)
             )
             manifests_read = len(manifests)
             timings["manifests"] = time.monotonic() - t
@@ -926,7 +926,7 @@ async def _ls(
             inventory, repositories={r: inventory.repositories[r] for r in selected}
         )
         manifests = await fetch_manifests(
-            backend, scope, progress=lambda n: progress.advance("manifests", n)
+            backend, scope, progress=lambda done, total: progress.update("manifests", done, total)
         )
         platforms: dict[str, str] = {}
         if not args.no_platforms:
@@ -1053,7 +1053,7 @@ async def _du(backend: Backend, args: argparse.Namespace, progress: Progress) ->
         inventory = await scan(backend)
         _refuse_empty(inventory, args)
         manifests = await fetch_manifests(
-            backend, inventory, progress=lambda n: progress.advance("manifests", n)
+            backend, inventory, progress=lambda done, total: progress.update("manifests", done, total)
         )
         cutoff = (inventory.started - args.grace).timestamp()
         uploads_cutoff = (inventory.started - args.uploads_older_than).timestamp()

@@ -91,7 +91,7 @@ async def collect_async(
         manifests = await fetch_manifests(
             backend,
             inventory,
-            progress=(lambda n: progress("manifests", n, 0)) if progress else None,
+            progress=(lambda done, total: progress("manifests", done, total)) if progress else None,
         )
         timings["manifests"] = time.monotonic() - t
         t = time.monotonic()

@@ -57,19 +57,25 @@ async def fetch_manifests(
     backend: Backend,
     inventory: Inventory,
     *,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ManifestTable:
-    """Read every manifest that marking may need; return them parsed."""
+    """Read every manifest that marking may need; return them parsed.
+
+    ``progress(done, total)`` is called after each batch with the manifests
+    read so far and the number known to be needed so far (it grows when index
+    children turn up that no repository holds a revision of).
+    """
     table: ManifestTable = {}
     wanted: set[Digest] = set()
     for repo in inventory.repositories.values():
         wanted.update(repo.revisions)
         wanted.update(t.current for t in repo.tags.values() if t.current is not None)
     sem = asyncio.Semaphore(PARALLEL_BATCHES)
+    counts = [0, 0]  # done, total
     rounds = 0
     while wanted:
         rounds += 1
-        await _read_round(backend, inventory, wanted, table, sem, progress)
+        await _read_round(backend, inventory, wanted, table, sem, progress, counts)
         wanted = {
             child.digest
             for m in _new_indexes(table, wanted)
@@ -95,7 +101,8 @@ async def _read_round(  # noqa: PLR0917 - private helper, one call site
     wanted: set[Digest],
     table: ManifestTable,
     sem: asyncio.Semaphore,
-    progress: Callable[[int], None] | None,
+    progress: Callable[[int, int], None] | None,
+    counts: list[int],
 ) -> None:
     blobs = inventory.blobs
     to_read: list[Digest] = []
@@ -126,9 +133,11 @@ async def _read_round(  # noqa: PLR0917 - private helper, one call site
                 table[d] = parse_manifest(data, digest=d)
             except ManifestError as e:
                 table[d] = Unreadable(missing=False, error=str(e))
+        counts[0] += len(digests)
         if progress is not None:
-            progress(len(digests))
+            progress(counts[0], counts[1])
 
+    counts[1] += len(to_read)
     chunks = [to_read[i : i + READ_BATCH] for i in range(0, len(to_read), READ_BATCH)]
     await asyncio.gather(*(batch(c) for c in chunks))
 

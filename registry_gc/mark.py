@@ -142,6 +142,11 @@ def _mark_repository(
         for t in repo.tags.values()
         if t.current is not None and t.name not in skip_tags and t.current not in skip_manifests
     ]
+    for t in repo.tags.values():
+        if t.current is None and t.name not in skip_tags:
+            # The current link is missing or unreadable: what the tag points at is
+            # unknown, so everything it ever pointed at stays.
+            roots.extend(d for d in t.index if d not in skip_manifests)
     tag_targets = set(roots)
     fresh: list[Digest] = []
     for digest, mtime in repo.revisions.items():

@@ -179,6 +179,7 @@ def make_plan(
         if repo.name_problem is not None:
             continue  # never touched: reported as an anomaly by the inventory
         gone = repo.name in removed_repos
+        dropped = set(removed_manifests.get(repo.name, ()))
         _plan_repository(
             plan,
             repo,
@@ -187,8 +188,8 @@ def make_plan(
             now=now,
             cutoff=cutoff,
             uploads_cutoff=uploads_cutoff,
-            removed_tags=set(repo.tags) if gone else set(removed_tags.get(repo.name, ())),
-            removed_manifests=set(removed_manifests.get(repo.name, ())),
+            removed_tags=set(repo.tags) if gone else _removed_tags(repo, removed_tags, dropped),
+            removed_manifests=dropped,
             whole=gone,
             emptied=emptied,
             protected=protected,
@@ -232,6 +233,17 @@ def make_plan(
     order = {c: i for i, phase in enumerate(PHASES) for c in phase}
     plan.deletions.sort(key=lambda d: order[d.category])
     return plan
+
+
+def _removed_tags(
+    repo: RepositoryEntry,
+    removed_tags: Mapping[Repository, Collection[Tag]],
+    removed_manifests: set[Digest],
+) -> set[Tag]:
+    """Tags removed by name, and the tags on removed manifests (as distribution's DELETE does)."""
+    out = {t for t in removed_tags.get(repo.name, ()) if t in repo.tags}
+    out.update(t.name for t in repo.tags.values() if t.current in removed_manifests)
+    return out
 
 
 def _plan_repository(

@@ -1063,10 +1063,6 @@ def test_listing_wrapper_keeps_capabilities(tmp_path: Path) -> None:
 # -- found in the collector while building rm (fail until fixed) ------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="make_plan deletes a removed manifest's revision but not the tags pointing at it",
-)
 def test_collect_removed_manifest_also_removes_the_tags_on_it(tmp_path: Path) -> None:
     """Removing a manifest untags the tags pointing at it, as distribution's DELETE does.
 
@@ -1088,10 +1084,6 @@ def test_collect_removed_manifest_also_removes_the_tags_on_it(tmp_path: Path) ->
     assert not (tmp_path / TagCurrentLink(Repository("app"), Tag("v1")).path).exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="collect reports the manifest phase as per-batch increments, not done-so-far",
-)
 def test_collect_progress_reports_done_so_far(tmp_path: Path) -> None:
     """The progress callback's done never decreases within a phase.
 

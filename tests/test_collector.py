@@ -639,13 +639,6 @@ def test_broken_current_link_without_delete_untagged_deletes_nothing(
     assert r.anomalies() == {"broken-link": {cur("app", "t")}}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mark.py ignores a tag whose current/link is unreadable, so under delete_untagged the "
-    "revision in its index is deleted as untagged, contrary to the anomaly ('nothing it may point "
-    "at is deleted on its account'); index entries as roots, or a refusal, is a decision on roots "
-    "(DESIGN §4.1/§4.6)",
-)
 def test_truncated_current_link_protects_what_the_tag_may_point_at(store: Store) -> None:
     """With -m, a tag whose current link was truncated keeps the revision in its index."""
     b = RegistryBuilder()

@@ -85,7 +85,8 @@ def _scan(top: str, root: str) -> Iterator[list[ObjectInfo]]:
                 else:
                     st = entry.stat(follow_symlinks=False)
                 chunk.append(ObjectInfo(path[root_len:], st.st_size, fromts(st.st_mtime, _UTC)))
-        if empty and logical != top:
+        if empty:
+            # Reported for the top too: an emptied registry is still a registry.
             st = os.stat(current)
             chunk.append(ObjectInfo(logical[root_len:], 0, fromts(st.st_mtime, _UTC), is_dir=True))
         if len(chunk) >= _LIST_CHUNK:
