@@ -844,7 +844,9 @@ async def _rm(
         else:
             t = time.monotonic()
             manifests = await fetch_manifests(
-                backend, inventory, progress=lambda done, total: progress.update("manifests", done, total)
+                backend,
+                inventory,
+                progress=lambda done, total: progress.update("manifests", done, total),
             )
             manifests_read = len(manifests)
             timings["manifests"] = time.monotonic() - t
@@ -1053,7 +1055,9 @@ async def _du(backend: Backend, args: argparse.Namespace, progress: Progress) ->
         inventory = await scan(backend)
         _refuse_empty(inventory, args)
         manifests = await fetch_manifests(
-            backend, inventory, progress=lambda done, total: progress.update("manifests", done, total)
+            backend,
+            inventory,
+            progress=lambda done, total: progress.update("manifests", done, total),
         )
         cutoff = (inventory.started - args.grace).timestamp()
         uploads_cutoff = (inventory.started - args.uploads_older_than).timestamp()

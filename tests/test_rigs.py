@@ -69,7 +69,7 @@ def assert_image_on_storage(keys: dict[str, int], repo: str, image: oci.Image | 
 def _alive(pid: int) -> bool:
     """Whether ``pid`` exists and is not a zombie."""
     try:
-        with open(f"/proc/{pid}/stat") as stat:  # noqa: PTH123
+        with open(f"/proc/{pid}/stat") as stat:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False

@@ -8,7 +8,8 @@ before "now") so grace periods can be tested on stores that keep mtimes.
 
 >>> b = RegistryBuilder()
 >>> img = b.image("library/alpine", tag="3.20")
->>> b.files[f"docker/registry/v2/repositories/library/alpine/_manifests/tags/3.20/current/link"] == img.encode()
+>>> link = "docker/registry/v2/repositories/library/alpine/_manifests/tags/3.20/current/link"
+>>> b.files[link] == img.encode()
 True
 """
 
@@ -105,12 +106,18 @@ class RegistryBuilder:
 
     def layer(self, repo: str, data: bytes | None = None, age: float | None = None) -> Digest:
         """A blob linked into ``repo``."""
-        d = self.blob(data if data is not None else self.random_bytes(self.rng.randint(50, 400)), age)
+        d = self.blob(
+            data if data is not None else self.random_bytes(self.rng.randint(50, 400)), age
+        )
         self.link_layer(repo, d, age)
         return d
 
     def manifest(
-        self, repo: str, doc: dict[str, Any] | bytes, tag: str | None = None, age: float | None = None
+        self,
+        repo: str,
+        doc: dict[str, Any] | bytes,
+        tag: str | None = None,
+        age: float | None = None,
     ) -> Digest:
         """Store a manifest (a dict is JSON-encoded) as a revision of ``repo``; tag it if asked."""
         data = doc if isinstance(doc, bytes) else json.dumps(doc, indent=3).encode()
@@ -135,7 +142,11 @@ class RegistryBuilder:
         self.remove(RevisionLink(Repository(repo), digest).path)
         prefix = f"docker/registry/v2/repositories/{repo}/_manifests/tags/"
         for p in list(self.files):
-            if p.startswith(prefix) and p.endswith("/current/link") and self.files[p] == digest.encode():
+            if (
+                p.startswith(prefix)
+                and p.endswith("/current/link")
+                and self.files[p] == digest.encode()
+            ):
                 self.untag(repo, p[len(prefix) :].split("/")[0])
 
     def image(
@@ -152,7 +163,7 @@ class RegistryBuilder:
         age: float | None = None,
         platform: tuple[str, str] = ("linux", "amd64"),
     ) -> Digest:
-        """An image: config + ``layers`` new layers + ``shared`` existing ones, linked into ``repo``.
+        """An image: config, ``layers`` new layers and the ``shared`` ones, linked into ``repo``.
 
         ``kind``: ``oci``, ``docker`` or ``schema1``.
         """
@@ -220,11 +231,17 @@ class RegistryBuilder:
         return d
 
     def referrer(
-        self, repo: str, subject: Digest, artifact_type: str = "application/vnd.dev.cosign.artifact.sig.v1+json",
-        tag: str | None = None, age: float | None = None,
+        self,
+        repo: str,
+        subject: Digest,
+        artifact_type: str = "application/vnd.dev.cosign.artifact.sig.v1+json",
+        tag: str | None = None,
+        age: float | None = None,
     ) -> Digest:
         """A signature/SBOM-like manifest whose ``subject`` is ``subject``, pushed by digest."""
-        return self.image(repo, tag, layers=1, subject=subject, artifact_type=artifact_type, age=age)
+        return self.image(
+            repo, tag, layers=1, subject=subject, artifact_type=artifact_type, age=age
+        )
 
     def index(
         self,
@@ -246,7 +263,10 @@ class RegistryBuilder:
                     "mediaType": mt,
                     "digest": c,
                     "size": len(data),
-                    "platform": {"os": "linux", "architecture": ["amd64", "arm64", "s390x", "ppc64le"][i % 4]},
+                    "platform": {
+                        "os": "linux",
+                        "architecture": ["amd64", "arm64", "s390x", "ppc64le"][i % 4],
+                    },
                 }
             )
         doc: dict[str, Any] = {
@@ -260,8 +280,15 @@ class RegistryBuilder:
         self.contents[d] = {"blobs": [], "children": [e["digest"] for e in entries]}
         return d
 
-    def multiarch(self, repo: str, tag: str | None, *, kind: str = "oci", arches: int = 2,
-                  age: float | None = None) -> Digest:
+    def multiarch(
+        self,
+        repo: str,
+        tag: str | None,
+        *,
+        kind: str = "oci",
+        arches: int = 2,
+        age: float | None = None,
+    ) -> Digest:
         """A multi-arch image: ``arches`` untagged platform images under a tagged index."""
         children = [
             self.image(repo, None, kind="docker" if kind == "docker" else "oci", age=age)
@@ -269,7 +296,9 @@ class RegistryBuilder:
         ]
         return self.index(repo, tag, children, kind=kind, age=age)
 
-    def upload(self, repo: str, *, size: int = 100, age: float | None = None, upload_id: str | None = None) -> str:
+    def upload(
+        self, repo: str, *, size: int = 100, age: float | None = None, upload_id: str | None = None
+    ) -> str:
         """An unfinished upload: data, startedat, a hash state."""
         uid = upload_id or str(uuidlib.UUID(int=self.rng.getrandbits(128)))
         r = Repository(repo)
