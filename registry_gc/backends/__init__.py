@@ -12,6 +12,7 @@ from ._fsspec import FsspecBackend
 from ._local import LocalBackend
 from ._open import ENTRY_POINT_GROUP, open_backend
 from ._readonly import ReadOnlyBackend
+from ._s3 import S3Backend
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -23,6 +24,7 @@ __all__ = [
     "ObjectInfo",
     "Outcome",
     "ReadOnlyBackend",
+    "S3Backend",
     "SupportsMultipartUploads",
     "open_backend",
 ]

@@ -178,12 +178,16 @@ class FsspecBackend:
         return dict(await asyncio.gather(*(run(p) for p in paths)))
 
     async def delete(self, paths: Sequence[str]) -> _Results:
-        """Delete file by file, up to ``concurrency`` at a time."""
+        """Delete file by file, up to ``concurrency`` at a time.
+
+        A path outside the root refuses the whole call before anything is deleted.
+        """
         sem = asyncio.Semaphore(self._concurrency)
+        full = {p: self._full(p) for p in paths}
 
         def one(path: str) -> DeleteResult:
             try:
-                self._fs.rm_file(self._full(path))
+                self._fs.rm_file(full[path])
             except FileNotFoundError:
                 return DeleteResult(path, Outcome.MISSING)
             except Exception as e:  # noqa: BLE001 - every failure is reported, never dropped

@@ -11,9 +11,10 @@ region handling), and then this backend calls the S3 API itself:
   HeadObject first unless told not to).
 - **DeleteObjects per-key errors are reported**: s3fs's bulk delete drops the
   response's ``Errors``.
-- **parallel listing of blobs**: ``blobs/`` is listed as 256 concurrent
-  streams, one per two-hex-digit directory, instead of one sequential
-  stream of 1000-key pages.
+- **parallel listing**: ``blobs/`` and ``repositories/`` are listed as
+  concurrent streams (16 for blobs, one per leading hex digit) rather than
+  one stream of sequential 1000-key pages: 1.6-1.8x faster on SeaweedFS on
+  loopback, more where each request has real network latency.
 - **cheap timestamps**: ``LastModified`` is parsed with ``fromisoformat``
   rather than dateutil (about 3x less client CPU per listed page).
 
@@ -29,17 +30,16 @@ import asyncio
 import base64
 import collections
 import contextlib
-import datetime as dt
+import datetime
+import enum
 import hashlib
 import logging
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit
 
 import attrs
 
-from registry_gc._errors import ConfigError, StorageError
-
-from ._base import DeleteResult, ObjectInfo, Outcome
+from .._errors import ConfigError, StorageError
+from ._base import DeleteResult, MultipartUpload, ObjectInfo, Outcome
 
 if TYPE_CHECKING:
     from collections.abc import (
@@ -57,7 +57,7 @@ __all__ = ["MultipartUpload", "S3Backend"]
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
-_UTC = dt.timezone.utc
+_UTC = datetime.timezone.utc
 
 #: ListObjectsV2 and DeleteObjects both take at most 1000 keys per request.
 _PAGE = 1000
@@ -77,10 +77,16 @@ _MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 #: 404 codes that are *not* about the object: a missing bucket is an error.
 _NOT_AN_OBJECT_404 = frozenset({"NoSuchBucket"})
 #: Storage options of s3fs that this backend decides itself.
-_FORCED_OPTIONS = ("asynchronous", "loop", "skip_instance_cache", "use_listings_cache")
+_FORCED_OPTIONS = (
+    "asynchronous",
+    "loop",
+    "skip_instance_cache",
+    "use_listings_cache",
+    "max_concurrency",
+)
 
 
-def _fast_ts(value: object) -> dt.datetime:
+def _fast_ts(value: object) -> datetime.datetime:
     """Parse a botocore timestamp with ``fromisoformat``, falling back to botocore's parser.
 
     Listing bodies carry ISO 8601 (``2026-01-02T03:04:05.000Z``); response
@@ -90,7 +96,7 @@ def _fast_ts(value: object) -> dt.datetime:
     if isinstance(value, str):
         text = value[:-1] + "+00:00" if value.endswith("Z") else value
         try:
-            parsed = dt.datetime.fromisoformat(text)
+            parsed = datetime.datetime.fromisoformat(text)
         except ValueError:
             pass
         else:
@@ -98,11 +104,11 @@ def _fast_ts(value: object) -> dt.datetime:
                 return parsed
     from botocore.utils import parse_timestamp  # noqa: PLC0415 - only on the slow path
 
-    result: dt.datetime = parse_timestamp(value)
+    result: datetime.datetime = parse_timestamp(value)
     return result
 
 
-def _utc(value: dt.datetime) -> dt.datetime:
+def _utc(value: datetime.datetime) -> datetime.datetime:
     if value.tzinfo is _UTC:
         return value
     if value.tzinfo is None:
@@ -136,6 +142,46 @@ async def _run_pool(
         raise
 
 
+class _Fanout(enum.Enum):
+    FLAT = "flat"  #: one stream of sequential pages
+    STEMS = "stems"  #: one stream per first character of the names below
+    EXPAND = "expand"  #: each directory below by its own rule
+
+
+_V2_PARTS = ("docker", "registry", "v2")
+
+
+def _fanout(path: str) -> _Fanout:
+    """How to list the directory ``path`` (relative to the root, no trailing slash).
+
+    Measured on SeaweedFS (``weed mini``, loopback, 2 shared cores; median of 5):
+
+    ========================  ===============  ==============  ===============
+    prefix (objects)          one stream       16 stems        256 ``xx/`` dirs
+    ========================  ===============  ==============  ===============
+    ``blobs/`` (20k)          3.4 s, 20 req    2.1 s, 34 req   2.2 s, 258 req
+    ``repositories/`` (30k)   7.8 s, 30 req    4.4 s, 37 req
+    whole root (50k)          11.5 s, 50 req   6.5 s, 75 req
+    ========================  ===============  ==============  ===============
+
+    16 stems are as fast as 256 directories for a fraction of the requests
+    (and client CPU), and 16 sequential streams still outrun the client's
+    parsing (~25-45 µs per object) at S3 latencies. So: ``blobs/`` expands
+    into its algorithms, each split into stems (``0``…``f``);
+    ``repositories/`` splits by the first character of the names below it;
+    the path down to ``docker/registry/v2`` expands, so that listing the
+    whole root gets both. Anything else (one repository, say) is one stream.
+    """
+    parts = path.split("/") if path else []
+    if tuple(parts) == _V2_PARTS[: len(parts)]:
+        return _Fanout.EXPAND
+    if parts[-1] == "blobs":
+        return _Fanout.EXPAND
+    if parts[-1] == "repositories" or (len(parts) >= 2 and parts[-2] == "blobs"):
+        return _Fanout.STEMS
+    return _Fanout.FLAT
+
+
 def _error_code(exc: BaseException) -> tuple[str, int | None]:
     """The S3 error code and HTTP status of a botocore ``ClientError`` (else ``("", None)``)."""
     response = getattr(exc, "response", None)
@@ -162,20 +208,6 @@ def _add_content_md5(request: object, **_: object) -> None:
         headers["Content-MD5"] = base64.b64encode(digest).decode("ascii")
 
 
-@attrs.frozen(slots=True)
-class MultipartUpload:
-    """An open (unfinished) multipart upload.
-
-    ``key`` is relative to the registry root, like every backend path (for a
-    registry upload: ``docker/registry/v2/repositories/<name>/_uploads/<uuid>/data``).
-    ``initiated`` is timezone-aware UTC.
-    """
-
-    key: str
-    upload_id: str
-    initiated: dt.datetime
-
-
 @attrs.define(slots=True)
 class _Connection:
     """An s3fs filesystem and its aiobotocore client, bound to one event loop."""
@@ -183,6 +215,8 @@ class _Connection:
     loop: asyncio.AbstractEventLoop
     fs: Any
     client: Any
+    #: Closes the client when its loop shuts down (see :meth:`S3Backend._closer`).
+    closer: AsyncGenerator[None, None] | None = None
 
 
 class S3Backend:
@@ -233,11 +267,8 @@ class S3Backend:
             {"RequestPayer": "requester"} if options.get("requester_pays") else {}
         )
         # Credentials, to be scrubbed from any message that could echo them.
-        self._secrets = tuple(
-            str(v)
-            for k in ("key", "secret", "token", "username", "password")
-            if len(str(v := options.get(k) or "")) >= 4
-        )
+        values = (options.get(k) for k in ("key", "secret", "token", "username", "password"))
+        self._secrets = tuple(str(v) for v in values if v and len(str(v)) >= 4)
         self._conn: _Connection | None = None
         self._connect_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         #: HTTP requests sent, by S3 operation name, retries included.
@@ -250,20 +281,22 @@ class S3Backend:
         ``storage_options`` as for :class:`s3fs.S3FileSystem`, plus ``concurrency``
         (default 64).
         """
-        parts = urlsplit(url)
-        if parts.scheme.lower() not in ("s3", "s3a"):
-            raise ConfigError(f"not an S3 URL: {parts.scheme}://…")
-        if "@" in parts.netloc:
+        scheme, sep, rest = url.partition("://")
+        if not sep or scheme.lower() not in ("s3", "s3a"):
+            # Not echoed: a mistyped URL may carry anything, credentials included.
+            raise ConfigError("not an S3 URL: expected s3://bucket/optional/prefix")
+        bucket, _, root = rest.partition("/")
+        if "@" in bucket:
             # Never echo the URL: whatever precedes the "@" may be a credential.
             raise ConfigError(
                 "credentials in an s3:// URL are not supported; "
                 "pass them as storage options (key, secret) or use a profile"
             )
-        if not parts.netloc:
+        if not bucket:
             raise ConfigError(f"no bucket in {url!r}: expected s3://bucket/optional/prefix")
         options = dict(storage_options or {})
         concurrency = int(options.pop("concurrency", 64))
-        return cls(parts.netloc, parts.path, options, concurrency=concurrency)
+        return cls(bucket, root, options, concurrency=concurrency)
 
     # -- naming ---------------------------------------------------------------------
 
@@ -349,7 +382,10 @@ class S3Backend:
             "max_pool_connections": self._concurrency,
             "retries": {"max_attempts": _DEFAULT_RETRIES, "mode": "standard"},
         }
-        config.update(options.pop("config_kwargs", None) or {})
+        user_config = dict(options.pop("config_kwargs", None) or {})
+        # Merged, so that {"retries": {"max_attempts": 2}} keeps standard mode.
+        config["retries"] = {**config["retries"], **(user_config.pop("retries", None) or {})}
+        config.update(user_config)
         try:
             fs = s3fs.S3FileSystem(
                 asynchronous=True,
@@ -360,29 +396,45 @@ class S3Backend:
                 config_kwargs=config,
                 **options,
             )
-            # Our own session, built from the same session kwargs (``profile``) as
-            # s3fs would, so that the fast timestamp parser is installed on it.
-            session = aiobotocore.session.AioSession(**fs.kwargs)
-            session.get_component("response_parser_factory").set_parser_defaults(
-                timestamp_parser=_fast_ts
-            )
-            fs.session = session
+            if fs.session is None:
+                # Our own session, built from the session kwargs (``profile``) as
+                # s3fs would, so that the fast timestamp parser is installed on
+                # it. A session passed in by the caller is used untouched.
+                session = aiobotocore.session.AioSession(**fs.kwargs)
+                session.get_component("response_parser_factory").set_parser_defaults(
+                    timestamp_parser=_fast_ts
+                )
+                fs.session = session
             client = await fs.set_session()
         except Exception as e:
-            raise StorageError(
-                f"cannot connect to {self.url}: {self._describe(e)}"
-            ) from e
+            raise StorageError(f"cannot connect to {self.url}: {self._describe(e)}") from e
         events = client.meta.events
         events.register("before-send.s3", self._count_request)
         events.register("before-sign.s3.DeleteObjects", _add_content_md5)
-        return _Connection(loop=loop, fs=fs, client=client)
+        conn = _Connection(loop=loop, fs=fs, client=client)
+        # Started here, so the loop tracks it: asyncio.run's shutdown_asyncgens()
+        # finalizes it while the loop still runs, which closes the connections
+        # cleanly even when the caller never awaits aclose().
+        conn.closer = self._closer(conn)
+        await anext(conn.closer)
+        return conn
+
+    async def _closer(self, conn: _Connection) -> AsyncGenerator[None, None]:
+        """Suspend until finalized (by :meth:`aclose` or the loop's shutdown), then close."""
+        try:
+            yield
+        finally:
+            if self._conn is conn:
+                self._conn = None
+            with contextlib.suppress(Exception):
+                await conn.client.close()
 
     def _abandon(self, conn: _Connection) -> None:
-        """Drop a client whose event loop is gone or another one, without awaiting.
+        """Drop a client whose event loop ended without finalizing it (``loop.close()`` alone).
 
-        Its sockets belong to that loop and cannot be closed from this one
-        cleanly; marking the aiohttp connectors closed releases what can be
-        released and stops aiohttp warning about an unclosed session later.
+        Its sockets belong to that loop and cannot be closed from this one;
+        marking the aiohttp connectors closed releases what can be released
+        and stops aiohttp warning about an unclosed session later.
         """
         with contextlib.suppress(Exception):
             http = conn.client._endpoint.http_session  # noqa: SLF001
@@ -397,15 +449,10 @@ class S3Backend:
         conn, self._conn = self._conn, None
         if conn is None:
             return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:  # pragma: no cover - aclose is a coroutine
-            running = None
-        if conn.loop is not running:
+        if conn.loop is not asyncio.get_running_loop():
             self._abandon(conn)
-            return
-        with contextlib.suppress(Exception):
-            await conn.client.close()
+        elif conn.closer is not None:
+            await conn.closer.aclose()
 
     # -- list -----------------------------------------------------------------------
 
@@ -443,18 +490,6 @@ class S3Backend:
             out.append(ObjectInfo(key[cut:], int(obj.get("Size") or 0), _utc(obj["LastModified"])))
         return out
 
-    async def _discover(
-        self, conn: _Connection, prefixes: list[str]
-    ) -> list[tuple[list[str], list[ObjectInfo]]]:
-        """:meth:`_children` of each prefix, concurrently, in the order given."""
-        found: list[tuple[list[str], list[ObjectInfo]]] = [([], [])] * len(prefixes)
-
-        async def one(i: int) -> None:
-            found[i] = await self._children(conn, prefixes[i])
-
-        await _run_pool(min(self._concurrency, _LIST_WORKERS), range(len(prefixes)), one)
-        return found
-
     async def _children(self, conn: _Connection, prefix: str) -> tuple[list[str], list[ObjectInfo]]:
         """One delimiter listing of ``prefix``: its sub-"directories" and its direct objects."""
         dirs: list[str] = []
@@ -464,21 +499,36 @@ class S3Backend:
             objects.extend(self._infos(page.get("Contents", ())))
         return dirs, objects
 
-    @staticmethod
-    def _fanout_depth(prefix: str) -> int:
-        """How many directory levels to discover before listing in parallel.
+    async def _plan(self, conn: _Connection, prefix: str) -> tuple[list[str], list[ObjectInfo]]:
+        """Split the listing of ``prefix`` into disjoint flat streams.
 
-        ``blobs/<alg>/<xx>/`` are the 256 two-hex-digit directories that spread
-        the blobs evenly: listing them in parallel is 2-3x faster than one
-        stream of sequential pages. Repositories hold few keys each, and link
-        listings are dominated by blobs on any registry big enough to matter.
+        Returns the key prefixes to list (flat, concurrently) and the objects
+        already found by the delimiter listings made on the way. See
+        :func:`_fanout` for where the split happens.
         """
-        parts = [p for p in prefix.split("/") if p]
-        if parts and parts[-1] == "blobs":
-            return 2
-        if len(parts) >= 2 and parts[-2] == "blobs":
-            return 1
-        return 0
+        mode = _fanout(prefix[len(self._base) :].rstrip("/"))
+        if mode is _Fanout.FLAT:
+            return [prefix], []
+        dirs, objects = await self._children(conn, prefix)
+        if mode is _Fanout.STEMS:
+            # One stream per first character of the names found: a stem covers
+            # the directories and the objects starting with it (so the objects
+            # found here are not returned), and the stems are disjoint.
+            names = [d[len(prefix) :] for d in dirs]
+            names += [(self._base + o.path)[len(prefix) :] for o in objects]
+            return sorted({prefix + n[0] for n in names if n}), []
+        streams: list[str] = []
+        found = list(objects)
+        planned: list[tuple[list[str], list[ObjectInfo]]] = [([], [])] * len(dirs)
+
+        async def plan(i: int) -> None:
+            planned[i] = await self._plan(conn, dirs[i])
+
+        await _run_pool(min(self._concurrency, _LIST_WORKERS), range(len(dirs)), plan)
+        for sub_streams, sub_objects in planned:
+            streams += sub_streams
+            found += sub_objects
+        return streams, found
 
     async def _list_concurrently(
         self, conn: _Connection, prefixes: list[str]
@@ -711,40 +761,26 @@ class S3Backend:
     async def list(self, prefix: str) -> AsyncIterator[ObjectInfo]:
         """Yield every object under ``prefix`` (a directory; ``""`` is the whole root).
 
-        One flat ListObjectsV2 stream (1000 keys a page), except under
-        ``…/blobs/`` and ``…/blobs/<alg>/``: there the ``<xx>/`` directories are
-        found with delimiter listings (one or two requests), then listed
-        concurrently. Results are streamed as pages arrive, in no particular order.
+        Flat ListObjectsV2 (no delimiter, 1000 keys a page), never a request
+        per directory. ``blobs/``, ``repositories/`` and the path down to them
+        are first split with a few delimiter listings (one per level) into
+        disjoint key ranges that are listed concurrently (see :func:`_fanout`);
+        any other prefix is one stream of sequential pages. Objects are yielded
+        as pages arrive, in no particular order; keys ending in ``/``
+        (directory placeholders) are skipped.
         """
         key_prefix = self._dir_key(prefix)
         conn = await self._connection()
-        depth = self._fanout_depth(prefix)
-        if depth == 0:
-            async with contextlib.aclosing(self._pages(conn, key_prefix)) as pages:
+        streams, found = await self._plan(conn, key_prefix)
+        for info in found:
+            yield info
+        if len(streams) == 1:
+            async with contextlib.aclosing(self._pages(conn, streams[0])) as pages:
                 async for page in pages:
                     for info in self._infos(page.get("Contents", ())):
                         yield info
             return
-        # Discover the directory tree down to the fan-out level, yielding the
-        # objects met on the way, then list one stream per first character of
-        # the names found there: a stem prefix covers the directories and the
-        # objects that start with it, so the streams are complete and disjoint.
-        parents = [key_prefix]
-        stems: list[str] = []
-        for level in range(depth):
-            found = await self._discover(conn, parents)
-            if level == depth - 1:
-                for parent, (dirs, objects) in zip(parents, found, strict=True):
-                    names = [d[len(parent) :] for d in dirs]
-                    names += [(self._base + o.path)[len(parent) :] for o in objects]
-                    stems.extend(sorted({parent + n[0] for n in names if n}))
-                break
-            parents = []
-            for dirs, objects in found:
-                parents.extend(dirs)
-                for info in objects:
-                    yield info
         # aclosing: if the consumer stops early, the listers are cancelled now.
-        async with contextlib.aclosing(self._list_concurrently(conn, stems)) as infos:
+        async with contextlib.aclosing(self._list_concurrently(conn, streams)) as infos:
             async for info in infos:
                 yield info

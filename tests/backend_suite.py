@@ -1,0 +1,275 @@
+"""The behaviour every storage backend shares, as a test base class.
+
+A backend's test class subclasses :class:`BackendSuite` and provides two
+fixtures (in the style of zarr-python's ``zarr/testing/store.py``):
+
+- ``backend``: a :class:`~registry_gc.backends.Backend` over an empty registry root;
+- ``writer``: ``write(path, data)`` puts an object at a root-relative path,
+  bypassing the backend. A path ending in ``/`` makes a *directory
+  placeholder*: a zero-byte ``a/b/`` key on an object store, an empty
+  directory on a filesystem. It must be safe to call from several threads.
+
+Every test drives the backend with ``asyncio.run`` and closes it in the same
+event loop, as the collector does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import datetime
+import hashlib
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from registry_gc import ReadOnlyError, StorageError
+from registry_gc.backends import Backend, DeleteResult, ObjectInfo, Outcome, ReadOnlyBackend
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    Writer = Callable[[str, bytes], None]
+
+V2 = "docker/registry/v2/"
+BLOBS = V2 + "blobs/"
+REPOS = V2 + "repositories/"
+#: Paths that would leave the registry root.
+ESCAPING = ("../outside", "/docker/registry/v2/x", "docker/registry/v2/../../../etc/passwd")
+
+
+def blob_path(seed: str) -> str:
+    """The path of a blob's data for a digest derived from ``seed``."""
+    hexdigest = hashlib.sha256(seed.encode()).hexdigest()
+    return f"{BLOBS}sha256/{hexdigest[:2]}/{hexdigest}/data"
+
+
+def run(backend: Backend, fn: Callable[[], Awaitable[Any]]) -> Any:
+    """Run ``fn()`` in a fresh event loop and close the backend in that loop."""
+
+    async def main() -> Any:
+        try:
+            return await fn()
+        finally:
+            await backend.aclose()
+
+    return asyncio.run(main())
+
+
+async def collect(backend: Backend, prefix: str) -> list[ObjectInfo]:
+    """Every object a listing of ``prefix`` yields, in the order yielded."""
+    return [info async for info in backend.list(prefix)]
+
+
+def files(infos: list[ObjectInfo]) -> dict[str, ObjectInfo]:
+    """The listed objects that are not (empty) directories, by path."""
+    return {i.path: i for i in infos if not i.is_dir}
+
+
+def write_many(writer: Writer, items: dict[str, bytes]) -> None:
+    """Write many objects with a few threads (object stores are latency-bound)."""
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        for future in [pool.submit(writer, p, d) for p, d in items.items()]:
+            future.result()
+
+
+class BackendSuite:
+    """Tests every backend passes. Subclasses provide ``backend`` and ``writer`` fixtures."""
+
+    @pytest.fixture
+    def backend(self) -> Backend:
+        """A backend over an empty registry root."""
+        raise NotImplementedError
+
+    @pytest.fixture
+    def writer(self) -> Writer:
+        """``write(path, data)``, bypassing the backend."""
+        raise NotImplementedError
+
+    # -- list ------------------------------------------------------------------------
+
+    def test_list_missing_prefix_yields_nothing(self, backend: Backend) -> None:
+        """Listing a prefix that does not exist yields nothing and does not raise."""
+        assert run(backend, lambda: collect(backend, REPOS + "nope/")) == []
+        assert run(backend, lambda: collect(backend, "")) == []
+
+    def test_list_is_recursive_with_relative_paths_sizes_and_times(
+        self, backend: Backend, writer: Writer
+    ) -> None:
+        """Listing is recursive, with root-relative paths, sizes and UTC mtimes close to now."""
+        objects = {
+            REPOS + "a/_layers/sha256/ab/link": b"sha256:" + b"a" * 64,
+            REPOS + "a/b/c/_manifests/tags/v1/current/link": b"sha256:" + b"b" * 64,
+            REPOS + "a/_uploads/u1/data": b"",
+            BLOBS + "sha256/ab/abcd/data": b"x" * 1234,
+        }
+        write_many(writer, objects)
+        before = datetime.datetime.now(datetime.timezone.utc)
+
+        listed = files(run(backend, lambda: collect(backend, REPOS)))
+        assert set(listed) == {p for p in objects if p.startswith(REPOS)}
+        for path, info in listed.items():
+            assert info.size == len(objects[path])
+            assert info.modified.tzinfo is not None
+            assert info.modified.utcoffset() == datetime.timedelta(0)
+            assert abs(info.modified - before) < datetime.timedelta(minutes=5)
+
+        everything = files(run(backend, lambda: collect(backend, "")))
+        assert set(everything) == set(objects)
+
+    def test_list_prefix_is_a_directory(self, backend: Backend, writer: Writer) -> None:
+        """``a/b`` and ``a/b/`` list the same, and never ``a/bc/…`` (a sibling sharing a stem)."""
+        write_many(writer, {REPOS + "ab/x/link": b"1", REPOS + "abc/x/link": b"2"})
+        with_slash = files(run(backend, lambda: collect(backend, REPOS + "ab/")))
+        without = files(run(backend, lambda: collect(backend, REPOS + "ab")))
+        assert set(with_slash) == set(without) == {REPOS + "ab/x/link"}
+
+    def test_directory_placeholders_never_listed(self, backend: Backend, writer: Writer) -> None:
+        """A directory placeholder is never listed as an object (only as an empty directory)."""
+        writer(REPOS + "a/_uploads/", b"")
+        writer(REPOS + "a/_layers/sha256/ab/link", b"sha256:ab")
+        infos = run(backend, lambda: collect(backend, V2))
+        assert set(files(infos)) == {REPOS + "a/_layers/sha256/ab/link"}
+        assert not any(i.path.endswith("/") for i in infos)
+
+    def test_list_can_stop_early(self, backend: Backend, writer: Writer) -> None:
+        """A consumer may stop a listing half-way; the backend stays usable."""
+        write_many(writer, {blob_path(str(i)): b"x" for i in range(50)})
+
+        async def first_few() -> list[ObjectInfo]:
+            out: list[ObjectInfo] = []
+            async for info in backend.list(BLOBS):
+                out.append(info)
+                if len(out) == 3:
+                    break
+            return out
+
+        assert len(run(backend, first_few)) == 3
+        assert len(files(run(backend, lambda: collect(backend, BLOBS)))) == 50
+
+    @pytest.fixture
+    def large_store(self, backend: Backend, writer: Writer) -> tuple[Backend, list[str]]:
+        """A backend holding 3000 blobs, and their paths (subclasses may share one store)."""
+        paths = [blob_path(str(i)) for i in range(3000)]
+        write_many(writer, dict.fromkeys(paths, b"b"))
+        return backend, paths
+
+    def test_large_listing_is_complete_without_duplicates(
+        self, large_store: tuple[Backend, list[str]]
+    ) -> None:
+        """3000 blobs across the ``blobs/sha256/xx/`` directories list exactly once each."""
+        backend, paths = large_store
+        infos = [i for i in run(backend, lambda: collect(backend, BLOBS)) if not i.is_dir]
+        assert len(infos) == len(paths)
+        assert {i.path for i in infos} == set(paths)
+        sha = files(run(backend, lambda: collect(backend, BLOBS + "sha256/")))
+        assert set(sha) == set(paths)
+
+    # -- read ------------------------------------------------------------------------
+
+    def test_read_many(self, backend: Backend, writer: Writer) -> None:
+        """Reading many paths gives each object's bytes; a missing one is None, an empty one b''."""
+        objects = {
+            f"{REPOS}r/_layers/sha256/{i:02x}/link": f"sha256:{i}".encode() for i in range(40)
+        }
+        objects[REPOS + "r/empty"] = b""
+        write_many(writer, objects)
+        missing = REPOS + "r/missing/link"
+        paths = [*objects, missing]
+        got = run(backend, lambda: backend.read(paths))
+        assert dict(got) == {**objects, missing: None}
+        assert run(backend, lambda: backend.read([])) == {}
+
+    # -- delete ----------------------------------------------------------------------
+
+    def test_delete_many_in_order(self, backend: Backend, writer: Writer) -> None:
+        """Deleting returns one DELETED result per path, in the order given, and the objects go."""
+        paths = [blob_path(str(i)) for i in range(30)]
+        write_many(writer, dict.fromkeys(paths, b"x"))
+        writer(REPOS + "keep/link", b"k")
+        results = run(backend, lambda: backend.delete(paths))
+        assert results == [DeleteResult(p, Outcome.DELETED) for p in paths]
+        assert set(files(run(backend, lambda: collect(backend, "")))) == {REPOS + "keep/link"}
+        assert run(backend, lambda: backend.delete([])) == []
+
+    def test_delete_missing_is_not_failed(self, backend: Backend, writer: Writer) -> None:
+        """Deleting a path that does not exist is not a failure (MISSING, or DELETED on S3)."""
+        writer(REPOS + "x/link", b"x")
+        paths = [REPOS + "x/link", REPOS + "x/nope", BLOBS + "sha256/00/00/data"]
+        results = run(backend, lambda: backend.delete(paths))
+        assert [r.path for r in results] == paths
+        assert results[0].outcome is Outcome.DELETED
+        assert all(r.ok and r.outcome in (Outcome.DELETED, Outcome.MISSING) for r in results)
+
+    # -- safety ----------------------------------------------------------------------
+
+    @pytest.mark.parametrize("path", ESCAPING)
+    def test_list_refuses_paths_leaving_the_root(self, backend: Backend, path: str) -> None:
+        """Listing a prefix with ``..`` or a leading ``/`` raises StorageError."""
+        with pytest.raises(StorageError):
+            run(backend, lambda: collect(backend, path))
+
+    @pytest.mark.parametrize("path", ESCAPING)
+    def test_read_refuses_paths_leaving_the_root(self, backend: Backend, path: str) -> None:
+        """Reading a path with ``..`` or a leading ``/`` raises StorageError."""
+        with pytest.raises(StorageError):
+            run(backend, lambda: backend.read([REPOS + "x/link", path]))
+
+    @pytest.mark.parametrize("path", ESCAPING)
+    def test_delete_refuses_paths_leaving_the_root(
+        self, backend: Backend, writer: Writer, path: str
+    ) -> None:
+        """Deleting a path with ``..`` or a leading ``/`` raises StorageError, deleting nothing."""
+        writer(REPOS + "x/link", b"x")
+        with pytest.raises(StorageError):
+            run(backend, lambda: backend.delete([REPOS + "x/link", path]))
+        # The bad path is refused before any other path of the call is touched.
+        assert REPOS + "x/link" in files(run(backend, lambda: collect(backend, "")))
+
+    def test_read_only_wrapper(self, backend: Backend, writer: Writer) -> None:
+        """ReadOnlyBackend lists and reads, refuses deletes with ReadOnlyError, deletes nothing."""
+        writer(REPOS + "x/link", b"sha256:x")
+        ro = ReadOnlyBackend(backend)
+        assert ro.url == backend.url
+        assert set(files(run(ro, lambda: collect(ro, REPOS)))) == {REPOS + "x/link"}
+        assert run(ro, lambda: ro.read([REPOS + "x/link"])) == {REPOS + "x/link": b"sha256:x"}
+        with pytest.raises(ReadOnlyError):
+            run(ro, lambda: ro.delete([REPOS + "x/link"]))
+        with pytest.raises(ReadOnlyError):
+            run(ro, lambda: ro.remove_empty_dirs([REPOS + "x"]))
+        assert run(backend, lambda: backend.read([REPOS + "x/link"])) == {
+            REPOS + "x/link": b"sha256:x"
+        }
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def test_aclose_then_reuse(self, backend: Backend, writer: Writer) -> None:
+        """After aclose the backend works again (in the same event loop)."""
+        writer(REPOS + "x/link", b"1")
+
+        async def twice() -> tuple[Any, Any]:
+            first = await backend.read([REPOS + "x/link"])
+            await backend.aclose()
+            await backend.aclose()  # idempotent
+            second = await collect(backend, REPOS)
+            return first, second
+
+        first, second = run(backend, twice)
+        assert first == {REPOS + "x/link": b"1"}
+        assert set(files(second)) == {REPOS + "x/link"}
+
+    def test_reuse_across_event_loops(self, backend: Backend, writer: Writer) -> None:
+        """One backend serves several ``asyncio.run`` calls, even without aclose in between."""
+        writer(REPOS + "x/link", b"1")
+        for _ in range(3):
+            got = asyncio.run(backend.read([REPOS + "x/link"]))
+            assert got == {REPOS + "x/link": b"1"}
+        assert set(files(asyncio.run(collect(backend, REPOS)))) == {REPOS + "x/link"}
+        run(backend, lambda: backend.delete([REPOS + "x/link"]))
+        assert run(backend, lambda: backend.read([REPOS + "x/link"])) == {REPOS + "x/link": None}
+
+    def test_protocol(self, backend: Backend) -> None:
+        """The backend satisfies the Backend protocol and its url is a plain string."""
+        assert isinstance(backend, Backend)
+        assert isinstance(backend.url, str)
+        assert isinstance(backend.hierarchical, bool)
+        assert backend.url in repr(backend)
