@@ -56,6 +56,7 @@ from .layout import V2_PREFIX, Digest, Repository, Tag, repository_prefix
 from .manifests import Manifest
 from .mark import Marks, mark
 from .plan import Category, make_plan
+from .policy import add_policy_arguments, policy_from_args
 from .report import Report, human_bytes
 
 if TYPE_CHECKING:
@@ -476,6 +477,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="sweep even when blobs exist but no manifest at all (normally refused)",
     )
+    add_policy_arguments(gc)
     _add_output(gc)
     gc.set_defaults(func=_cmd_gc)
 
@@ -773,6 +775,12 @@ def _report_dict(report: Report, target: _Target, **extra: Any) -> dict[str, Any
 
 def _cmd_gc(args: argparse.Namespace) -> int:
     target = args.target = _target(args, args.root)
+    policy = policy_from_args(args)
+    if policy is not None and not args.delete_untagged:
+        log.warning(
+            "a retention policy removes tags only; the images behind them stay as untagged "
+            "revisions unless -m/--delete-untagged is given too"
+        )
     _race_notice(target, args)
     progress = make_progress(quiet=args.quiet)
     with progress:
@@ -784,6 +792,7 @@ def _cmd_gc(args: argparse.Namespace) -> int:
             uploads_older_than=args.uploads_older_than,
             allow_no_manifests=args.allow_no_manifests,
             allow_empty=args.allow_empty,
+            policy=policy,
             progress=progress.collector() if progress.active else None,
         )
     _emit(args, _report_dict(report, target), lambda: report.render(verbose=args.verbose > 0))

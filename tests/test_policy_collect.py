@@ -263,3 +263,24 @@ def test_created_time_source_reads_the_image_configs(tmp_path: Path) -> None:
     assert by_created.decisions is not None
     assert [d.tag for d in by_push.decisions.deleted()] == ["multi"]
     assert [d.tag for d in by_created.decisions.deleted()] == ["rebuilt"]
+
+
+def test_cli_gc_applies_keep_last_and_reports_the_rule(tmp_path, capsys):
+    """`registry-gc gc --keep-last N -m` deletes the older tags, says which rule did, and keeps N."""
+    import json
+
+    from registry_gc.cli import run
+    from tests.rigs.builder import RegistryBuilder
+
+    b = RegistryBuilder()
+    for i in range(4):
+        b.image("app", f"build-{i}", age=10_000 - i * 1000)  # build-3 is the newest
+    b.write_local(tmp_path)
+    code = run(["gc", str(tmp_path), "-m", "--keep-last", "2", "--no-keep-latest", "--json"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    deleted = {t["tag"] for t in out["tags"] if t["action"] == "delete"}
+    assert deleted == {"build-0", "build-1"}
+    assert all("keep_last 2" in t["rule"] for t in out["tags"] if t["action"] == "delete")
+    tags = tmp_path / "docker/registry/v2/repositories/app/_manifests/tags"
+    assert sorted(p.name for p in tags.iterdir()) == ["build-2", "build-3"]
