@@ -12,6 +12,7 @@ import os
 from typing import TYPE_CHECKING
 
 from registry_gc import collect
+from registry_gc.cli import run as cli_run
 from registry_gc.layout import (
     Digest,
     LayerLink,
@@ -266,17 +267,12 @@ def test_created_time_source_reads_the_image_configs(tmp_path: Path) -> None:
 
 
 def test_cli_gc_applies_keep_last_and_reports_the_rule(tmp_path, capsys):
-    """`registry-gc gc --keep-last N -m` deletes the older tags, says which rule did, and keeps N."""
-    import json
-
-    from registry_gc.cli import run
-    from tests.rigs.builder import RegistryBuilder
-
+    """`gc --keep-last N -m` deletes the older tags, says which rule did, and keeps N."""
     b = RegistryBuilder()
     for i in range(4):
         b.image("app", f"build-{i}", age=10_000 - i * 1000)  # build-3 is the newest
     b.write_local(tmp_path)
-    code = run(["gc", str(tmp_path), "-m", "--keep-last", "2", "--no-keep-latest", "--json"])
+    code = cli_run(["gc", str(tmp_path), "-m", "--keep-last", "2", "--no-keep-latest", "--json"])
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     deleted = {t["tag"] for t in out["tags"] if t["action"] == "delete"}
