@@ -21,7 +21,7 @@ from registry_gc import cli, collect
 from registry_gc import config as config_module
 from registry_gc._progress import Progress, make_progress, with_listing_progress
 from registry_gc.backends import LocalBackend, SupportsMultipartUploads
-from registry_gc.cli import ImageRef, parse_image, run
+from registry_gc.cli import run
 from registry_gc.layout import (
     BlobData,
     Digest,
@@ -32,6 +32,7 @@ from registry_gc.layout import (
     TagCurrentLink,
     blob_path,
 )
+from registry_gc.remove import ImageRef, parse_image
 
 from tests.rigs.builder import RegistryBuilder
 
