@@ -21,6 +21,7 @@ from .layout import Digest, Repository, Tag
 from .manifests import Manifest, ManifestKind, parse_manifest
 from .mark import Marks, mark
 from .plan import Category, Deletion, Kept, Plan, make_plan
+from .policy import Policy, Rule, TagDecisions, load_policy, parse_policy
 from .report import Report
 
 try:
@@ -48,22 +49,27 @@ __all__ = [
     "ManifestTable",
     "Marks",
     "Plan",
+    "Policy",
     "ReadOnlyError",
     "RefusedError",
     "RegistryGCError",
     "Report",
     "Repository",
+    "Rule",
     "StorageError",
     "Tag",
+    "TagDecisions",
     "__version__",
     "apply_plan",
     "collect",
     "collect_async",
     "fetch_manifests",
     "load_manifests",
+    "load_policy",
     "make_plan",
     "mark",
     "open_backend",
     "parse_manifest",
+    "parse_policy",
     "take_inventory",
 ]
