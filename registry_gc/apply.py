@@ -123,7 +123,10 @@ def directories_to_prune(plan: Plan, deleted: Iterable[str]) -> list[str]:
     keep = [
         d
         for d in candidates
-        if d not in protected and d.startswith(V2_PREFIX) and d != REPOSITORIES_PREFIX.rstrip("/")
+        if d not in protected
+        and d.startswith(V2_PREFIX)
+        and ".." not in d.split("/")  # a plan is data: "v2/../../x" is not below v2
+        and d != REPOSITORIES_PREFIX.rstrip("/")
     ]
     keep.sort(key=lambda d: (-d.count("/"), d))
     return keep

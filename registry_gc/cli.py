@@ -486,7 +486,9 @@ def _emit(args: argparse.Namespace, data: Mapping[str, Any], text: Callable[[], 
         json.dump(data, sys.stdout, indent=2)
         sys.stdout.write("\n")
     elif not args.quiet:
-        print(text())  # noqa: T201
+        # Names read from storage may not be UTF-8 (surrogates): escape what stdout cannot encode.
+        encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+        print(text().encode(encoding, "backslashreplace").decode(encoding))  # noqa: T201
 
 
 def _iso(ts: float | None) -> str | None:

@@ -409,6 +409,19 @@ def classify(path: str) -> Key:
     return key
 
 
+def _is_utf8(parts: list[str]) -> bool:
+    """Whether every part is valid UTF-8 (a name read from disk that is not has surrogates).
+
+    distribution names uploads by UUID: a name that is not even UTF-8 is not one of
+    its uploads, so it is left alone rather than swept as a stale upload.
+    """
+    try:
+        "".join(parts).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _classify_in_repository(repo: Repository, rest: list[str]) -> Key | None:
     n = len(rest)
     top = rest[0]
@@ -443,6 +456,6 @@ def _classify_in_repository(repo: Repository, rest: list[str]) -> Key | None:
                 if digest is not None:
                     return TagIndexLink(repo, tag, digest)
         return None
-    if top == "_uploads" and n >= 3 and rest[1] and all(rest[2:]):
+    if top == "_uploads" and n >= 3 and rest[1] and all(rest[2:]) and _is_utf8(rest[1:]):
         return UploadFile(repo, rest[1], "/".join(rest[2:]))
     return None

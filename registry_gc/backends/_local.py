@@ -73,7 +73,10 @@ def _scan(top: str, root: str) -> Iterator[list[ObjectInfo]]:
                         st = os.stat(target)
                     except FileNotFoundError:
                         # A dangling link: listed as what it is, a broken file.
-                        st = entry.stat(follow_symlinks=False)
+                        try:
+                            st = entry.stat(follow_symlinks=False)
+                        except FileNotFoundError:
+                            continue  # the link itself went away meanwhile
                     if stat.S_ISDIR(st.st_mode):
                         if target not in seen:
                             seen.add(target)
@@ -83,11 +86,19 @@ def _scan(top: str, root: str) -> Iterator[list[ObjectInfo]]:
                     stack.append((entry.path, path))
                     continue
                 else:
-                    st = entry.stat(follow_symlinks=False)
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        # Deleted since scandir saw it (a running registry finishing an
+                        # upload): not there any more, so not listed.
+                        continue
                 chunk.append(ObjectInfo(path[root_len:], st.st_size, fromts(st.st_mtime, _UTC)))
         if empty:
             # Reported for the top too: an emptied registry is still a registry.
-            st = os.stat(current)
+            try:
+                st = os.stat(current)
+            except FileNotFoundError:
+                continue  # removed since it was scanned
             chunk.append(ObjectInfo(logical[root_len:], 0, fromts(st.st_mtime, _UTC), is_dir=True))
         if len(chunk) >= _LIST_CHUNK:
             yield chunk
