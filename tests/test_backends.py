@@ -147,14 +147,29 @@ class TestLocal(BackendSuite):
     def test_symlinks_inside_the_root_are_seen_as_the_registry_sees_them(
         self, tmp_path: Path, writer: Writer
     ) -> None:
-        """Links that stay inside the root are followed, and listed under the linked path."""
+        """A link to a place inside the root but outside the tree is followed, under its name."""
+        elsewhere = tmp_path / "root" / "more-blobs" / "ab"
+        elsewhere.mkdir(parents=True)
+        (elsewhere / "abcd").mkdir()
+        (elsewhere / "abcd" / "data").write_bytes(b"blob")
+        writer(BLOBS + "sha256/00/0000/data", b"other")
+        os.symlink(elsewhere, tmp_path / "root" / BLOBS / "sha256" / "ab")
+        backend = LocalBackend(tmp_path / "root")
+        listed = files(run(backend, lambda: collect(backend, BLOBS)))
+        assert set(listed) == {BLOBS + "sha256/ab/abcd/data", BLOBS + "sha256/00/0000/data"}
+        got = run(backend, lambda: backend.read([BLOBS + "sha256/ab/abcd/data"]))
+        assert got == {BLOBS + "sha256/ab/abcd/data": b"blob"}
+
+    def test_a_link_aliasing_part_of_the_tree_is_refused(
+        self, tmp_path: Path, writer: Writer
+    ) -> None:
+        """A link to something the tree already holds (two names, one data) stops the listing."""
         writer(BLOBS + "sha256/ab/abcd/data", b"blob")
         os.symlink(tmp_path / "root" / BLOBS / "sha256" / "ab", tmp_path / "root" / BLOBS / "ab")
         backend = LocalBackend(tmp_path / "root")
-        listed = files(run(backend, lambda: collect(backend, BLOBS)))
-        assert set(listed) == {BLOBS + "sha256/ab/abcd/data", BLOBS + "ab/abcd/data"}
-        got = run(backend, lambda: backend.read([BLOBS + "ab/abcd/data"]))
-        assert got == {BLOBS + "ab/abcd/data": b"blob"}
+        with pytest.raises(StorageError, match="two names") as e:
+            run(backend, lambda: collect(backend, BLOBS))
+        assert BLOBS + "ab" in str(e.value)
 
     def test_deleting_a_symlink_removes_the_link_not_the_target(
         self, tmp_path: Path, writer: Writer

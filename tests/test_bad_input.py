@@ -442,22 +442,20 @@ def test_non_utf8_file_names_are_reported_and_never_deleted(
 # -- symbolic links --------------------------------------------------------------------------------
 
 
-def test_symlinked_repository_inside_the_root_is_followed_and_nothing_live_is_lost(
+def test_symlinked_repository_inside_the_tree_is_refused_as_an_alias(
     tmp_path: Path,
 ) -> None:
-    """repositories/alias -> repositories/keep: listed as the registry sees it; keep still pulls."""
+    """repositories/alias -> repositories/keep: data under two names is refused, nothing goes."""
     b = RegistryBuilder(seed=8)
     baseline(b)
     b.write_local(tmp_path)
     repos = tmp_path / R
     os.symlink(repos / "keep", repos / "alias")
-    report = collect(tmp_path, delete_untagged=True, grace=ZERO)
-    assert report.ok
-    assert "alias" in {str(r) for r in report.inventory.repositories}
-    assert (repos / "alias").is_symlink()
-    after = files_of(tmp_path)
-    for tag, paths in reached(b).items():
-        assert paths <= set(after), tag
+    before = files_of(tmp_path)
+    with pytest.raises(StorageError, match="two names") as info:
+        collect(tmp_path, delete_untagged=True, grace=ZERO)
+    assert "repositories/alias" in str(info.value)
+    assert files_of(tmp_path) == before
 
 
 def test_blobs_directory_symlinked_elsewhere_inside_the_root_is_swept_through_the_link(
@@ -539,16 +537,8 @@ def test_symlink_out_of_the_root_refuses_naming_the_link(
     assert files_of(outside) == outside_before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="LocalBackend follows a symlinked directory inside the root and lists its files under "
-    "both names; the planner then decides each name on its own. Here repositories/b/_layers is a "
-    "link to repositories/a/_layers: b's manifests need none of a's layers, so b's plan deletes "
-    "them as 'unreferenced' -- through the link, i.e. a's live layer links. A fix needs alias "
-    "detection (the same real file under two paths) in the listing, a design decision",
-)
 def test_directory_aliased_into_another_repository_loses_nothing(tmp_path: Path) -> None:
-    """repositories/b/_layers -> repositories/a/_layers: a's live links survive b's sweep."""
+    """repositories/b/_layers -> repositories/a/_layers: refused by name, nothing deleted."""
     b = RegistryBuilder(seed=12)
     baseline(b)
     b.image("a", "t")
@@ -557,20 +547,16 @@ def test_directory_aliased_into_another_repository_loses_nothing(tmp_path: Path)
     repos = tmp_path / R
     shutil.rmtree(repos / "b/_layers")
     os.symlink(repos / "a/_layers", repos / "b/_layers")
-    collect(tmp_path, delete_untagged=True, grace=ZERO)
+    before = files_of(tmp_path)
+    with pytest.raises(StorageError, match="two names"):
+        collect(tmp_path, delete_untagged=True, grace=ZERO)
     after = files_of(tmp_path)
+    assert after == before
     assert reached(b)["a:t"] <= set(after)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a live blob whose data is a symlink to another blob's data file inside the root "
-    "(deduplicated by hand): the target blob is unreferenced under its own digest, so it is "
-    "deleted and the live blob's link dangles. LocalBackend does not record link targets, so "
-    "nothing protects the target; needs alias detection in the listing (design decision)",
-)
 def test_live_blob_linked_to_a_garbage_blob_file_survives(tmp_path: Path) -> None:
-    """A live blob's data links to an orphan blob's file: the live blob stays readable."""
+    """A live blob's data links to an orphan blob's file: refused, both stay readable."""
     b = RegistryBuilder(seed=13)
     baseline(b)
     img = b.image("dedup", "t")
@@ -582,6 +568,8 @@ def test_live_blob_linked_to_a_garbage_blob_file_survives(tmp_path: Path) -> Non
     os.utime(twin, (1e9, 1e9))
     (tmp_path / blob_path(layer)).unlink()
     os.symlink(twin, tmp_path / blob_path(layer))
-    collect(tmp_path, delete_untagged=True, grace=ZERO)
+    with pytest.raises(StorageError, match="two names"):
+        collect(tmp_path, delete_untagged=True, grace=ZERO)
+    assert twin.exists()
     assert (tmp_path / blob_path(layer)).exists()
     assert (tmp_path / blob_path(layer)).read_bytes() == data

@@ -10,6 +10,7 @@ import stat
 from typing import TYPE_CHECKING, TypeAlias
 
 from .._errors import StorageError
+from ..layout import V2_PREFIX
 from ._base import DeleteResult, ObjectInfo, Outcome
 from ._hashing import CHUNK_SIZE, new_hash
 
@@ -39,20 +40,36 @@ def _outside_error(logical: str, target: str, root: str) -> StorageError:
     return StorageError(msg)
 
 
+def _alias_error(logical: str, target: str, root: str) -> StorageError:
+    msg = (
+        f"{logical} is a symbolic link to {target}, which is itself part of the registry tree "
+        f"under {root}: the same data has two names, and deleting what one name no longer "
+        "needs would delete what the other still does, so registry-gc stops here and deletes "
+        "nothing. Replace the link with a copy of what it points at"
+    )
+    return StorageError(msg)
+
+
 def _scan(top: str, root: str) -> Iterator[list[ObjectInfo]]:
     """Walk ``top`` iteratively, yielding chunks of entries.
 
     Paths are reported as the registry sees them (through links). A symbolic
-    link is followed only when its target is inside the root (real path);
-    one that leads outside raises :class:`StorageError`, and a link cycle is
-    walked once.
+    link is followed only when its target is inside the root but outside
+    ``docker/registry/v2`` (real paths): one that leads out of the root, or
+    to something the tree already holds under another name (an alias that a
+    sweep would delete through), raises :class:`StorageError`. A link cycle
+    is walked once.
     """
     real_root = os.path.realpath(root)
+    real_tree = os.path.join(real_root, V2_PREFIX.rstrip("/"))
     root_len = len(root) + 1
     chunk: list[ObjectInfo] = []
+    real_top = os.path.realpath(top)
+    if os.path.lexists(top) and not _inside(real_top, real_root):
+        raise _outside_error(top[root_len:], real_top, root)
     # (directory to scan, the path the registry knows it by)
     stack = [(top, top)]
-    seen = {os.path.realpath(top)}
+    seen = {real_top}
     fromts = datetime.datetime.fromtimestamp
     while stack:
         current, logical = stack.pop()
@@ -69,6 +86,8 @@ def _scan(top: str, root: str) -> Iterator[list[ObjectInfo]]:
                     target = os.path.realpath(entry.path)
                     if not _inside(target, real_root):
                         raise _outside_error(path[root_len:], target, root)
+                    if _inside(target, real_tree) and os.path.lexists(target):
+                        raise _alias_error(path[root_len:], target, root)
                     try:
                         st = os.stat(target)
                     except FileNotFoundError:
