@@ -184,12 +184,15 @@ def _add_output(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_collect(p: argparse.ArgumentParser, *, dry_run: bool = True) -> None:
+def _add_collect(
+    p: argparse.ArgumentParser, *, dry_run: bool = True, verb: str = "delete"
+) -> None:
+    """The options that decide what is garbage (``gc``, ``rm``, ``du``)."""
     p.add_argument(
         "-m",
         "--delete-untagged",
         action="store_true",
-        help="also delete manifests no tag reaches (children of live indexes and referrers "
+        help=f"also {verb} manifests no tag reaches (children of live indexes and referrers "
         "of live images are kept)",
     )
     if dry_run:
@@ -204,14 +207,14 @@ def _add_collect(p: argparse.ArgumentParser, *, dry_run: bool = True) -> None:
         type=parse_duration,
         default=DEFAULT_GRACE,
         metavar="DURATION",
-        help="keep anything modified more recently than this (default 1h)",
+        help=f"never {verb} anything modified more recently than this (default 1h)",
     )
     p.add_argument(
         "--uploads-older-than",
         type=parse_duration,
         default=DEFAULT_UPLOADS_OLDER_THAN,
         metavar="DURATION",
-        help="remove unfinished uploads started longer ago than this (default 24h)",
+        help=f"{verb} unfinished uploads started longer ago than this (default 24h)",
     )
 
 
@@ -305,26 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES_HELP,
     )
     _add_storage(du)
-    du.add_argument(
-        "-m",
-        "--delete-untagged",
-        action="store_true",
-        help="count as reclaimable what gc -m would also free",
-    )
-    du.add_argument(
-        "--grace",
-        type=parse_duration,
-        default=DEFAULT_GRACE,
-        metavar="DURATION",
-        help="as for gc (default 1h)",
-    )
-    du.add_argument(
-        "--uploads-older-than",
-        type=parse_duration,
-        default=DEFAULT_UPLOADS_OLDER_THAN,
-        metavar="DURATION",
-        help="as for gc (default 24h)",
-    )
+    _add_collect(du, dry_run=False, verb="count as reclaimable")
     du.add_argument(
         "--sort",
         choices=["name", "size", "unique", "reclaimable"],
