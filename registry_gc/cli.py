@@ -184,9 +184,7 @@ def _add_output(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_collect(
-    p: argparse.ArgumentParser, *, dry_run: bool = True, verb: str = "delete"
-) -> None:
+def _add_collect(p: argparse.ArgumentParser, *, dry_run: bool = True, verb: str = "delete") -> None:
     """The options that decide what is garbage (``gc``, ``rm``, ``du``)."""
     p.add_argument(
         "-m",
