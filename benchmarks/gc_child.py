@@ -1,0 +1,80 @@
+"""One registry-gc run, in its own process, so that ``run.py`` can measure its peak RSS.
+
+Prints one JSON object on stdout: wall time inside the process, the collector's
+timings, what was (or would be) deleted, and for S3 the requests sent by type.
+
+    python benchmarks/gc_child.py ROOT [--dry-run] [--delete-untagged] [--grace SECONDS]
+
+``ROOT`` is a directory, ``memory://…`` or ``s3://bucket[/prefix]``; S3 storage options
+(endpoint, credentials) come as JSON in the environment variable ``BENCH_S3_OPTIONS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import signal
+import sys
+import time
+
+
+def main(argv: list[str] | None = None) -> int:
+    # Run as from a terminal, whatever the parent did: a background job inherits SIGINT
+    # ignored, and then asyncio.run() skips its SIGINT handling, which costs time here.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    t_start = time.perf_counter()
+    parser = argparse.ArgumentParser()
+    parser.add_argument("root")
+    parser.add_argument("--dry-run", action="store_true")
+    parser.add_argument("--delete-untagged", action="store_true")
+    parser.add_argument("--grace", type=float, default=0.0, help="seconds")
+    args = parser.parse_args(argv)
+
+    import registry_gc  # noqa: PLC0415 - import time is part of what is measured
+
+    backend = None
+    root: object = args.root
+    if args.root.startswith("s3://"):
+        from registry_gc.backends._s3 import S3Backend  # noqa: PLC0415
+
+        options = json.loads(os.environ.get("BENCH_S3_OPTIONS", "{}"))
+        backend = S3Backend.from_url(args.root, options)
+        root = backend
+    t_import = time.perf_counter()
+    report = registry_gc.collect(
+        root,  # type: ignore[arg-type]
+        dry_run=args.dry_run,
+        delete_untagged=args.delete_untagged,
+        grace=datetime.timedelta(seconds=args.grace),
+    )
+    t_end = time.perf_counter()
+    inv = report.inventory
+    out = {
+        "wall_in_process": t_end - t_start,
+        "import_and_setup": t_import - t_start,
+        "collect": t_end - t_import,
+        "timings": report.timings,
+        "ok": report.ok,
+        "deleted_count": report.deleted_count,
+        "deleted_bytes": report.deleted_bytes,
+        "categories": {k: v["objects"] for k, v in report.categories().items() if v["objects"]},
+        "objects_listed": inv.objects,
+        "blobs": len(inv.blobs),
+        "repositories": len(inv.repositories),
+        "tags": sum(len(r.tags) for r in inv.repositories.values()),
+        "tags_with_current": sum(
+            1 for r in inv.repositories.values() for t in r.tags.values() if t.current_mtime
+        ),
+        "manifests_read": report.manifests_read,
+        "anomalies": len(inv.anomalies),
+    }
+    if backend is not None:
+        out["requests"] = dict(getattr(backend, "request_counts", {}))
+    sys.stdout.write(json.dumps(out) + "\n")
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
