@@ -20,17 +20,26 @@ T = TypeVar("T")
 __all__ = ["run"]
 
 
+async def _into(box: dict[str, Any], coro: Coroutine[Any, Any, Any]) -> None:
+    # The result goes into ``box``, not into the task: on exit, asyncio.run
+    # (3.11) formats the main task's repr, result included, and a report of a
+    # hundred thousand deletions takes seconds and tens of MB to format.
+    box["result"] = await coro
+
+
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` to completion and return its result (or raise its exception)."""
+    box: dict[str, Any] = {}
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coro)
-    box: dict[str, Any] = {}
+        asyncio.run(_into(box, coro))
+        result: T = box["result"]
+        return result
 
     def target() -> None:
         try:
-            box["result"] = asyncio.run(coro)
+            asyncio.run(_into(box, coro))
         except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
             box["error"] = e
 
@@ -39,5 +48,5 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     thread.join()
     if "error" in box:
         raise box["error"]
-    result: T = box["result"]
-    return result
+    threaded: T = box["result"]
+    return threaded

@@ -126,10 +126,10 @@ def _scan(top: str, root: str) -> Iterator[list[ObjectInfo]]:
         yield chunk
 
 
-def _read_file(path: str, root: str) -> bytes | None:
+def _read_file(path: str, root: str, real_root: str) -> bytes | None:
     try:
         real = os.path.realpath(path)
-        if not _inside(real, os.path.realpath(root)):
+        if not _inside(real, real_root):
             raise _outside_error(path, real, root)
         with open(real, "rb") as f:
             return f.read()
@@ -195,7 +195,10 @@ class LocalBackend:
         full = [self._full(p) for p in paths]
 
         def work() -> dict[str, bytes | None]:
-            return {p: _read_file(f, self._root) for p, f in zip(paths, full, strict=True)}
+            real_root = os.path.realpath(self._root)
+            return {
+                p: _read_file(f, self._root, real_root) for p, f in zip(paths, full, strict=True)
+            }
 
         return await asyncio.to_thread(work)
 
@@ -238,10 +241,7 @@ class LocalBackend:
             out = []
             for p, f in zip(paths, full, strict=True):
                 try:
-                    st = os.lstat(f)
-                    if stat.S_ISDIR(st.st_mode):
-                        out.append(DeleteResult(p, Outcome.FAILED, "is a directory"))
-                        continue
+                    # unlink never removes a directory (EISDIR) nor follows a link.
                     os.unlink(f)
                 except FileNotFoundError:
                     out.append(DeleteResult(p, Outcome.MISSING))
@@ -261,9 +261,7 @@ class LocalBackend:
             out = []
             for d, f in zip(dirs, full, strict=True):
                 try:
-                    if os.path.islink(f):
-                        out.append(DeleteResult(d, Outcome.FAILED, "is a symbolic link"))
-                        continue
+                    # rmdir of a symbolic link fails (ENOTDIR): its target is never touched.
                     os.rmdir(f)
                 except FileNotFoundError:
                     out.append(DeleteResult(d, Outcome.MISSING))

