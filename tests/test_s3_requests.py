@@ -8,6 +8,7 @@ exactly T + M GetObject (no HeadObject ever), one ListMultipartUploads, and
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import math
 from typing import TYPE_CHECKING
@@ -144,3 +145,27 @@ def test_per_key_delete_errors_fail_the_run_and_keep_the_registry_consistent(
         dry_run=True,
     )
     assert third.deleted_count == 0
+
+
+def test_repositories_under_one_namespace_are_listed_completely_and_in_parallel(
+    s3_server: SeaweedS3, s3_bucket: str
+) -> None:
+    """Every repository under library/: each namespace split by its names, nothing lost twice."""
+    b = RegistryBuilder(seed=3)
+    for i in range(12):
+        b.image(f"library/{'abcdef'[i % 6]}pp{i}", "v1", layers=1)
+    b.put(REPOSITORIES_PREFIX + "stray-file", b"x")
+    write(s3_server, s3_bucket, "", b)
+    backend = S3Backend.from_url(f"s3://{s3_bucket}", s3_server.storage_options())
+
+    async def listing() -> list[str]:
+        try:
+            return [i.path async for i in backend.list(REPOSITORIES_PREFIX)]
+        finally:
+            await backend.aclose()
+
+    listed = asyncio.run(listing())
+    expected = [p for p in b.files if p.startswith(REPOSITORIES_PREFIX)]
+    assert sorted(listed) == sorted(expected)
+    # repositories/ (delimiter), library/ (delimiter), then one stream per stem a…f.
+    assert backend.request_counts["ListObjectsV2"] >= 2 + 6

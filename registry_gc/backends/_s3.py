@@ -189,6 +189,17 @@ def _fanout(path: str) -> _Fanout:
     return _Fanout.FLAT
 
 
+#: Below this many stems, ``repositories/`` is split one level deeper.
+_MIN_STEMS = 8
+
+
+def _stems(prefix: str, dirs: list[str], objects: list[ObjectInfo], base: str) -> list[str]:
+    """One key prefix per first character of the names directly under ``prefix``."""
+    names = [d[len(prefix) :] for d in dirs]
+    names += [(base + o.path)[len(prefix) :] for o in objects]
+    return sorted({prefix + n[0] for n in names if n})
+
+
 def _error_code(exc: BaseException) -> tuple[str, int | None]:
     """The S3 error code and HTTP status of a botocore ``ClientError`` (else ``("", None)``)."""
     response = getattr(exc, "response", None)
@@ -521,9 +532,21 @@ class S3Backend:
             # One stream per first character of the names found: a stem covers
             # the directories and the objects starting with it (so the objects
             # found here are not returned), and the stems are disjoint.
-            names = [d[len(prefix) :] for d in dirs]
-            names += [(self._base + o.path)[len(prefix) :] for o in objects]
-            return sorted({prefix + n[0] for n in names if n}), []
+            stems = _stems(prefix, dirs, objects, self._base)
+            if len(stems) >= _MIN_STEMS or not dirs or not prefix.endswith("repositories/"):
+                return stems, []
+            # Few stems: every repository under one or two namespaces (library/,
+            # an organisation), which would be one long sequential stream. Split
+            # each namespace by the names below it instead (one delimiter listing
+            # each); the objects right under repositories/ are returned as found.
+            below: list[list[str]] = [[] for _ in dirs]
+
+            async def split(i: int) -> None:
+                sub_dirs, sub_objects = await self._children(conn, dirs[i])
+                below[i] = _stems(dirs[i], sub_dirs, sub_objects, self._base)
+
+            await _run_pool(min(self._concurrency, _LIST_WORKERS), range(len(dirs)), split)
+            return sorted(s for group in below for s in group), list(objects)
         streams: list[str] = []
         found = list(objects)
         planned: list[tuple[list[str], list[ObjectInfo]]] = [([], [])] * len(dirs)
