@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import TYPE_CHECKING, Any, TextIO, TypeAlias
+from typing import TYPE_CHECKING, Any, TextIO
 
-from .backends import SupportsMultipartUploads
 from .backends._hashing import digest_paths
+from .backends._wrapper import WrappingBackend
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+    from collections.abc import AsyncIterator, Callable, Sequence
     from types import TracebackType
 
-    from .backends import Backend, DeleteResult, MultipartUpload, ObjectInfo
+    from .backends import Backend, ObjectInfo
 
 __all__ = ["Progress", "make_progress", "with_listing_progress"]
 
@@ -37,9 +37,6 @@ _LABELS = {
     "upload": "Deleting uploads",
     "repository": "Deleting repositories",
 }
-#: Named: ``list`` is also a method of every backend.
-_Results: TypeAlias = "list[DeleteResult]"
-_Uploads: TypeAlias = "list[MultipartUpload]"
 
 #: Listed objects between two updates of the listing bar.
 _LISTING_STEP = 500
@@ -171,30 +168,12 @@ def _isatty(stream: TextIO) -> bool:
         return False
 
 
-class _ListingProgress:
+class _ListingProgress(WrappingBackend):
     """A backend that counts what it lists into the ``listing`` phase; the rest passes through."""
 
     def __init__(self, inner: Backend, progress: Progress) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._progress = progress
-
-    @property
-    def inner(self) -> Backend:
-        """The wrapped backend."""
-        return self._inner
-
-    @property
-    def url(self) -> str:
-        """The wrapped backend's URL."""
-        return self._inner.url
-
-    @property
-    def hierarchical(self) -> bool:
-        """As the wrapped backend."""
-        return self._inner.hierarchical
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._inner!r})"
 
     async def list(self, prefix: str) -> AsyncIterator[ObjectInfo]:
         """List through the wrapped backend, counting."""
@@ -208,41 +187,9 @@ class _ListingProgress:
         if pending:
             self._progress.advance("listing", pending)
 
-    async def read(self, paths: Sequence[str]) -> Mapping[str, bytes | None]:
-        """Read through the wrapped backend."""
-        return await self._inner.read(paths)
-
     async def digest(self, paths: Sequence[str], algorithm: str) -> dict[str, str | None]:
         """Hash through the wrapped backend (streaming when it can)."""
         return await digest_paths(self._inner, paths, algorithm)
-
-    async def delete(self, paths: Sequence[str]) -> _Results:
-        """Delete through the wrapped backend."""
-        return await self._inner.delete(paths)
-
-    async def remove_empty_dirs(self, dirs: Sequence[str]) -> _Results:
-        """Remove directories through the wrapped backend."""
-        return await self._inner.remove_empty_dirs(dirs)
-
-    async def aclose(self) -> None:
-        """Close the wrapped backend."""
-        await self._inner.aclose()
-
-
-class _ListingProgressMultipart(_ListingProgress):
-    """:class:`_ListingProgress` over a backend with multipart uploads (S3)."""
-
-    async def list_multipart_uploads(self, prefix: str) -> _Uploads:
-        """List through the wrapped backend."""
-        inner = self._inner
-        assert isinstance(inner, SupportsMultipartUploads)
-        return await inner.list_multipart_uploads(prefix)
-
-    async def abort_multipart_uploads(self, uploads: Sequence[MultipartUpload]) -> _Results:
-        """Abort through the wrapped backend."""
-        inner = self._inner
-        assert isinstance(inner, SupportsMultipartUploads)
-        return await inner.abort_multipart_uploads(uploads)
 
 
 def with_listing_progress(backend: Backend, progress: Progress) -> Backend:
@@ -253,6 +200,4 @@ def with_listing_progress(backend: Backend, progress: Progress) -> Backend:
     """
     if not progress.active:
         return backend
-    if isinstance(backend, SupportsMultipartUploads):
-        return _ListingProgressMultipart(backend, progress)
     return _ListingProgress(backend, progress)

@@ -7,6 +7,7 @@ from every test.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import io
 import json
@@ -1043,20 +1044,25 @@ def test_progress_without_rich(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_listing_wrapper_keeps_capabilities(tmp_path: Path) -> None:
-    """The listing counter keeps multipart uploads when the backend has them, only then."""
+    """The listing counter passes multipart uploads through, and has none over a plain disk."""
+    calls: list[str] = []
 
     class Multipart(LocalBackend):
         async def list_multipart_uploads(self, prefix: str) -> list[Any]:
-            return []
+            calls.append(prefix)
+            return ["upload"]
 
         async def abort_multipart_uploads(self, uploads: Any) -> list[Any]:
             return []
 
     bars = Progress(object())  # any non-None "bars" makes it active; nothing is drawn here
-    assert isinstance(with_listing_progress(Multipart(tmp_path), bars), SupportsMultipartUploads)
-    assert not isinstance(
-        with_listing_progress(LocalBackend(tmp_path), bars), SupportsMultipartUploads
-    )
+    wrapped = with_listing_progress(Multipart(tmp_path), bars)
+    assert isinstance(wrapped, SupportsMultipartUploads)
+    assert asyncio.run(wrapped.list_multipart_uploads("x/")) == ["upload"]
+    assert calls == ["x/"]
+    over_disk = with_listing_progress(LocalBackend(tmp_path), bars)
+    assert isinstance(over_disk, SupportsMultipartUploads)
+    assert asyncio.run(over_disk.list_multipart_uploads("x/")) == []
     plain = LocalBackend(tmp_path)
     assert with_listing_progress(plain, Progress()) is plain
 

@@ -13,6 +13,7 @@ from ._local import LocalBackend
 from ._open import ENTRY_POINT_GROUP, open_backend
 from ._readonly import ReadOnlyBackend
 from ._s3 import S3Backend
+from ._wrapper import WrappingBackend
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -26,5 +27,6 @@ __all__ = [
     "ReadOnlyBackend",
     "S3Backend",
     "SupportsMultipartUploads",
+    "WrappingBackend",
     "open_backend",
 ]

@@ -5,54 +5,24 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, TypeAlias
 
 from .._errors import ReadOnlyError
-from ._base import SupportsMultipartUploads
+from ._wrapper import WrappingBackend
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Mapping, Sequence
+    from collections.abc import Sequence
 
-    from ._base import Backend, DeleteResult, MultipartUpload, ObjectInfo
+    from ._base import DeleteResult, MultipartUpload
 
 __all__ = ["ReadOnlyBackend"]
 
 
 _Results: TypeAlias = "list[DeleteResult]"
-_Uploads: TypeAlias = "list[MultipartUpload]"
 
 
-class ReadOnlyBackend:
-    """Delegates listing and reading; :meth:`delete` raises :class:`~registry_gc.ReadOnlyError`.
+class ReadOnlyBackend(WrappingBackend):
+    """Delegates listing and reading; every delete raises :class:`~registry_gc.ReadOnlyError`.
 
     Dry runs go through it, so a bug in planning can never become a deletion.
     """
-
-    def __init__(self, inner: Backend) -> None:
-        self._inner = inner
-
-    @property
-    def inner(self) -> Backend:
-        """The wrapped backend."""
-        return self._inner
-
-    @property
-    def url(self) -> str:
-        """The wrapped backend's URL."""
-        return self._inner.url
-
-    @property
-    def hierarchical(self) -> bool:
-        """As the wrapped backend."""
-        return self._inner.hierarchical
-
-    def __repr__(self) -> str:
-        return f"ReadOnlyBackend({self._inner!r})"
-
-    def list(self, prefix: str) -> AsyncIterator[ObjectInfo]:
-        """List through the wrapped backend."""
-        return self._inner.list(prefix)
-
-    async def read(self, paths: Sequence[str]) -> Mapping[str, bytes | None]:
-        """Read through the wrapped backend."""
-        return await self._inner.read(paths)
 
     async def delete(self, paths: Sequence[str]) -> _Results:
         """Refuse."""
@@ -71,17 +41,7 @@ class ReadOnlyBackend:
         )
         raise ReadOnlyError(msg)
 
-    async def list_multipart_uploads(self, prefix: str) -> _Uploads:
-        """List through the wrapped backend (none when it has no multipart uploads)."""
-        if isinstance(self._inner, SupportsMultipartUploads):
-            return await self._inner.list_multipart_uploads(prefix)
-        return []
-
     async def abort_multipart_uploads(self, uploads: Sequence[MultipartUpload]) -> _Results:
         """Refuse."""
         msg = f"read-only backend {self.url}: refusing to abort {len(uploads)} multipart upload(s)"
         raise ReadOnlyError(msg)
-
-    async def aclose(self) -> None:
-        """Close the wrapped backend."""
-        await self._inner.aclose()
