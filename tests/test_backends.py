@@ -294,7 +294,8 @@ class TestS3(BackendSuite):
         assert set(backend.request_counts) <= {"ListObjectsV2", "GetObject"}
 
     @pytest.fixture(scope="class")
-    def populated(self, s3_server: SeaweedS3) -> tuple[str, list[str], list[str]]:
+    @classmethod
+    def populated(cls, s3_server: SeaweedS3) -> tuple[str, list[str], list[str]]:
         """A bucket written once for the class: 3000 blobs and 1200 links under ``reg/``."""
         bucket = s3_server.make_bucket(f"t-{uuid.uuid4().hex[:16]}")
         blobs = [blob_path(str(i)) for i in range(3000)]
