@@ -15,7 +15,6 @@ import array
 import asyncio
 import datetime
 import logging
-import re
 import time
 from typing import TYPE_CHECKING
 
@@ -38,8 +37,8 @@ from .layout import (
     TagIndexLink,
     Unrecognized,
     UploadFile,
+    blob_digest,
     classify,
-    parse_blob_path,
     repository_name_problem,
     split_repository,
     tag_name_problem,
@@ -230,21 +229,6 @@ class Inventory:
         return self.objects == 0 and not self.empty_dirs
 
 
-# sha256 blobs are nearly every object: one compiled match instead of splitting.
-_SHA256_BLOB = re.compile(re.escape(BLOBS_PREFIX) + r"sha256/([0-9a-f]{2})/(\1[0-9a-f]{62})/data")
-
-
-def _blob_key(path: str) -> str | None:
-    """The digest of a blob path as a plain string; a fast path for sha256."""
-    m = _SHA256_BLOB.fullmatch(path)
-    if m is not None:
-        return "sha256:" + m.group(2)
-    if not path.startswith(BLOBS_PREFIX):
-        return None
-    digest = parse_blob_path(path)
-    return None if digest is None else str.__str__(digest)
-
-
 class _Builder:
     """Accumulates listed objects into an :class:`Inventory`."""
 
@@ -299,7 +283,7 @@ class _Builder:
             self.inv.objects -= 1
             self.add_dir(path, mtime)
             return
-        blob = _blob_key(path)
+        blob = blob_digest(path)
         if blob is not None:
             self.inv.blobs.add(blob, info.size, mtime)
             return

@@ -46,6 +46,7 @@ __all__ = [
     "TagIndexLink",
     "Unrecognized",
     "UploadFile",
+    "blob_digest",
     "blob_path",
     "classify",
     "parse_blob_path",
@@ -350,11 +351,19 @@ def _digest_at(parts: list[str], i: int) -> Digest | None:
     return Digest._trusted(f"{alg}:{hexpart}")  # noqa: SLF001
 
 
-def parse_blob_path(path: str) -> Digest | None:
-    """The digest of a ``blobs/<alg>/<xx>/<hex>/data`` path, or ``None`` if it is not one.
+# sha256 blobs are nearly every object in a store: one compiled match instead of splitting.
+_SHA256_BLOB = re.compile(re.escape(BLOBS_PREFIX) + r"sha256/([0-9a-f]{2})/(\1[0-9a-f]{62})/data")
 
-    The fast path of the inventory: a million blobs go through here.
+
+def blob_digest(path: str) -> str | None:
+    """The digest of a ``blobs/<alg>/<xx>/<hex>/data`` path as a plain string, or ``None``.
+
+    The inventory's hot path (a million blobs go through here): a plain
+    string is 48 bytes smaller than a :class:`Digest`.
     """
+    m = _SHA256_BLOB.fullmatch(path)
+    if m is not None:
+        return "sha256:" + m.group(2)
     if not path.startswith(BLOBS_PREFIX):
         return None
     parts = path[len(BLOBS_PREFIX) :].split("/")
@@ -364,7 +373,13 @@ def parse_blob_path(path: str) -> Digest | None:
     length = ALGORITHMS.get(alg)
     if length is None or two != hexpart[:2] or not _is_hex(hexpart, length):
         return None
-    return Digest._trusted(f"{alg}:{hexpart}")  # noqa: SLF001
+    return f"{alg}:{hexpart}"
+
+
+def parse_blob_path(path: str) -> Digest | None:
+    """The digest of a ``blobs/<alg>/<xx>/<hex>/data`` path, or ``None`` if it is not one."""
+    digest = blob_digest(path)
+    return None if digest is None else Digest._trusted(digest)  # noqa: SLF001
 
 
 def split_repository(path: str) -> tuple[str, list[str]] | None:
