@@ -208,6 +208,13 @@ def _add_collect(p: argparse.ArgumentParser, *, dry_run: bool = True, verb: str 
         help=f"never {verb} anything modified more recently than this (default 1h)",
     )
     p.add_argument(
+        "--prune-damaged",
+        action="store_true",
+        help=f"also {verb} in repositories that cannot be fully read (a missing or undecodable "
+        "manifest, an unknown kind), as if what cannot be read were absent; by default they "
+        "are kept whole and reported",
+    )
+    p.add_argument(
         "--uploads-older-than",
         type=parse_duration,
         default=DEFAULT_UPLOADS_OLDER_THAN,
@@ -540,6 +547,7 @@ def _cmd_gc(args: argparse.Namespace) -> int:
             uploads_older_than=args.uploads_older_than,
             allow_no_manifests=args.allow_no_manifests,
             allow_empty=args.allow_empty,
+            prune_damaged=args.prune_damaged,
             policy=policy,
             progress=progress.collector() if progress.active else None,
         )
@@ -616,7 +624,7 @@ async def _rm(
                 "removed_repositories": removal.repositories,
                 "removed_manifests": removed,
             }
-            marks = mark(inventory, manifests, **options)
+            marks = mark(inventory, manifests, prune_damaged=args.prune_damaged, **options)
             uploads_cutoff = (inventory.started - args.uploads_older_than).timestamp()
             try:
                 plan = make_plan(inventory, marks, uploads_cutoff=uploads_cutoff, **options)
@@ -818,7 +826,13 @@ async def _du(backend: Backend, args: argparse.Namespace, progress: Progress) ->
         )
         cutoff = (inventory.started - args.grace).timestamp()
         uploads_cutoff = (inventory.started - args.uploads_older_than).timestamp()
-        marks = mark(inventory, manifests, delete_untagged=args.delete_untagged, cutoff=cutoff)
+        marks = mark(
+            inventory,
+            manifests,
+            delete_untagged=args.delete_untagged,
+            cutoff=cutoff,
+            prune_damaged=args.prune_damaged,
+        )
         plan: Plan | None
         try:
             plan = make_plan(

@@ -61,6 +61,7 @@ async def collect_async(
     uploads_older_than: datetime.timedelta = DEFAULT_UPLOADS_OLDER_THAN,
     allow_no_manifests: bool = False,
     allow_empty: bool = False,
+    prune_damaged: bool = False,
     now: datetime.datetime | None = None,
     removed_tags: Mapping[Repository, Collection[Tag]] | None = None,
     removed_repositories: Collection[Repository] = (),
@@ -113,6 +114,7 @@ async def collect_async(
                 delete_untagged=delete_untagged,
                 cutoff=cutoff,
                 allow_no_manifests=allow_no_manifests,
+                prune_damaged=prune_damaged,
                 removed_tags=removed_tags,
                 removed_repositories=removed_repositories,
                 removed_manifests=removed_manifests,
@@ -173,6 +175,7 @@ def collect(
     uploads_older_than: datetime.timedelta = DEFAULT_UPLOADS_OLDER_THAN,
     allow_no_manifests: bool = False,
     allow_empty: bool = False,
+    prune_damaged: bool = False,
     now: datetime.datetime | None = None,
     removed_tags: Mapping[Repository, Collection[Tag]] | None = None,
     removed_repositories: Collection[Repository] = (),
@@ -195,8 +198,15 @@ def collect(
     ``policy`` (a :class:`~registry_gc.policy.Policy`) deletes tags by rule before
     marking; the report's ``decisions`` say what it kept and deleted, and why.
 
-    Raises :class:`~registry_gc.RefusedError` (nothing deleted) when a live
-    manifest cannot be read or parsed, when blobs exist but no manifest does
+    A repository that cannot be fully read — a tag, index entry or revision
+    whose manifest is missing, an untagged revision that cannot be decoded (it
+    may be a referrer), a live manifest of a kind distribution does not know —
+    is *damaged*: everything it links is kept and
+    the report names why, unless ``prune_damaged`` (then what cannot be read
+    counts as absent).
+
+    Raises :class:`~registry_gc.RefusedError` (nothing deleted) when a live manifest is
+    present but cannot be decoded, when blobs exist but no manifest does
     (unless ``allow_no_manifests``), or when the root holds no registry
     (unless ``allow_empty``). A failed deletion does not raise: see
     :attr:`Report.ok` and the report's failures.
@@ -211,6 +221,7 @@ def collect(
             uploads_older_than=uploads_older_than,
             allow_no_manifests=allow_no_manifests,
             allow_empty=allow_empty,
+            prune_damaged=prune_damaged,
             now=now,
             removed_tags=removed_tags,
             removed_repositories=removed_repositories,

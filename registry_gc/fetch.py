@@ -1,9 +1,17 @@
-"""Read and parse the manifests the mark phase needs, concurrently, once each.
+"""Read and parse the manifests the mark phase needs, concurrently, once each, in bounded memory.
 
 Manifests are blobs, so a digest is read once however many repositories hold
-it. Every revision and every tag target is read (referrers can only be found
-by reading their ``subject``); then index children that are not revisions
-anywhere, until nothing new turns up.
+it. The first round reads every revision, every tag target and every tag
+history entry (referrers can only be found by reading their ``subject``;
+history entries may be revisions of registry 2.1.0, which linked manifests
+under ``_layers``). Later rounds read what those name that may be manifests
+too: index entries that are not plainly blobs, the digests of bodies whose
+reading is ambiguous, and ``_layers`` links that no manifest names as a layer
+(a 2.1.0 revision is only found that way) — until nothing new turns up.
+
+Reads are grouped by the sizes the listing found, so that at most
+``PARALLEL_BATCHES * BATCH_BYTES`` of manifest bodies are held at once,
+however large they are.
 """
 
 from __future__ import annotations
@@ -17,21 +25,31 @@ import attrs
 from . import _sync
 from ._errors import ManifestError
 from .layout import blob_path
-from .manifests import MAX_MANIFEST_SIZE, Manifest, parse_manifest
+from .manifests import MAX_MANIFEST_SIZE, Manifest, ManifestKind, parse_manifest
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Iterator
 
     from .backends import Backend
-    from .inventory import Inventory
+    from .inventory import BlobTable, Inventory
     from .layout import Digest
 
-__all__ = ["ManifestTable", "Unreadable", "fetch_manifests", "load_manifests"]
+__all__ = [
+    "BATCH_BYTES",
+    "ManifestTable",
+    "Unreadable",
+    "fetch_manifests",
+    "is_manifest",
+    "load_manifests",
+]
 
 log = logging.getLogger(__name__)
 
-#: Manifests asked of the backend in one ``read`` call.
+#: Manifests asked of the backend in one ``read`` call, at most.
 READ_BATCH = 256
+#: Bytes of manifest bodies asked for in one ``read`` call, at most (one larger
+#: manifest, up to distribution's 4 MiB limit, goes alone).
+BATCH_BYTES = 8 * 1024 * 1024
 #: ``read`` calls in flight at once (the backend bounds its own requests).
 PARALLEL_BATCHES = 8
 
@@ -53,6 +71,11 @@ class Unreadable:
 ManifestTable = dict["Digest", "Manifest | Unreadable"]
 
 
+def is_manifest(entry: Manifest | Unreadable | None) -> bool:
+    """Whether a table entry is a manifest distribution can serve (a known kind)."""
+    return isinstance(entry, Manifest) and entry.kind is not ManifestKind.UNKNOWN
+
+
 async def fetch_manifests(
     backend: Backend,
     inventory: Inventory,
@@ -62,53 +85,100 @@ async def fetch_manifests(
     """Read every manifest that marking may need; return them parsed.
 
     ``progress(done, total)`` is called after each batch with the manifests
-    read so far and the number known to be needed so far (it grows when index
-    children turn up that no repository holds a revision of).
+    read so far and the number known to be needed so far (it grows when later
+    rounds find more).
     """
     table: ManifestTable = {}
     wanted: set[Digest] = set()
     for repo in inventory.repositories.values():
         wanted.update(repo.revisions)
-        wanted.update(t.current for t in repo.tags.values() if t.current is not None)
+        for t in repo.tags.values():
+            if t.current is not None:
+                wanted.add(t.current)
+            wanted.update(t.index)
     sem = asyncio.Semaphore(PARALLEL_BATCHES)
     counts = [0, 0]  # done, total
     rounds = 0
     while wanted:
         rounds += 1
-        await _read_round(backend, inventory, wanted, table, sem, progress, counts)
-        wanted = {
-            child.digest
-            for m in _new_indexes(table, wanted)
-            for child in m.children
-            if child.digest not in table
-        }
+        await _read_round(backend, inventory.blobs, wanted, table, sem, progress, counts)
+        fresh = [m for d in wanted if isinstance(m := table[d], Manifest)]
+        wanted = {d for d in _named(fresh) if d not in table and _readable(inventory.blobs, d)}
+        if rounds == 1:
+            wanted.update(_layer_candidates(inventory, table))
     log.info("read %d manifests in %d round(s)", len(table), rounds)
     return table
 
 
-def _new_indexes(table: ManifestTable, digests: Iterable[Digest]) -> list[Manifest]:
-    out = []
-    for d in digests:
-        m = table.get(d)
-        if isinstance(m, Manifest) and m.children:
-            out.append(m)
+def _readable(blobs: BlobTable, digest: Digest) -> bool:
+    return digest in blobs and blobs.size(digest) <= MAX_MANIFEST_SIZE
+
+
+def _named(manifests: Iterable[Manifest]) -> Iterator[Digest]:
+    """What these manifests name that may be a manifest: entries not plainly blobs, extras."""
+    for m in manifests:
+        yield from (c.digest for c in m.children if not c.is_blob)
+        yield from m.extra
+
+
+def _layer_candidates(inventory: Inventory, table: ManifestTable) -> set[Digest]:
+    """``_layers`` links whose blob no manifest names as a layer: 2.1.0 revisions, maybe.
+
+    distribution resolves a manifest through ``_layers/<digest>/link`` as well as
+    through its revision link (``manifestLinkPathFns``, because 2.1.0 linked
+    manifests there). A link that only a manifest's layers name is a layer.
+    """
+    layers: set[Digest] = set()
+    for m in table.values():
+        if isinstance(m, Manifest):
+            layers.update(m.blobs)
+            layers.update(c.digest for c in m.children if c.is_blob)
+    out: set[Digest] = set()
+    blobs = inventory.blobs
+    for repo in inventory.repositories.values():
+        for d in repo.layers:
+            if (
+                d.algorithm == "sha256"
+                and d not in table
+                and d not in layers
+                and d not in repo.revisions
+                and _readable(blobs, d)
+            ):
+                out.add(d)
     return out
+
+
+def _batches(digests: list[Digest], blobs: BlobTable) -> Iterator[list[Digest]]:
+    batch: list[Digest] = []
+    size = 0
+    for d in digests:
+        n = blobs.size(d) if d in blobs else MAX_MANIFEST_SIZE
+        if batch and (len(batch) >= READ_BATCH or size + n > BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(d)
+        size += n
+    if batch:
+        yield batch
 
 
 async def _read_round(  # noqa: PLR0917 - private helper, one call site
     backend: Backend,
-    inventory: Inventory,
+    blobs: BlobTable,
     wanted: set[Digest],
     table: ManifestTable,
     sem: asyncio.Semaphore,
     progress: Callable[[int, int], None] | None,
     counts: list[int],
 ) -> None:
-    blobs = inventory.blobs
     to_read: list[Digest] = []
+    unlisted: set[Digest] = set()
     for d in sorted(wanted):
         if d not in blobs:
-            table[d] = Unreadable(missing=True)
+            # Not listed: missing, or written after the listing passed its prefix (a push
+            # writes the manifest's blob before its link). One read tells which.
+            unlisted.add(d)
+            to_read.append(d)
         elif blobs.size(d) > MAX_MANIFEST_SIZE:
             table[d] = Unreadable(
                 missing=False,
@@ -123,23 +193,30 @@ async def _read_round(  # noqa: PLR0917 - private helper, one call site
     async def batch(digests: list[Digest]) -> None:
         async with sem:
             got = await backend.read([blob_path(d) for d in digests])
-        for d in digests:
-            data = got.get(blob_path(d))
-            if data is None:
-                # Listed a moment ago, gone now: someone else deletes in this store.
-                table[d] = Unreadable(missing=False, error=f"{blob_path(d)} vanished while reading")
-                continue
-            try:
-                table[d] = parse_manifest(data, digest=d)
-            except ManifestError as e:
-                table[d] = Unreadable(missing=False, error=str(e))
+            # Parsed while holding the slot: the bodies are freed before the next read.
+            for d in digests:
+                data = got.get(blob_path(d))
+                if data is None:
+                    # Listed a moment ago and gone now: someone else deletes in this store.
+                    table[d] = (
+                        Unreadable(missing=True)
+                        if d in unlisted
+                        else Unreadable(
+                            missing=False, error=f"{blob_path(d)} vanished while reading"
+                        )
+                    )
+                    continue
+                try:
+                    table[d] = parse_manifest(data, digest=d)
+                except ManifestError as e:
+                    table[d] = Unreadable(missing=False, error=str(e))
+            del got
         counts[0] += len(digests)
         if progress is not None:
             progress(counts[0], counts[1])
 
     counts[1] += len(to_read)
-    chunks = [to_read[i : i + READ_BATCH] for i in range(0, len(to_read), READ_BATCH)]
-    await asyncio.gather(*(batch(c) for c in chunks))
+    await asyncio.gather(*(batch(c) for c in _batches(to_read, blobs)))
 
 
 def load_manifests(backend: Backend, inventory: Inventory) -> ManifestTable:

@@ -2,11 +2,14 @@
 # SPDX-License-Identifier: Apache-2.0
 """What a manifest refers to: the bytes of a manifest in, its references out.
 
-A pure module (no I/O). :func:`parse_manifest` follows the dispatch of CNCF
-distribution's manifest store (``schemaVersion``, then ``mediaType``) and is
-stricter wherever a lax reading could lose data: anything it does not fully
-understand raises :class:`~registry_gc.ManifestError`, and the collector then
-refuses to sweep rather than guess.
+A pure module (no I/O). :func:`parse_manifest` reads a manifest the way CNCF
+distribution does — Go's ``encoding/json`` into distribution's structs
+(:mod:`registry_gc._gojson`), then the dispatch of its manifest store on
+``schemaVersion`` and ``mediaType`` — because what the registry verified on
+push and serves on pull is what that reading sees. Where readings could
+differ (a repeated array field, a body that is both an index and an image),
+the result keeps the union, in :attr:`Manifest.extra`. Kinds it does not know
+keep every digest they name, and say so (:attr:`Manifest.uncertain`).
 
 >>> import json
 >>> layer = "sha256:" + "1" * 64
@@ -15,7 +18,7 @@ refuses to sweep rather than guess.
 ...     "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
 ...     "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
 ...                "digest": "sha256:" + "c" * 64, "size": 1},
-...     "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+...     "Layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
 ...                 "digest": layer, "size": 2}],
 ... }).encode())
 >>> m.kind, len(m.blobs)
@@ -24,18 +27,19 @@ refuses to sweep rather than guess.
 
 from __future__ import annotations
 
+import contextlib
 import enum
-import json
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final, NoReturn
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
-from ._errors import InvalidReferenceError, ManifestError
-from .layout import Digest
+from . import _gojson as go
+from ._errors import ManifestError
+from .layout import ALGORITHMS, Digest
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
 
 __all__ = [
     "MAX_MANIFEST_SIZE",
@@ -60,7 +64,7 @@ OCI_ARTIFACT_MEDIA_TYPE: Final = "application/vnd.oci.artifact.manifest.v1+json"
 
 
 class ManifestKind(enum.Enum):
-    """The kinds of manifest distribution stores (plus the OCI artifact manifest)."""
+    """The kinds of manifest distribution stores, the OCI artifact draft, and the rest."""
 
     SCHEMA1 = "schema1"
     DOCKER_MANIFEST = "docker-manifest"
@@ -68,13 +72,16 @@ class ManifestKind(enum.Enum):
     OCI_MANIFEST = "oci-manifest"
     OCI_INDEX = "oci-index"
     OCI_ARTIFACT = "oci-artifact"
+    #: a JSON object of a schema version or media type distribution does not know
+    UNKNOWN = "unknown"
 
 
-#: Every media type :func:`parse_manifest` accepts, and the kind it means.
+#: Every manifest media type, and the kind it means.
 MEDIA_TYPES: Final[Mapping[str, ManifestKind]] = MappingProxyType(
     {
         SCHEMA1_MEDIA_TYPE: ManifestKind.SCHEMA1,
         SCHEMA1_SIGNED_MEDIA_TYPE: ManifestKind.SCHEMA1,
+        "application/json": ManifestKind.SCHEMA1,  # distribution registers it for schema1
         DOCKER_MANIFEST_MEDIA_TYPE: ManifestKind.DOCKER_MANIFEST,
         DOCKER_LIST_MEDIA_TYPE: ManifestKind.DOCKER_LIST,
         OCI_MANIFEST_MEDIA_TYPE: ManifestKind.OCI_MANIFEST,
@@ -85,6 +92,60 @@ MEDIA_TYPES: Final[Mapping[str, ManifestKind]] = MappingProxyType(
 
 _INDEX_KINDS: Final = frozenset({ManifestKind.DOCKER_LIST, ManifestKind.OCI_INDEX})
 _NO_ANNOTATIONS: Final[Mapping[str, str]] = MappingProxyType({})
+
+# -- distribution's structs (v2.8.2; the v3 ones read the same reference fields) ---------
+
+_PLATFORM_V1: Final = go.struct(
+    architecture=go.STRING,
+    os=go.STRING,
+    variant=go.STRING,
+    **{"os.version": go.STRING, "os.features": go.slice_of(go.STRING)},
+)
+#: distribution.Descriptor (blobs.go)
+_DESCRIPTOR: Final = go.struct(
+    mediaType=go.STRING,
+    size=go.INT,
+    digest=go.STRING,
+    urls=go.slice_of(go.STRING),
+    annotations=go.map_of(go.STRING),
+    platform=go.ptr(_PLATFORM_V1),
+)
+#: manifestlist.PlatformSpec
+_PLATFORM_SPEC: Final = _PLATFORM_V1.extend(features=go.slice_of(go.STRING))
+#: manifestlist.ManifestDescriptor: an embedded Descriptor, and its own ``platform``
+_MANIFEST_DESCRIPTOR: Final = _DESCRIPTOR.extend(platform=_PLATFORM_SPEC)
+#: manifest.Versioned: what the manifest store dispatches on
+_VERSIONED: Final = go.struct(schemaVersion=go.INT, mediaType=go.STRING)
+#: schema2.Manifest
+_SCHEMA2: Final = _VERSIONED.extend(config=_DESCRIPTOR, layers=go.slice_of(_DESCRIPTOR))
+#: ocischema.Manifest
+_OCI_MANIFEST: Final = _SCHEMA2.extend(annotations=go.map_of(go.STRING))
+#: manifestlist.ManifestList (also the OCI index in 2.8)
+_LIST: Final = _VERSIONED.extend(manifests=go.slice_of(_MANIFEST_DESCRIPTOR))
+#: schema1.Manifest
+_SCHEMA1: Final = _VERSIONED.extend(
+    name=go.STRING,
+    tag=go.STRING,
+    architecture=go.STRING,
+    fsLayers=go.slice_of(go.struct(blobSum=go.STRING)),
+    history=go.slice_of(go.struct(v1Compatibility=go.STRING)),
+)
+#: The OCI artifact manifest draft (oras-go's ``Artifact``): no registry of ours parses it.
+_ARTIFACT: Final = go.struct(
+    mediaType=go.STRING,
+    artifactType=go.STRING,
+    blobs=go.slice_of(_DESCRIPTOR),
+    subject=go.ptr(_DESCRIPTOR),
+    annotations=go.map_of(go.STRING),
+)
+#: Fields distribution 2.8 does not model but OCI 1.1 readers do: read leniently.
+_OCI_EXTRA: Final = go.struct(
+    subject=go.ptr(_DESCRIPTOR),
+    artifactType=go.STRING,
+    annotations=go.map_of(go.STRING),
+)
+#: Keys (folded) that make a body without ``mediaType`` look like an image manifest.
+_IMAGE_KEYS: Final = frozenset({"config", "layers"})
 
 
 @attrs.frozen
@@ -106,11 +167,21 @@ class Platform:
 
 @attrs.frozen
 class ChildRef:
-    """An entry of a manifest list or index: a child manifest of the same repository."""
+    """An entry of a manifest list or index.
+
+    Usually a child manifest of the same repository; an entry whose media type
+    is not a manifest type (a BuildKit cache index lists layer blobs and a
+    ``application/vnd.buildkit.cacheconfig.v0`` config) is a blob.
+    """
 
     digest: Digest
     media_type: str | None
     platform: Platform | None
+
+    @property
+    def is_blob(self) -> bool:
+        """``True`` when the media type says it is not a manifest (absent: it may be one)."""
+        return bool(self.media_type) and self.media_type not in MEDIA_TYPES
 
 
 @attrs.frozen
@@ -131,6 +202,15 @@ class Manifest:
     artifact_type: str | None
     #: Top-level annotations (an empty mapping when there are none).
     annotations: Mapping[str, str] = attrs.field(default=_NO_ANNOTATIONS, hash=False)
+    #: Digests kept because readings of this body may differ (each may be a blob or a
+    #: child manifest): every digest the body names when a reference field is repeated,
+    #: when it is both an index and an image, or when its kind is unknown.
+    extra: tuple[Digest, ...] = ()
+    #: ``True`` when what it references cannot be known for sure (an unknown kind): a
+    #: live one makes the collector keep everything its repository links.
+    uncertain: bool = False
+    #: What was tolerated or unusual in reading it (folded keys, repeats, bad digests).
+    notes: tuple[str, ...] = ()
 
     @property
     def blobs(self) -> tuple[Digest, ...]:
@@ -145,14 +225,6 @@ class Manifest:
     def is_index(self) -> bool:
         """Whether this is a Docker manifest list or an OCI index."""
         return self.kind in _INDEX_KINDS
-
-
-class _Invalid(Exception):  # noqa: N818 - internal signal, turned into ManifestError
-    """A problem found while walking the JSON; carries the message fragment."""
-
-
-def _fail(problem: str) -> NoReturn:
-    raise _Invalid(problem)
 
 
 def _describe(repository: str | None, digest: str | None) -> str:
@@ -170,248 +242,228 @@ def _error(problem: str, repository: str | None, digest: str | None) -> Manifest
     else:
         remedy = "fix or delete it (registry-gc rm <repository>@<digest>)"
     return ManifestError(
-        f"{_describe(repository, digest)}: {problem}; the revision cannot be parsed, "
-        f"so registry-gc will not sweep: {remedy}"
+        f"{_describe(repository, digest)}: {problem}; distribution cannot decode it either, "
+        f"so registry-gc cannot know what it references: {remedy}"
     )
 
 
-def _type_name(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
+class _Reader:
+    """Turns a decoded struct into references, noting what it skipped."""
 
+    def __init__(self) -> None:
+        self.notes: list[str] = []
 
-def _reject_constant(name: str) -> NoReturn:
-    # Go's encoding/json (and so distribution) rejects NaN and Infinity.
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _opt_str(obj: dict[str, Any], key: str, where: str) -> str | None:
-    value = obj.get(key)
-    if value is None or isinstance(value, str):
-        return value
-    _fail(f"{where}{key} must be a string, not {_type_name(value)}")
-
-
-def _digest(value: object, field: str) -> Digest:
-    if not isinstance(value, str):
-        if value is None:
-            _fail(f"{field} is missing")
-        _fail(f"{field} must be a string, not {_type_name(value)}")
-    try:
-        return Digest(value)
-    except InvalidReferenceError as exc:
-        _fail(f"{field}: {exc}")
-
-
-def _array(obj: dict[str, Any], key: str) -> list[Any]:
-    """``obj[key]`` as a list; absent or ``null`` is empty, like Go's nil slice."""
-    value = obj.get(key)
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        _fail(f"{key} must be an array, not {_type_name(value)}")
-    return value
-
-
-def _object(value: object, field: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        _fail(f"{field} must be an object, not {_type_name(value)}")
-    return value
-
-
-def _descriptor_digest(value: object, field: str) -> Digest:
-    return _digest(_object(value, field).get("digest"), f"{field}.digest")
-
-
-def _layers(obj: dict[str, Any], key: str) -> tuple[tuple[Digest, ...], frozenset[Digest]]:
-    layers: list[Digest] = []
-    foreign: list[Digest] = []
-    for i, item in enumerate(_array(obj, key)):
-        field = f"{key}[{i}]"
-        desc = _object(item, field)
-        digest = _digest(desc.get("digest"), f"{field}.digest")
-        layers.append(digest)
-        urls = desc.get("urls")
-        if urls is not None:
-            if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
-                _fail(f"{field}.urls must be an array of strings")
-            if urls:
-                foreign.append(digest)
-    return tuple(layers), frozenset(foreign)
-
-
-def _platform(value: object, field: str) -> Platform | None:
-    if value is None:
+    def digest(self, value: object, where: str) -> Digest | None:
+        """A reference's digest, or ``None`` (with a note) when it names nothing storable."""
+        if not value:
+            if value is not None:
+                self.notes.append(f"{where} is empty")
+            return None
+        assert isinstance(value, str)
+        alg, sep, hexpart = value.partition(":")
+        length = ALGORITHMS.get(alg)
+        if sep and length == len(hexpart) and all(c in "0123456789abcdef" for c in hexpart):
+            return Digest._trusted(value)  # noqa: SLF001 - just validated
+        # No blob can be stored under it; the registry did not verify it either.
+        self.notes.append(f"{where} {value[:80]!r} is not a digest; ignored")
         return None
-    desc = _object(value, field)
-    where = f"{field}."
-    os_ = _opt_str(desc, "os", where)
-    arch = _opt_str(desc, "architecture", where)
-    variant = _opt_str(desc, "variant", where)
-    if not os_ or not arch:
-        return None
-    return Platform(os_, arch, variant or None)
+
+    def descriptors(
+        self, items: list[Any] | None, where: str
+    ) -> tuple[tuple[Digest, ...], frozenset[Digest]]:
+        refs: list[Digest] = []
+        foreign: list[Digest] = []
+        for i, item in enumerate(items or ()):
+            d = self.digest(item.get("digest") if item else None, f"{where}[{i}].digest")
+            if d is None:
+                continue
+            refs.append(d)
+            if item.get("urls"):
+                foreign.append(d)
+        return tuple(refs), frozenset(foreign)
+
+    def children(self, items: list[Any] | None) -> tuple[ChildRef, ...]:
+        out = []
+        for i, item in enumerate(items or ()):
+            d = self.digest(item.get("digest") if item else None, f"manifests[{i}].digest")
+            if d is None:
+                continue
+            spec = item.get("platform") or {}
+            os_, arch = spec.get("os"), spec.get("architecture")
+            platform = Platform(os_, arch, spec.get("variant") or None) if os_ and arch else None
+            out.append(ChildRef(d, item.get("mediaType") or None, platform))
+        return tuple(out)
 
 
-def _children(obj: dict[str, Any]) -> tuple[ChildRef, ...]:
-    children: list[ChildRef] = []
-    for i, item in enumerate(_array(obj, "manifests")):
-        field = f"manifests[{i}]"
-        desc = _object(item, field)
-        children.append(
-            ChildRef(
-                _digest(desc.get("digest"), f"{field}.digest"),
-                _opt_str(desc, "mediaType", f"{field}."),
-                _platform(desc.get("platform"), f"{field}.platform"),
-            )
-        )
-    return tuple(children)
+def _lenient(document: object) -> dict[str, Any]:
+    """``subject``, ``artifactType`` and ``annotations`` read as an OCI 1.1 client would.
+
+    distribution 2.8 has no such fields, so a wrong type there does not stop it
+    from serving the manifest: here it only drops the field.
+    """
+    out: dict[str, Any] = {}
+    if not isinstance(document, go.Pairs):
+        return out
+    for name in ("subject", "artifactType", "annotations"):
+        single = go.Pairs((k, v) for k, v in document if _OCI_EXTRA.field_of(k) == name)
+        with contextlib.suppress(go.GoDecodeError):
+            out.update(go.decode(_OCI_EXTRA, single).value)
+    return out
 
 
-def _annotations(obj: dict[str, Any]) -> Mapping[str, str]:
-    value = obj.get("annotations")
-    if value is None:
+def _annotations(value: object) -> Mapping[str, str]:
+    if not isinstance(value, dict) or not value:
         return _NO_ANNOTATIONS
-    annotations = _object(value, "annotations")
-    if not annotations:
-        return _NO_ANNOTATIONS
-    for key, item in annotations.items():
-        if not isinstance(item, str):
-            _fail(f"annotations[{key[:100]!r}] must be a string, not {_type_name(item)}")
-    return annotations
+    return MappingProxyType({k: v for k, v in value.items() if isinstance(v, str)})
 
 
-def _schema1(obj: dict[str, Any], media_type: str | None) -> Manifest:
-    if media_type is None:
-        media_type = SCHEMA1_SIGNED_MEDIA_TYPE if "signatures" in obj else SCHEMA1_MEDIA_TYPE
-    elif MEDIA_TYPES.get(media_type) is not ManifestKind.SCHEMA1:
-        _fail(f"schemaVersion 1 with media type {media_type[:200]!r}, which is not a schema1 type")
-    sums: dict[Digest, None] = {}
-    for i, item in enumerate(_array(obj, "fsLayers")):
-        field = f"fsLayers[{i}]"
-        sums[_digest(_object(item, field).get("blobSum"), f"{field}.blobSum")] = None
-    return Manifest(
-        kind=ManifestKind.SCHEMA1,
-        media_type=media_type,
-        config=None,
-        layers=tuple(sums),
-        foreign=frozenset(),
-        children=(),
-        subject=None,
-        artifact_type=None,
-    )
+def _kind_of(
+    version: int, declared: str, document: go.Pairs
+) -> tuple[ManifestKind, go.GoStruct, bool]:
+    """The manifest store's dispatch (``manifestStore.Get``, v2.8.2 and v3.1.1).
 
-
-def _schema2(obj: dict[str, Any], declared: str | None) -> Manifest:
-    if declared is None:
-        # OCI allows omitting mediaType; distribution tries an index first.
-        if obj.get("manifests") is not None:
-            if obj.get("config") is not None or obj.get("layers") is not None:
-                _fail(
-                    "no mediaType, and both manifests[] and config/layers: "
-                    "it is neither clearly an index nor an image manifest"
-                )
-            kind, media_type = ManifestKind.OCI_INDEX, OCI_INDEX_MEDIA_TYPE
-        else:
-            kind, media_type = ManifestKind.OCI_MANIFEST, OCI_MANIFEST_MEDIA_TYPE
-    else:
-        found = MEDIA_TYPES.get(declared)
-        if found is None:
-            _fail(
-                f"unknown media type {declared[:200]!r} (distribution's garbage-collect "
-                "aborts on it too)"
-            )
-        if found is ManifestKind.SCHEMA1:
-            _fail(f"schemaVersion 2 with the schema1 media type {declared!r}")
-        kind, media_type = found, declared
-
-    config: Digest | None = None
-    layers: tuple[Digest, ...] = ()
-    foreign: frozenset[Digest] = frozenset()
-    children: tuple[ChildRef, ...] = ()
+    Without a ``mediaType``, distribution decodes the body as an index first and
+    keeps that reading when ``manifests`` is a non-nil slice. When that decode
+    fails, distribution dereferences a nil result and panics (it can serve the
+    body neither way); here it is read as an image, and the caller keeps every
+    digest it names (the third value).
+    """
+    if version == 1:
+        return ManifestKind.SCHEMA1, _SCHEMA1, False
+    if version != 2:
+        return ManifestKind.UNKNOWN, _VERSIONED, False
+    kind = MEDIA_TYPES.get(declared) if declared else None
+    if kind is ManifestKind.DOCKER_MANIFEST:
+        return kind, _SCHEMA2, False
+    if kind is ManifestKind.OCI_MANIFEST:
+        return kind, _OCI_MANIFEST, False
     if kind in _INDEX_KINDS:
-        children = _children(obj)
-    elif kind is ManifestKind.OCI_ARTIFACT:
-        layers, foreign = _layers(obj, "blobs")
-    else:
-        if obj.get("config") is None:
-            _fail(f"an image manifest ({media_type}) without config")
-        config = _descriptor_digest(obj["config"], "config")
-        layers, foreign = _layers(obj, "layers")
-
-    subject_value = obj.get("subject")
-    subject = None if subject_value is None else _descriptor_digest(subject_value, "subject")
-    return Manifest(
-        kind=kind,
-        media_type=media_type,
-        config=config,
-        layers=layers,
-        foreign=foreign,
-        children=children,
-        subject=subject,
-        artifact_type=_opt_str(obj, "artifactType", ""),
-        annotations=_annotations(obj),
-    )
-
-
-def _load(data: bytes) -> dict[str, Any]:
-    if len(data) > MAX_MANIFEST_SIZE:
-        _fail(
-            f"it is {len(data)} bytes, more than the {MAX_MANIFEST_SIZE} bytes "
-            "distribution reads (it cannot serve it either)"
-        )
+        assert kind is not None
+        return kind, _LIST, False
+    if kind is ManifestKind.OCI_ARTIFACT:
+        return kind, _ARTIFACT, False
+    if declared:
+        return ManifestKind.UNKNOWN, _VERSIONED, False  # includes schema1 types with version 2
+    # No mediaType: an index if ``manifests`` decodes to a non-nil slice, else an image.
     try:
-        text = str(data, "utf-8")
-    except UnicodeDecodeError as exc:
-        _fail(f"not UTF-8 ({exc.reason} at byte {exc.start})")
-    try:
-        obj = json.loads(text, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        _fail(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}")
-    except RecursionError:
-        _fail("invalid JSON: nested too deeply")
-    except ValueError as exc:  # e.g. an integer beyond int_max_str_digits, NaN
-        _fail(f"invalid JSON: {str(exc)[:200]}")
-    if not isinstance(obj, dict):
-        _fail(f"the JSON is {_type_name(obj)}, not an object")
-    return obj
+        listed = go.decode(_LIST, document).value.get("manifests")
+    except go.GoDecodeError:
+        return ManifestKind.OCI_MANIFEST, _OCI_MANIFEST, True
+    if listed is not None:
+        return ManifestKind.OCI_INDEX, _LIST, False
+    return ManifestKind.OCI_MANIFEST, _OCI_MANIFEST, False
 
 
 def parse_manifest(
     data: bytes, *, repository: str | None = None, digest: str | None = None
 ) -> Manifest:
-    """Parse the bytes of a manifest into what it references.
+    """Parse the bytes of a manifest into what it references, as distribution reads them.
 
     ``repository`` and ``digest`` only name the manifest in error messages.
 
     Raises:
-        ManifestError: the manifest is too large, not a JSON object, of an unknown
-            schema version or media type, or has a field of the wrong type or a
-            malformed digest. Nothing else is raised, whatever the bytes.
+        ManifestError: distribution could not decode it either: more than 4 MiB,
+            not JSON, not an object, or a value of the wrong type in a field
+            its struct has. A JSON object of an unknown schema version or media
+            type is *not* an error: it comes back as :attr:`ManifestKind.UNKNOWN`
+            with every digest it names. Nothing else is raised, whatever the bytes.
     """
     try:
-        obj = _load(data)
-        version = obj.get("schemaVersion")
-        media_type = _opt_str(obj, "mediaType", "")
-        if media_type == "":
-            media_type = None  # Go reads an empty string as absent
-        if version is None:
-            _fail("schemaVersion is missing")
-        if isinstance(version, bool) or not isinstance(version, int):
-            _fail(f"schemaVersion must be an integer, not {_type_name(version)}")
-        if version == 1:
-            return _schema1(obj, media_type)
-        if version == 2:
-            return _schema2(obj, media_type)
-        _fail(f"unsupported schemaVersion {version if abs(version) < 10**9 else '(huge)'}")
-    except _Invalid as exc:
+        return _parse(data)
+    except go.GoDecodeError as exc:
         raise _error(str(exc), repository, digest) from None
+
+
+def _parse(data: bytes) -> Manifest:
+    if len(data) > MAX_MANIFEST_SIZE:
+        msg = (
+            f"it is {len(data)} bytes, more than the {MAX_MANIFEST_SIZE} bytes "
+            "distribution reads (it cannot serve it either)"
+        )
+        raise go.GoDecodeError(msg)
+    document = go.loads(data)
+    if not isinstance(document, go.Pairs):
+        go.decode(_VERSIONED, document)  # raises for anything but an object or null
+        msg = "the JSON is null, not a manifest"
+        raise go.GoDecodeError(msg)
+    versioned = go.decode(_VERSIONED, document).value
+    version: int = versioned.get("schemaVersion", 0)
+    declared: str = versioned.get("mediaType", "")
+    kind, typ, panics = _kind_of(version, declared, document)
+    decoded = go.decode(typ, document)
+    value = decoded.value
+    reader = _Reader()
+    notes = reader.notes
+    notes.extend(f"key {k!r} read as its field, case-insensitively" for k in decoded.folded)
+    extra = _lenient(document)
+
+    config: Digest | None = None
+    layers: tuple[Digest, ...] = ()
+    foreign: frozenset[Digest] = frozenset()
+    children: tuple[ChildRef, ...] = ()
+    union = panics
+    if panics:
+        notes.append(
+            "no mediaType, and manifests[] does not decode: distribution cannot read it "
+            "(its index reading fails), so every digest it names is kept"
+        )
+    media_type = declared
+    if kind is ManifestKind.SCHEMA1:
+        sums = [
+            reader.digest(item.get("blobSum") if item else None, f"fsLayers[{i}].blobSum")
+            for i, item in enumerate(value.get("fsLayers") or ())
+        ]
+        layers = tuple(dict.fromkeys(d for d in sums if d is not None))
+        if not declared or MEDIA_TYPES.get(declared) is not ManifestKind.SCHEMA1:
+            signed = any(go.fold(k) == "signatures" for k, _ in document)
+            media_type = SCHEMA1_SIGNED_MEDIA_TYPE if signed else SCHEMA1_MEDIA_TYPE
+    elif kind in _INDEX_KINDS:
+        children = reader.children(value.get("manifests"))
+        if not declared:
+            media_type = OCI_INDEX_MEDIA_TYPE
+            image_keys = sorted(k for k, _ in document if go.fold(k) in _IMAGE_KEYS)
+            if image_keys:
+                # distribution reads it as an index; a client may read it as an image.
+                union = True
+                notes.append(
+                    f"no mediaType, and both manifests[] and {'/'.join(image_keys)}: an index "
+                    "to distribution, an image to some clients"
+                )
+    elif kind is ManifestKind.OCI_ARTIFACT:
+        layers, foreign = reader.descriptors(value.get("blobs"), "blobs")
+    elif kind is ManifestKind.UNKNOWN:
+        union = True
+        what = f"media type {declared[:120]!r}" if declared else f"schemaVersion {version}"
+        notes.append(f"{what} is not a manifest kind distribution knows")
+    else:
+        if not declared:
+            media_type = OCI_MANIFEST_MEDIA_TYPE
+        cfg = value.get("config")
+        config = reader.digest(cfg.get("digest") if cfg else None, "config.digest")
+        layers, foreign = reader.descriptors(value.get("layers"), "layers")
+
+    if decoded.repeated:
+        union = True
+        notes.append("repeated field(s) " + ", ".join(dict.fromkeys(decoded.repeated)))
+    subject_value = value.get("subject") if kind is ManifestKind.OCI_ARTIFACT else None
+    subject_value = subject_value or extra.get("subject")
+    subject = (
+        reader.digest(subject_value.get("digest"), "subject.digest") if subject_value else None
+    )
+    known = {config, *layers, *(c.digest for c in children), subject}
+    extras: Iterable[str] = go.digest_strings(document) if union else ()
+    artifact_type = value.get("artifactType") or extra.get("artifactType") or None
+    return Manifest(
+        kind=kind,
+        media_type=media_type or kind.value,
+        config=config,
+        layers=layers,
+        foreign=foreign,
+        children=children,
+        subject=subject,
+        artifact_type=artifact_type,
+        annotations=_annotations(value.get("annotations") or extra.get("annotations")),
+        extra=tuple(Digest._trusted(d) for d in dict.fromkeys(extras) if d not in known),  # noqa: SLF001
+        uncertain=kind is ManifestKind.UNKNOWN,
+        notes=tuple(notes),
+    )

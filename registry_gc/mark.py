@@ -1,29 +1,34 @@
 """Mark: which manifests, layer links and blobs are live. Pure: data in, data out.
 
 Per repository, the roots are every tag's ``current`` manifest and — without
-``delete_untagged`` — every revision; revisions younger than the grace period
-are roots too. From the roots, marking follows index/list children and the
-reverse ``subject`` edge (a referrer whose subject is live is live). Blob
-marks are global by digest; manifest and ``_layers`` marks are per
-repository. Anything written within the grace period protects what it points
-at, so a push racing the collector keeps its blobs.
+``delete_untagged`` — every revision (including manifests registry 2.1.0
+linked under ``_layers``); revisions younger than the grace period are kept
+too. From the roots, :func:`registry_gc.graph.walk` follows index entries
+and the reverse ``subject`` edge (a referrer whose subject is live is live).
+Blob marks are global by digest; manifest and ``_layers`` marks are per
+repository. Anything written within the grace period protects what it
+points at, so a push racing the collector keeps its blobs.
 
-Problems that make a sweep unsafe (a live manifest that cannot be parsed, a
-store with blobs but no manifest at all) are collected in
-:attr:`Marks.problems`; the planner refuses to produce deletions when there
-are any.
+A repository the run cannot fully read is **damaged**: a tag, index entry or
+revision whose manifest is missing, an untagged revision that cannot be
+decoded (it may be a referrer), or a live manifest of a kind distribution
+does not know. Nobody can tell what its images need, so everything it links
+is kept (:attr:`Marks.damaged` says why), unless the caller opts in with
+``prune_damaged``. A live manifest that is present but cannot be decoded,
+and a store with blobs but not a single manifest, are refused outright
+(:attr:`Marks.problems`): nothing is deleted anywhere.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import TYPE_CHECKING
 
 import attrs
 
 from .fetch import Unreadable
+from .graph import Graph, Reach, Role, walk
 from .inventory import Anomaly
-from .layout import Digest, RevisionLink, TagCurrentLink, blob_path
+from .layout import RevisionLink, TagCurrentLink, blob_path, repository_prefix
 from .manifests import Manifest
 
 if TYPE_CHECKING:
@@ -31,7 +36,7 @@ if TYPE_CHECKING:
 
     from .fetch import ManifestTable
     from .inventory import Inventory, RepositoryEntry
-    from .layout import Repository, Tag
+    from .layout import Digest, Repository, Tag
 
 __all__ = ["Marks", "mark"]
 
@@ -52,16 +57,14 @@ class Marks:
     grace_live: dict[Repository, set[Digest]] = attrs.Factory(dict)
     #: ``_layers`` links kept only for ``grace_live`` manifests
     grace_links: dict[Repository, set[Digest]] = attrs.Factory(dict)
+    #: manifests linked only under ``_layers`` (registry 2.1.0), per repository: digest → mtime
+    legacy: dict[Repository, dict[Digest, float]] = attrs.Factory(dict)
+    #: repositories kept whole because they cannot be fully read: the reasons, each naming
+    #: its object
+    damaged: dict[Repository, list[str]] = attrs.Factory(dict)
     #: reasons not to sweep at all; each names its object
     problems: list[str] = attrs.Factory(list)
     anomalies: list[Anomaly] = attrs.Factory(list)
-
-
-def _canonical(repo: RepositoryEntry, digest: Digest) -> Digest | None:
-    """The blob a reference resolves to in ``repo`` (alias links name sha256 blobs)."""
-    if digest.algorithm == "sha256":
-        return digest
-    return repo.layer_aliases.get(digest)
 
 
 def mark(
@@ -71,6 +74,7 @@ def mark(
     delete_untagged: bool,
     cutoff: float,
     allow_no_manifests: bool = False,
+    prune_damaged: bool = False,
     removed_tags: Mapping[Repository, Collection[Tag]] | None = None,
     removed_repositories: Collection[Repository] = (),
     removed_manifests: Mapping[Repository, Collection[Digest]] | None = None,
@@ -79,6 +83,8 @@ def mark(
 
     ``cutoff`` is a timestamp (seconds since the epoch): objects modified after
     it are inside the grace period and protect what they reference.
+    ``prune_damaged`` treats a damaged repository like any other (what cannot
+    be read counts as absent) instead of keeping everything it links.
     ``removed_*`` are explicit removals: removed repositories mark nothing,
     removed tags are no roots, removed manifests are no roots (and the tags
     pointing at them are no roots either, as when distribution deletes a
@@ -90,23 +96,25 @@ def mark(
     removed_manifests = removed_manifests or {}
     gone = set(removed_repositories)
     for repo in inventory.repositories.values():
-        manifest_count += len(repo.revisions) + sum(
+        graph = Graph.of(repo, manifests, inventory.blobs)
+        manifest_count += len(graph.manifests) + sum(
             1 for t in repo.tags.values() if t.current is not None
         )
+        if graph.legacy:
+            marks.legacy[repo.name] = graph.legacy
         if repo.name in gone and repo.name_problem is None:
             marks.live[repo.name] = set()
             marks.needed_links[repo.name] = set()
             continue
-        _mark_repository(
-            repo,
-            inventory,
-            manifests,
+        _Repository(
+            graph,
             marks,
             delete_untagged=delete_untagged,
             cutoff=cutoff,
+            prune_damaged=prune_damaged,
             skip_tags=set(removed_tags.get(repo.name, ())),
             skip_manifests=set(removed_manifests.get(repo.name, ())),
-        )
+        ).mark()
     marks.grace_blobs -= marks.blobs
     marks.blobs |= marks.grace_blobs
     if manifest_count == 0 and len(inventory.blobs) > 0 and not allow_no_manifests:
@@ -120,153 +128,228 @@ def mark(
     return marks
 
 
-def _mark_repository(
-    repo: RepositoryEntry,
-    inventory: Inventory,
-    manifests: ManifestTable,
-    marks: Marks,
-    *,
-    delete_untagged: bool,
-    cutoff: float,
-    skip_tags: set[Tag],
-    skip_manifests: set[Digest],
-) -> None:
-    name = repo.name
-    protect_all = repo.name_problem is not None
-    if protect_all:
-        skip_tags, skip_manifests = set(), set()
-    blobs_present = inventory.blobs
+@attrs.define
+class _Repository:
+    """Marking one repository."""
 
-    roots: list[Digest] = [
-        t.current
-        for t in repo.tags.values()
-        if t.current is not None and t.name not in skip_tags and t.current not in skip_manifests
-    ]
-    for t in repo.tags.values():
-        if t.current is None and t.name not in skip_tags:
-            # The current link is missing or unreadable: what the tag points at is
-            # unknown, so everything it ever pointed at stays.
-            roots.extend(d for d in t.index if d not in skip_manifests)
-    tag_targets = set(roots)
-    fresh: list[Digest] = []
-    for digest, mtime in repo.revisions.items():
-        if digest in skip_manifests:
-            continue
-        if protect_all or (not delete_untagged and digest in blobs_present):
-            # Every revision is a root, except one whose manifest blob is gone:
-            # that link is dangling and cannot be served.
-            roots.append(digest)
-        elif mtime > cutoff:
-            fresh.append(digest)
+    graph: Graph
+    marks: Marks
+    delete_untagged: bool
+    cutoff: float
+    prune_damaged: bool
+    skip_tags: set[Tag]
+    skip_manifests: set[Digest]
 
-    referrers: dict[Digest, list[Digest]] = defaultdict(list)
-    for digest in repo.revisions:
-        m = manifests.get(digest)
-        if isinstance(m, Manifest) and m.subject is not None:
-            referrers[m.subject].append(digest)
+    @property
+    def repo(self) -> RepositoryEntry:
+        return self.graph.repo
 
-    def walk(
-        start: list[Digest], seen: set[Digest], blobs: set[Digest], links: set[Digest]
-    ) -> None:
-        """Mark what ``start`` reaches (children, referrers) into ``seen``/``blobs``/``links``."""
-        stack = list(start)
-        while stack:
-            digest = stack.pop()
-            if digest in seen or digest in live:
+    def roots(self, *, protect: bool) -> list[tuple[Digest, Role]]:
+        repo, skip_tags, skip_manifests = self.repo, self.skip_tags, self.skip_manifests
+        roots = [
+            (t.current, Role.TAG)
+            for t in repo.tags.values()
+            if t.current is not None and t.name not in skip_tags and t.current not in skip_manifests
+        ]
+        for t in repo.tags.values():
+            if t.name not in skip_tags and (t.current is None or protect):
+                # The current link is missing or unreadable: what the tag points at is
+                # unknown, so everything it ever pointed at stays.
+                roots.extend((d, Role.HISTORY) for d in t.index if d not in skip_manifests)
+        present = self.graph.present
+        for digest in self.graph.manifests:
+            if digest in skip_manifests:
                 continue
-            seen.add(digest)
-            stack.extend(referrers.get(digest, ()))
-            m = manifests.get(digest)
-            if isinstance(m, Manifest):
-                blobs.add(digest)
-                for ref in m.blobs:
-                    links.add(ref)
-                    blob = _canonical(repo, ref)
-                    if blob is not None:
-                        blobs.add(blob)
-                    absent = ref not in blobs_present and (
-                        blob is None or blob not in blobs_present
-                    )
-                    if absent and ref not in m.foreign:
-                        marks.anomalies.append(
-                            Anomaly(
-                                "missing-blob",
-                                blob_path(blob or ref),
-                                f"manifest {digest} in repository {name!r} references blob "
-                                f"{ref}, which is not in the store: that image cannot be pulled",
-                                name,
-                            )
-                        )
-                for child in m.children:
-                    stack.append(child.digest)
-                    if child.digest not in repo.revisions:
-                        marks.anomalies.append(
-                            Anomaly(
-                                "child-not-in-repository",
-                                RevisionLink(name, child.digest).path,
-                                f"index {digest} in repository {name!r} lists {child.digest}, "
-                                "which has no revision link in the repository: that platform "
-                                "cannot be pulled (its blobs are kept)",
-                                name,
-                            )
-                        )
-            elif isinstance(m, Unreadable) and not m.missing:
-                blobs.add(digest)
-                marks.problems.append(
-                    f"live manifest {digest} in repository {name!r} cannot be used: {m.error}. "
-                    "registry-gc cannot know what it references, so it deletes nothing; delete "
-                    f"the revision (registry-gc rm {name}@{digest}) or restore the manifest"
+            if protect or (
+                not self.delete_untagged and (digest in present or not self.prune_damaged)
+            ):
+                roots.append((digest, Role.ROOT))
+        return roots
+
+    def findings(self, live: Reach, fresh: Reach) -> list[Anomaly]:
+        """What makes the repository impossible to read fully: one anomaly per manifest."""
+        name, table = self.repo.name, self.graph.table
+        out: dict[Digest, Anomaly] = {}
+
+        def add(kind: str, digest: Digest, text: str) -> None:
+            out.setdefault(digest, Anomaly(kind, blob_path(digest), text, name))
+
+        for d in (*live.damage, *fresh.damage):
+            if d.missing:
+                add(
+                    "missing-manifest",
+                    d.digest,
+                    f"manifest {d.digest}, needed by {d.role.value} in repository {name!r}, is "
+                    "missing from the store: that image cannot be pulled",
                 )
-            else:
-                # The manifest blob is missing. Keep the links that name it.
-                where = "a tag" if digest in tag_targets else "an index or a referrer"
-                marks.anomalies.append(
+        for digest in sorted(self.graph.manifests):
+            m = table.get(digest)
+            if digest in self.skip_manifests or isinstance(m, Manifest):
+                continue
+            if _missing(m):
+                add(
+                    "missing-manifest",
+                    digest,
+                    f"revision {digest} in repository {name!r} has no manifest blob: what it "
+                    "referenced is unknown",
+                )
+            elif digest not in live.manifests:  # a live one is a refusal (see mark)
+                add(
+                    "undecodable-manifest",
+                    digest,
+                    f"untagged revision {digest} in repository {name!r} cannot be decoded "
+                    f"({_why(m)}): it may be a referrer (a signature, an SBOM) of a live image",
+                )
+        for digest in live.uncertain:
+            kind = table[digest]
+            assert isinstance(kind, Manifest)
+            add(
+                "unknown-manifest-kind",
+                digest,
+                f"live manifest {digest} in repository {name!r} is of a kind distribution does "
+                f"not know ({kind.media_type[:100]!r}): what it references is not known for sure",
+            )
+        return list(out.values())
+
+    def mark(self) -> None:
+        repo, marks = self.repo, self.marks
+        name = repo.name
+        protect = repo.name_problem is not None
+        if protect:
+            self.skip_tags, self.skip_manifests = set(), set()
+        live, fresh_reach = self.walk(protect=protect)
+        for d in live.damage:
+            if not d.missing:
+                # Live, present, and distribution cannot decode it either: nobody can know
+                # what it needs, and it is not an input to guess about.
+                marks.problems.append(
+                    f"live manifest {d.digest} in repository {name!r} (needed by {d.role.value}) "
+                    f"cannot be used: {d.problem}. registry-gc cannot know what it references, "
+                    f"so it deletes nothing; delete the revision (registry-gc rm {name}@{d.digest})"
+                    f" or restore the manifest ({blob_path(d.digest)})"
+                )
+        findings = [] if protect else self.findings(live, fresh_reach)
+        if findings and not self.prune_damaged:
+            marks.damaged[name] = [a.message for a in findings]
+            shown = "; ".join(a.message for a in findings[:3])
+            more = f"; and {len(findings) - 3} more" if len(findings) > 3 else ""
+            marks.anomalies.extend(findings)
+            marks.anomalies.append(
+                Anomaly(
+                    "damaged-repository",
+                    repository_prefix(name),
+                    f"repository {name!r} cannot be fully read, so registry-gc keeps everything "
+                    f"it links: {shown}{more}. Restore or remove what is named (registry-gc rm "
+                    f"{name}@<digest>), or run with --prune-damaged to collect it as if what "
+                    "cannot be read were absent",
+                    name,
+                )
+            )
+            protect = True
+            live, fresh_reach = self.walk(protect=True, into=live)
+        else:
+            marks.anomalies.extend(
+                attrs.evolve(a, message=f"{a.message}; collected anyway (--prune-damaged)")
+                for a in findings
+            )
+        self.report(live)
+        needed = live.links
+        # Legacy signature links of live revisions stay, so their blobs stay.
+        for revision, sigs in repo.signatures.items():
+            if revision in live.manifests or protect:
+                marks.blobs.update(d for d, _ in sigs)
+        # A link written within the grace period (or any link of a repository we
+        # never touch) protects its blob.
+        for digest, mtime in repo.layers.items():
+            if protect or mtime > self.cutoff:
+                blob = self.graph.canonical(digest)
+                if blob is not None:
+                    (marks.blobs if protect else marks.grace_blobs).add(blob)
+                if protect:
+                    needed.add(digest)
+        marks.blobs |= live.blobs
+        marks.grace_blobs |= fresh_reach.blobs
+        marks.live[name] = live.manifests
+        marks.needed_links[name] = needed
+        marks.grace_live[name] = fresh_reach.manifests
+        marks.grace_links[name] = fresh_reach.links - needed
+
+    def walk(self, *, protect: bool, into: Reach | None = None) -> tuple[Reach, Reach]:
+        """Walk from the roots, then — separately — from untagged revisions within the grace."""
+        live = walk(self.graph, self.roots(protect=protect), into=into)
+        fresh = [
+            (d, Role.ROOT)
+            for d, mtime in self.graph.manifests.items()
+            if mtime > self.cutoff and d not in live.manifests and d not in self.skip_manifests
+        ]
+        # Untagged revisions written within the grace period are kept, with all they
+        # reach, but reported as kept for the grace rather than as live.
+        return live, walk(self.graph, fresh, skip=live.manifests)
+
+    def report(self, live: Reach) -> None:
+        name, anomalies = self.repo.name, self.marks.anomalies
+        for miss in live.missing:
+            anomalies.append(
+                Anomaly(
+                    "missing-blob",
+                    blob_path(miss.blob or miss.ref),
+                    f"manifest {miss.manifest} in repository {name!r} references blob "
+                    f"{miss.ref}, which is not in the store: that image cannot be pulled",
+                    name,
+                )
+            )
+        for index, child in live.unlinked_children:
+            anomalies.append(
+                Anomaly(
+                    "child-not-in-repository",
+                    RevisionLink(name, child).path,
+                    f"index {index} in repository {name!r} lists {child}, which has no revision "
+                    "link in the repository: that platform cannot be pulled (its blobs are kept)",
+                    name,
+                )
+            )
+        for digest in sorted(live.manifests):
+            m = self.graph.table.get(digest)
+            ignored = (
+                [n for n in m.notes if n.endswith("ignored")] if isinstance(m, Manifest) else []
+            )
+            if ignored:
+                anomalies.append(
                     Anomaly(
-                        "missing-manifest",
+                        "invalid-reference",
                         blob_path(digest),
-                        f"manifest {digest} in repository {name!r}, needed by {where}, is "
-                        "missing from the store: that image cannot be pulled",
+                        f"manifest {digest} in repository {name!r}: {'; '.join(ignored[:5])} "
+                        "(no blob can be stored under it; distribution did not verify it either)",
                         name,
                     )
                 )
-
-    live: set[Digest] = set()
-    needed: set[Digest] = set()
-    walk(roots, live, marks.blobs, needed)
-    # Untagged revisions written within the grace period are kept, with all
-    # they reach, but reported as kept for the grace rather than as live.
-    grace_live: set[Digest] = set()
-    grace_links: set[Digest] = set()
-    walk(fresh, grace_live, marks.grace_blobs, grace_links)
-    marks.grace_live[name] = grace_live
-    marks.grace_links[name] = grace_links - needed
-
-    for tag in repo.tags.values():
-        if tag.current is not None and tag.current not in repo.revisions:
-            marks.anomalies.append(
+        for tag in self.repo.tags.values():
+            if tag.current is not None and tag.current not in self.graph.manifests:
+                anomalies.append(
+                    Anomaly(
+                        "tag-without-revision",
+                        TagCurrentLink(name, tag.name).path,
+                        f"tag {tag.name!r} in repository {name!r} points at {tag.current}, which "
+                        "has no revision link in the repository: the tag cannot be pulled",
+                        name,
+                    )
+                )
+        for digest in sorted(self.graph.legacy):
+            anomalies.append(
                 Anomaly(
-                    "tag-without-revision",
-                    TagCurrentLink(name, tag.name).path,
-                    f"tag {tag.name!r} in repository {name!r} points at {tag.current}, which has "
-                    "no revision link in the repository: the tag cannot be pulled",
+                    "legacy-revision",
+                    f"{repository_prefix(name)}_layers/sha256/{digest.hex}/link",
+                    f"manifest {digest} in repository {name!r} is linked under _layers, as "
+                    "registry 2.1.0 linked manifests; distribution serves it from there, so it is "
+                    "treated as a revision",
                     name,
                 )
             )
 
-    # Legacy signature links of live revisions stay, so their blobs stay.
-    for revision, sigs in repo.signatures.items():
-        if revision in live or protect_all:
-            marks.blobs.update(d for d, _ in sigs)
 
-    # A link written within the grace period (or any link of a repository we
-    # never touch) protects its blob.
-    for digest, mtime in repo.layers.items():
-        if protect_all or mtime > cutoff:
-            blob = _canonical(repo, digest)
-            if blob is not None:
-                (marks.blobs if protect_all else marks.grace_blobs).add(blob)
-            if protect_all:
-                needed.add(digest)
+def _missing(m: Manifest | Unreadable | None) -> bool:
+    return m is None or (isinstance(m, Unreadable) and m.missing)
 
-    marks.live[name] = live
-    marks.needed_links[name] = needed
+
+def _why(m: Manifest | Unreadable | None) -> str:
+    return m.error if isinstance(m, Unreadable) else "unknown"

@@ -266,6 +266,8 @@ def _plan_repository(
     needed = marks.needed_links.get(name, set())
     grace_live = marks.grace_live.get(name, set())
     grace_links = marks.grace_links.get(name, set())
+    legacy = marks.legacy.get(name, {})
+    damaged = name in marks.damaged and not whole
     out = plan.deletions
     blobs = inventory.blobs
     explicit = "removed-repository" if whole else None
@@ -289,10 +291,13 @@ def _plan_repository(
         )
 
     deleted_revisions: set[Digest] = set()
-    for digest, mtime in repo.revisions.items():
+    revisions = {**repo.revisions, **legacy}
+    for digest, mtime in revisions.items():
         if digest in live and not whole:
             continue
         forced = whole or digest in removed_manifests
+        if damaged and not forced:
+            continue  # kept whole: it cannot be fully read (reported by mark)
         if not forced and (mtime > cutoff or digest in grace_live):
             plan.kept.append(
                 Kept(
@@ -306,8 +311,9 @@ def _plan_repository(
             reason = "dangling-link"
         else:
             reason = "untagged"
+        link = LayerLink(name, digest) if digest in legacy else RevisionLink(name, digest)
         revision_paths = (
-            RevisionLink(name, digest).path,
+            link.path,
             *(
                 LegacySignatureLink(name, digest, s).path
                 for s, _ in repo.signatures.get(digest, ())
@@ -331,9 +337,9 @@ def _plan_repository(
         for digest, mtime in tag.index.items():
             if digest == tag.current:
                 continue
-            if digest in repo.revisions and digest not in deleted_revisions:
+            if digest in revisions and digest not in deleted_revisions:
                 continue  # history of a revision that stays
-            if mtime > cutoff:
+            if mtime > cutoff or damaged:
                 continue
             out.append(
                 Deletion(
@@ -349,7 +355,11 @@ def _plan_repository(
 
     layers_left = 0
     for digest, mtime in repo.layers.items():
-        if not whole and digest in needed:
+        if digest in legacy:
+            if digest not in deleted_revisions:
+                layers_left += 1
+            continue  # a revision of registry 2.1.0: planned with the revisions above
+        if not whole and (digest in needed or damaged):
             layers_left += 1
             continue
         if not whole and (mtime > cutoff or digest in grace_links):
@@ -402,9 +412,10 @@ def _plan_repository(
             )
         )
 
-    revisions_left = len((repo.revisions.keys() | repo.signatures.keys()) - deleted_revisions)
+    revisions_left = len((revisions.keys() | repo.signatures.keys()) - deleted_revisions)
     empty = (
-        not surviving_tags
+        not damaged
+        and not surviving_tags
         and revisions_left <= 0
         and layers_left == 0
         and uploads_left == 0

@@ -47,6 +47,7 @@ import attrs
 import yaml
 
 from ._errors import ConfigError
+from .fetch import is_manifest
 from .layout import Digest, Repository, Tag, blob_path, tag_name_problem
 from .manifests import MAX_MANIFEST_SIZE, Manifest, ManifestKind
 
@@ -817,18 +818,24 @@ class TagDecisions:
             return None
         changed = False
         out = []
+        kept: dict[Digest, list[str]] = {}
+        for repository, live in (*marks.live.items(), *marks.grace_live.items()):
+            for digest in live:
+                kept.setdefault(digest, []).append(repository)
         for d in self.tags:
+            # cosign's COSIGN_REPOSITORY keeps signatures in another repository than the
+            # image: the image is gone only when no repository keeps it.
             gone = (
                 d.action is Action.KEEP
                 and d.follows is not None
-                and d.follows not in marks.live.get(d.repository, ())
+                and d.follows not in kept
                 and (d.pushed is None or d.pushed <= self.cutoff)
             )
             if gone:
                 assert d.follows is not None
                 rule = (
                     f"delete_orphan_signature_tags: the image it belongs to ({d.follows}) "
-                    "is deleted in this run"
+                    "is deleted in this run from every repository that held it"
                 )
                 d = attrs.evolve(d, action=Action.DELETE, rule=rule, follows=None)  # noqa: PLW2901
                 changed = True
@@ -895,6 +902,7 @@ def select_tags(
     grace_text = format_duration(grace)
     tags: list[TagDecision] = []
     removals: list[ManifestRemoval] = []
+    holders: dict[Digest, list[Repository]] | None = None
     for name in sorted(inventory.repositories):
         repo = inventory.repositories[name]
         if repo.name_problem is not None:
@@ -909,7 +917,9 @@ def select_tags(
         if policy.delete_referrers_without_subject:
             removals.extend(_orphan_referrers(repo, manifests, decided, explicit, cutoff))
         if policy.delete_orphan_signature_tags:
-            _orphan_signature_tags(repo, manifests, decided, explicit, cutoff, removals)
+            if holders is None:
+                holders = _holders(inventory, manifests)
+            _orphan_signature_tags(repo, manifests, decided, explicit, cutoff, removals, holders)
         tags.extend(decided[t] for t in sorted(decided))
     return TagDecisions(
         tuple(tags),
@@ -1077,6 +1087,19 @@ def _orphan_referrers(
     return list(removed.values())
 
 
+def _holders(inventory: Inventory, manifests: ManifestTable) -> dict[Digest, list[Repository]]:
+    """Manifest digest → the repositories that serve it (revisions, and 2.1.0 ``_layers`` links)."""
+    out: dict[Digest, list[Repository]] = {}
+    for name in sorted(inventory.repositories):
+        repo = inventory.repositories[name]
+        for digest in repo.revisions:
+            out.setdefault(digest, []).append(name)
+        for digest in repo.layers:
+            if digest not in repo.revisions and is_manifest(manifests.get(digest)):
+                out.setdefault(digest, []).append(name)
+    return out
+
+
 def _orphan_signature_tags(  # noqa: PLR0917 - private helper, one call site
     repo: RepositoryEntry,
     manifests: ManifestTable,
@@ -1084,9 +1107,14 @@ def _orphan_signature_tags(  # noqa: PLR0917 - private helper, one call site
     explicit: set[Tag],
     cutoff: float,
     removals: list[ManifestRemoval],
+    holders: Mapping[Digest, list[Repository]],
 ) -> None:
-    """Signature tags whose image has no revision; the others are recorded as followers."""
-    removed = {m.digest for m in removals if m.repository == repo.name}
+    """Signature tags whose image is in no repository; the others are recorded as followers.
+
+    cosign puts the tags in another repository than the image when
+    ``COSIGN_REPOSITORY`` is set, so the image is looked for in every repository.
+    """
+    removed = {(m.repository, m.digest) for m in removals}
     for tag in repo.tags.values():
         if tag.name in explicit or tag.current is None or tag.current_mtime is None:
             continue
@@ -1097,11 +1125,20 @@ def _orphan_signature_tags(  # noqa: PLR0917 - private helper, one call site
         if subject is None:
             continue
         base = (repo.name, tag.name, tag.current)
-        if (subject not in repo.revisions or subject in removed) and tag.current_mtime <= cutoff:
-            why = f"delete_orphan_signature_tags: the image it belongs to ({subject}) is gone"
+        held = [r for r in holders.get(subject, ()) if (r, subject) not in removed]
+        if not held and tag.current_mtime <= cutoff:
+            why = (
+                f"delete_orphan_signature_tags: the image it belongs to ({subject}) is in no "
+                "repository of the store"
+            )
             decided[tag.name] = TagDecision(*base, Action.DELETE, why, tag.current_mtime)
         elif previous is None:
-            why = f"signature tag: follows the image it belongs to ({subject})"
+            where = ", ".join(held[:3]) + (f" and {len(held) - 3} more" if len(held) > 3 else "")
+            why = (
+                f"signature tag: follows the image it belongs to ({subject}"
+                + (f", in {where}" if held else "")
+                + ")"
+            )
             decided[tag.name] = TagDecision(
                 *base, Action.KEEP, why, tag.current_mtime, follows=subject
             )

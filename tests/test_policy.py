@@ -757,8 +757,30 @@ def test_orphan_signature_tags_go_only_when_asked() -> None:
     decisions = decide(inv, Policy(rules, delete_orphan_signature_tags=True))
     assert deleted(decisions) == {f"app:{sig_tag(gone, '.sbom')}", f"unmatched:{sig_tag(gone)}"}
     assert rule_of(decisions, "unmatched", sig_tag(gone)) == (
-        f"delete_orphan_signature_tags: the image it belongs to ({gone}) is gone"
+        f"delete_orphan_signature_tags: the image it belongs to ({gone}) is in no repository "
+        "of the store"
     )
+
+
+def test_signature_tags_in_another_repository_follow_their_image() -> None:
+    """COSIGN_REPOSITORY: signatures of app's image stored in sigs are no orphans, and say where."""
+    img = dg("img")
+    inv = make_inventory(
+        {
+            "app": {"v1": (5, img)},
+            "sigs": {sig_tag(img): (5, dg("s1")), sig_tag(img, ".att"): (5, dg("s2"))},
+        }
+    )
+    decisions = decide(inv, Policy([], delete_orphan_signature_tags=True))
+    assert deleted(decisions) == set()
+    assert rule_of(decisions, "sigs", sig_tag(img)) == (
+        f"signature tag: follows the image it belongs to ({img}, in app)"
+    )
+    marks = Marks(live={Repository("app"): {img}, Repository("sigs"): {dg("s1"), dg("s2")}})
+    assert decisions.after_mark(marks) is None, "the image stays in app: its signatures stay"
+    gone = decisions.after_mark(Marks(live={Repository("sigs"): {dg("s1"), dg("s2")}}))
+    assert gone is not None
+    assert deleted(gone) == {f"sigs:{sig_tag(img)}", f"sigs:{sig_tag(img, '.att')}"}
 
 
 def test_a_kept_signature_tag_is_never_deleted_as_an_orphan() -> None:
@@ -843,7 +865,8 @@ def test_after_mark_deletes_signature_tags_of_images_swept_in_this_run() -> None
     assert refined is not None
     assert deleted(refined) == {"app:v1", f"app:{sig_tag(img)}"}
     assert rule_of(refined, "app", sig_tag(img)) == (
-        f"delete_orphan_signature_tags: the image it belongs to ({img}) is deleted in this run"
+        f"delete_orphan_signature_tags: the image it belongs to ({img}) is deleted in this run "
+        "from every repository that held it"
     )
     assert refined.after_mark(marks) is None
     without = decide(inv, Policy(policy.rules))

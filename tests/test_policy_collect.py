@@ -225,7 +225,7 @@ def test_signature_tags_of_images_swept_in_the_run_go_too(tmp_path: Path) -> Non
     assert report.decisions is not None
     decision = report.decisions.get("app", f"sha256-{doomed.hex}.sig")
     assert decision is not None
-    assert decision.rule.endswith("is deleted in this run")
+    assert decision.rule.endswith("is deleted in this run from every repository that held it")
 
 
 def _image_created(

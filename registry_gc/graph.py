@@ -1,0 +1,206 @@
+"""One walk of a repository's manifest graph, as the registry resolves it. Pure.
+
+From some starting manifests, :func:`walk` follows index entries (children),
+the reverse ``subject`` edge (a referrer of a reached manifest is reached),
+and the digests of bodies whose reading is ambiguous, and collects what the
+repository must keep for those manifests to be served: manifest blobs, the
+blobs they reference, and the ``_layers`` links a pull goes through.
+
+It reads the repository as distribution does:
+
+- a manifest is served if the repository links it through
+  ``_manifests/revisions`` **or** ``_layers`` (``manifestLinkPathFns``:
+  registry 2.1.0 linked manifests under ``_layers``), so a known-kind
+  manifest linked only under ``_layers`` is a revision (:attr:`Graph.legacy`);
+- an index entry whose media type is not a manifest type (a BuildKit cache
+  lists layer blobs) is a blob to keep, not a manifest to parse; one with no
+  media type is a manifest when it reads as one, else a blob;
+- what it cannot read where a manifest must be — a missing manifest, one
+  distribution cannot decode, a kind it does not know — is reported in
+  :attr:`Reach.damage` / :attr:`Reach.uncertain`, for the caller to decide
+  (the collector keeps everything such a repository links).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import defaultdict
+from typing import TYPE_CHECKING
+
+import attrs
+
+from .fetch import Unreadable, is_manifest
+from .manifests import Manifest
+
+if TYPE_CHECKING:
+    from collections.abc import Collection, Iterable
+
+    from .fetch import ManifestTable
+    from .inventory import BlobTable, RepositoryEntry
+    from .layout import Digest
+
+__all__ = ["Graph", "Reach", "Role", "walk"]
+
+
+class Role(enum.Enum):
+    """How the walk reached a digest: what it is expected to be."""
+
+    TAG = "a tag"
+    ROOT = "a revision kept as a root"
+    HISTORY = "the history of a tag whose current link is broken"
+    CHILD = "an index"  #: an entry with a manifest media type
+    CHILD_UNTYPED = "an index entry without a media type"
+    CHILD_BLOB = "an index entry that is a blob"
+    REFERRER = "a referrer of a kept manifest"
+    NAMED = "an ambiguous manifest body"
+
+    @property
+    def expects_manifest(self) -> bool:
+        """Whether something that is not a readable manifest here is damage."""
+        return self not in {Role.CHILD_BLOB, Role.NAMED, Role.CHILD_UNTYPED}
+
+
+@attrs.frozen
+class Graph:
+    """A repository's manifests as the registry resolves them."""
+
+    repo: RepositoryEntry
+    table: ManifestTable
+    present: BlobTable
+    #: manifests linked only under ``_layers`` (registry 2.1.0): digest → link mtime
+    legacy: dict[Digest, float]
+    #: revisions and legacy revisions: digest → link mtime
+    manifests: dict[Digest, float]
+    #: subject digest → the manifests of this repository that refer to it
+    referrers: dict[Digest, list[Digest]]
+
+    @classmethod
+    def of(cls, repo: RepositoryEntry, table: ManifestTable, present: BlobTable) -> Graph:
+        """Build the graph of ``repo`` from the fetched manifests."""
+        legacy = {
+            d: mtime
+            for d, mtime in repo.layers.items()
+            if d.algorithm == "sha256" and d not in repo.revisions and is_manifest(table.get(d))
+        }
+        manifests = {**repo.revisions, **legacy}
+        referrers: dict[Digest, list[Digest]] = defaultdict(list)
+        for digest in manifests:
+            m = table.get(digest)
+            if isinstance(m, Manifest) and m.subject is not None:
+                referrers[m.subject].append(digest)
+        return cls(repo, table, present, legacy, manifests, dict(referrers))
+
+    def canonical(self, ref: Digest) -> Digest | None:
+        """The blob a reference resolves to here (alias links name sha256 blobs)."""
+        if ref.algorithm == "sha256":
+            return ref
+        return self.repo.layer_aliases.get(ref)
+
+    def is_manifest_here(self, digest: Digest) -> bool:
+        """Whether the registry would serve ``digest`` as a manifest of this repository."""
+        return digest in self.manifests or (
+            digest in self.repo.layers and is_manifest(self.table.get(digest))
+        )
+
+
+@attrs.frozen
+class Missing:
+    """A reference whose blob is not in the store."""
+
+    manifest: Digest
+    ref: Digest
+    blob: Digest | None
+
+
+@attrs.frozen
+class Damage:
+    """A manifest the walk needed and could not use."""
+
+    digest: Digest
+    role: Role
+    #: why: "missing", or the decoding error
+    problem: str
+    missing: bool
+
+
+@attrs.define
+class Reach:
+    """What a walk reached."""
+
+    #: manifests reached (they must stay served)
+    manifests: set[Digest] = attrs.Factory(set)
+    #: blobs to keep (manifests, configs, layers, blob entries), canonical digests
+    blobs: set[Digest] = attrs.Factory(set)
+    #: ``_layers`` link digests (as named) a pull goes through
+    links: set[Digest] = attrs.Factory(set)
+    missing: list[Missing] = attrs.Factory(list)
+    damage: list[Damage] = attrs.Factory(list)
+    #: reached manifests of a kind distribution does not know
+    uncertain: list[Digest] = attrs.Factory(list)
+    #: (index, child) pairs whose child manifest has no link in the repository
+    unlinked_children: list[tuple[Digest, Digest]] = attrs.Factory(list)
+
+
+def walk(
+    graph: Graph,
+    start: Iterable[tuple[Digest, Role]],
+    *,
+    skip: Collection[Digest] = (),
+    into: Reach | None = None,
+) -> Reach:
+    """Everything ``start`` reaches in ``graph``; ``skip`` holds manifests already walked.
+
+    With ``into``, the walk adds to that result and does not walk again what
+    it already holds.
+    """
+    reach = into if into is not None else Reach()
+    seen = reach.manifests
+    table, present = graph.table, graph.present
+    stack = list(start)
+    while stack:
+        digest, role = stack.pop()
+        if digest in seen or digest in skip:
+            continue
+        m = table.get(digest)
+        if not role.expects_manifest and not graph.is_manifest_here(digest) and not is_manifest(m):
+            # A blob (or, for an untyped entry or an ambiguous name, not a manifest we can
+            # read): keep its bytes and its link, look no further.
+            if role is Role.CHILD_UNTYPED and digest not in present:
+                reach.damage.append(Damage(digest, role, "missing", missing=True))
+            elif role is Role.CHILD_BLOB and digest not in present:
+                reach.missing.append(Missing(digest, digest, None))
+            if role is not Role.NAMED or digest in present:
+                reach.links.add(digest)
+                reach.blobs.add(digest)
+            continue
+        seen.add(digest)
+        reach.blobs.add(digest)
+        reach.links.add(digest)  # a legacy revision's link; a manifest downloadable as a blob
+        stack.extend((r, Role.REFERRER) for r in graph.referrers.get(digest, ()))
+        if isinstance(m, Unreadable) or m is None:
+            missing = m is None or m.missing
+            problem = "missing" if missing else m.error  # type: ignore[union-attr]
+            reach.damage.append(Damage(digest, role, problem, missing=missing))
+            continue
+        if m.uncertain:
+            reach.uncertain.append(digest)
+        for ref in m.blobs:
+            reach.links.add(ref)
+            blob = graph.canonical(ref)
+            if blob is not None:
+                reach.blobs.add(blob)
+            absent = ref not in present and (blob is None or blob not in present)
+            if absent and ref not in m.foreign:
+                reach.missing.append(Missing(digest, ref, blob))
+        for child in m.children:
+            if child.is_blob:
+                child_role = Role.CHILD_BLOB
+            elif child.media_type is None:
+                child_role = Role.CHILD_UNTYPED
+            else:
+                child_role = Role.CHILD
+                if not graph.is_manifest_here(child.digest):
+                    reach.unlinked_children.append((digest, child.digest))
+            stack.append((child.digest, child_role))
+        stack.extend((x, Role.NAMED) for x in m.extra)
+    return reach
