@@ -22,7 +22,7 @@ import attrs
 
 from . import _sync
 from ._errors import InvalidReferenceError
-from .backends import SupportsMultipartUploads
+from .backends import UNKNOWN_TIME, SupportsMultipartUploads
 from .layout import (
     BLOBS_PREFIX,
     REPOSITORIES_PREFIX,
@@ -64,6 +64,7 @@ log = logging.getLogger(__name__)
 
 #: How many small objects one ``Backend.read`` call asks for.
 READ_BATCH = 500
+_UNKNOWN = UNKNOWN_TIME.timestamp()
 
 
 @attrs.frozen
@@ -235,6 +236,8 @@ class _Builder:
     def __init__(self, inv: Inventory) -> None:
         self.inv = inv
         self.current_links: list[tuple[RepositoryEntry, TagEntry, str]] = []
+        self.unknown_times = 0
+        self.unknown_example = ""
         self.alias_links: list[tuple[RepositoryEntry, Digest, str]] = []
 
     def repo(self, name: str) -> RepositoryEntry:
@@ -279,6 +282,9 @@ class _Builder:
         self.inv.objects += 1
         path = info.path
         mtime = info.modified.timestamp()
+        if mtime >= _UNKNOWN:
+            self.unknown_times += 1
+            self.unknown_example = self.unknown_example or path
         if info.is_dir:
             self.inv.objects -= 1
             self.add_dir(path, mtime)
@@ -368,6 +374,16 @@ class _Builder:
             pass
 
     def finish(self, contents: dict[str, bytes | None]) -> None:
+        if self.unknown_times:
+            self.inv.anomalies.append(
+                Anomaly(
+                    "unknown-time",
+                    self.unknown_example,
+                    f"{self.unknown_times} object(s), {self.unknown_example} among them, have a "
+                    "modification time the storage does not give or Python cannot represent: "
+                    "they count as written just now, so none is deleted for its age",
+                )
+            )
         for repo, tag, path in self.current_links:
             self._set_current(repo, tag, path, contents.get(path))
         for repo, digest, path in self.alias_links:

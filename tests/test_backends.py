@@ -14,8 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import fsspec
 import pytest
+import registry_gc
+from fsspec.implementations.memory import MemoryFileSystem
 from registry_gc import ConfigError, StorageError
 from registry_gc.backends import (
+    UNKNOWN_TIME,
     DeleteResult,
     FsspecBackend,
     LocalBackend,
@@ -38,6 +41,7 @@ from tests.backend_suite import (
     run,
     write_many,
 )
+from tests.rigs.builder import RegistryBuilder
 from tests.rigs.procs import free_port
 
 if TYPE_CHECKING:
@@ -159,6 +163,18 @@ class TestLocal(BackendSuite):
         assert set(listed) == {BLOBS + "sha256/ab/abcd/data", BLOBS + "sha256/00/0000/data"}
         got = run(backend, lambda: backend.read([BLOBS + "sha256/ab/abcd/data"]))
         assert got == {BLOBS + "sha256/ab/abcd/data": b"blob"}
+
+    def test_two_links_to_one_directory_are_refused(self, tmp_path: Path, writer: Writer) -> None:
+        """Two links to one directory (inside the root, outside the tree) stop the listing."""
+        shared = tmp_path / "root" / "shared"
+        (shared / "ab").mkdir(parents=True)
+        (shared / "ab" / "data").write_bytes(b"blob")
+        writer(REPOS + "a/", b"")
+        os.symlink(shared, tmp_path / "root" / REPOS / "a" / "_layers")
+        os.symlink(shared, tmp_path / "root" / REPOS / "b")
+        backend = LocalBackend(tmp_path / "root")
+        with pytest.raises(StorageError, match="two names"):
+            run(backend, lambda: collect(backend, REPOS))
 
     def test_a_link_aliasing_part_of_the_tree_is_refused(
         self, tmp_path: Path, writer: Writer
@@ -731,3 +747,36 @@ def test_from_url_parsing() -> None:
     with pytest.raises(ConfigError) as err:
         S3Backend.from_url("s3://AKIAXYZ:hunter2@bucket/x")
     assert "hunter2" not in str(err.value)
+
+
+class _TimelessMemory(MemoryFileSystem):
+    """A memory filesystem that gives no modification time at all."""
+
+    protocol = "timeless"
+
+    def find(self, path: str, *args: Any, **kwargs: Any) -> Any:
+        found = super().find(path, *args, **kwargs)
+        if isinstance(found, dict):
+            return {k: {x: y for x, y in v.items() if x != "created"} for k, v in found.items()}
+        return found
+
+    def modified(self, path: str) -> datetime.datetime:
+        raise NotImplementedError
+
+
+def test_a_store_without_timestamps_makes_everything_young() -> None:
+    """A backend that cannot tell an object's time lists it as UNKNOWN_TIME: never old enough."""
+    fs = _TimelessMemory(skip_instance_cache=True)
+    root = f"/timeless-{uuid.uuid4().hex}"
+    b = RegistryBuilder(seed=4)
+    b.image("app", "t")
+    b.image("app", "t")
+    b.blob(b"an orphan")
+    b.write_fs(fs, root)
+    backend = FsspecBackend(fs, root)
+    infos = run(backend, lambda: collect(backend, BLOBS))
+    assert infos
+    assert {i.modified for i in infos} == {UNKNOWN_TIME}
+    report = registry_gc.collect(backend, delete_untagged=True, grace=datetime.timedelta(0))
+    assert report.deleted_count == 0
+    assert "unknown-time" in {a.kind for a in report.plan.anomalies}

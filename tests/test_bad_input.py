@@ -16,8 +16,10 @@ import datetime
 import json
 import os
 import shutil
+import tempfile
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import fsspec
@@ -40,8 +42,7 @@ from registry_gc.manifests import MAX_MANIFEST_SIZE
 from tests.rigs.builder import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, RegistryBuilder, sha256
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-    from pathlib import Path
+    from collections.abc import Callable, Iterator
 
 ZERO = datetime.timedelta(0)
 DAY = 86400.0
@@ -486,6 +487,53 @@ def test_symlinked_repository_inside_the_tree_is_refused_as_an_alias(
         collect(tmp_path, delete_untagged=True, grace=ZERO)
     assert "repositories/alias" in str(info.value)
     assert files_of(tmp_path) == before
+
+
+def test_two_links_to_one_directory_outside_the_tree_are_refused(tmp_path: Path) -> None:
+    """Two repositories linked to one directory in the root: two names, one data; nothing goes."""
+    b = RegistryBuilder(seed=11)
+    baseline(b)
+    b.write_local(tmp_path)
+    repos = tmp_path / R
+    shared = tmp_path / "shared-repo"
+    shutil.move(repos / "keep", shared)
+    os.symlink(shared, repos / "keep")
+    os.symlink(shared, repos / "second")
+    before = files_of(tmp_path)
+    with pytest.raises(StorageError, match="two names") as info:
+        collect(tmp_path, delete_untagged=True, grace=ZERO)
+    assert "repositories/" in str(info.value)
+    assert files_of(tmp_path) == before
+
+
+@pytest.fixture
+def tmpfs_dir() -> Iterator[Path]:
+    """A directory on tmpfs (/dev/shm), which keeps 64-bit file times; removed afterwards."""
+    if not os.path.isdir("/dev/shm"):
+        pytest.skip("no /dev/shm (tmpfs) on this machine")
+    path = Path(tempfile.mkdtemp(prefix="registry-gc-", dir="/dev/shm"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path)
+
+
+@pytest.mark.parametrize("far", [2**40, -(2**40)], ids=["year-36812", "before-year-1"])
+def test_a_timestamp_python_cannot_represent_counts_as_young(tmpfs_dir: Path, far: int) -> None:
+    """A blob whose mtime no datetime can hold (tmpfs keeps 64-bit times) is kept and reported."""
+    b = RegistryBuilder(seed=12)
+    baseline(b)
+    orphan = sha256(b"an orphan from another age")
+    b.put(blob_path(orphan), b"an orphan from another age")
+    b.write_local(tmpfs_dir)
+    os.utime(tmpfs_dir / blob_path(orphan), (far, far))
+    assert int(os.stat(tmpfs_dir / blob_path(orphan)).st_mtime) == far
+    report = collect(tmpfs_dir, delete_untagged=True, grace=ZERO)
+    assert report.ok
+    assert (tmpfs_dir / blob_path(orphan)).exists()
+    assert blob_path(orphan) in {k.path for k in report.plan.kept}
+    assert "unknown-time" in {a.kind for a in report.plan.anomalies}
+    assert report.deleted_count > 0, "the rest of the garbage still goes"
 
 
 def test_blobs_directory_symlinked_elsewhere_inside_the_root_is_swept_through_the_link(

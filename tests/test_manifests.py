@@ -829,7 +829,7 @@ def test_unknown_fields_of_any_type_are_ignored() -> None:
 
 
 def test_subject_of_wrong_type_is_ignored() -> None:
-    """distribution 2.8 has no subject field: a malformed one does not make the body unreadable."""
+    """Distribution 2.8 has no subject field: a malformed one does not make the body unreadable."""
     m = raw(
         f'{{"schemaVersion": 2, "mediaType": "{OCI_MANIFEST}", "config": {{"digest": "{C}"}}, '
         f'"layers": [], "subject": [1]}}'

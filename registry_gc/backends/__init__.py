@@ -1,6 +1,7 @@
 """Storage backends: the protocol, the built-in implementations, and how to open one."""
 
 from ._base import (
+    UNKNOWN_TIME,
     Backend,
     DeleteResult,
     MultipartUpload,
@@ -17,6 +18,7 @@ from ._wrapper import WrappingBackend
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "UNKNOWN_TIME",
     "Backend",
     "DeleteResult",
     "FsspecBackend",

@@ -20,16 +20,17 @@ Hierarchical stores (a local disk) also remove directories on request
 
 from __future__ import annotations
 
+import datetime
 import enum
-from typing import TYPE_CHECKING, Protocol, TypeAlias, runtime_checkable
+from typing import TYPE_CHECKING, Final, Protocol, TypeAlias, runtime_checkable
 
 import attrs
 
 if TYPE_CHECKING:
-    import datetime
     from collections.abc import AsyncIterator, Mapping, Sequence
 
 __all__ = [
+    "UNKNOWN_TIME",
     "Backend",
     "DeleteResult",
     "MultipartUpload",
@@ -41,6 +42,12 @@ __all__ = [
 
 #: What ``delete`` returns (named: ``list`` is also a method of every backend).
 _Results: TypeAlias = "list[DeleteResult]"
+
+
+#: The modification time of an object whose time cannot be known (the store gives
+#: none, or one Python cannot represent): the latest possible, so that it is always
+#: inside the grace period and never deleted for its age.
+UNKNOWN_TIME: Final = datetime.datetime.max.replace(tzinfo=datetime.timezone.utc)
 
 
 @attrs.frozen(slots=True)

@@ -12,7 +12,7 @@ import datetime
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from .._errors import StorageError
-from ._base import DeleteResult, ObjectInfo, Outcome
+from ._base import UNKNOWN_TIME, DeleteResult, ObjectInfo, Outcome
 from ._hashing import CHUNK_SIZE, new_hash
 
 if TYPE_CHECKING:
@@ -26,7 +26,6 @@ __all__ = ["FsspecBackend", "modified_of"]
 _Results: TypeAlias = "list[DeleteResult]"
 
 _UTC = datetime.timezone.utc
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=_UTC)
 # Info keys that carry a modification time, by filesystem: s3fs, local, gcsfs,
 # adlfs, memory (which only has ``created``).
 _TIME_KEYS = ("LastModified", "mtime", "updated", "last_modified", "modified", "created")
@@ -37,8 +36,11 @@ def _to_utc(value: object) -> datetime.datetime | None:
         if value.tzinfo is None:
             return value.replace(tzinfo=_UTC)
         return value.astimezone(_UTC)
-    if isinstance(value, (int, float)):
-        return datetime.datetime.fromtimestamp(value, _UTC)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            return datetime.datetime.fromtimestamp(value, _UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
     if isinstance(value, str) and value:
         try:
             return _to_utc(datetime.datetime.fromisoformat(value.replace("Z", "+00:00")))
@@ -101,6 +103,13 @@ class FsspecBackend:
             return full[len(root) + 1 :]
         return full
 
+    def _modified(self, name: str) -> datetime.datetime:
+        """Ask the filesystem for a time the listing lacked; unknown counts as young."""
+        try:
+            return _to_utc(self._fs.modified(name)) or UNKNOWN_TIME
+        except (NotImplementedError, OSError, ValueError, TypeError):
+            return UNKNOWN_TIME
+
     async def list(self, prefix: str) -> AsyncIterator[ObjectInfo]:
         """List with one ``find(detail=True)``; directory entries are dropped."""
         full = self._full(prefix).rstrip("/")
@@ -114,9 +123,7 @@ class FsspecBackend:
             for name, info in found.items():
                 if info.get("type") == "directory" or name.endswith("/"):
                     continue
-                modified = modified_of(info)
-                if modified is None:
-                    modified = _to_utc(self._fs.modified(name)) or _EPOCH
+                modified = modified_of(info) or self._modified(name)
                 out.append(ObjectInfo(self._rel(name), int(info.get("size") or 0), modified))
             return out
 

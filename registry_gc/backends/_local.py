@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, TypeAlias
 
 from .._errors import StorageError
 from ..layout import V2_PREFIX
-from ._base import DeleteResult, ObjectInfo, Outcome
+from ._base import UNKNOWN_TIME, DeleteResult, ObjectInfo, Outcome
 from ._hashing import CHUNK_SIZE, new_hash
 
 if TYPE_CHECKING:
@@ -50,6 +50,18 @@ def _alias_error(logical: str, target: str, root: str) -> StorageError:
     return StorageError(msg)
 
 
+def _modified(mtime: float) -> datetime.datetime:
+    """A file's modification time; one Python cannot represent counts as young.
+
+    tmpfs and others keep 64-bit times: a year past 9999 (or before 1) is unknown,
+    and an object of unknown age is never old enough to delete.
+    """
+    try:
+        return datetime.datetime.fromtimestamp(mtime, _UTC)
+    except (OverflowError, OSError, ValueError):
+        return UNKNOWN_TIME
+
+
 def _scan(top: str, root: str) -> Iterator[list[ObjectInfo]]:
     """Walk ``top`` iteratively, yielding chunks of entries.
 
@@ -57,8 +69,8 @@ def _scan(top: str, root: str) -> Iterator[list[ObjectInfo]]:
     link is followed only when its target is inside the root but outside
     ``docker/registry/v2`` (real paths): one that leads out of the root, or
     to something the tree already holds under another name (an alias that a
-    sweep would delete through), raises :class:`StorageError`. A link cycle
-    is walked once.
+    sweep would delete through), raises :class:`StorageError`; so does a
+    directory reached through two links (or a cycle of links).
     """
     real_root = os.path.realpath(root)
     real_tree = os.path.join(real_root, V2_PREFIX.rstrip("/"))
@@ -70,7 +82,6 @@ def _scan(top: str, root: str) -> Iterator[list[ObjectInfo]]:
     # (directory to scan, the path the registry knows it by)
     stack = [(top, top)]
     seen = {real_top}
-    fromts = datetime.datetime.fromtimestamp
     while stack:
         current, logical = stack.pop()
         try:
@@ -97,9 +108,12 @@ def _scan(top: str, root: str) -> Iterator[list[ObjectInfo]]:
                         except FileNotFoundError:
                             continue  # the link itself went away meanwhile
                     if stat.S_ISDIR(st.st_mode):
-                        if target not in seen:
-                            seen.add(target)
-                            stack.append((target, path))
+                        if target in seen:
+                            # A second link to a directory already walked (or a cycle): one
+                            # directory under two names.
+                            raise _alias_error(path[root_len:], target, root)
+                        seen.add(target)
+                        stack.append((target, path))
                         continue
                 elif entry.is_dir(follow_symlinks=False):
                     stack.append((entry.path, path))
@@ -111,14 +125,14 @@ def _scan(top: str, root: str) -> Iterator[list[ObjectInfo]]:
                         # Deleted since scandir saw it (a running registry finishing an
                         # upload): not there any more, so not listed.
                         continue
-                chunk.append(ObjectInfo(path[root_len:], st.st_size, fromts(st.st_mtime, _UTC)))
+                chunk.append(ObjectInfo(path[root_len:], st.st_size, _modified(st.st_mtime)))
         if empty:
             # Reported for the top too: an emptied registry is still a registry.
             try:
                 st = os.stat(current)
             except FileNotFoundError:
                 continue  # removed since it was scanned
-            chunk.append(ObjectInfo(logical[root_len:], 0, fromts(st.st_mtime, _UTC), is_dir=True))
+            chunk.append(ObjectInfo(logical[root_len:], 0, _modified(st.st_mtime), is_dir=True))
         if len(chunk) >= _LIST_CHUNK:
             yield chunk
             chunk = []
