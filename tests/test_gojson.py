@@ -119,6 +119,8 @@ def test_digest_strings_finds_every_digest_value() -> None:
     """digest_strings yields digest-valued strings at any depth, not keys, not other strings."""
     d1, d2 = "sha256:" + "a" * 64, "sha512:" + "b" * 128
     doc = go.loads(
-        f'{{"x": ["{d1}", {{"y": "{d2}"}}], "{d1}": 1, "z": "sha256:{"A" * 64}", "n": 1.5}}'.encode()
+        (
+            f'{{"x": ["{d1}", {{"y": "{d2}"}}], "{d1}": 1, "z": "sha256:{"A" * 64}", "n": 1.5}}'
+        ).encode()
     )
     assert sorted(go.digest_strings(doc)) == sorted([d1, d2])

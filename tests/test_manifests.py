@@ -160,7 +160,7 @@ def test_schema1_duplicate_blobsums_deduplicated_in_order() -> None:
 
 
 def test_schema1_dispatch_ignores_media_type() -> None:
-    """SchemaVersion 1 is read as schema1 whatever mediaType says (the store dispatches on it first)."""
+    """SchemaVersion 1 is schema1 whatever mediaType says (the store dispatches on it first)."""
     doc = schema1_doc([LAYER_A["digest"]], signed=False)
     doc["mediaType"] = DOCKER_MANIFEST
     m = parse(doc)
@@ -525,7 +525,7 @@ ERROR_CASES: list[tuple[str, bytes, str]] = [
     [pytest.param(data, fragment, id=name) for name, data, fragment in ERROR_CASES],
 )
 def test_errors_name_problem_repository_and_digest(data: bytes, fragment: str) -> None:
-    """What Go's json.Unmarshal rejects raises ManifestError saying what, which object, what to do."""
+    """What Go's json.Unmarshal rejects raises ManifestError naming the problem, object and remedy."""
     with pytest.raises(ManifestError) as err:
         parse_manifest(data, repository=REPO, digest=REVISION)
     message = str(err.value)
@@ -598,20 +598,16 @@ UNKNOWN_CASES: list[tuple[str, bytes]] = [
 ]
 
 
-@pytest.mark.parametrize(
-    "data", [pytest.param(data, id=name) for name, data in UNKNOWN_CASES]
-)
+@pytest.mark.parametrize("data", [pytest.param(data, id=name) for name, data in UNKNOWN_CASES])
 def test_unknown_kinds_keep_every_digest_they_name(data: bytes) -> None:
-    """A JSON object of a kind distribution does not know is UNKNOWN, uncertain, naming all digests."""
+    """A JSON object of a kind distribution does not know: UNKNOWN, uncertain, all digests kept."""
     m = parse_manifest(data, repository=REPO, digest=REVISION)
     assert m.kind is ManifestKind.UNKNOWN
     assert m.uncertain
     document = json.loads(data)
-    named = {
-        d["digest"]
-        for key in ("layers",)
-        for d in document.get(key, [])
-    } | ({document["config"]["digest"]} if "config" in document else set())
+    named = {d["digest"] for key in ("layers",) for d in document.get(key, [])} | (
+        {document["config"]["digest"]} if "config" in document else set()
+    )
     assert named <= set(m.extra)
 
 
@@ -812,9 +808,13 @@ def test_null_array_is_empty() -> None:
 def test_invalid_utf8_in_strings_is_tolerated() -> None:
     """Invalid UTF-8 inside an annotation value does not stop the read (Go replaces it)."""
     data = (
-        f'{{"schemaVersion": 2, "mediaType": "{OCI_MANIFEST}", "config": {{"digest": "{C}"}}, '
-        f'"layers": [{{"digest": "{A}", "annotations": {{"t": "'
-    ).encode() + b"\xff\xfe\xc3" + b'"}}]}'
+        (
+            f'{{"schemaVersion": 2, "mediaType": "{OCI_MANIFEST}", "config": {{"digest": "{C}"}}, '
+            f'"layers": [{{"digest": "{A}", "annotations": {{"t": "'
+        ).encode()
+        + b"\xff\xfe\xc3"
+        + b'"}}]}'
+    )
     m = parse_manifest(data)
     assert m.layers == (A,)
 
@@ -838,7 +838,7 @@ def test_subject_of_wrong_type_is_ignored() -> None:
 
 
 def test_subject_key_case_is_folded() -> None:
-    """"Subject" is the subject field to a Go reader (cosign, oras)."""
+    """ "Subject" is the subject field to a Go reader (cosign, oras)."""
     m = raw(
         f'{{"schemaVersion": 2, "mediaType": "{OCI_MANIFEST}", "config": {{"digest": "{C}"}}, '
         f'"layers": [], "SUBJECT": {{"digest": "{X}"}}}}'
