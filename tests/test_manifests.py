@@ -525,7 +525,7 @@ ERROR_CASES: list[tuple[str, bytes, str]] = [
     [pytest.param(data, fragment, id=name) for name, data, fragment in ERROR_CASES],
 )
 def test_errors_name_problem_repository_and_digest(data: bytes, fragment: str) -> None:
-    """What Go's json.Unmarshal rejects raises ManifestError naming the problem, object and remedy."""
+    """What Go's json.Unmarshal rejects raises ManifestError naming problem, object, remedy."""
     with pytest.raises(ManifestError) as err:
         parse_manifest(data, repository=REPO, digest=REVISION)
     message = str(err.value)
@@ -838,7 +838,7 @@ def test_subject_of_wrong_type_is_ignored() -> None:
 
 
 def test_subject_key_case_is_folded() -> None:
-    """ "Subject" is the subject field to a Go reader (cosign, oras)."""
+    """A key spelled SUBJECT is the subject field to a Go reader (cosign, oras)."""
     m = raw(
         f'{{"schemaVersion": 2, "mediaType": "{OCI_MANIFEST}", "config": {{"digest": "{C}"}}, '
         f'"layers": [], "SUBJECT": {{"digest": "{X}"}}}}'
