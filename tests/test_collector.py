@@ -18,9 +18,15 @@ from typing import TYPE_CHECKING, Any
 
 import fsspec
 import pytest
-from registry_gc import ReadOnlyError, RefusedError, collect
+from registry_gc import ReadOnlyError, RefusedError, collect, fetch
 from registry_gc import collector as collector_module
-from registry_gc.backends import DeleteResult, LocalBackend, Outcome, ReadOnlyBackend
+from registry_gc.backends import (
+    DeleteResult,
+    LocalBackend,
+    Outcome,
+    ReadOnlyBackend,
+    open_backend,
+)
 from registry_gc.layout import (
     REPOSITORIES_PREFIX,
     Digest,
@@ -1391,3 +1397,128 @@ def test_report_counts_bytes_and_json(store: Store) -> None:
     text = report.render(verbose=True)
     assert "deleted:" in text
     assert "restart" in text
+
+
+# -- read as the registry reads: 2.1.0 _layers revisions, blob entries, memory ------------------
+
+
+def legacy(b: RegistryBuilder, repo: str, tag: str | None) -> Digest:
+    """An image as registry 2.1.0 stored it: the manifest linked under _layers, no revision link."""
+    d = b.image(repo, tag)
+    b.remove(rev(repo, d))
+    b.link_layer(repo, d)
+    return d
+
+
+@pytest.mark.parametrize("delete_untagged", [False, True])
+def test_a_manifest_linked_only_under_layers_is_a_revision(
+    store: Store, delete_untagged: bool
+) -> None:
+    """A tag at a 2.1.0 revision (linked under _layers only) keeps it, its link and its blobs."""
+    b = RegistryBuilder()
+    d = legacy(b, "old", "t")
+    r = run(store, b, delete_untagged=delete_untagged, grace=ZERO)
+    kept = (owned(b, "old", d) - {rev("old", d)}) | {lnk("old", d), cur("old", "t")}
+    assert kept <= r.after
+    assert r.deleted == set()
+    assert lnk("old", d) in r.anomalies()["legacy-revision"]
+
+
+def test_an_untagged_legacy_revision_is_a_root_without_m_and_garbage_with_m(store: Store) -> None:
+    """Untagged, with no history: found by reading the link's blob; -m deletes it as untagged."""
+    b = RegistryBuilder()
+    b.image("old", "t")
+    d = legacy(b, "old", None)
+    before = run(store, b, grace=ZERO)
+    assert owned(b, "old", d) - {rev("old", d)} <= before.after, "without -m: a root"
+    r = run(store, delete_untagged=True, grace=ZERO)
+    gone = (owned(b, "old", d) - {rev("old", d)}) | {lnk("old", d)}
+    assert gone <= r.deleted
+    assert r.reason(lnk("old", d)) == ("revision", "untagged")
+
+
+def test_a_legacy_revision_found_through_tag_history(store: Store) -> None:
+    """A 2.1.0 revision a tag once pointed at is read through its history entry, and kept."""
+    b = RegistryBuilder()
+    d = legacy(b, "old", "t")
+    b.tag("old", "t", b.image("old", None))  # the tag moves on; d stays in its history
+    r = run(store, b, grace=ZERO)
+    assert (owned(b, "old", d) - {rev("old", d)}) | {lnk("old", d), idx("old", "t", d)} <= r.after
+
+
+def buildkit_cache(b: RegistryBuilder, repo: str, tag: str | None) -> tuple[Digest, list[Digest]]:
+    """A BuildKit registry cache: an index whose entries are layer blobs and a cache config."""
+    blobs = [b.layer(repo), b.layer(repo), b.layer(repo, b'{"layers": [], "records": []}')]
+    types = [OCI_LAYER, OCI_LAYER, "application/vnd.buildkit.cacheconfig.v0"]
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            {"mediaType": t, "digest": x, "size": len(b.files[blob(x)])}
+            for t, x in zip(types, blobs, strict=True)
+        ],
+    }
+    return b.manifest(repo, doc, tag), blobs
+
+
+@pytest.mark.parametrize("delete_untagged", [False, True])
+def test_a_buildkit_cache_index_keeps_its_blob_entries(store: Store, delete_untagged: bool) -> None:
+    """Index entries that are blobs are kept with their links; the run neither refuses nor loses."""
+    b = RegistryBuilder()
+    d, entries = buildkit_cache(b, "cache", "buildcache")
+    b.image("cache", "t")
+    b.image("cache", "t")
+    r = run(store, b, delete_untagged=delete_untagged, grace=ZERO)
+    assert {rev("cache", d), blob(d)} | {blob(x) for x in entries} | {
+        lnk("cache", x) for x in entries
+    } <= r.after
+    assert "missing-manifest" not in r.anomalies()
+    assert "damaged-repository" not in r.anomalies()
+
+
+def test_an_untagged_buildkit_cache_index_goes_with_its_entries(store: Store) -> None:
+    """Under -m an untagged cache index is garbage, and the blobs only it named go too."""
+    b = RegistryBuilder()
+    b.image("cache", "t")
+    d, entries = buildkit_cache(b, "cache", None)
+    r = run(store, b, delete_untagged=True, grace=ZERO)
+    assert {rev("cache", d), blob(d)} | {blob(x) for x in entries} <= r.deleted
+    assert {lnk("cache", x) for x in entries} <= r.deleted
+
+
+class _Metered:
+    """A backend wrapper that records the most bytes held by read() calls at once."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.now = 0
+        self.peak = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def read(self, paths: Any) -> Any:
+        got = await self.inner.read(paths)
+        size = sum(len(v) for v in got.values() if v is not None)
+        self.now += size
+        self.peak = max(self.peak, self.now)
+        await asyncio.sleep(0)  # let other batches run while these bytes are held
+        self.now -= size
+        return got
+
+
+def test_manifest_reads_hold_bounded_memory(disk: Store) -> None:
+    """However many large manifests there are, the bytes read at once stay within the budget."""
+    b = RegistryBuilder()
+    pad = "x" * (3 * 1024 * 1024)  # 3 MiB per manifest body
+    for i in range(40):
+        d = b.image("big", f"t{i}")
+        doc = json.loads(b.files[blob(d)])
+        doc["annotations"] = {"pad": pad, "i": str(i)}
+        b.manifest("big", doc, tag=f"t{i}")
+    b.write_local(disk.dir)
+    backend = _Metered(open_backend(str(disk.dir)))
+    report = collect(backend, delete_untagged=True, grace=ZERO, dry_run=True)
+    assert report.manifests_read >= 80
+    budget = fetch.PARALLEL_BATCHES * fetch.BATCH_BYTES
+    assert 3 * 1024 * 1024 < backend.peak <= budget
