@@ -189,6 +189,9 @@ def walk(
             blob = graph.canonical(ref)
             if blob is not None:
                 reach.blobs.add(blob)
+                # Named by an alias (sha384/sha512): the registry also wrote, and may
+                # resolve through, the canonical sha256 link.
+                reach.links.add(blob)
             absent = ref not in present and (blob is None or blob not in present)
             if absent and ref not in m.foreign:
                 reach.missing.append(Missing(digest, ref, blob))

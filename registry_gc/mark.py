@@ -95,6 +95,7 @@ def mark(
     removed_tags = removed_tags or {}
     removed_manifests = removed_manifests or {}
     gone = set(removed_repositories)
+    workers: list[_Repository] = []
     for repo in inventory.repositories.values():
         graph = Graph.of(repo, manifests, inventory.blobs)
         manifest_count += len(graph.manifests) + sum(
@@ -106,7 +107,7 @@ def mark(
             marks.live[repo.name] = set()
             marks.needed_links[repo.name] = set()
             continue
-        _Repository(
+        worker = _Repository(
             graph,
             marks,
             delete_untagged=delete_untagged,
@@ -114,7 +115,10 @@ def mark(
             prune_damaged=prune_damaged,
             skip_tags=set(removed_tags.get(repo.name, ())),
             skip_manifests=set(removed_manifests.get(repo.name, ())),
-        ).mark()
+        )
+        worker.mark()
+        workers.append(worker)
+    _referrers_across_repositories(workers, marks)
     marks.grace_blobs -= marks.blobs
     marks.blobs |= marks.grace_blobs
     if manifest_count == 0 and len(inventory.blobs) > 0 and not allow_no_manifests:
@@ -128,6 +132,21 @@ def mark(
     return marks
 
 
+def _referrers_across_repositories(workers: list[_Repository], marks: Marks) -> None:
+    """Keep referrers whose subject is live in another repository, until nothing changes.
+
+    A subject names a manifest by digest; OCI puts the referrer in the subject's
+    repository, but cosign's ``COSIGN_REPOSITORY`` (and other tools) put
+    signatures, attestations and SBOMs in a repository of their own.
+    """
+    frontier: set[Digest] = set().union(*marks.live.values())
+    while frontier:
+        added: set[Digest] = set()
+        for worker in workers:
+            added |= worker.adopt(frontier)
+        frontier = added
+
+
 @attrs.define
 class _Repository:
     """Marking one repository."""
@@ -139,6 +158,8 @@ class _Repository:
     prune_damaged: bool
     skip_tags: set[Tag]
     skip_manifests: set[Digest]
+    #: what the roots reach, once marked
+    reach: Reach = attrs.Factory(Reach)
 
     @property
     def repo(self) -> RepositoryEntry:
@@ -267,12 +288,30 @@ class _Repository:
                     (marks.blobs if protect else marks.grace_blobs).add(blob)
                 if protect:
                     needed.add(digest)
+        self.reach = live
         marks.blobs |= live.blobs
         marks.grace_blobs |= fresh_reach.blobs
         marks.live[name] = live.manifests
         marks.needed_links[name] = needed
         marks.grace_live[name] = fresh_reach.manifests
         marks.grace_links[name] = fresh_reach.links - needed
+
+    def adopt(self, subjects: set[Digest]) -> set[Digest]:
+        """Walk the referrers here whose subject is in ``subjects``; return what became live."""
+        reach = self.reach
+        start = [
+            (r, Role.REFERRER)
+            for subject, referrers in self.graph.referrers.items()
+            if subject in subjects
+            for r in referrers
+            if r not in reach.manifests and r not in self.skip_manifests
+        ]
+        if not start:
+            return set()
+        before = set(reach.manifests)
+        walk(self.graph, start, into=reach)
+        self.marks.blobs |= reach.blobs
+        return reach.manifests - before
 
     def walk(self, *, protect: bool, into: Reach | None = None) -> tuple[Reach, Reach]:
         """Walk from the roots, then — separately — from untagged revisions within the grace."""

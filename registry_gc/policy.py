@@ -914,11 +914,13 @@ def select_tags(
             decided, explicit = _decide_repository(
                 repo, manifests, rules, now.timestamp(), cutoff, grace_text, created or {}
             )
+        if policy.delete_referrers_without_subject or policy.delete_orphan_signature_tags:
+            holders = holders if holders is not None else _holders(inventory, manifests)
         if policy.delete_referrers_without_subject:
-            removals.extend(_orphan_referrers(repo, manifests, decided, explicit, cutoff))
+            assert holders is not None
+            removals.extend(_orphan_referrers(repo, manifests, decided, explicit, cutoff, holders))
         if policy.delete_orphan_signature_tags:
-            if holders is None:
-                holders = _holders(inventory, manifests)
+            assert holders is not None
             _orphan_signature_tags(repo, manifests, decided, explicit, cutoff, removals, holders)
         tags.extend(decided[t] for t in sorted(decided))
     return TagDecisions(
@@ -1040,14 +1042,19 @@ def _apply_rule(
                 s.delete.append(unkept)
 
 
-def _orphan_referrers(
+def _orphan_referrers(  # noqa: PLR0917 - private helper, one call site
     repo: RepositoryEntry,
     manifests: ManifestTable,
     decided: dict[Tag, TagDecision],
     explicit: set[Tag],
     cutoff: float,
+    holders: Mapping[Digest, list[Repository]],
 ) -> list[ManifestRemoval]:
-    """Referrer revisions whose subject has no revision (or loses it here), and their tags."""
+    """Referrer revisions whose subject is in no repository (or loses it here), and their tags.
+
+    The subject is looked for in every repository: cosign's ``COSIGN_REPOSITORY``
+    keeps signatures in another repository than the image they sign.
+    """
     removed: dict[Digest, ManifestRemoval] = {}
     tags_on: dict[Digest, list[TagEntry]] = {}
     for tag in repo.tags.values():
@@ -1060,7 +1067,8 @@ def _orphan_referrers(
             m = manifests.get(digest)
             if digest in removed or not isinstance(m, Manifest) or m.subject is None:
                 continue
-            if m.subject in repo.revisions and m.subject not in removed:
+            elsewhere = [r for r in holders.get(m.subject, ()) if r != repo.name]
+            if elsewhere or (m.subject in repo.revisions and m.subject not in removed):
                 continue
             if mtime > cutoff:
                 continue  # OCI allows pushing a referrer before its subject
@@ -1074,7 +1082,10 @@ def _orphan_referrers(
             )
             if protected:
                 continue
-            rule = f"delete_referrers_without_subject: its subject {m.subject} is gone"
+            rule = (
+                f"delete_referrers_without_subject: its subject {m.subject} is in no repository "
+                "of the store"
+            )
             removed[digest] = ManifestRemoval(repo.name, digest, m.subject, rule)
             for t in pointing:
                 decided[t.name] = TagDecision(

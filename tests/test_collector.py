@@ -1522,3 +1522,16 @@ def test_manifest_reads_hold_bounded_memory(disk: Store) -> None:
     assert report.manifests_read >= 80
     budget = fetch.PARALLEL_BATCHES * fetch.BATCH_BYTES
     assert 3 * 1024 * 1024 < backend.peak <= budget
+
+
+def test_a_referrer_in_another_repository_follows_its_subject(store: Store) -> None:
+    """COSIGN_REPOSITORY: an untagged signature whose subject is live elsewhere stays under -m."""
+    b = RegistryBuilder()
+    image = b.image("app", "v1")
+    sig = b.referrer("app-sigs", image)
+    att = b.referrer("app-sigs", sig)  # a chain: an attestation of the signature
+    old = b.image("app", None)
+    orphan = b.referrer("app-sigs", old)
+    r = run(store, b, delete_untagged=True, grace=ZERO)
+    assert owned(b, "app-sigs", sig) | owned(b, "app-sigs", att) <= r.after
+    assert {rev("app-sigs", orphan), rev("app", old)} <= r.deleted

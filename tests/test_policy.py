@@ -839,6 +839,25 @@ def test_referrers_whose_subject_is_gone_are_removed_when_asked() -> None:
     assert decisions.removed_manifests() == {Repository("app"): {sbom, sig_of_sbom}}
 
 
+def test_a_referrer_whose_subject_is_in_another_repository_is_no_orphan() -> None:
+    """COSIGN_REPOSITORY: a referrer in a signatures repository keeps while its subject exists."""
+    image, sig, lost = dg("image"), dg("sig"), dg("lost")
+    orphan = dg("orphan")
+    manifests: ManifestTable = {
+        sig: parse_manifest(manifest_doc(subject=image, config_seed="1")),
+        orphan: parse_manifest(manifest_doc(subject=lost, config_seed="2")),
+    }
+    inv = make_inventory(
+        {"app": {"v1": (5, image)}, "app-sigs": {}},
+        revisions={"app-sigs": {sig: 5, orphan: 5}},
+    )
+    decisions = decide(inv, Policy(delete_referrers_without_subject=True), manifests)
+    assert {(m.repository, m.digest) for m in decisions.manifests} == {("app-sigs", orphan)}
+    assert decisions.manifests[0].rule.endswith(
+        f"its subject {lost} is in no repository of the store"
+    )
+
+
 def test_a_referrer_with_a_kept_tag_is_not_removed() -> None:
     """A referrer some rule keeps a tag of stays, though its subject is gone."""
     gone, sbom = dg("gone"), dg("sbom")
