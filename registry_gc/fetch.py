@@ -16,14 +16,14 @@ however large they are.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import attrs
 
 from . import _sync
 from ._errors import ManifestError
+from ._reads import BATCH_BYTES, PARALLEL_BATCHES, READ_BATCH, read_each
 from .layout import blob_path
 from .manifests import MAX_MANIFEST_SIZE, Manifest, ManifestKind, parse_manifest
 
@@ -36,22 +36,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BATCH_BYTES",
+    "PARALLEL_BATCHES",
+    "READ_BATCH",
     "ManifestTable",
     "Unreadable",
     "fetch_manifests",
     "is_manifest",
     "load_manifests",
+    "read_configs",
 ]
 
 log = logging.getLogger(__name__)
-
-#: Manifests asked of the backend in one ``read`` call, at most.
-READ_BATCH = 256
-#: Bytes of manifest bodies asked for in one ``read`` call, at most (one larger
-#: manifest, up to distribution's 4 MiB limit, goes alone).
-BATCH_BYTES = 8 * 1024 * 1024
-#: ``read`` calls in flight at once (the backend bounds its own requests).
-PARALLEL_BATCHES = 8
 
 
 @attrs.frozen
@@ -67,6 +62,10 @@ class Unreadable:
     error: str = ""
 
 
+#: Image configs larger than this are not read (for a platform, a creation time).
+MAX_CONFIG_SIZE = 1024 * 1024
+T = TypeVar("T")
+
 #: digest → parsed manifest, or why it cannot be used
 ManifestTable = dict["Digest", "Manifest | Unreadable"]
 
@@ -81,12 +80,14 @@ async def fetch_manifests(
     inventory: Inventory,
     *,
     progress: Callable[[int, int], None] | None = None,
+    observe: Callable[[Digest, bytes], None] | None = None,
 ) -> ManifestTable:
     """Read every manifest that marking may need; return them parsed.
 
     ``progress(done, total)`` is called after each batch with the manifests
     read so far and the number known to be needed so far (it grows when later
-    rounds find more).
+    rounds find more). ``observe(digest, data)`` sees every body read (``check``
+    hashes them), before it is parsed and dropped.
     """
     table: ManifestTable = {}
     wanted: set[Digest] = set()
@@ -96,12 +97,11 @@ async def fetch_manifests(
             if t.current is not None:
                 wanted.add(t.current)
             wanted.update(t.index)
-    sem = asyncio.Semaphore(PARALLEL_BATCHES)
     counts = [0, 0]  # done, total
     rounds = 0
     while wanted:
         rounds += 1
-        await _read_round(backend, inventory.blobs, wanted, table, sem, progress, counts)
+        await _read_round(backend, inventory.blobs, wanted, table, progress, observe, counts)
         fresh = [m for d in wanted if isinstance(m := table[d], Manifest)]
         wanted = {d for d in _named(fresh) if d not in table and _readable(inventory.blobs, d)}
         if rounds == 1:
@@ -148,27 +148,13 @@ def _layer_candidates(inventory: Inventory, table: ManifestTable) -> set[Digest]
     return out
 
 
-def _batches(digests: list[Digest], blobs: BlobTable) -> Iterator[list[Digest]]:
-    batch: list[Digest] = []
-    size = 0
-    for d in digests:
-        n = blobs.size(d) if d in blobs else MAX_MANIFEST_SIZE
-        if batch and (len(batch) >= READ_BATCH or size + n > BATCH_BYTES):
-            yield batch
-            batch, size = [], 0
-        batch.append(d)
-        size += n
-    if batch:
-        yield batch
-
-
 async def _read_round(  # noqa: PLR0917 - private helper, one call site
     backend: Backend,
     blobs: BlobTable,
     wanted: set[Digest],
     table: ManifestTable,
-    sem: asyncio.Semaphore,
     progress: Callable[[int, int], None] | None,
+    observe: Callable[[Digest, bytes], None] | None,
     counts: list[int],
 ) -> None:
     to_read: list[Digest] = []
@@ -190,33 +176,66 @@ async def _read_round(  # noqa: PLR0917 - private helper, one call site
         else:
             to_read.append(d)
 
-    async def batch(digests: list[Digest]) -> None:
-        async with sem:
-            got = await backend.read([blob_path(d) for d in digests])
-            # Parsed while holding the slot: the bodies are freed before the next read.
-            for d in digests:
-                data = got.get(blob_path(d))
-                if data is None:
-                    # Listed a moment ago and gone now: someone else deletes in this store.
-                    table[d] = (
-                        Unreadable(missing=True)
-                        if d in unlisted
-                        else Unreadable(
-                            missing=False, error=f"{blob_path(d)} vanished while reading"
-                        )
-                    )
-                    continue
-                try:
-                    table[d] = parse_manifest(data, digest=d)
-                except ManifestError as e:
-                    table[d] = Unreadable(missing=False, error=str(e))
-            del got
-        counts[0] += len(digests)
+    def consume(path: str, data: bytes | None) -> None:
+        d = by_path[path]
+        if data is None:
+            # Listed a moment ago and gone now: someone else deletes in this store.
+            table[d] = (
+                Unreadable(missing=True)
+                if d in unlisted
+                else Unreadable(missing=False, error=f"{path} vanished while reading")
+            )
+            return
+        if observe is not None:
+            observe(d, data)
+        try:
+            table[d] = parse_manifest(data, digest=d)
+        except ManifestError as e:
+            table[d] = Unreadable(missing=False, error=str(e))
+
+    def tick(n: int) -> None:
+        counts[0] += n
         if progress is not None:
             progress(counts[0], counts[1])
 
+    by_path = {blob_path(d): d for d in to_read}
     counts[1] += len(to_read)
-    await asyncio.gather(*(batch(c) for c in _batches(to_read, blobs)))
+    await read_each(
+        backend,
+        by_path,
+        consume,
+        size_of=lambda p: blobs.size(by_path[p]) if by_path[p] in blobs else MAX_MANIFEST_SIZE,
+        tick=tick,
+    )
+
+
+async def read_configs(
+    backend: Backend,
+    inventory: Inventory,
+    configs: Iterable[Digest],
+    parse: Callable[[bytes], T | None],
+    *,
+    limit: int = MAX_CONFIG_SIZE,
+    progress: Callable[[int], None] | None = None,
+) -> dict[Digest, T]:
+    """Read image config blobs and keep what ``parse`` makes of each (``None``: nothing).
+
+    Configs that are missing or larger than ``limit`` are not read. Only the
+    parsed values are kept, so memory follows the values, not the configs.
+    """
+    blobs = inventory.blobs
+    wanted = {blob_path(c): c for c in configs if c in blobs and blobs.size(c) <= limit}
+    out: dict[Digest, T] = {}
+
+    def consume(path: str, data: bytes | None) -> None:
+        value = parse(data) if data is not None else None
+        if value is not None:
+            out[wanted[path]] = value
+
+    await read_each(
+        backend, sorted(wanted), consume, size_of=lambda p: blobs.size(wanted[p]), tick=progress
+    )
+    return out
 
 
 def load_manifests(backend: Backend, inventory: Inventory) -> ManifestTable:

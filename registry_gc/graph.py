@@ -131,8 +131,12 @@ class Reach:
     manifests: set[Digest] = attrs.Factory(set)
     #: blobs to keep (manifests, configs, layers, blob entries), canonical digests
     blobs: set[Digest] = attrs.Factory(set)
-    #: ``_layers`` link digests (as named) a pull goes through
+    #: ``_layers`` link digests (as named) to keep: those a pull goes through, the
+    #: canonical links of aliases, and the links of manifests (2.1.0 revisions)
     links: set[Digest] = attrs.Factory(set)
+    #: the subset of ``links`` a pull needs: configs, layers and blob entries as named
+    #: (a foreign layer's link only when its blob is present)
+    required: set[Digest] = attrs.Factory(set)
     missing: list[Missing] = attrs.Factory(list)
     damage: list[Damage] = attrs.Factory(list)
     #: reached manifests of a kind distribution does not know
@@ -147,11 +151,13 @@ def walk(
     *,
     skip: Collection[Digest] = (),
     into: Reach | None = None,
+    referrers: bool = True,
 ) -> Reach:
     """Everything ``start`` reaches in ``graph``; ``skip`` holds manifests already walked.
 
     With ``into``, the walk adds to that result and does not walk again what
-    it already holds.
+    it already holds. ``referrers=False`` follows children only, not the
+    reverse ``subject`` edge (what one image is made of, without its signatures).
     """
     reach = into if into is not None else Reach()
     seen = reach.manifests
@@ -172,11 +178,14 @@ def walk(
             if role is not Role.NAMED or digest in present:
                 reach.links.add(digest)
                 reach.blobs.add(digest)
+            if role is Role.CHILD_BLOB:
+                reach.required.add(digest)
             continue
         seen.add(digest)
         reach.blobs.add(digest)
         reach.links.add(digest)  # a legacy revision's link; a manifest downloadable as a blob
-        stack.extend((r, Role.REFERRER) for r in graph.referrers.get(digest, ()))
+        if referrers:
+            stack.extend((r, Role.REFERRER) for r in graph.referrers.get(digest, ()))
         if isinstance(m, Unreadable) or m is None:
             missing = m is None or m.missing
             problem = "missing" if missing else m.error  # type: ignore[union-attr]
@@ -187,6 +196,8 @@ def walk(
         for ref in m.blobs:
             reach.links.add(ref)
             blob = graph.canonical(ref)
+            if ref not in m.foreign or (blob is not None and blob in present):
+                reach.required.add(ref)
             if blob is not None:
                 reach.blobs.add(blob)
                 # Named by an alias (sha384/sha512): the registry also wrote, and may

@@ -22,6 +22,7 @@ import attrs
 
 from . import _sync
 from ._errors import InvalidReferenceError
+from ._reads import read_each
 from .backends import UNKNOWN_TIME, SupportsMultipartUploads
 from .layout import (
     BLOBS_PREFIX,
@@ -62,8 +63,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: How many small objects one ``Backend.read`` call asks for.
-READ_BATCH = 500
 _UNKNOWN = UNKNOWN_TIME.timestamp()
 
 
@@ -458,14 +457,6 @@ class _Builder:
         )
 
 
-async def _read_all(backend: Backend, paths: list[str]) -> dict[str, bytes | None]:
-    batches = [paths[i : i + READ_BATCH] for i in range(0, len(paths), READ_BATCH)]
-    out: dict[str, bytes | None] = {}
-    for got in await asyncio.gather(*(backend.read(b) for b in batches)):
-        out.update(got)
-    return out
-
-
 async def scan(backend: Backend) -> Inventory:
     """List the registry once and build its :class:`Inventory` (async)."""
     t0 = time.monotonic()
@@ -491,7 +482,9 @@ async def scan(backend: Backend) -> Inventory:
         len(inv.repositories),
     )
     to_read = [p for _, _, p in builder.current_links] + [p for _, _, p in builder.alias_links]
-    builder.finish(await _read_all(backend, to_read))
+    contents: dict[str, bytes | None] = {}
+    await read_each(backend, to_read, contents.__setitem__)
+    builder.finish(contents)
     inv.seconds = time.monotonic() - t0
     return inv
 

@@ -33,7 +33,6 @@ True
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import enum
 import importlib
@@ -47,9 +46,10 @@ import attrs
 import yaml
 
 from ._errors import ConfigError
-from .fetch import is_manifest
-from .layout import Digest, Repository, Tag, blob_path, tag_name_problem
-from .manifests import MAX_MANIFEST_SIZE, Manifest, ManifestKind
+from .fetch import is_manifest, read_configs
+from .graph import Graph, Role, walk
+from .layout import Digest, Repository, Tag, tag_name_problem
+from .manifests import Manifest, ManifestKind
 
 if TYPE_CHECKING:
     import argparse
@@ -1182,17 +1182,28 @@ def _parse_created(value: object) -> float | None:
         return None
 
 
-def _configs_of(digest: Digest, manifests: ManifestTable, seen: set[Digest]) -> list[Digest]:
+def created_of_config(data: bytes) -> float | None:
+    """The ``created`` time of an image config, in seconds since the epoch, or ``None``.
+
+    >>> created_of_config(b'{"created": "2024-05-01T00:00:00Z"}')
+    1714521600.0
+    """
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    return _parse_created(doc.get("created")) if isinstance(doc, dict) else None
+
+
+def _configs_of(graph: Graph, digest: Digest) -> list[Digest]:
     """The config digests of an image, or of every image of an index (recursively)."""
-    if digest in seen:
-        return []
-    seen.add(digest)
-    m = manifests.get(digest)
-    if not isinstance(m, Manifest):
-        return []
-    if m.config is not None:
-        return [m.config]
-    return [c for child in m.children for c in _configs_of(child.digest, manifests, seen)]
+    reach = walk(graph, [(digest, Role.TAG)], referrers=False)
+    configs = []
+    for d in sorted(reach.manifests):
+        m = graph.table.get(d)
+        if isinstance(m, Manifest) and m.config is not None:
+            configs.append(m.config)
+    return configs
 
 
 async def read_created_times(
@@ -1200,8 +1211,6 @@ async def read_created_times(
     inventory: Inventory,
     manifests: ManifestTable,
     policy: Policy,
-    *,
-    batch: int = 256,
 ) -> dict[Digest, float]:
     """Read the image configs of tagged manifests; return manifest digest → ``created`` time.
 
@@ -1214,31 +1223,14 @@ async def read_created_times(
     for repo in inventory.repositories.values():
         if not any(r.time_source == "created" for _, r in policy.rules_for(repo.name)):
             continue
+        graph = Graph.of(repo, manifests, inventory.blobs)
         for tag in repo.tags.values():
             if tag.current is not None and tag.current not in wanted:
-                wanted[tag.current] = _configs_of(tag.current, manifests, set())
-    blobs = inventory.blobs
-    configs = sorted(
-        {
-            c
-            for cs in wanted.values()
-            for c in cs
-            if c in blobs and blobs.size(c) <= MAX_MANIFEST_SIZE
-        }
+                wanted[tag.current] = _configs_of(graph, tag.current)
+    configs = {c for cs in wanted.values() for c in cs}
+    times = await read_configs(
+        backend, inventory, configs, created_of_config, limit=MAX_MANIFEST_SIZE
     )
-    chunks = [configs[i : i + batch] for i in range(0, len(configs), batch)]
-    results = await asyncio.gather(*(backend.read([blob_path(c) for c in ch]) for ch in chunks))
-    times: dict[Digest, float] = {}
-    for chunk, got in zip(chunks, results, strict=True):
-        for c in chunk:
-            data = got.get(blob_path(c))
-            try:
-                doc = json.loads(data) if data is not None else None
-            except ValueError:
-                doc = None
-            when = _parse_created(doc.get("created")) if isinstance(doc, dict) else None
-            if when is not None:
-                times[c] = when
     log.info("read %d image config(s) for their created time", len(configs))
     out: dict[Digest, float] = {}
     for digest, cs in wanted.items():
