@@ -49,7 +49,7 @@ from ._errors import ConfigError
 from .fetch import is_manifest, read_configs
 from .graph import Graph, Role, walk
 from .layout import Digest, Repository, Tag, tag_name_problem
-from .manifests import Manifest, ManifestKind
+from .manifests import MAX_MANIFEST_SIZE, Manifest, ManifestKind
 
 if TYPE_CHECKING:
     import argparse
