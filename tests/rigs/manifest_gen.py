@@ -41,6 +41,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -78,8 +79,10 @@ INVALID_UTF8 = (
     b"\xe2\x82",  # truncated
 )
 
-#: JSON keys this module writes, and which Go field spellings stand for them.
+#: U+017F LATIN SMALL LETTER LONG S: Go matches it to ``s`` and ``S`` in keys.
 LONG_S = "\u017f"
+
+_DIGEST_BYTES = re.compile(rb"sha256:[0-9a-f]{64}|sha384:[0-9a-f]{96}|sha512:[0-9a-f]{128}")
 
 # -- JSON text with Go's tolerances -----------------------------------------------------
 
@@ -1263,3 +1266,136 @@ def seed_from_env() -> int | None:
     """``REGISTRY_GC_DIFF_SEED`` as an int, or None (derandomized) when unset."""
     value = os.environ.get("REGISTRY_GC_DIFF_SEED", "").strip()
     return int(value) if value else None
+
+
+# -- hand-written cases (regression tests) ------------------------------------------------
+
+
+def descriptor_json(blob: oci.Blob | Body, media_type: str | None = None, **extra: Any) -> str:
+    """A descriptor as compact JSON text, to splice into hand-written bodies."""
+    if isinstance(blob, Body):
+        desc: dict[str, Any] = {
+            "mediaType": media_type,
+            "digest": blob.digest,
+            "size": len(blob.payload),
+        }
+    else:
+        desc = {
+            "mediaType": media_type or blob.media_type,
+            "digest": blob.digest,
+            "size": blob.size,
+        }
+    if desc["mediaType"] is None:
+        del desc["mediaType"]
+    desc.update(extra)
+    return json.dumps(desc, separators=(",", ":"))
+
+
+class HandCase:
+    """A case written by hand: each regression test spells out its exact bodies.
+
+    >>> h = HandCase("example")
+    >>> cfg = h.blob(h.config())
+    >>> body = h.put(f'{{"schemaVersion":2,"config":{descriptor_json(cfg)},"layers":[]}}',
+    ...              oci.OCI_MANIFEST, tag="v1")
+    >>> h.case().repo
+    'exact/example'
+    """
+
+    def __init__(self, name: str, *, prefix: str = "exact") -> None:
+        self.repo = f"{prefix}/{name}"
+        self.name = name
+        self.steps: list[Step] = []
+        self.bodies: dict[str, Body] = {}
+        self.digests: set[str] = set()
+        self.aliases: dict[str, str] = {}
+        self.classes: set[str] = {name}
+
+    def where(self, repo: str | None) -> str:
+        """``repo`` (a suffix such as ``"-sig"``, or None for the case's own repository)."""
+        return self.repo + (repo or "")
+
+    def layer(self, seed: str = "layer", media_type: str = oci.OCI_LAYER) -> oci.Blob:
+        """A small real tar.gz layer, seeded by the case and ``seed`` (not pushed yet)."""
+        return oci.layer(f"{self.repo}/{seed}", size=128, media_type=media_type)
+
+    def config(self, *layers: oci.Blob, media_type: str = oci.OCI_CONFIG) -> oci.Blob:
+        """An image config listing ``layers``' diff_ids (not pushed yet)."""
+        doc = {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Labels": {"case": self.repo}},
+            "rootfs": {"type": "layers", "diff_ids": [lay.diff_id for lay in layers]},
+        }
+        return oci.Blob(oci.canonical_json(doc), media_type)
+
+    def blob(self, blob: oci.Blob, *, alg: str = "sha256", repo: str | None = None) -> oci.Blob:
+        """Upload ``blob`` (under its ``alg`` digest); return it."""
+        digest = _alg_digest(blob.data, alg)
+        if alg != "sha256":
+            self.aliases[digest] = blob.digest
+        self.digests |= {digest, blob.digest}
+        self.steps.append(Step("blob", self.where(repo), digest, blob.data, label="blob"))
+        return blob
+
+    def put(
+        self,
+        text: str | bytes,
+        content_type: str,
+        *,
+        tag: str | None = None,
+        repo: str | None = None,
+        subject: str | None = None,
+        schema1: bool = False,
+        as_blob: bool = False,
+    ) -> Body:
+        """PUT the exact bytes ``text`` by ``tag`` (or by digest); return the body.
+
+        ``subject`` records the referrer edge (Go's reading); ``schema1`` signs the
+        bytes first; ``as_blob`` uploads them as a plain blob instead (registry 2.1.0).
+        """
+        payload = text.encode() if isinstance(text, str) else text
+        data = oci._libtrust_sign(payload) if schema1 else payload
+        found = {m.decode() for m in _DIGEST_BYTES.findall(payload)}
+        body = Body(
+            name=f"body{len(self.bodies) + 1}",
+            digest=oci.sha256_digest(payload),
+            payload=payload,
+            data=data,
+            content_type=content_type,
+            subject=subject,
+            verified=frozenset(),
+            unverified=frozenset(),
+            classes=frozenset({self.name}),
+        )
+        self.bodies[body.digest] = body
+        self.digests |= {body.digest, *found}
+        where = self.where(repo)
+        if as_blob:
+            self.steps.append(Step("blob", where, body.digest, payload, label=body.name))
+        else:
+            self.steps.append(
+                Step("manifest", where, body.digest, data, tag, content_type, body.name)
+            )
+        return body
+
+    def delete_manifest(self, digest: str, *, repo: str | None = None) -> None:
+        """``DELETE /v2/<repo>/manifests/<digest>`` afterwards."""
+        self.steps.append(Step("delete-manifest", self.where(repo), digest, label="delete"))
+
+    def delete_blob(self, digest: str, *, repo: str | None = None) -> None:
+        """``DELETE /v2/<repo>/blobs/<digest>`` afterwards (removes the layer link)."""
+        self.steps.append(Step("delete-blob", self.where(repo), digest, label="delete"))
+
+    def case(self, index: int = 0) -> Case:
+        """The :class:`Case` to push."""
+        return Case(
+            index=index,
+            repo=self.repo,
+            kind=self.name,
+            classes=frozenset(self.classes),
+            steps=tuple(self.steps),
+            bodies=dict(self.bodies),
+            digests=frozenset(self.digests),
+            aliases=dict(self.aliases),
+        )
