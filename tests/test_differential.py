@@ -13,24 +13,22 @@ on copies of the store in both modes, and each copy is served and checked again.
 Size and seed: ``REGISTRY_GC_DIFF_BODIES`` (default 300; ``nox -s differential`` runs
 3000) and ``REGISTRY_GC_DIFF_SEED`` (unset: hypothesis derandomized, the same bodies on
 every run). ``REGISTRY_GC_DIFF_PULLS`` caps the tags pulled with skopeo. The whole
-findings list is written to ``differential-findings.txt`` in the module's temporary
-directory (its path is in every failure message).
+findings list is written to ``REGISTRY_GC_DIFF_FINDINGS`` (default:
+``differential-findings.txt`` in the module's temporary directory); its path is in every
+failure message.
 """
 
 from __future__ import annotations
 
 import os
 from collections import Counter
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import require_tool
 from tests.rigs import differential as diff
 from tests.rigs import manifest_gen
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 pytestmark = [pytest.mark.registry, pytest.mark.slow]
 
@@ -116,12 +114,16 @@ def runs(store: diff.Store, work: Path) -> dict[str, tuple[diff.GcRun, diff.Obse
             diff.describe_refusals(store, run),
             diff.format_violations(store, violations, max_cases=10_000),
         ]
-    (work / "differential-findings.txt").write_text("\n".join(findings))
+    _findings_path(work).write_text("\n".join(findings))
     return out
 
 
+def _findings_path(work: Path) -> Path:
+    return Path(os.environ.get("REGISTRY_GC_DIFF_FINDINGS") or work / "differential-findings.txt")
+
+
 def _where(work: Path) -> str:
-    return f"\n(all findings: {work / 'differential-findings.txt'})"
+    return f"\n(all findings: {_findings_path(work)})"
 
 
 def test_generator_covers_every_class(store: diff.Store) -> None:

@@ -282,6 +282,23 @@ def invalid_utf8_annotation(h: HandCase) -> None:
 
 
 @case
+def untagged_referrer_not_utf8(h: HandCase) -> None:
+    """A referrer pushed by digest whose annotation is not UTF-8; its subject is tagged."""
+    base = image(h, "base", tag="v1")
+    sig = h.blob(oci.raw_blob(b'{"sig":3}', oci.SIGNATURE_ARTIFACT))
+    empty = h.blob(oci.empty_config())
+    h.put(
+        f'{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}",'
+        f'"artifactType":"{oci.SIGNATURE_ARTIFACT}","config":{D(empty)},'
+        f'"layers":[{D(sig)}],"subject":{D(base, OCI_MANIFEST)},'
+        f'"annotations":{{"note":"'.encode()
+        + b'\xff"}}',
+        OCI_MANIFEST,
+        subject=base.digest,
+    )
+
+
+@case
 def lone_surrogate_escape(h: HandCase) -> None:
     r"""An annotation with a lone ``\ud800`` escape (Go reads U+FFFD)."""
     lay = h.blob(h.layer("l"))
@@ -484,6 +501,29 @@ def index_decode_panic(h: HandCase) -> None:
 
 
 @case
+def index_null_manifests(h: HandCase) -> None:
+    """``{"schemaVersion":2,"manifests":null}`` PUT as an OCI index.
+
+    Accepted as an index; 2.8.2 serves it as an OCI image manifest without config
+    (``manifests`` is nil, so its GET falls back to the image manifest reading).
+    """
+    h.put('{"schemaVersion":2,"manifests":null}', OCI_INDEX, tag="v1")
+
+
+@case
+def config_with_urls_missing(h: HandCase) -> None:
+    """An image whose config descriptor has ``urls`` and was never pushed (2.8.2 checks neither)."""
+    lay = h.blob(h.layer("l"))
+    cfg = h.config(lay)
+    config = D(cfg, urls=["https://example.invalid/config"])
+    h.put(
+        f'{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{config},"layers":[{D(lay)}]}}',
+        OCI_MANIFEST,
+        tag="v1",
+    )
+
+
+@case
 def damaged_index_child_deleted(h: HandCase) -> None:
     """A tagged index one of whose children was deleted through the API afterwards."""
     a, b = image(h, "amd64"), image(h, "arm64")
@@ -619,6 +659,11 @@ def test_invalid_utf8_annotation(exact: Exact) -> None:
     check(exact, "invalid-utf8-annotation")
 
 
+def test_untagged_referrer_not_utf8(exact: Exact) -> None:
+    """With -m an untagged referrer registry-gc cannot decode is kept, not deleted."""
+    check(exact, "untagged-referrer-not-utf8")
+
+
 def test_lone_surrogate_escape(exact: Exact) -> None:
     r"""A lone ``\ud800`` escape in an annotation is read, not refused."""
     check(exact, "lone-surrogate-escape")
@@ -687,6 +732,16 @@ def test_index_with_image_fields(exact: Exact) -> None:
 def test_index_decode_panic(exact: Exact) -> None:
     """A body every registry GET panics on does not stop the collection of the rest."""
     check(exact, "index-decode-panic")
+
+
+def test_index_null_manifests(exact: Exact) -> None:
+    """An index with ``"manifests":null`` (served as a config-less image) is read, not refused."""
+    check(exact, "index-null-manifests")
+
+
+def test_config_with_urls_missing(exact: Exact) -> None:
+    """An image whose config (with urls) was never pushed does not stop the collection."""
+    check(exact, "config-with-urls-missing")
 
 
 def test_damaged_index_child_deleted(exact: Exact) -> None:

@@ -631,11 +631,21 @@ class Builder:
                 config_type = self.rnd.choice([oci.OCI_EMPTY, CUSTOM_CONFIG, HELM_CONFIG])
                 m.classes.add("artifact-config")
         config_kind = "empty" if config_type == oci.OCI_EMPTY else "config"
+        config_urls: list[tuple[str, Any]] = []
+        if self.q.chance(5):
+            # 2.8.2 checks no descriptor with urls other than a layer's: the config may
+            # be missing altogether.
+            config_urls.append(("urls", [f"https://example.invalid/{name}/config"]))
+            m.classes.add("config-with-urls")
         config = self.blob(
-            config_kind, layers=layer_names, repo=repo, shared=config_kind == "empty"
+            config_kind,
+            layers=layer_names,
+            repo=repo,
+            shared=config_kind == "empty",
+            push=not config_urls or self.q.chance(50),
         )
-        m.verified.add(Ref(config))
-        config_desc = self.descriptor(config_type, Ref(config))
+        (m.unverified if config_urls else m.verified).add(Ref(config))
+        config_desc = self.descriptor(config_type, Ref(config), extra=config_urls)
         fields: list[tuple[str, Any]] = [("schemaVersion", 2)]
         if media_type is not None:
             fields.append(("mediaType", media_type))
@@ -781,6 +791,12 @@ class Builder:
             fields.append(("artifactType", oci.SBOM_ARTIFACT))
             m.classes.add("artifact-type")
         fields.append(("manifests", descs))
+        if not cache and self.q.chance(8):
+            # A Docker list may also carry image fields (2.8.2 validates OCI indexes only).
+            m.classes.add("index-with-image-fields")
+            extra_cfg = self.blob("json", repo=repo)
+            m.unverified.add(Ref(extra_cfg))
+            fields += [("config", self.descriptor(CUSTOM_CONFIG, Ref(extra_cfg))), ("layers", [])]
         decoys, partial = self.descriptors_field("manifests", descs)
         decoys = {**decoys, "schemaVersion": lambda: 1, "mediaType": lambda: oci.OCI_MANIFEST}
         if subject is not None:
@@ -982,6 +998,43 @@ def _build_artifact(b: Builder) -> None:
     b.put(art, _tag_or_digest(b, tag_chance=30))
 
 
+def _build_oddity(b: Builder) -> None:
+    """Bodies the registry accepts but reads differently on GET.
+
+    - ``"manifests":5,"manifests":null`` in an OCI manifest without mediaType: PUT
+      validates it as a manifest; every GET panics decoding it as an index first.
+    - an OCI index without mediaType and ``"manifests":null``: accepted as an index,
+      served (and collected by the reference) as an OCI image manifest with no config.
+    """
+    which = b.rnd.randint(0, 1)
+    name = b.fresh("manifest")
+    m = ManifestPlan(name, Obj(()), oci.OCI_MANIFEST, indent=None)
+    outer = b.begin(m)
+    if which == 0:
+        m.classes.add("get-panics")
+        lay = b.blob("layer")
+        cfg = b.blob("config", layers=(lay,))
+        m.verified |= {Ref(lay), Ref(cfg)}
+        m.doc = Obj(
+            (
+                ("schemaVersion", 2),
+                ("config", b.descriptor(oci.OCI_CONFIG, Ref(cfg))),
+                ("layers", [b.descriptor(oci.OCI_LAYER, Ref(lay))]),
+                ("manifests", 5),
+                (b.q.spell("manifests"), None),
+            )
+        )
+    else:
+        m.classes.add("index-null-manifests")
+        m.content_type = oci.OCI_INDEX
+        m.doc = Obj((("schemaVersion", 2), ("manifests", None)))
+    b.plan.manifests[name] = m
+    b.end(m, outer)
+    b.put(name, _tag_or_digest(b, tag_chance=80))
+    neighbour = b.image("oci")
+    b.put(neighbour, "neighbour")
+
+
 _KINDS: dict[str, Callable[[Builder], None]] = {
     "image": _build_image,
     "referrers": _build_referrers,
@@ -990,6 +1043,7 @@ _KINDS: dict[str, Callable[[Builder], None]] = {
     "schema1": _build_schema1,
     "legacy": _build_legacy,
     "artifact": _build_artifact,
+    "oddity": _build_oddity,
 }
 _KIND_WEIGHTS = (
     ["image"] * 4
@@ -999,6 +1053,7 @@ _KIND_WEIGHTS = (
     + ["schema1"] * 2
     + ["legacy"] * 1
     + ["artifact"] * 1
+    + ["oddity"] * 1
 )
 
 
@@ -1031,7 +1086,7 @@ def plan_case(rnd: random.Random) -> CasePlan:
         b.plan.classes.add("second-tag")
         b.put(puts[0].target, b.rnd.choice(["extra", "2024.01", "stable"]))
     # Damage through the API: a child manifest or a layer link deleted afterwards.
-    if b.q.chance(8):
+    if b.q.chance(12):
         children = [
             s.target for s in b.plan.steps if s.op == "manifest" and s.ref is None and not s.repo
         ]
