@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -38,6 +39,7 @@ from tests.rigs.manifest_gen import (
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
     from tests.rigs.manifest_gen import Case
 
@@ -747,3 +749,42 @@ def test_config_with_urls_missing(exact: Exact) -> None:
 def test_damaged_index_child_deleted(exact: Exact) -> None:
     """An index whose child was deleted through the API keeps what is still served."""
     check(exact, "damaged-index-child-deleted")
+
+
+# -- the oracle itself ------------------------------------------------------------------
+
+
+def _copy(exact: Exact, dest: Path) -> Path:
+    shutil.copytree(exact.store.root, dest, symlinks=True)
+    return dest
+
+
+def test_oracle_sees_nothing_wrong_when_nothing_changes(exact: Exact, tmp_path: Path) -> None:
+    """An untouched copy of the store passes every check in both modes (no false alarm)."""
+    root = _copy(exact, tmp_path / "storage")
+    after = diff.observe_store(exact.store, root, tmp_path)
+    for delete_untagged in (False, True):
+        run = diff.GcRun(delete_untagged, root, exit_code=0, report={"deletions": []})
+        violations = diff.evaluate(exact.store, run, after)
+        assert not violations, diff.format_violations(exact.store, violations)
+
+
+def test_oracle_sees_a_lost_layer_and_an_unreported_deletion(exact: Exact, tmp_path: Path) -> None:
+    """Deleting a tagged image's layer behind the report's back is lost, unreported, unpullable."""
+    store = exact.store
+    the_case = exact.cases["key-escaped"]
+    layer = next(s for s in the_case.steps if s.op == "blob")
+    root = _copy(exact, tmp_path / "storage")
+    hexpart = layer.digest.split(":", 1)[1]
+    shutil.rmtree(root / "docker/registry/v2/blobs/sha256" / hexpart[:2] / hexpart)
+    after = diff.observe_store(store, root, tmp_path)
+    run = diff.GcRun(False, root, exit_code=0, report={"deletions": []})
+    found = {(v.problem, v.view) for v in diff.evaluate(store, run, after)}
+    view = ("blob", the_case.repo, layer.digest)
+    assert ("lost", view) in found
+    assert ("pull", ("tag", the_case.repo, "v1")) in found
+    # Reported as deleted, it is still lost (it was required), no longer unreported.
+    report = {"deletions": [{"category": "blob", "digest": layer.digest, "status": "deleted"}]}
+    run = diff.GcRun(False, root, exit_code=0, report=report)
+    problems = {v.problem for v in diff.evaluate(store, run, after) if v.view == view}
+    assert problems == {"lost"}

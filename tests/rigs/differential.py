@@ -693,6 +693,14 @@ def build_store(cases: list[Case], work: Path, *, pulls: int | None = None) -> S
     return Store(root, cases, log, before, probes, subjects, aliases, timings)
 
 
+def observe_store(store: Store, root: Path, work: Path) -> Observation:
+    """Serve ``root`` (a copy of the store) with a fresh registry; observe and pull as before."""
+    with RealRegistry(work / "registry", root_dir=root, extra_config=DIFF_CONFIG) as reg:
+        after = observe(reg.client(), store.cases, store.before.tags)
+        pull_tags(reg, after, store.before.pulls, work / "pulls")
+    return after
+
+
 def collect_and_observe(
     store: Store, work: Path, *, delete_untagged: bool
 ) -> tuple[GcRun, Observation]:
@@ -704,12 +712,7 @@ def collect_and_observe(
         delete_untagged=delete_untagged,
         repositories=store.repositories,
     )
-    with RealRegistry(
-        work / f"registry-{mode}", root_dir=run.root, extra_config=DIFF_CONFIG
-    ) as reg:
-        after = observe(reg.client(), store.cases, store.before.tags)
-        pull_tags(reg, after, store.before.pulls, work / f"pulls-{mode}")
-    return run, after
+    return run, observe_store(store, run.root, work / f"after-{mode}")
 
 
 # -- telling what went wrong --------------------------------------------------------------
