@@ -1,7 +1,8 @@
 """The registry as the oracle: push cases, record what it serves, collect, compare.
 
-A differential run (:func:`run_differential`) takes cases from
-:mod:`tests.rigs.manifest_gen` (or hand-written ones) and:
+A differential run takes cases from :mod:`tests.rigs.manifest_gen` (generated, or
+written by hand with :class:`~tests.rigs.manifest_gen.HandCase`) and
+(:func:`build_store`, then :func:`collect_and_observe` per mode, then :func:`evaluate`):
 
 1. pushes every case through ``docker-registry serve`` over HTTP; the bodies the
    registry accepts are the store (a rejected body is simply not part of it);

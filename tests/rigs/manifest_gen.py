@@ -1224,7 +1224,9 @@ def materialize(plan: CasePlan, index: int, *, prefix: str = "diff") -> Case:
             content_type=m.content_type,
             subject=None if m.subject is None else digest_of(m.subject),
             verified=frozenset(digest_of(r) for r in m.verified),
-            unverified=frozenset(digest_of(r) for r in m.unverified),
+            # A digest named twice (say a shared layer, once with urls) is verified.
+            unverified=frozenset(digest_of(r) for r in m.unverified)
+            - frozenset(digest_of(r) for r in m.verified),
             classes=frozenset(m.classes),
         )
         rendered[name] = body
