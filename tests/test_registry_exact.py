@@ -588,6 +588,7 @@ def check(exact: Exact, name: str) -> None:
         violations = [v for v in diff.evaluate(store, run, after) if v.repo in repos or not v.repo]
         if violations:
             problems.append(diff.format_violations(store, violations).split("\ncase ")[0])
+            problems.append(diff.describe_deletions(store, run, the_case.repo))
     assert not problems, "\n".join(problems) + "\n" + diff.describe_case(store, the_case.repo)
 
 

@@ -739,6 +739,22 @@ def describe_case(store: Store, repo: str, *, limit: int = 1200) -> str:
     return "\n".join(lines)
 
 
+def describe_deletions(store: Store, run: GcRun, repo: str, *, limit: int = 12) -> str:
+    """What ``run``'s report deleted for the case behind ``repo`` (its repositories, blobs)."""
+    case = store.case_of(repo)
+    repos = set(case.repos) if case else {repo}
+    digests = {store.aliases.get(d, d) for d in case.digests} if case else set()
+    lines = [
+        f"  {d.get('category')} {d.get('repository') or ''} {d.get('digest') or d.get('name')}"
+        f" ({d.get('reason')})"
+        for d in run.report.get("deletions", [])
+        if d.get("repository") in repos
+        or (d.get("repository") is None and d.get("digest") in digests)
+    ]
+    more = [f"  ... {len(lines) - limit} more"] if len(lines) > limit else []
+    return "\n".join([f"[{run.mode}] registry-gc deleted:", *lines[:limit], *more])
+
+
 def format_violations(store: Store, violations: Sequence[Violation], *, max_cases: int = 12) -> str:
     """Violations grouped by case, each case described once, the most common first."""
     by_repo: dict[str, list[Violation]] = defaultdict(list)
