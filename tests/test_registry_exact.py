@@ -376,7 +376,12 @@ def buildkit_cache_index(h: HandCase) -> None:
 
 @case
 def legacy_layers_link_manifest(h: HandCase) -> None:
-    """A manifest uploaded as a blob only (registry 2.1.0 linked manifests under _layers)."""
+    """A manifest uploaded as a blob only (registry 2.1.0 linked manifests under _layers).
+
+    A tagged image sits beside it (alone, the store would hold no revision at all,
+    which registry-gc refuses).
+    """
+    image(h, "neighbour", tag="v1")
     lay = h.blob(h.layer("l", oci.DOCKER_LAYER))
     cfg = h.blob(h.config(lay, media_type=oci.DOCKER_CONFIG))
     h.put(
