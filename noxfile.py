@@ -4,7 +4,10 @@
   (``nox -s tests -- -x -k s3`` passes arguments to pytest);
 - ``nox -s tests_all`` — the same on every Python from the classifiers;
 - ``nox -s lint``, ``nox -s typecheck``, ``nox -s docs``;
-- ``nox -s bench -- ARGS`` — ``benchmarks/run.py ARGS``.
+- ``nox -s bench -- ARGS`` — ``benchmarks/run.py ARGS``;
+- ``nox -s differential`` — the differential test against the real registry with
+  3000 generated bodies (``REGISTRY_GC_DIFF_BODIES``, ``REGISTRY_GC_DIFF_SEED`` to
+  change size and seed; the ``tests`` session runs it with 300, derandomized).
 
 The end-to-end tests need ``docker-registry`` and ``skopeo`` (Debian packages):
 without them they skip, with a reason (in CI, with ``CI=true``, they fail).
@@ -91,3 +94,18 @@ def bench(session: nox.Session) -> None:
     """Run ``benchmarks/run.py`` with the session's arguments."""
     session.install(".[test]")
     session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+@nox.session
+def differential(session: nox.Session) -> None:
+    """The differential test (real registry as the oracle) with many bodies: 3000 by default."""
+    session.install(".[test]")
+    env = {"REGISTRY_GC_DIFF_BODIES": os.environ.get("REGISTRY_GC_DIFF_BODIES", "3000")}
+    session.run(
+        "pytest",
+        "tests/test_differential.py",
+        "--timeout=7200",
+        "--durations=10",
+        *session.posargs,
+        env=env,
+    )
