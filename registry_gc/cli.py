@@ -2,8 +2,9 @@
 
 Commands: ``gc`` (mark and sweep), ``rm`` (remove repositories, tags or
 manifests, then collect), ``ls`` (repositories, tags, digests, platforms,
-sizes), ``du`` (total, live, reclaimable, shared and unique bytes) and
-``fsck`` (is every tag pullable from storage). Each takes the storage as
+sizes), ``du`` (total, live, reclaimable, shared and unique bytes),
+``fsck`` (is every tag pullable from storage) and ``demo`` (write a small
+registry to try the others on). Each but ``demo`` takes the storage as
 ``ROOT`` (a directory or a URL) or as the registry's own ``config.yml``
 (``--config``, or the file the registry image reads by default).
 
@@ -12,7 +13,8 @@ Exit codes:
 - 0 — success (and, for a dry run, nothing went wrong while planning); ``fsck``: no problem
 - 1 — ``gc``/``rm``: some deletions failed (the report lists them), later phases were skipped;
   ``fsck``: problems found (each is listed)
-- 2 — bad usage or bad input: an option, a name, a name not in the store, a config file
+- 2 — bad usage or bad input: an option, a name, a name not in the store, a config file,
+  ``demo``: a DIR that is not empty
 - 3 — refused: the collector found something that makes a sweep unsafe, or ROOT holds no
   registry; nothing was deleted
 - 4 — the storage failed (listing or reading)
@@ -35,7 +37,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import attrs
 
 from . import __version__, _sync
-from ._errors import RefusedError, RegistryGCError, StorageError
+from ._errors import RefusedError, RegistryGCError, StorageError, TargetNotEmptyError
 from ._progress import Progress, make_progress, with_listing_progress
 from .apply import execute
 from .backends import ReadOnlyBackend, open_backend
@@ -335,6 +337,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_output(fsck)
     fsck.set_defaults(func=_cmd_fsck)
+
+    demo = sub.add_parser(
+        "demo",
+        help="write a small demo registry to try registry-gc on",
+        description="Write, into DIR (new or empty), the storage of a small registry after "
+        "a month of use: a tag pushed twenty times, signed images, a multi-arch tag pushed "
+        "twice and an abandoned upload, in the layout distribution writes. DIR is then a "
+        "ROOT for every other command, and a rootdirectory `docker-registry serve` serves.",
+        epilog=EXIT_CODES_HELP,
+    )
+    demo.add_argument("directory", metavar="DIR", help="where to write it (new or empty)")
+    _add_output(demo)
+    demo.set_defaults(func=_cmd_demo)
     return parser
 
 
@@ -921,6 +936,17 @@ async def _fsck(
         await backend.aclose()
 
 
+# -- demo -----------------------------------------------------------------------------------
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import write_demo_registry  # noqa: PLC0415 - only this command needs it
+
+    demo = write_demo_registry(args.directory)
+    _emit(args, demo.to_dict(), demo.render)
+    return EXIT_OK
+
+
 # -- running ----------------------------------------------------------------------------------
 
 
@@ -978,6 +1004,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         return _fail(EXIT_STORAGE, str(e), args, [])
     except BrokenPipeError:
         raise
+    except TargetNotEmptyError as e:
+        return _fail(EXIT_USAGE, str(e), args, [])
     except OSError as e:
         return _fail(EXIT_STORAGE, f"storage error: {e}", args, [])
     except (RegistryGCError, ValueError, argparse.ArgumentTypeError) as e:
