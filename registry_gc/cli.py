@@ -54,6 +54,7 @@ from .inspect import (
 from .inventory import scan
 from .layout import V2_PREFIX, Repository
 from .mark import mark
+from .metrics import RunRecorder
 from .plan import Category, make_plan
 from .policy import add_policy_arguments, policy_from_args
 from .remove import (
@@ -186,6 +187,15 @@ def _add_output(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_metrics(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--metrics-file",
+        metavar="PATH",
+        help="write the run's figures to PATH in the Prometheus text format, for "
+        "node_exporter's textfile collector (atomically; also when the run fails)",
+    )
+
+
 def _add_collect(p: argparse.ArgumentParser, *, dry_run: bool = True, verb: str = "delete") -> None:
     """The options that decide what is garbage (``gc``, ``rm``, ``du``)."""
     p.add_argument(
@@ -246,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_policy_arguments(gc)
     _add_output(gc)
+    _add_metrics(gc)
     gc.set_defaults(func=_cmd_gc)
 
     rm = sub.add_parser(
@@ -275,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
         "collect nothing",
     )
     _add_output(rm)
+    _add_metrics(rm)
     rm.set_defaults(func=_cmd_rm)
 
     ls = sub.add_parser(
@@ -537,6 +549,11 @@ def _report_dict(report: Report, target: _Target, **extra: Any) -> dict[str, Any
 
 
 def _cmd_gc(args: argparse.Namespace) -> int:
+    with RunRecorder(args.metrics_file, command="gc", dry_run=args.dry_run) as recorder:
+        return _gc(args, recorder)
+
+
+def _gc(args: argparse.Namespace, recorder: RunRecorder) -> int:
     target = args.target = _target(args, args.root)
     policy = policy_from_args(args)
     if policy is not None and not args.delete_untagged:
@@ -547,8 +564,8 @@ def _cmd_gc(args: argparse.Namespace) -> int:
     _race_notice(target, args)
     progress = make_progress(quiet=args.quiet)
     with progress:
-        report = collect(
-            _open(target, read_only=False, progress=progress),
+        report = recorder.report = collect(
+            recorder.wrap(_open(target, read_only=False, progress=progress)),
             delete_untagged=args.delete_untagged,
             dry_run=args.dry_run,
             grace=args.grace,
@@ -567,6 +584,11 @@ def _cmd_gc(args: argparse.Namespace) -> int:
 
 
 def _cmd_rm(args: argparse.Namespace) -> int:
+    with RunRecorder(args.metrics_file, command="rm", dry_run=args.dry_run) as recorder:
+        return _remove(args, recorder)
+
+
+def _remove(args: argparse.Namespace, recorder: RunRecorder) -> int:
     root, images = _split_operands(args)
     if not images:
         taken = f" (took {root!r} as ROOT; image names never start with '/', '.' or '~')"
@@ -577,8 +599,9 @@ def _cmd_rm(args: argparse.Namespace) -> int:
     _race_notice(target, args)
     progress = make_progress(quiet=args.quiet)
     with progress:
-        backend = _open(target, read_only=args.dry_run, progress=progress)
+        backend = recorder.wrap(_open(target, read_only=args.dry_run, progress=progress))
         report, removal, kept = _sync.run(_rm(backend, refs, args, progress))
+        recorder.report = report
     verb = "would remove" if args.dry_run else "removed"
     for ref in kept:
         log.warning(

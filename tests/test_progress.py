@@ -67,12 +67,23 @@ def demo(tmp_path: Path) -> str:
     return write_demo_registry(tmp_path / "demo").root
 
 
-def test_importing_the_cli_does_not_import_rich() -> None:
-    """``import registry_gc.cli`` leaves rich out, so that start-up stays fast."""
-    code = "import sys, registry_gc.cli; print('rich' in sys.modules, len(sys.modules))"
+def test_importing_the_cli_imports_neither_rich_nor_prometheus_client() -> None:
+    """``import registry_gc.cli`` leaves rich and prometheus_client out: start-up stays fast."""
+    code = (
+        "import sys, registry_gc.cli; "
+        "print(*sorted(m for m in ('rich', 'prometheus_client') if m in sys.modules))"
+    )
     result = python("-c", code, stderr=subprocess.PIPE)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split()[0] == b"False"
+    assert result.stdout == b"\n"
+
+
+def test_the_metrics_file_imports_prometheus_client_only(demo: str, tmp_path: Path) -> None:
+    """``--metrics-file`` imports prometheus_client; not a terminal, so still no rich."""
+    prom = str(tmp_path / "gc.prom")
+    result = python("-c", SCRIPT, "gc", demo, "-q", "--metrics-file", prom, stderr=subprocess.PIPE)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode().splitlines() == ["imported: prometheus_client"]
 
 
 def test_plain_output_and_no_rich_when_stderr_is_not_a_terminal(demo: str) -> None:

@@ -8,6 +8,7 @@ from ._base import (
     Outcome,
     SupportsMultipartUploads,
 )
+from ._counting import CountingBackend, http_requests
 from ._fsspec import FsspecBackend
 from ._local import LocalBackend
 from ._open import ENTRY_POINT_GROUP, open_backend
@@ -18,6 +19,7 @@ from ._wrapper import WrappingBackend
 __all__ = [
     "ENTRY_POINT_GROUP",
     "Backend",
+    "CountingBackend",
     "DeleteResult",
     "FsspecBackend",
     "LocalBackend",
@@ -28,5 +30,6 @@ __all__ = [
     "S3Backend",
     "SupportsMultipartUploads",
     "WrappingBackend",
+    "http_requests",
     "open_backend",
 ]
