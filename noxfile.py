@@ -6,7 +6,8 @@
 - ``nox -s lint``, ``nox -s typecheck``, ``nox -s docs``;
 - ``nox -s bench -- ARGS`` — ``benchmarks/run.py ARGS``.
 
-The end-to-end tests need ``docker-registry`` and ``skopeo`` (Debian packages):
+The end-to-end tests need ``docker-registry`` and ``skopeo``, the alert rules'
+test ``promtool`` (Debian packages ``docker-registry``, ``skopeo``, ``prometheus``):
 without them they skip, with a reason (in CI, with ``CI=true``, they fail).
 """
 
