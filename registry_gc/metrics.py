@@ -246,7 +246,7 @@ class RunRecorder:
 
     A context manager around the whole command; with ``path=None`` it does
     nothing. Give it the run's backend through :meth:`wrap` and the report
-    through :attr:`report`; when the block raises, the exception is the
+    through its ``report`` attribute; when the block raises, the exception is the
     outcome (and is not swallowed).
     """
 
