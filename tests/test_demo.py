@@ -14,6 +14,7 @@ import io
 import json
 import os
 import re
+import shlex
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -227,6 +228,44 @@ def test_readme_quick_start_shows_what_it_prints(
         assert run([target if a == DEMO_DIR else a for a in argv[1:]]) == 0, step
         printed.append(capsys.readouterr().out)
     assert "".join(printed).replace(target, DEMO_DIR) == shown
+
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def demo_sessions(page: Path) -> list[tuple[list[str], str]]:
+    """Every ``$ registry-gc … /tmp/registry-gc-demo …`` of a page's console blocks, in order.
+
+    Each with the output the page shows under it (up to the next ``$`` line or the block's end).
+    """
+    sessions: list[tuple[list[str], str]] = []
+    for block in re.findall(r"```console\n(.*?)```", page.read_text(), re.DOTALL):
+        current: list[str] | None = None
+        for line in block.splitlines(keepends=True):
+            if line.startswith("$ "):
+                argv = shlex.split(line[2:], comments=True)
+                current = argv if argv[0] == "registry-gc" and DEMO_DIR in argv else None
+                if current is not None:
+                    sessions.append((current, ""))
+            elif current is not None:
+                argv, shown = sessions[-1]
+                sessions[-1] = (argv, shown + line)
+    return sessions
+
+
+@pytest.mark.parametrize("page", ["quickstart.md", "tutorial.md"])
+def test_the_docs_show_what_the_demo_commands_print(
+    page: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Run in the page's order on a fresh demo, each command prints what the page shows."""
+    sessions = demo_sessions(DOCS / page)
+    assert len(sessions) >= 3
+    assert sessions[0][0][:2] == ["registry-gc", "demo"]
+    target = str(tmp_path / "demo")
+    for argv, shown in sessions:
+        run([target if a == DEMO_DIR else a for a in argv[1:]])
+        out, err = capsys.readouterr()
+        assert (out + err).replace(target, DEMO_DIR) == shown, " ".join(argv)
 
 
 # -- the real registry -------------------------------------------------------------------
