@@ -36,6 +36,7 @@ def python(*args: str, stderr: int, timeout: float = 120) -> subprocess.Complete
         stdout=subprocess.PIPE,
         stderr=stderr,
         env=env,
+        cwd=ROOT,  # the worktree, not whatever other copy of the package the cwd holds
         timeout=timeout,
         check=False,
     )
