@@ -165,6 +165,17 @@ def test_refuses_a_directory_that_is_not_empty(tmp_path: Path) -> None:
     assert run(["demo", str(tmp_path / "new" / "dir")]) == 0
 
 
+def test_the_command_says_what_it_wrote(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``registry-gc demo DIR --json``: the files, the bytes and every tag with its digest."""
+    assert run(["demo", str(tmp_path / "demo"), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    again = write_demo_registry(tmp_path / "again")
+    assert doc["schema"] == "registry-gc/demo/v1"
+    assert doc["root"] == str(tmp_path / "demo")
+    assert (doc["files"], doc["bytes"]) == (again.files, again.bytes)
+    assert {(t["repository"], t["tag"]): t["digest"] for t in doc["tags"]} == again.tags
+
+
 def test_dry_run_on_the_demo(demo: DemoRegistry) -> None:
     """A dry run with -m: the 18 old builds, 4 of their signatures, the old index; no tag."""
     report = collect(demo.root, delete_untagged=True, dry_run=True)
