@@ -9,7 +9,8 @@
   3000 generated bodies (``REGISTRY_GC_DIFF_BODIES``, ``REGISTRY_GC_DIFF_SEED`` to
   change size and seed; the ``tests`` session runs it with 300, derandomized).
 
-The end-to-end tests need ``docker-registry`` and ``skopeo`` (Debian packages):
+The end-to-end tests need ``docker-registry`` and ``skopeo``, the alert rules'
+test ``promtool`` (Debian packages ``docker-registry``, ``skopeo``, ``prometheus``):
 without them they skip, with a reason (in CI, with ``CI=true``, they fail).
 """
 

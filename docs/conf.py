@@ -85,7 +85,8 @@ nitpicky = True
 # names that does not resolve still fails.
 _EXTERNAL = (
     r"(asyncio|collections|datetime|enum|os|pathlib)\..+"  # the standard library
-    r"|(attrs|fsspec|s3fs|aiobotocore|botocore)(\..+)?"  # third-party types in signatures
+    r"|(attrs|fsspec|s3fs|aiobotocore|botocore|prometheus_client)(\..+)?"  # third-party types
+    r"|CollectorRegistry"  # prometheus_client's, unqualified in a type hint
 )
 nitpick_ignore_regex = [
     (r"py:(class|obj|data|exc|func|meth|attr|mod)", _EXTERNAL),

@@ -11,6 +11,7 @@ from ._errors import (
     RefusedError,
     RegistryGCError,
     StorageError,
+    TargetNotEmptyError,
 )
 from .apply import ApplyResult, apply_plan
 from .backends import Backend, open_backend
@@ -59,6 +60,7 @@ __all__ = [
     "StorageError",
     "Tag",
     "TagDecisions",
+    "TargetNotEmptyError",
     "__version__",
     "apply_plan",
     "collect",

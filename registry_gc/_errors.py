@@ -10,7 +10,8 @@ the exception also inherits it, so ``except ValueError`` keeps working::
     ├── ManifestError (ValueError)             a manifest cannot be read or understood
     ├── RefusedError                           the collector refuses to sweep (nothing deleted)
     ├── ConfigError (ValueError)               a registry config.yml or option is unusable
-    └── BackendNotFoundError (LookupError)     no backend for a URL scheme
+    ├── BackendNotFoundError (LookupError)     no backend for a URL scheme
+    └── TargetNotEmptyError (FileExistsError)  a directory to write into is not empty
 
 Messages name the object (path, repository, digest) and say what to do.
 """
@@ -26,6 +27,7 @@ __all__ = [
     "RefusedError",
     "RegistryGCError",
     "StorageError",
+    "TargetNotEmptyError",
 ]
 
 
@@ -66,3 +68,7 @@ class ConfigError(RegistryGCError, ValueError):
 
 class BackendNotFoundError(RegistryGCError, LookupError):
     """No storage backend is registered for a URL scheme."""
+
+
+class TargetNotEmptyError(RegistryGCError, FileExistsError):
+    """A directory to write into (``registry-gc demo DIR``) exists and is not empty."""

@@ -2,8 +2,9 @@
 
 Commands: ``gc`` (mark and sweep), ``rm`` (remove repositories, tags or
 manifests, then collect), ``ls`` (repositories, tags, digests, platforms,
-sizes), ``du`` (total, live, reclaimable, shared and unique bytes) and
-``fsck`` (is every tag pullable from storage). Each takes the storage as
+sizes), ``du`` (total, live, reclaimable, shared and unique bytes),
+``fsck`` (is every tag pullable from storage) and ``demo`` (write a small
+registry to try the others on). Each but ``demo`` takes the storage as
 ``ROOT`` (a directory or a URL) or as the registry's own ``config.yml``
 (``--config``, or the file the registry image reads by default).
 
@@ -12,7 +13,8 @@ Exit codes:
 - 0 — success (and, for a dry run, nothing went wrong while planning); ``fsck``: no problem
 - 1 — ``gc``/``rm``: some deletions failed (the report lists them), later phases were skipped;
   ``fsck``: problems found (each is listed)
-- 2 — bad usage or bad input: an option, a name, a name not in the store, a config file
+- 2 — bad usage or bad input: an option, a name, a name not in the store, a config file,
+  ``demo``: a DIR that is not empty
 - 3 — refused: the collector found something that makes a sweep unsafe, or ROOT holds no
   registry; nothing was deleted
 - 4 — the storage failed (listing or reading)
@@ -35,7 +37,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import attrs
 
 from . import __version__, _sync
-from ._errors import RefusedError, RegistryGCError, StorageError
+from ._errors import RefusedError, RegistryGCError, StorageError, TargetNotEmptyError
 from ._progress import Progress, make_progress, with_listing_progress
 from .apply import execute
 from .backends import ReadOnlyBackend, open_backend
@@ -52,6 +54,7 @@ from .inspect import (
 from .inventory import scan
 from .layout import V2_PREFIX, Repository
 from .mark import mark
+from .metrics import RunRecorder
 from .plan import Category, make_plan
 from .policy import add_policy_arguments, policy_from_args
 from .remove import (
@@ -184,6 +187,15 @@ def _add_output(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_metrics(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--metrics-file",
+        metavar="PATH",
+        help="write the run's figures to PATH in the Prometheus text format, for "
+        "node_exporter's textfile collector (atomically; also when the run fails)",
+    )
+
+
 def _add_collect(p: argparse.ArgumentParser, *, dry_run: bool = True, verb: str = "delete") -> None:
     """The options that decide what is garbage (``gc``, ``rm``, ``du``)."""
     p.add_argument(
@@ -251,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_policy_arguments(gc)
     _add_output(gc)
+    _add_metrics(gc)
     gc.set_defaults(func=_cmd_gc)
 
     rm = sub.add_parser(
@@ -280,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
         "collect nothing",
     )
     _add_output(rm)
+    _add_metrics(rm)
     rm.set_defaults(func=_cmd_rm)
 
     ls = sub.add_parser(
@@ -342,6 +356,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_output(fsck)
     fsck.set_defaults(func=_cmd_fsck)
+
+    demo = sub.add_parser(
+        "demo",
+        help="write a small demo registry to try registry-gc on",
+        description="Write, into DIR (new or empty), the storage of a small registry after "
+        "a month of use: a tag pushed twenty times, signed images, a multi-arch tag pushed "
+        "twice and an abandoned upload, in the layout distribution writes. DIR is then a "
+        "ROOT for every other command, and a rootdirectory `docker-registry serve` serves.",
+        epilog=EXIT_CODES_HELP,
+    )
+    demo.add_argument("directory", metavar="DIR", help="where to write it (new or empty)")
+    _add_output(demo)
+    demo.set_defaults(func=_cmd_demo)
     return parser
 
 
@@ -529,6 +556,11 @@ def _report_dict(report: Report, target: _Target, **extra: Any) -> dict[str, Any
 
 
 def _cmd_gc(args: argparse.Namespace) -> int:
+    with RunRecorder(args.metrics_file, command="gc", dry_run=args.dry_run) as recorder:
+        return _gc(args, recorder)
+
+
+def _gc(args: argparse.Namespace, recorder: RunRecorder) -> int:
     target = args.target = _target(args, args.root)
     policy = policy_from_args(args)
     if policy is not None and not args.delete_untagged:
@@ -539,8 +571,8 @@ def _cmd_gc(args: argparse.Namespace) -> int:
     _race_notice(target, args)
     progress = make_progress(quiet=args.quiet)
     with progress:
-        report = collect(
-            _open(target, read_only=False, progress=progress),
+        report = recorder.report = collect(
+            recorder.wrap(_open(target, read_only=False, progress=progress)),
             delete_untagged=args.delete_untagged,
             dry_run=args.dry_run,
             grace=args.grace,
@@ -560,6 +592,11 @@ def _cmd_gc(args: argparse.Namespace) -> int:
 
 
 def _cmd_rm(args: argparse.Namespace) -> int:
+    with RunRecorder(args.metrics_file, command="rm", dry_run=args.dry_run) as recorder:
+        return _remove(args, recorder)
+
+
+def _remove(args: argparse.Namespace, recorder: RunRecorder) -> int:
     root, images = _split_operands(args)
     if not images:
         taken = f" (took {root!r} as ROOT; image names never start with '/', '.' or '~')"
@@ -570,8 +607,9 @@ def _cmd_rm(args: argparse.Namespace) -> int:
     _race_notice(target, args)
     progress = make_progress(quiet=args.quiet)
     with progress:
-        backend = _open(target, read_only=args.dry_run, progress=progress)
+        backend = recorder.wrap(_open(target, read_only=args.dry_run, progress=progress))
         report, removal, kept = _sync.run(_rm(backend, refs, args, progress))
+        recorder.report = report
     verb = "would remove" if args.dry_run else "removed"
     for ref in kept:
         log.warning(
@@ -935,6 +973,17 @@ async def _fsck(
         await backend.aclose()
 
 
+# -- demo -----------------------------------------------------------------------------------
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import write_demo_registry  # noqa: PLC0415 - only this command needs it
+
+    demo = write_demo_registry(args.directory)
+    _emit(args, demo.to_dict(), demo.render)
+    return EXIT_OK
+
+
 # -- running ----------------------------------------------------------------------------------
 
 
@@ -992,6 +1041,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         return _fail(EXIT_STORAGE, str(e), args, [])
     except BrokenPipeError:
         raise
+    except TargetNotEmptyError as e:
+        return _fail(EXIT_USAGE, str(e), args, [])
     except OSError as e:
         return _fail(EXIT_STORAGE, f"storage error: {e}", args, [])
     except (RegistryGCError, ValueError, argparse.ArgumentTypeError) as e:

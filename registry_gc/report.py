@@ -115,6 +115,20 @@ class Report:
             entry["categories"][d.category.value] += 1
         return {k: {**v, "categories": dict(v["categories"])} for k, v in sorted(out.items())}
 
+    def _reasons(self) -> dict[str, str]:
+        """Category → its deletions' reasons, most frequent first: ``unreferenced 41, …``."""
+        counts: dict[str, Counter[str]] = defaultdict(Counter)
+        for i in self._counted():
+            d = self.plan.deletions[i]
+            counts[d.category.value][d.reason] += 1
+        return {
+            category: ", ".join(
+                reason if len(reasons) == 1 else f"{reason} {n}"
+                for reason, n in sorted(reasons.items(), key=lambda item: (-item[1], item[0]))
+            )
+            for category, reasons in counts.items()
+        }
+
     @property
     def deleted_bytes(self) -> int:
         """Bytes freed (or that a real run would free)."""
@@ -250,11 +264,13 @@ class Report:
         )
         lines = [f"registry-gc {'dry run' if self.dry_run else 'run'} on {plan.url}", store]
         cats = self.categories()
+        why = self._reasons()
         width = max(len(c) for c in cats)
         lines.append(f"  {verb}:")
         for name, c in cats.items():
             if c["count"]:
-                lines.append(f"    {name:<{width}}  {c['count']:>8}  {human_bytes(c['bytes']):>10}")
+                row = f"    {name:<{width}}  {c['count']:>8}  {human_bytes(c['bytes']):>10}"
+                lines.append(f"{row}  {why[name]}")
         total = human_bytes(self.deleted_bytes)
         lines.append(f"    {'total':<{width}}  {len(self._counted()):>8}  {total:>10}")
         if plan.kept:

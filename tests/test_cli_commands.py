@@ -13,7 +13,6 @@ import io
 import json
 import logging
 import os
-import sys
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -999,7 +998,6 @@ def test_progress_is_silent_off_a_terminal() -> None:
 
 def test_progress_bars_on_a_terminal(scene: Scene) -> None:
     """On a terminal, listing, reading manifests and deleting show bars."""
-    pytest.importorskip("rich")
     stream = FakeTTY()
     progress = make_progress(stream=stream)
     assert progress.active
@@ -1019,7 +1017,6 @@ def test_progress_bars_on_a_terminal(scene: Scene) -> None:
 
 def test_logs_go_through_the_bars_while_they_are_shown(monkeypatch: pytest.MonkeyPatch) -> None:
     """A log line written while bars are live is printed by rich; the stream is restored after."""
-    pytest.importorskip("rich")
     stream = FakeTTY()
     handler = logging.StreamHandler(stream)
     logger = logging.getLogger("registry_gc")
@@ -1035,12 +1032,6 @@ def test_logs_go_through_the_bars_while_they_are_shown(monkeypatch: pytest.Monke
         logger.setLevel(level)
     assert handler.stream is stream
     assert "a line in the middle" in stream.getvalue()
-
-
-def test_progress_without_rich(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The rich extra is optional: without it there are no bars and no error."""
-    monkeypatch.setitem(sys.modules, "rich.progress", None)
-    assert not make_progress(stream=FakeTTY()).active
 
 
 def test_listing_wrapper_keeps_capabilities(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -17,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 from registry_gc.layout import BlobData, RevisionLink
 
+from tests.conftest import require_tool
 from tests.rigs.builder import RegistryBuilder
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -59,6 +62,15 @@ def environment(bin_dir: Path, **extra: str) -> dict[str, str]:
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
     env.update(extra)
     return env
+
+
+def metric(path: Path, name: str) -> float:
+    """The value of an unlabelled metric in a metrics file."""
+    for family in text_string_to_metric_families(path.read_text()):
+        for sample in family.samples:
+            if sample.name == name and not sample.labels:
+                return float(sample.value)
+    raise AssertionError(f"{name} not in {path}")
 
 
 def config_file(tmp_path: Path, root: Path, *, cache: bool = False) -> Path:
@@ -124,6 +136,21 @@ def test_cron_script_collects_and_leaves_a_report(tmp_path: Path) -> None:
         "grace_seconds": 3600.0,
         "uploads_older_than_seconds": 86400.0,
     }
+
+
+def test_cron_script_writes_metrics_when_asked(tmp_path: Path) -> None:
+    """With METRICS_FILE, each run leaves its metrics there: success, then a refused run."""
+    store = Store(tmp_path / "store")
+    metrics = tmp_path / "registry-gc.prom"
+    result = run_cron(tmp_path, REGISTRY_ROOT=str(store.root), METRICS_FILE=str(metrics))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"--metrics-file {metrics}" in result.stdout
+    assert metric(metrics, "registry_gc_run_success") == 1
+    (tmp_path / "empty").mkdir()
+    result = run_cron(tmp_path, REGISTRY_ROOT=str(tmp_path / "empty"), METRICS_FILE=str(metrics))
+    assert result.returncode == 3
+    assert metric(metrics, "registry_gc_run_success") == 0
+    assert metric(metrics, "registry_gc_last_success_timestamp_seconds") > 0
 
 
 def test_cron_script_restarts_a_registry_that_caches_blob_descriptors(tmp_path: Path) -> None:
@@ -213,6 +240,9 @@ def test_kubernetes_manifests_parse_and_fit_together() -> None:
     assert env["REGISTRY_CONFIG"] == "/etc/docker/registry/config.yml"
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     assert mounts["/etc/docker/registry"] == "registry-config"
+    metrics_dir, _, metrics_name = env["METRICS_FILE"].rpartition("/")
+    assert volumes[mounts[metrics_dir]]["hostPath"]["type"] == "DirectoryOrCreate"
+    assert metrics_name.endswith(".prom")
     assert container["command"] == ["/bin/bash", "/scripts/gc-read-only.sh"]
     assert "gc-read-only.sh" in docs["ConfigMap"]["data"]
 
@@ -228,7 +258,7 @@ def test_kubernetes_script_references_the_right_command() -> None:
 
 
 def run_k8s_script(
-    tmp_path: Path, config: Path
+    tmp_path: Path, config: Path, **env: str
 ) -> tuple[subprocess.CompletedProcess[str], list[str]]:
     """Run the ConfigMap's script with a fake kubectl; return the result and the call log."""
     script = tmp_path / "gc-read-only.sh"
@@ -250,6 +280,7 @@ def run_k8s_script(
             DEPLOYMENT="registry",
             POD_NAMESPACE="registry",
             GC_ARGS="--grace 1h",
+            **env,
         ),
     )
     return result, log.read_text().splitlines() if log.exists() else []
@@ -258,27 +289,144 @@ def run_k8s_script(
 def test_kubernetes_script_puts_the_registry_read_only_around_the_run(tmp_path: Path) -> None:
     """Read-only on and rolled out, then gc, then read-write and a restart, in that order."""
     store = Store(tmp_path / "store")
-    result, calls = run_k8s_script(tmp_path, config_file(tmp_path, store.root))
+    metrics = tmp_path / "registry-gc.prom"
+    config = config_file(tmp_path, store.root)
+    result, calls = run_k8s_script(tmp_path, config, METRICS_FILE=str(metrics))
     assert result.returncode == 0, result.stdout + result.stderr
     ro = 'REGISTRY_STORAGE_MAINTENANCE_READONLY={"enabled":true}'
     assert calls == [
         f"kubectl -n registry set env deployment/registry {ro}",
         "kubectl -n registry rollout status deployment/registry --timeout 10m",
-        f"registry-gc gc --config {tmp_path / 'config.yml'} -m --grace 1h",
+        f"registry-gc gc --config {config} -m --metrics-file {metrics} --grace 1h",
         "kubectl -n registry set env deployment/registry REGISTRY_STORAGE_MAINTENANCE_READONLY-",
         "kubectl -n registry rollout restart deployment/registry",
         "kubectl -n registry rollout status deployment/registry --timeout 10m",
     ]
     assert store.has(store.live)
     assert not store.has(store.dead)
+    assert metric(metrics, "registry_gc_run_success") == 1
 
 
 def test_kubernetes_script_restores_the_registry_when_gc_fails(tmp_path: Path) -> None:
     """A failing sweep still puts the registry back in read-write mode; the job fails."""
-    result, calls = run_k8s_script(tmp_path, tmp_path / "missing.yml")
+    metrics = tmp_path / "registry-gc.prom"
+    result, calls = run_k8s_script(tmp_path, tmp_path / "missing.yml", METRICS_FILE=str(metrics))
     assert result.returncode == 2
+    assert metric(metrics, "registry_gc_run_success") == 0
     assert calls[-3:] == [
         "kubectl -n registry set env deployment/registry REGISTRY_STORAGE_MAINTENANCE_READONLY-",
         "kubectl -n registry rollout restart deployment/registry",
         "kubectl -n registry rollout status deployment/registry --timeout 10m",
     ]
+
+
+def test_kubernetes_script_writes_no_metrics_without_a_file(tmp_path: Path) -> None:
+    """METRICS_FILE empty: gc runs without --metrics-file."""
+    store = Store(tmp_path / "store")
+    config = config_file(tmp_path, store.root)
+    result, calls = run_k8s_script(tmp_path, config, METRICS_FILE="")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"registry-gc gc --config {config} -m --grace 1h" in calls
+
+
+# -- alerts -----------------------------------------------------------------------------------
+
+ALERTS = EXAMPLES / "kubernetes" / "alerts.yaml"
+
+#: A run history for ``promtool test rules``, one sample an hour: the nightly
+#: run succeeds on nights 1 and 2, fails from night 3 on, and leaves 2 GB more
+#: garbage each night it fails.
+ALERT_TESTS = """
+rule_files: [rules.yml]
+evaluation_interval: 1h
+tests:
+  - interval: 1h
+    input_series:
+      - series: registry_gc_last_success_timestamp_seconds{instance="n1"}
+        values: 0x23 86400x23 172800x23 172800x23 172800x23
+      - series: registry_gc_run_end_timestamp_seconds{instance="n1"}
+        values: 0x23 86400x23 172800x23 259200x23 345600x23
+      - series: registry_gc_reclaimable_bytes{instance="n1"}
+        values: 0x23 0x23 2e9x23 4e9x23 6e9x23
+    alert_rule_test:
+      - {eval_time: 50h, alertname: RegistryGCLastRunFailed, exp_alerts: []}
+      - {eval_time: 50h, alertname: RegistryGCNoSuccessfulRun, exp_alerts: []}
+      - {eval_time: 50h, alertname: RegistryGCReclaimableBytesGrowing, exp_alerts: []}
+      - eval_time: 73h
+        alertname: RegistryGCLastRunFailed
+        exp_alerts: [{exp_labels: {severity: info}}]
+      - {eval_time: 73h, alertname: RegistryGCNoSuccessfulRun, exp_alerts: []}
+      - eval_time: 75h
+        alertname: RegistryGCNoSuccessfulRun
+        exp_alerts: [{exp_labels: {severity: warning}}]
+      - {eval_time: 71h, alertname: RegistryGCReclaimableBytesGrowing, exp_alerts: []}
+      - eval_time: 73h
+        alertname: RegistryGCReclaimableBytesGrowing
+        exp_alerts: [{exp_labels: {severity: info, instance: n1}}]
+      - {eval_time: 119h, alertname: RegistryGCMetricsAbsent, exp_alerts: []}
+  - interval: 1h
+    input_series: []
+    alert_rule_test:
+      - eval_time: 27h
+        alertname: RegistryGCMetricsAbsent
+        exp_alerts: [{exp_labels: {severity: warning}}]
+"""
+
+
+def alert_rules() -> dict[str, Any]:
+    """The PrometheusRule of alerts.yaml."""
+    doc: dict[str, Any] = yaml.safe_load(ALERTS.read_text())
+    return doc
+
+
+def test_alerts_are_a_prometheus_rule_on_registry_gc_metrics() -> None:
+    """alerts.yaml: a PrometheusRule whose four alerts use only metrics registry-gc writes."""
+    doc = alert_rules()
+    assert doc["apiVersion"] == "monitoring.coreos.com/v1"
+    assert doc["kind"] == "PrometheusRule"
+    rules = [r for group in doc["spec"]["groups"] for r in group["rules"]]
+    assert {r["alert"] for r in rules} == {
+        "RegistryGCNoSuccessfulRun",
+        "RegistryGCMetricsAbsent",
+        "RegistryGCLastRunFailed",
+        "RegistryGCReclaimableBytesGrowing",
+    }
+    written = {
+        "registry_gc_last_success_timestamp_seconds",
+        "registry_gc_run_end_timestamp_seconds",
+        "registry_gc_reclaimable_bytes",
+    }
+    used = {m for r in rules for m in re.findall(r"registry_gc_[a-z_]+", r["expr"])}
+    assert used == written
+    assert "26 * 3600" in next(
+        r["expr"] for r in rules if r["alert"] == "RegistryGCNoSuccessfulRun"
+    )
+
+
+def test_alerts_fire_on_a_run_history(tmp_path: Path) -> None:
+    """promtool: failures alert after 26 h without success, garbage growing for a day alerts."""
+    promtool = require_tool("promtool")
+    groups = alert_rules()["spec"]["groups"]
+    (tmp_path / "full.yml").write_text(yaml.safe_dump({"groups": groups}))
+    check = subprocess.run(
+        [promtool, "check", "rules", "full.yml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    # The history checks when each alert fires; promtool would compare the annotations too.
+    for group in groups:
+        for rule in group["rules"]:
+            rule.pop("annotations")
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump({"groups": groups}))
+    (tmp_path / "tests.yml").write_text(ALERT_TESTS)
+    result = subprocess.run(
+        [promtool, "test", "rules", "tests.yml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -17,6 +17,9 @@
 #   RESTART_COMMAND   run after a sweep that deleted something, when the configuration
 #                     enables storage.cache.blobdescriptor (e.g. "systemctl restart
 #                     docker-registry"); empty: only say that a restart is needed
+#   METRICS_FILE      write the run's metrics there for node_exporter's textfile collector
+#                     (e.g. /var/lib/prometheus/node-exporter/registry-gc.prom; its directory
+#                     must exist), also when the run fails; empty (default): no metrics
 #   REGISTRY_GC       the registry-gc command (default: registry-gc from PATH)
 #   PYTHON            a Python 3 to read the JSON report with (default: python3)
 #
@@ -43,6 +46,9 @@ report="$report_dir/gc-$stamp.json"
 args=(gc --json --grace "$grace")
 if [[ "${DELETE_UNTAGGED:-1}" == 1 ]]; then
     args+=(--delete-untagged)
+fi
+if [[ -n "${METRICS_FILE:-}" ]]; then
+    args+=(--metrics-file "$METRICS_FILE")
 fi
 if [[ -n "$root" ]]; then
     args+=("$root")

@@ -9,6 +9,7 @@ from ._base import (
     Outcome,
     SupportsMultipartUploads,
 )
+from ._counting import CountingBackend, http_requests
 from ._fsspec import FsspecBackend
 from ._local import LocalBackend
 from ._open import ENTRY_POINT_GROUP, open_backend
@@ -20,6 +21,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "UNKNOWN_TIME",
     "Backend",
+    "CountingBackend",
     "DeleteResult",
     "FsspecBackend",
     "LocalBackend",
@@ -30,5 +32,6 @@ __all__ = [
     "S3Backend",
     "SupportsMultipartUploads",
     "WrappingBackend",
+    "http_requests",
     "open_backend",
 ]
