@@ -1,5 +1,6 @@
 """Storage backends: the protocol, the built-in implementations, and how to open one."""
 
+from ._azure import AzureBackend
 from ._base import (
     Backend,
     DeleteResult,
@@ -9,6 +10,7 @@ from ._base import (
     SupportsMultipartUploads,
 )
 from ._fsspec import FsspecBackend
+from ._gcs import GCSBackend
 from ._local import LocalBackend
 from ._open import ENTRY_POINT_GROUP, open_backend
 from ._readonly import ReadOnlyBackend
@@ -17,9 +19,11 @@ from ._wrapper import WrappingBackend
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "AzureBackend",
     "Backend",
     "DeleteResult",
     "FsspecBackend",
+    "GCSBackend",
     "LocalBackend",
     "MultipartUpload",
     "ObjectInfo",
