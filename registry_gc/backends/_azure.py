@@ -19,10 +19,11 @@ shaped here:
   calls, several in flight; each call's own status is reported (404
   ``BlobNotFound`` is ``MISSING``; a lease, a snapshot or a denied
   permission is ``FAILED`` with Azure's error code and message).
-- **one retry layer**: the SDK's exponential retry policy (408, 5xx except
-  501/505, connection errors), at most ``retries`` times per request; a call
-  of a batch that answers 5xx is sent again in a later batch from the same
-  budget.
+- **one retry layer**: the SDK's retry policy decides what is retried (408,
+  5xx except 501/505, connection errors), at most ``retries`` times per
+  request, with jittered exponential backoff (the SDK's default waits 15 s
+  and more before each retry); a call of a batch that answers 5xx is sent
+  again in a later batch, from the same budget.
 
 Registries of distribution 2.x wrote blob names with a leading ``/``
 (``/docker/registry/v2/…``); such a root is written ``az://container//``
@@ -83,10 +84,9 @@ _BODY_ATTEMPTS = 3
 _DIGEST_CONCURRENCY = 8
 #: Retries after the first attempt, per request (and per blob of a batch).
 _DEFAULT_RETRIES = 5
-#: The SDK's exponential retry: initial_backoff + increment_base**n seconds, +-jitter.
-_INITIAL_BACKOFF = 0.5
-_INCREMENT_BASE = 2
-_JITTER = 0.5
+#: Backoff before retry ``n`` is uniform in [0, min(_BACKOFF_MAX, _BACKOFF_BASE * 2**n)]
+#: ("full jitter"; the SDK's own default waits 15 s and more before each retry).
+_BACKOFF_BASE = 0.5
 _BACKOFF_MAX = 20.0
 #: Seconds to connect, and to wait for each read of a response.
 _CONNECT_TIMEOUT = 10
@@ -180,6 +180,23 @@ class _Connection:
     closer: AsyncGenerator[None, None] | None = None
 
 
+def _backoff(retry: int) -> float:
+    """Seconds to wait before retry number ``retry`` (1-based): full jitter."""
+    return random.uniform(0, min(_BACKOFF_MAX, _BACKOFF_BASE * 2**retry))  # noqa: S311
+
+
+def _retry_policy(retries: int) -> Any:  # noqa: ANN401 - the SDK's policy class
+    """The SDK's exponential retry policy (which statuses it retries), with our backoff."""
+    from azure.storage.blob.aio import ExponentialRetry  # noqa: PLC0415
+
+    class _Retry(ExponentialRetry):
+        def get_backoff_time(self, settings: dict[str, Any]) -> float:
+            # settings["count"] is 1 before the first retry.
+            return _backoff(int(settings["count"]))
+
+    return _Retry(retry_total=retries)
+
+
 @attrs.define(slots=True)
 class _Budget:
     """Retries left for one blob across the batches that carry it."""
@@ -190,8 +207,7 @@ class _Budget:
     async def spend(self) -> None:
         self.left -= 1
         self.used += 1
-        delay = min(_BACKOFF_MAX, _INITIAL_BACKOFF + _INCREMENT_BASE**self.used)
-        await asyncio.sleep(random.uniform(delay / 2, delay))  # noqa: S311
+        await asyncio.sleep(_backoff(self.used))
 
 
 class AzureBackend:
@@ -346,14 +362,15 @@ class AzureBackend:
         return text
 
     def _describe(self, exc: BaseException) -> str:
-        code = getattr(exc, "error_code", None)
-        message = getattr(exc, "reason", None) or str(exc).strip().splitlines()[0:1]
-        if isinstance(message, list):
-            message = message[0] if message else ""
+        """``<status> <ErrorCode>: <message>`` of an SDK error, with any credential removed."""
         status = getattr(exc, "status_code", None)
-        if code or status:
+        code = getattr(exc, "error_code", None)
+        code = getattr(code, "value", code)  # a StorageErrorCode enum, or a string
+        if status or code:
+            text = str(getattr(exc, "message", None) or exc).strip()
+            message = text.splitlines()[0] if text else ""
             head = " ".join(str(x) for x in (status, code) if x)
-            return self._scrub(f"{head}: {message}")
+            return self._scrub(f"{head}: {message}" if message else head)
         return self._scrub(f"{type(exc).__name__}: {exc}")
 
     def _storage_error(self, action: str, key: str, why: str) -> StorageError:
@@ -439,17 +456,12 @@ class AzureBackend:
     async def _connect(self, loop: asyncio.AbstractEventLoop) -> _Connection:
         import aiohttp  # noqa: PLC0415 - Azure dependencies load on first use
         from azure.core.pipeline.transport import AioHttpTransport  # noqa: PLC0415
-        from azure.storage.blob.aio import ContainerClient, ExponentialRetry  # noqa: PLC0415
+        from azure.storage.blob.aio import ContainerClient  # noqa: PLC0415
 
         session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=self._concurrency))
         kwargs: dict[str, Any] = {
             "transport": AioHttpTransport(session=session, session_owner=False),
-            "retry_policy": ExponentialRetry(
-                initial_backoff=_INITIAL_BACKOFF,  # type: ignore[arg-type]
-                increment_base=_INCREMENT_BASE,
-                retry_total=self._retries,
-                random_jitter_range=_JITTER,  # type: ignore[arg-type]
-            ),
+            "retry_policy": _retry_policy(self._retries),
             "raw_request_hook": self._count_request,
             "connection_timeout": _CONNECT_TIMEOUT,
             "read_timeout": self._read_timeout,
