@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
-from registry_gc import ConfigError, StorageError, collect
+from registry_gc import BackendNotFoundError, ConfigError, StorageError, collect
 from registry_gc import cli as cli_module
 from registry_gc import config as config_module
 from registry_gc.backends import (
@@ -689,3 +689,17 @@ def test_credentials_never_shown(azurite: Azurite, azure_container: str) -> None
         assert wrong not in text
     assert "403" in shown[2]
     assert f"az://{azure_container}/reg/" in shown[2]
+
+
+def test_a_missing_client_library_is_named_with_its_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without azure-storage-blob, opening az:// says which package and extra to install."""
+    import importlib.util  # noqa: PLC0415
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name.startswith("azure") else real(name, *a),
+    )
+    with pytest.raises(BackendNotFoundError, match=r"azure: pip install 'registry-gc\[azure\]'"):
+        open_backend("az://c1x")

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
-from registry_gc import StorageError, collect
+from registry_gc import BackendNotFoundError, StorageError, collect
 from registry_gc import cli as cli_module
 from registry_gc import config as config_module
 from registry_gc.backends import (
@@ -741,3 +741,39 @@ def test_credentials_never_shown(gcs_server: FakeGCS) -> None:
         assert body not in text
         assert "k1d-secret-id" not in text
     assert "gs://b/reg" in shown[-1]
+
+
+def test_requester_pays_bills_the_project_on_every_call(
+    gcs_server: FakeGCS, gcs_bucket: str
+) -> None:
+    """requester_pays adds userProject to listings, reads and each call of a batch."""
+    gcs_server.put(gcs_bucket, f"{ROOT}/{REPOS}x/link", b"1")
+    with StorageProxy(gcs_server.endpoint_url) as proxy:
+        backend = _backend(proxy, gcs_bucket, project="billed", requester_pays=True)
+        run(backend, lambda: listing(backend, REPOS))
+        run(backend, lambda: backend.read([REPOS + "x/link"]))
+        run(backend, lambda: backend.delete([REPOS + "x/link"]))
+    requests = proxy.seen()
+    assert requests
+    assert all(r.query.get("userProject") == "billed" for r in requests if r.method == "GET")
+    (batch,) = [r for r in requests if r.method == "POST"]
+    assert b"?userProject=billed HTTP/1.1" in batch.body
+
+
+@pytest.mark.parametrize(("url", "package", "extra"), [("gs://b", "gcsfs", "gcs")])
+def test_a_missing_client_library_is_named_with_its_extra(
+    url: str, package: str, extra: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without its client library, opening the URL says which package and extra to install."""
+    import importlib.util  # noqa: PLC0415
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name.startswith(package) else real(name, *a),
+    )
+    with pytest.raises(
+        BackendNotFoundError, match=rf"{package}: pip install 'registry-gc\[{extra}\]'"
+    ):
+        open_backend(url)

@@ -372,13 +372,15 @@ class GCSBackend:
                 self._token = _ANONYMOUS
         self._endpoint = str(endpoint or _DEFAULT_ENDPOINT).rstrip("/")
         requester_pays = options.get("requester_pays")
+        #: The project billed for a requester-pays bucket (``userProject``);
+        #: ``requester_pays=True`` bills the credentials' project, known once connected.
         self._user_project: str | None = None
-        if isinstance(requester_pays, str) and requester_pays not in ("", "false", "False"):
-            self._user_project = requester_pays
-        elif requester_pays is True:
+        self._bill_credentials_project = False
+        if requester_pays in (True, "true", "True"):
             self._user_project = self._project or None
-            if self._user_project is None:
-                raise ConfigError("requester_pays needs a project: set the project option")
+            self._bill_credentials_project = self._user_project is None
+        elif isinstance(requester_pays, str) and requester_pays not in ("", "false", "False"):
+            self._user_project = requester_pays
         self._secrets = self._find_secrets(self._token)
         self._concurrency = concurrency
         self._conn: _Connection | None = None
@@ -518,6 +520,12 @@ class GCSBackend:
             credentials = await asyncio.to_thread(self._credentials)
         except Exception as e:
             raise StorageError(f"cannot connect to {self.url}: {self._describe(e)}") from e
+        if self._bill_credentials_project:
+            project = getattr(credentials, "project", None)
+            if not project:
+                msg = f"requester_pays for {self.url} needs a project: set the project option"
+                raise ConfigError(msg)
+            self._user_project = str(project)
         session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=self._concurrency),
             timeout=aiohttp.ClientTimeout(
