@@ -4,7 +4,8 @@
 ``REGISTRY_STORAGE*`` environment overrides the way the registry applies them,
 and turns the ``storage`` section into a backend URL and storage options
 (:class:`RegistryConfig`): ``filesystem`` → a path, ``s3`` → ``s3://bucket/prefix``,
-``gcs`` → ``gs://bucket/prefix``, ``azure`` → ``az://container/prefix``.
+``gcs`` → ``gs://bucket/prefix``, ``azure`` → ``az://container/prefix``
+(``az://container//`` for distribution 2.x, whose blob names start with ``/``).
 
 >>> cfg = parse_registry_config(
 ...     {"storage": {"s3": {"bucket": "images", "region": "eu-west-1", "rootdirectory": "/reg"}}},
@@ -141,7 +142,7 @@ class RegistryConfig:
         """One line for messages: the storage and where the configuration came from."""
         details: list[str] = []
         opts = self.storage_options
-        endpoint = opts.get("endpoint_url")
+        endpoint = opts.get("endpoint_url") or opts.get("account_url")
         if isinstance(endpoint, str):
             parts = urlsplit(endpoint)
             host = parts.hostname or ""
@@ -435,7 +436,7 @@ def _storage_location(
     if driver == "gcs":
         return _gcs(params, where)
     if driver == "azure":
-        return _azure(params, where)
+        return _azure(params, where, warnings)
     if driver == "inmemory":
         msg = (
             f"{source}: storage driver inmemory keeps images in the registry process's memory: "
@@ -526,45 +527,76 @@ def _gcs(params: Mapping[str, Any], where: str) -> tuple[str, dict[str, Any]]:
     return (f"gs://{bucket}/{prefix}" if prefix else f"gs://{bucket}"), options
 
 
-def _azure(params: Mapping[str, Any], where: str) -> tuple[str, dict[str, Any]]:
+def _azure(
+    params: Mapping[str, Any], where: str, warnings: list[str]
+) -> tuple[str, dict[str, Any]]:
+    """The azure driver's parameters (2.x, 3.x and GitLab's) as :class:`AzureBackend` options.
+
+    distribution 3.x requires ``credentials.type`` (``shared_key``,
+    ``client_secret`` or ``default_credentials``) and names blobs
+    ``<rootdirectory>/docker/…``; 2.x has no ``credentials``, no
+    ``rootdirectory``, and names blobs ``/docker/…`` (a leading slash, which
+    GitLab's fork keeps unless ``trimlegacyrootprefix: true``). So a
+    configuration without ``credentials`` is read with that ``/`` prefix.
+    """
     container = _required(params, "container", where)
     account = _param_str(params, "accountname")
-    options: dict[str, Any] = {}
-    if account:
-        options["account_name"] = account
     key = _param_str(params, "accountkey")
+    options: dict[str, Any] = {}
     credentials = params.get("credentials")
-    if isinstance(credentials, dict):
-        kind = _param_str(credentials, "type")
-        if kind == "client_secret":
-            options["client_id"] = _param_str(credentials, "clientid")
-            options["tenant_id"] = _param_str(credentials, "tenantid")
-            options["client_secret"] = _param_str(credentials, "secret")
-        elif kind == "shared_key":
-            account = _param_str(credentials, "accountname") or account
-            key = _param_str(credentials, "accountkey") or key
-            if account:
-                options["account_name"] = account
-        elif kind == "default":
-            options["anon"] = False
-        elif kind:
-            msg = (
-                f"{where}.credentials.type {kind!r} is not one of client_secret, shared_key, "
-                "default"
+    if credentials is not None and not isinstance(credentials, dict):
+        msg = f"{where}.credentials must be a mapping with a type"
+        raise ConfigError(msg)
+    kind = _param_str(credentials, "type") if isinstance(credentials, dict) else ""
+    if kind == "client_secret":
+        assert isinstance(credentials, dict)
+        options["client_id"] = _param_str(credentials, "clientid")
+        options["tenant_id"] = _param_str(credentials, "tenantid")
+        options["client_secret"] = _param_str(credentials, "secret")
+    elif kind in ("default_credentials", "default"):
+        options["anon"] = False  # DefaultAzureCredential: workload or managed identity, az login
+        if kind == "default":
+            warnings.append(
+                f"{where}.credentials.type is 'default', which distribution refuses "
+                "('invalid credentials type'): it is spelled default_credentials"
             )
-            raise ConfigError(msg)
-    if key:
-        options["account_key"] = key
-    if "account_name" not in options:
+    elif kind == "shared_key":
+        assert isinstance(credentials, dict)
+        account = _param_str(credentials, "accountname") or account
+        key = _param_str(credentials, "accountkey") or key
+    elif kind:
+        msg = (
+            f"{where}.credentials.type {kind!r} is not one of client_secret, shared_key, "
+            "default_credentials"
+        )
+        raise ConfigError(msg)
+    if not account:
         msg = f"{where}.accountname is not set"
         raise ConfigError(msg)
+    options["account_name"] = account
+    if key and kind in ("", "shared_key"):
+        options["account_key"] = key
     service_url = _param_str(params, "serviceurl")
     realm = _param_str(params, "realm") or "core.windows.net"
     if service_url:
-        options["account_host"] = urlsplit(service_url).netloc or service_url
+        options["account_url"] = service_url.rstrip("/")
     elif realm != "core.windows.net":
-        options["account_host"] = f"{options['account_name']}.blob.{realm}"
+        options["account_url"] = f"https://{account}.blob.{realm}"
     prefix = _prefix(params)
+    legacy = credentials is None
+    trim = _param_bool(params, "trimlegacyrootprefix", default=None, where=where)
+    keep = _param_bool(params, "legacyrootprefix", default=None, where=where)
+    if trim is True or keep is False:
+        legacy = False
+    elif keep is True:
+        legacy = True
+    if legacy:
+        log.info(
+            "%s has no credentials section (distribution 2.x): its blob names start with '/'",
+            where,
+        )
+        # az://container//prefix: the key prefix is "/" (+ prefix).
+        return f"az://{container}//{prefix}", options
     return (f"az://{container}/{prefix}" if prefix else f"az://{container}"), options
 
 

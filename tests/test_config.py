@@ -240,7 +240,7 @@ def test_gcs_with_inline_credentials_redacts_the_private_key() -> None:
 
 
 def test_azure_shared_key() -> None:
-    """azure: az://container/prefix with account name and key; a realm sets the host."""
+    """Azure 3.x: az://container/prefix with account name and key; a realm sets the service URL."""
     doc = {
         "storage": {
             "azure": {
@@ -249,6 +249,7 @@ def test_azure_shared_key() -> None:
                 "container": "registry",
                 "realm": "core.chinacloudapi.cn",
                 "rootdirectory": "/r/",
+                "credentials": {"type": "shared_key"},
             }
         }
     }
@@ -257,8 +258,71 @@ def test_azure_shared_key() -> None:
     assert dict(cfg.storage_options) == {
         "account_name": "acct",
         "account_key": SECRET,
-        "account_host": "acct.blob.core.chinacloudapi.cn",
+        "account_url": "https://acct.blob.core.chinacloudapi.cn",
     }
+    assert SECRET not in repr(cfg) + cfg.describe() + json.dumps(cfg.to_dict())
+
+
+def test_azure_serviceurl_is_the_whole_service_url() -> None:
+    """A serviceurl (how distribution's own tests reach Azurite) is kept whole, path included."""
+    doc = {
+        "storage": {
+            "azure": {
+                "accountname": "devstoreaccount1",
+                "accountkey": SECRET,
+                "container": "c",
+                "serviceurl": "http://127.0.0.1:10000/devstoreaccount1/",
+                "credentials": {"type": "shared_key"},
+            }
+        }
+    }
+    cfg = parse_registry_config(doc, env={})
+    assert cfg.storage_options["account_url"] == "http://127.0.0.1:10000/devstoreaccount1"
+    assert "endpoint http://127.0.0.1:10000" in cfg.describe()
+
+
+def test_azure_without_credentials_is_distribution_2_layout() -> None:
+    """No credentials section (2.x): blob names start with '/', so the root is az://container//."""
+    doc = {"storage": {"azure": {"accountname": "a", "accountkey": SECRET, "container": "c"}}}
+    cfg = parse_registry_config(doc, env={})
+    assert cfg.url == "az://c//"
+    assert dict(cfg.storage_options) == {"account_name": "a", "account_key": SECRET}
+
+
+@pytest.mark.parametrize(
+    ("params", "url"),
+    [
+        ({"trimlegacyrootprefix": True}, "az://c/r"),
+        ({"legacyrootprefix": "false"}, "az://c/r"),
+        ({"legacyrootprefix": True}, "az://c//r"),
+        ({"legacyrootprefix": True, "credentials": {"type": "shared_key"}}, "az://c//r"),
+    ],
+)
+def test_azure_gitlab_legacy_prefix_switches(params: dict[str, object], url: str) -> None:
+    """GitLab's trimlegacyrootprefix / legacyrootprefix decide the leading '/' explicitly."""
+    azure = {"accountname": "a", "accountkey": SECRET, "container": "c", "rootdirectory": "r"}
+    cfg = parse_registry_config({"storage": {"azure": {**azure, **params}}}, env={})
+    assert cfg.url == url
+
+
+@pytest.mark.parametrize("kind", ["default_credentials", "default"])
+def test_azure_default_credentials(kind: str) -> None:
+    """default_credentials means DefaultAzureCredential (no key); 'default' works but is flagged."""
+    azure = {"accountname": "a", "accountkey": SECRET, "container": "c"}
+    doc = {"storage": {"azure": {**azure, "credentials": {"type": kind}}}}
+    cfg = parse_registry_config(doc, env={})
+    assert dict(cfg.storage_options) == {"account_name": "a", "anon": False}
+    assert cfg.url == "az://c"
+    assert bool(cfg.warnings) is (kind == "default")
+
+
+def test_azure_unknown_credentials_type_is_refused() -> None:
+    """A credentials type distribution does not know is a ConfigError listing the known ones."""
+    doc = {
+        "storage": {"azure": {"accountname": "a", "container": "c", "credentials": {"type": "x"}}}
+    }
+    with pytest.raises(ConfigError, match="client_secret, shared_key, default_credentials"):
+        parse_registry_config(doc, env={})
 
 
 def test_azure_client_secret_credentials() -> None:
@@ -267,6 +331,7 @@ def test_azure_client_secret_credentials() -> None:
         "storage": {
             "azure": {
                 "accountname": "acct",
+                "accountkey": "a-key-3.x-ignores-here",
                 "container": "c",
                 "credentials": {
                     "type": "client_secret",
@@ -279,6 +344,7 @@ def test_azure_client_secret_credentials() -> None:
     }
     opts = parse_registry_config(doc, env={}).storage_options
     assert (opts["client_id"], opts["tenant_id"], opts["client_secret"]) == ("cid", "tid", SECRET)
+    assert "account_key" not in opts  # a token credential, not the shared key
 
 
 def test_azure_without_account_is_refused() -> None:

@@ -1,5 +1,6 @@
 """Storage backends: the protocol, the built-in implementations, and how to open one."""
 
+from ._azure import AzureBackend
 from ._base import (
     UNKNOWN_TIME,
     Backend,
@@ -11,6 +12,7 @@ from ._base import (
 )
 from ._counting import CountingBackend, http_requests
 from ._fsspec import FsspecBackend
+from ._gcs import GCSBackend
 from ._local import LocalBackend
 from ._open import ENTRY_POINT_GROUP, open_backend
 from ._readonly import ReadOnlyBackend
@@ -20,10 +22,12 @@ from ._wrapper import WrappingBackend
 __all__ = [
     "ENTRY_POINT_GROUP",
     "UNKNOWN_TIME",
+    "AzureBackend",
     "Backend",
     "CountingBackend",
     "DeleteResult",
     "FsspecBackend",
+    "GCSBackend",
     "LocalBackend",
     "MultipartUpload",
     "ObjectInfo",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,21 @@ def _scheme(url: str) -> str | None:
     return url.split("://", 1)[0].lower()
 
 
+def _require(scheme: str, module: str, extra: str) -> None:
+    """Refuse early, with the fix, when the client library of a built-in backend is missing."""
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a missing parent package
+        found = False
+    if not found:
+        package = module.partition(".")[0]
+        msg = (
+            f"the {scheme}:// backend needs the Python package {package}: "
+            f"pip install 'registry-gc[{extra}]'"
+        )
+        raise BackendNotFoundError(msg)
+
+
 def open_backend(
     url: str | os.PathLike[str],
     storage_options: Mapping[str, Any] | None = None,
@@ -35,9 +51,10 @@ def open_backend(
     """Open the registry root at ``url``.
 
     ``url`` is a local path (the directory that holds ``docker/registry/v2``),
-    ``file://…``, ``s3://bucket/prefix`` or any fsspec URL (``gs://``,
-    ``az://``, ``memory://``). ``storage_options`` go to the filesystem
-    (credentials, ``endpoint_url``, …) and never appear in messages.
+    ``file://…``, ``s3://bucket/prefix``, ``gs://bucket/prefix``,
+    ``az://container/prefix`` or any other fsspec URL (``memory://``,
+    ``sftp://``, …). ``storage_options`` go to the backend (credentials,
+    ``endpoint_url``, …) and never appear in messages.
 
     >>> open_backend("/var/lib/registry").url
     '/var/lib/registry'
@@ -64,6 +81,16 @@ def _open(url: str, options: dict[str, Any]) -> Backend:
         from ._s3 import S3Backend  # noqa: PLC0415
 
         return S3Backend.from_url(url, options)
+    if scheme in ("gs", "gcs"):
+        _require(scheme, "gcsfs", "gcs")
+        from ._gcs import GCSBackend  # noqa: PLC0415
+
+        return GCSBackend.from_url(url, options)
+    if scheme in ("az", "abfs", "abfss"):
+        _require(scheme, "azure.storage.blob", "azure")
+        from ._azure import AzureBackend  # noqa: PLC0415
+
+        return AzureBackend.from_url(url, options)
     import fsspec  # noqa: PLC0415
 
     from ._fsspec import FsspecBackend  # noqa: PLC0415

@@ -63,7 +63,7 @@ class RegistryBuilder:
         self.files: dict[str, bytes] = {}
         self.ages: dict[str, float] = {}
         self.rng = random.Random(seed)
-        #: digest → the blobs it needs (config + layers) and children, as built
+        #: digest → the blobs it needs (config + layers), children and subject, as built
         self.contents: dict[Digest, dict[str, Any]] = {}
         self.default_age = 10 * 24 * 3600.0  # old by default: outside any grace period
 
@@ -227,7 +227,11 @@ class RegistryBuilder:
                 "size": len(self.files[BlobData(subject).path]),
             }
         d = self.manifest(repo, doc, tag, age)
-        self.contents[d] = {"blobs": [config_digest, *layer_digests], "children": []}
+        self.contents[d] = {
+            "blobs": [config_digest, *layer_digests],
+            "children": [],
+            "subject": subject,
+        }
         return d
 
     def referrer(
@@ -277,7 +281,11 @@ class RegistryBuilder:
         if subject is not None:
             doc["subject"] = {"mediaType": OCI_MANIFEST, "digest": subject, "size": 1}
         d = self.manifest(repo, doc, tag, age)
-        self.contents[d] = {"blobs": [], "children": [e["digest"] for e in entries]}
+        self.contents[d] = {
+            "blobs": [],
+            "children": [e["digest"] for e in entries],
+            "subject": subject,
+        }
         return d
 
     def multiarch(

@@ -1,0 +1,941 @@
+"""Azure Blob Storage, through azure-storage-blob's async pipeline.
+
+The options are adlfs's (``account_name``, ``account_key``,
+``connection_string``, ``sas_token``, ``client_id``/``client_secret``/
+``tenant_id``, ``credential``, ``anon``, ``account_host``, and the same
+``AZURE_STORAGE_*`` environment variables), resolved as adlfs resolves them;
+the requests go through the SDK's pipeline (signing, retries) and are
+shaped here:
+
+- **flat listing**: ``List Blobs`` with a prefix and no delimiter, 5000 blobs
+  a page, the XML read straight from the response (the SDK's own models
+  cost about six times the client CPU per blob); ``blobs/`` and
+  ``repositories/`` are split into concurrent streams exactly as the S3
+  backend splits them.
+- **one GET per read**: ``Get Blob`` without a range, never
+  ``Get Blob Properties`` first (the SDK's downloader asks for a range and
+  sends a second GET for an empty blob).
+- **bulk deletes**: ``Blob Batch`` requests of up to 256 ``Delete Blob``
+  calls, several in flight; each call's own status is reported (404
+  ``BlobNotFound`` is ``MISSING``; a lease, a snapshot or a denied
+  permission is ``FAILED`` with Azure's error code and message).
+- **one retry layer**: the SDK's retry policy decides what is retried (408,
+  5xx except 501/505, connection errors), at most ``retries`` times per
+  request, with jittered exponential backoff (the SDK's default waits 15 s
+  and more before each retry); a call of a batch that answers 5xx is sent
+  again in a later batch, from the same budget.
+
+Registries of distribution 2.x wrote blob names with a leading ``/``
+(``/docker/registry/v2/…``); such a root is written ``az://container//``
+(the key prefix is ``/``).
+
+Connections belong to an event loop, as for :class:`~registry_gc.backends.S3Backend`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import datetime
+import email.utils
+import logging
+import os
+import random
+import xml.etree.ElementTree as ET
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode, urlsplit
+
+import attrs
+
+from .._errors import ConfigError, StorageError
+from ._base import DeleteResult, ObjectInfo, Outcome
+from ._hashing import new_hash
+from ._s3 import _MIN_STEMS, _Fanout, _fanout, _run_pool, _stems
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+
+    import aiohttp
+    from azure.core.pipeline import PipelineRequest
+    from azure.core.rest import AsyncHttpResponse, HttpRequest
+    from azure.storage.blob.aio import ContainerClient
+
+__all__ = ["AzureBackend"]
+
+logger = logging.getLogger(__name__)
+
+_UTC = datetime.timezone.utc
+
+#: List Blobs returns at most 5000 blobs a page.
+_PAGE = 5000
+#: A Blob Batch request carries at most 256 calls.
+_BATCH = 256
+#: Batch requests in flight at once.
+_DELETE_BATCHES_IN_FLIGHT = 8
+#: Concurrent listing streams (fan-out workers), capped by ``concurrency``.
+_LIST_WORKERS = 32
+#: Pages buffered between the listing streams and the consumer, per worker.
+_PAGES_BUFFERED_PER_WORKER = 2
+#: Attempts at reading a response body: the pipeline retries a request but not
+#: a body cut off after the headers arrived; only that case is retried here.
+_BODY_ATTEMPTS = 3
+#: Objects hashed at once by :meth:`AzureBackend.digest`.
+_DIGEST_CONCURRENCY = 8
+#: Retries after the first attempt, per request (and per blob of a batch).
+_DEFAULT_RETRIES = 5
+#: Backoff before retry ``n`` is uniform in [0, min(_BACKOFF_MAX, _BACKOFF_BASE * 2**n)]
+#: ("full jitter"; the SDK's own default waits 15 s and more before each retry).
+_BACKOFF_BASE = 0.5
+_BACKOFF_MAX = 20.0
+#: Seconds to connect, and to wait for each read of a response.
+_CONNECT_TIMEOUT = 10
+_DEFAULT_READ_TIMEOUT = 60
+#: Statuses of a call inside a batch worth another batch (as the SDK retries requests).
+_RETRY_STATUS = frozenset({408, 500, 502, 503, 504})
+_DEFAULT_SUFFIX = "core.windows.net"
+#: adlfs options that mean nothing here (caching, file objects, the event loop).
+_IGNORED_OPTIONS = frozenset(
+    {
+        "asynchronous",
+        "loop",
+        "skip_instance_cache",
+        "use_listings_cache",
+        "listings_expiry_time",
+        "max_paths",
+        "blocksize",
+        "default_fill_cache",
+        "default_cache_type",
+        "version_aware",
+        "assume_container_exists",
+        "max_concurrency",
+        "socket_timeout",
+        "location_mode",
+        "request_session",
+    }
+)
+_OPTIONS = frozenset(
+    {
+        "account_name",
+        "account_key",
+        "connection_string",
+        "sas_token",
+        "credential",
+        "client_id",
+        "client_secret",
+        "tenant_id",
+        "anon",
+        "account_host",
+        "account_url",
+        "endpoint_url",
+        "retries",
+        "timeout",
+    }
+)
+_TRUE = frozenset({True, "1", "true", "True", "TRUE", "t", "yes"})
+
+
+def _env(name: str) -> str | None:
+    return os.environ.get(name) or None
+
+
+def _as_bool(value: object) -> bool:
+    return value in _TRUE
+
+
+def _error_code(headers: Mapping[str, str]) -> str:
+    return str(headers.get("x-ms-error-code") or "")
+
+
+def _xml_message(body: bytes) -> str:
+    """The ``<Message>`` of an Azure XML error body (first line), or ``""``."""
+    try:
+        root = ET.fromstring(body)  # noqa: S314 - a response from the configured endpoint
+    except ET.ParseError:
+        return ""
+    message = root.findtext("Message") or ""
+    return message.strip().splitlines()[0] if message.strip() else ""
+
+
+def _describe_status(
+    status: int, headers: Mapping[str, str], body: bytes, reason: str | None
+) -> str:
+    code = _error_code(headers)
+    message = _xml_message(body) or reason
+    head = f"{status} {code}" if code else str(status)
+    return f"{head}: {message}" if message else head
+
+
+@attrs.define(slots=True)
+class _Connection:
+    """A container client (its pipeline, session and credential), bound to one event loop."""
+
+    loop: asyncio.AbstractEventLoop
+    container: ContainerClient
+    #: A credential this backend created, closed with the client (else ``None``).
+    credential: Any
+    #: The container URL without query, and the SAS query to add to every request.
+    base: str
+    sas: str
+    closer: AsyncGenerator[None, None] | None = None
+
+
+def _backoff(retry: int) -> float:
+    """Seconds to wait before retry number ``retry`` (1-based): full jitter."""
+    return random.uniform(0, min(_BACKOFF_MAX, _BACKOFF_BASE * 2**retry))  # noqa: S311
+
+
+def _retry_policy(retries: int) -> Any:  # noqa: ANN401 - the SDK's policy class
+    """The SDK's exponential retry policy (which statuses it retries), with our backoff."""
+    from azure.storage.blob.aio import ExponentialRetry  # noqa: PLC0415
+
+    class _Retry(ExponentialRetry):
+        def get_backoff_time(self, settings: dict[str, Any]) -> float:
+            # settings["count"] is 1 before the first retry.
+            return _backoff(int(settings["count"]))
+
+    return _Retry(retry_total=retries)
+
+
+@attrs.define(slots=True)
+class _Budget:
+    """Retries left for one blob across the batches that carry it."""
+
+    left: int
+    used: int = 0
+
+    async def spend(self) -> None:
+        self.left -= 1
+        self.used += 1
+        await asyncio.sleep(_backoff(self.used))
+
+
+class AzureBackend:
+    """A registry root in an Azure Blob Storage container (the azure driver's storage).
+
+    Args:
+        container: the container name.
+        root: the blob-name prefix of the registry root (the driver's
+            ``rootdirectory``); empty for none. A root starting with ``/``
+            keeps it: ``"/"`` is distribution 2.x's layout, whose blob names
+            start with ``/docker/registry/v2/``.
+        storage_options: adlfs's options (``account_name``, ``account_key``,
+            ``connection_string``, ``sas_token``, ``client_id``,
+            ``client_secret``, ``tenant_id``, ``credential``, ``anon``,
+            ``account_host``), plus ``account_url`` (the whole service URL,
+            such as Azurite's ``http://127.0.0.1:10000/devstoreaccount1``;
+            ``endpoint_url`` is taken as a synonym), ``retries`` (default 5)
+            and ``timeout`` (seconds per read of a response, default 60).
+            Credentials never appear in :attr:`url`, ``repr`` or messages.
+        concurrency: requests in flight at once for reads (and the size of
+            the connection pool).
+
+    >>> backend = AzureBackend.from_url("az://registry/prod", {"account_name": "acct"})
+    >>> backend.url
+    'az://registry/prod'
+
+    ``request_counts`` counts every HTTP request sent, retries included, by
+    operation (``ListBlobs``, ``GetBlob``, ``BlobBatch``), and the calls
+    inside batches by theirs (``DeleteBlob``): Azure bills each of those.
+    """
+
+    hierarchical = False
+
+    def __init__(
+        self,
+        container: str,
+        root: str = "",
+        storage_options: Mapping[str, Any] | None = None,
+        *,
+        concurrency: int = 64,
+    ) -> None:
+        if not container or "/" in container:
+            raise ConfigError(f"invalid Azure container name {container!r}")
+        if concurrency < 1:
+            raise ConfigError(f"concurrency must be at least 1, not {concurrency}")
+        self._container = container
+        legacy = root.startswith("/")
+        self._root = root.strip("/")
+        if legacy:
+            self._base = f"/{self._root}/" if self._root else "/"
+        else:
+            self._base = f"{self._root}/" if self._root else ""
+        options = {k: v for k, v in (storage_options or {}).items() if k not in _IGNORED_OPTIONS}
+        unknown = sorted(set(options) - _OPTIONS)
+        if unknown:
+            raise ConfigError(
+                f"unknown storage option(s) for az://: {', '.join(unknown)} "
+                f"(accepted: {', '.join(sorted(_OPTIONS))}, concurrency)"
+            )
+        self._options = options
+        self._retries = int(options.get("retries", _DEFAULT_RETRIES))
+        self._read_timeout = int(options.get("timeout", _DEFAULT_READ_TIMEOUT))
+        values = (
+            options.get(k) or _env(f"AZURE_STORAGE_{k.upper()}")
+            for k in ("account_key", "connection_string", "sas_token", "client_secret")
+        )
+        found = [str(v) for v in values if v and len(str(v)) >= 4]
+        # A connection string's key and signature are secrets on their own too.
+        for text in list(found):
+            for field in text.split(";"):
+                name, sep, value = field.partition("=")
+                if sep and name.strip().lower() in ("accountkey", "sharedaccesssignature"):
+                    found.append(value)
+        self._secrets = tuple(sorted({s for s in found if len(s) >= 4}, key=len, reverse=True))
+        self._concurrency = concurrency
+        self._conn: _Connection | None = None
+        self._connect_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+        #: HTTP requests sent (retries included) and calls inside batches, by operation.
+        self.request_counts: collections.Counter[str] = collections.Counter()
+
+    @classmethod
+    def from_url(cls, url: str, storage_options: Mapping[str, Any] | None = None) -> AzureBackend:
+        """Open ``az://container/optional/prefix`` (``abfs://``, ``abfss://`` too).
+
+        adlfs's ``abfs://container@account.dfs.core.windows.net/prefix`` form
+        names the account in the URL. ``storage_options`` as for the
+        constructor, plus ``concurrency`` (default 64).
+        """
+        scheme, sep, rest = url.partition("://")
+        if not sep or scheme.lower() not in ("az", "abfs", "abfss"):
+            # Not echoed: a mistyped URL may carry anything, credentials included.
+            raise ConfigError("not an Azure URL: expected az://container/optional/prefix")
+        netloc, _, root = rest.partition("/")
+        options = dict(storage_options or {})
+        container = netloc
+        if "@" in netloc:
+            container, _, host = netloc.partition("@")
+            account, dot, _ = host.partition(".")
+            if not dot or ":" in container or ":" in account:
+                raise ConfigError(
+                    "credentials in an az:// URL are not supported; pass them as storage "
+                    "options (account_key, sas_token, connection_string)"
+                )
+            options.setdefault("account_name", account)
+        if not container:
+            raise ConfigError(f"no container in {url!r}: expected az://container/optional/prefix")
+        concurrency = int(options.pop("concurrency", 64))
+        return cls(container, root, options, concurrency=concurrency)
+
+    # -- naming ---------------------------------------------------------------------
+
+    @property
+    def container(self) -> str:
+        """The container name."""
+        return self._container
+
+    @property
+    def root(self) -> str:
+        """The blob-name prefix of the registry root, without its final slash (may be empty)."""
+        return self._base.rstrip("/") if self._base != "/" else "/"
+
+    @property
+    def url(self) -> str:
+        """``az://container/prefix`` (``az://container//`` for a ``/`` prefix), no credentials."""
+        if self._base.startswith("/"):
+            return f"az://{self._container}/{self._base.rstrip('/') or '/'}"
+        return f"az://{self._container}/{self._root}" if self._root else f"az://{self._container}"
+
+    def __repr__(self) -> str:
+        return f"AzureBackend({self.url!r})"
+
+    def _key(self, path: str) -> str:
+        if path.startswith("/") or ".." in path.split("/") or "\x00" in path:
+            msg = f"refusing path {path!r}: backend paths are relative to the registry root"
+            raise StorageError(msg)
+        return self._base + path
+
+    def _dir_key(self, prefix: str) -> str:
+        """The name prefix of a "directory": the root's base, or ending in ``/``."""
+        self._key(prefix)
+        key = (self._base + prefix).rstrip("/")
+        if not prefix.strip("/"):
+            return self._base
+        return f"{key}/"
+
+    def _where(self, key: str) -> str:
+        return f"az://{self._container}/{key}"
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def _describe(self, exc: BaseException) -> str:
+        """``<status> <ErrorCode>: <message>`` of an SDK error, with any credential removed."""
+        status = getattr(exc, "status_code", None)
+        code = getattr(exc, "error_code", None)
+        code = getattr(code, "value", code)  # a StorageErrorCode enum, or a string
+        if status or code:
+            text = str(getattr(exc, "message", None) or exc).strip()
+            message = text.splitlines()[0] if text else ""
+            head = " ".join(str(x) for x in (status, code) if x)
+            return self._scrub(f"{head}: {message}" if message else head)
+        return self._scrub(f"{type(exc).__name__}: {exc}")
+
+    def _storage_error(self, action: str, key: str, why: str) -> StorageError:
+        return StorageError(f"cannot {action} {self._where(key)}: {self._scrub(why)}")
+
+    # -- connection -----------------------------------------------------------------
+
+    async def _connection(self) -> _Connection:
+        """The client of the running loop, created on first use."""
+        loop = asyncio.get_running_loop()
+        conn = self._conn
+        if conn is not None and conn.loop is loop:
+            return conn
+        if self._connect_lock is None or self._connect_lock[0] is not loop:
+            self._connect_lock = (loop, asyncio.Lock())
+        async with self._connect_lock[1]:
+            conn = self._conn
+            if conn is not None and conn.loop is loop:
+                return conn
+            if conn is not None:
+                self._abandon(conn)
+                self._conn = None
+            conn = self._conn = await self._connect(loop)
+            return conn
+
+    def _option(self, name: str) -> str | None:
+        """An option, or its ``AZURE_STORAGE_<NAME>`` environment variable (as adlfs reads them)."""
+        value = self._options.get(name)
+        if value is None or value == "":
+            return _env(f"AZURE_STORAGE_{name.upper()}")
+        return str(value)
+
+    def _account_url(self, account: str | None) -> str:
+        url = self._options.get("account_url") or self._options.get("endpoint_url")
+        if url:
+            return str(url).rstrip("/")
+        host = self._options.get("account_host")
+        if host:
+            return f"https://{host}"
+        if not account:
+            raise ConfigError(
+                f"no Azure storage account for {self.url}: set account_name (or "
+                "AZURE_STORAGE_ACCOUNT_NAME), a connection_string or an account_url"
+            )
+        return f"https://{account}.blob.{_DEFAULT_SUFFIX}"
+
+    def _credential(self, account: str | None) -> tuple[Any, bool]:
+        """The credential as adlfs picks it, and whether it must be closed by us."""
+        given = self._options.get("credential")
+        if given is not None:
+            return given, False
+        key = self._option("account_key")
+        if key:
+            from azure.core.credentials import AzureNamedKeyCredential  # noqa: PLC0415
+
+            if not account:
+                raise ConfigError(f"an account_key needs an account_name ({self.url})")
+            return AzureNamedKeyCredential(account, str(key)), False
+        sas = self._option("sas_token")
+        if sas:
+            from azure.core.credentials import AzureSasCredential  # noqa: PLC0415
+
+            return AzureSasCredential(str(sas).lstrip("?")), False
+        client_id = self._option("client_id")
+        if client_id:
+            from azure.identity.aio import ClientSecretCredential  # noqa: PLC0415
+
+            credential = ClientSecretCredential(
+                tenant_id=str(self._option("tenant_id") or ""),
+                client_id=str(client_id),
+                client_secret=str(self._option("client_secret") or ""),
+            )
+            return credential, True
+        anon = self._options.get("anon")
+        if anon is None:
+            anon = _as_bool(_env("AZURE_STORAGE_ANON") or "false")
+        if _as_bool(anon):
+            return None, False
+        from azure.identity.aio import DefaultAzureCredential  # noqa: PLC0415
+
+        return DefaultAzureCredential(), True
+
+    async def _connect(self, loop: asyncio.AbstractEventLoop) -> _Connection:
+        import aiohttp  # noqa: PLC0415 - Azure dependencies load on first use
+        from azure.core.pipeline.transport import AioHttpTransport  # noqa: PLC0415
+        from azure.storage.blob.aio import ContainerClient  # noqa: PLC0415
+
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=self._concurrency))
+        kwargs: dict[str, Any] = {
+            "transport": AioHttpTransport(session=session, session_owner=False),
+            "retry_policy": _retry_policy(self._retries),
+            "raw_request_hook": self._count_request,
+            "connection_timeout": _CONNECT_TIMEOUT,
+            "read_timeout": self._read_timeout,
+        }
+        owned: Any = None
+        try:
+            connection_string = self._option("connection_string")
+            if connection_string:
+                container = ContainerClient.from_connection_string(
+                    str(connection_string), self._container, **kwargs
+                )
+            else:
+                account = self._option("account_name")
+                account_url = self._account_url(account)
+                credential, close_it = self._credential(account)
+                owned = credential if close_it else None
+                container = ContainerClient(
+                    account_url, self._container, credential=credential, **kwargs
+                )
+        except ConfigError:
+            await session.close()
+            raise
+        except Exception as e:
+            await session.close()
+            raise StorageError(f"cannot connect to {self.url}: {self._describe(e)}") from e
+        base, _, sas = str(container.url).partition("?")
+        conn = _Connection(
+            loop=loop, container=container, credential=owned, base=base.rstrip("/"), sas=sas
+        )
+        conn.closer = self._closer(conn, session)
+        await anext(conn.closer)
+        return conn
+
+    async def _closer(
+        self, conn: _Connection, session: aiohttp.ClientSession
+    ) -> AsyncGenerator[None, None]:
+        """Suspend until finalized (by :meth:`aclose` or the loop's shutdown), then close."""
+        try:
+            yield
+        finally:
+            if self._conn is conn:
+                self._conn = None
+            with contextlib.suppress(Exception):
+                await conn.container.close()
+            with contextlib.suppress(Exception):
+                await session.close()
+            if conn.credential is not None:
+                with contextlib.suppress(Exception):
+                    await conn.credential.close()
+
+    def _abandon(self, conn: _Connection) -> None:
+        """Drop a client whose event loop ended without finalizing it."""
+        with contextlib.suppress(Exception):
+            config: Any = conn.container._config  # noqa: SLF001
+            session = config.transport.session
+            connector = session.connector
+            if connector is not None and not connector.closed:
+                connector._close()  # noqa: SLF001 - its loop is gone: close synchronously
+        logger.debug("dropped the Azure client of another event loop for %s", self.url)
+
+    async def aclose(self) -> None:
+        """Close the client's connections; the next call opens new ones."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        if conn.loop is not asyncio.get_running_loop():
+            self._abandon(conn)
+        elif conn.closer is not None:
+            await conn.closer.aclose()
+
+    def _count_request(self, pipeline_request: PipelineRequest[HttpRequest]) -> None:
+        # Runs after the retry policy: once per attempt.
+        request = pipeline_request.http_request
+        method = request.method
+        query = urlsplit(request.url).query
+        if "comp=list" in query:
+            operation = "ListBlobs"
+        elif "comp=batch" in query:
+            operation = "BlobBatch"
+        elif method == "GET" and "comp=" not in query:
+            operation = "GetBlob"
+        elif method == "HEAD":
+            operation = "GetBlobProperties"
+        elif method == "DELETE":
+            operation = "DeleteBlob"
+        else:
+            operation = f"{method} {query}"
+        self.request_counts[operation] += 1
+
+    def _request_url(self, conn: _Connection, name: str | None, query: Mapping[str, str]) -> str:
+        url = conn.base if name is None else f"{conn.base}/{quote(name, safe='/~')}"
+        params = urlencode(query, quote_via=quote) if query else ""
+        if conn.sas:
+            params = f"{params}&{conn.sas}" if params else conn.sas
+        return f"{url}?{params}" if params else url
+
+    async def _send(
+        self, conn: _Connection, method: str, url: str, *, stream: bool = True
+    ) -> AsyncHttpResponse:
+        """Send one request through the container's pipeline (signing, retries): the response.
+
+        Streamed: the SDK would otherwise decode every body by its content
+        type (an XML listing twice, and a blob not at all).
+        """
+        from azure.core.rest import HttpRequest  # noqa: PLC0415
+
+        request = HttpRequest(method, url, headers={"x-ms-version": conn.container.api_version})
+        # The container's own pipeline (typed as the synchronous one by the SDK).
+        pipeline: Any = conn.container._pipeline  # noqa: SLF001
+        response: AsyncHttpResponse = (await pipeline.run(request, stream=stream)).http_response
+        return response
+
+    async def _fetch(self, conn: _Connection, url: str) -> tuple[AsyncHttpResponse, bytes]:
+        """GET ``url``: the response and its whole body.
+
+        The pipeline retries a request, not a body cut off after the headers
+        arrived; only that case is retried here.
+        """
+        from azure.core.exceptions import (  # noqa: PLC0415
+            IncompleteReadError,
+            ServiceResponseError,
+        )
+
+        for attempt in range(1, _BODY_ATTEMPTS + 1):
+            response = await self._send(conn, "GET", url)
+            try:
+                body: bytes = await response.read()
+            except (IncompleteReadError, ServiceResponseError, OSError) as e:
+                if attempt == _BODY_ATTEMPTS:
+                    raise
+                logger.debug("retrying %s after a cut-off body: %r", url.partition("?")[0], e)
+                continue
+            finally:
+                await response.close()
+            return response, body
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- list -----------------------------------------------------------------------
+
+    async def _pages(
+        self, conn: _Connection, prefix: str, *, delimiter: str = ""
+    ) -> AsyncGenerator[ET.Element, None]:
+        """Raw List Blobs pages (XML) of ``prefix``, one request each, in sequence."""
+        query = {
+            "restype": "container",
+            "comp": "list",
+            "prefix": prefix,
+            "maxresults": str(_PAGE),
+        }
+        if delimiter:
+            query["delimiter"] = delimiter
+        while True:
+            url = self._request_url(conn, None, query)
+            try:
+                response, body = await self._fetch(conn, url)
+            except Exception as e:
+                raise self._storage_error("list", prefix, self._describe(e)) from e
+            if response.status_code != 200:
+                why = _describe_status(
+                    response.status_code, response.headers, body, response.reason
+                )
+                raise self._storage_error("list", prefix, why)
+            try:
+                page = ET.fromstring(body)  # noqa: S314 - a response from the configured endpoint
+            except ET.ParseError as e:
+                raise self._storage_error("list", prefix, f"unreadable listing: {e}") from e
+            yield page
+            marker = page.findtext("NextMarker")
+            if not marker:
+                return
+            query["marker"] = marker
+
+    def _infos(self, page: ET.Element, times: dict[str, datetime.datetime]) -> list[ObjectInfo]:
+        cut = len(self._base)
+        out: list[ObjectInfo] = []
+        blobs = page.find("Blobs")
+        if blobs is None:
+            return out
+        for blob in blobs.iterfind("Blob"):
+            name = blob.findtext("Name") or ""
+            # Directory placeholders (zero-byte "a/b/" blobs some tools create).
+            if not name or name.endswith("/"):
+                continue
+            props = blob.find("Properties")
+            size = modified = None
+            if props is not None:
+                size = props.findtext("Content-Length")
+                modified = props.findtext("Last-Modified")
+            # Last-Modified has one-second resolution: one parse per distinct value.
+            when = times.get(modified or "")
+            if when is None:
+                when = email.utils.parsedate_to_datetime(modified or "").astimezone(_UTC)
+                times[modified or ""] = when
+            out.append(ObjectInfo(name[cut:], int(size or 0), when))
+        return out
+
+    async def _children(self, conn: _Connection, prefix: str) -> tuple[list[str], list[ObjectInfo]]:
+        """One delimiter listing of ``prefix``: its sub-"directories" and its direct objects."""
+        dirs: list[str] = []
+        objects: list[ObjectInfo] = []
+        times: dict[str, datetime.datetime] = {}
+        async for page in self._pages(conn, prefix, delimiter="/"):
+            blobs = page.find("Blobs")
+            if blobs is not None:
+                dirs.extend(p.findtext("Name") or "" for p in blobs.iterfind("BlobPrefix"))
+            objects.extend(self._infos(page, times))
+        return [d for d in dirs if d], objects
+
+    async def _plan(self, conn: _Connection, prefix: str) -> tuple[list[str], list[ObjectInfo]]:
+        """Split the listing of ``prefix`` into disjoint flat streams (as the S3 backend does).
+
+        Returns the name prefixes to list (flat, concurrently) and the objects
+        already found by the delimiter listings made on the way.
+        """
+        mode = _fanout(prefix[len(self._base) :].rstrip("/"))
+        if mode is _Fanout.FLAT:
+            return [prefix], []
+        dirs, objects = await self._children(conn, prefix)
+        if mode is _Fanout.STEMS:
+            stems = _stems(prefix, dirs, objects, self._base)
+            if len(stems) >= _MIN_STEMS or not dirs or not prefix.endswith("repositories/"):
+                return stems, []
+            below: list[list[str]] = [[] for _ in dirs]
+
+            async def split(i: int) -> None:
+                sub_dirs, sub_objects = await self._children(conn, dirs[i])
+                below[i] = _stems(dirs[i], sub_dirs, sub_objects, self._base)
+
+            await _run_pool(min(self._concurrency, _LIST_WORKERS), range(len(dirs)), split)
+            return sorted(s for group in below for s in group), list(objects)
+        streams: list[str] = []
+        found = list(objects)
+        planned: list[tuple[list[str], list[ObjectInfo]]] = [([], [])] * len(dirs)
+
+        async def plan(i: int) -> None:
+            planned[i] = await self._plan(conn, dirs[i])
+
+        await _run_pool(min(self._concurrency, _LIST_WORKERS), range(len(dirs)), plan)
+        for sub_streams, sub_objects in planned:
+            streams += sub_streams
+            found += sub_objects
+        return streams, found
+
+    async def _list_concurrently(
+        self, conn: _Connection, prefixes: list[str]
+    ) -> AsyncGenerator[ObjectInfo, None]:
+        """List every prefix (flat) with bounded concurrency, streaming pages through a queue."""
+        if not prefixes:
+            return
+        workers = min(self._concurrency, _LIST_WORKERS, len(prefixes))
+        done = object()
+        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=workers * _PAGES_BUFFERED_PER_WORKER)
+
+        async def list_one(p: str) -> None:
+            times: dict[str, datetime.datetime] = {}
+            async with contextlib.aclosing(self._pages(conn, p)) as pages:
+                async for page in pages:
+                    infos = self._infos(page, times)
+                    if infos:
+                        await queue.put(infos)
+
+        async def produce() -> None:
+            try:
+                await _run_pool(workers, prefixes, list_one)
+            except Exception as e:  # noqa: BLE001 - handed to the consumer, which raises it
+                await queue.put(e)
+            else:
+                await queue.put(done)
+
+        producer = asyncio.ensure_future(produce())
+        try:
+            while True:
+                item = await queue.get()
+                if item is done:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                for info in item:
+                    yield info
+        finally:
+            if not producer.done():
+                producer.cancel()
+            with contextlib.suppress(BaseException):
+                await producer
+
+    # -- read -----------------------------------------------------------------------
+
+    async def read(self, paths: Sequence[str]) -> Mapping[str, bytes | None]:
+        """One Get Blob (no range) per path, ``concurrency`` at a time; missing maps to ``None``.
+
+        Never sends Get Blob Properties. Any error other than ``BlobNotFound``
+        (after the retries) raises :class:`~registry_gc.StorageError` naming
+        ``az://container/name``.
+        """
+        keys = {p: self._key(p) for p in paths}
+        if not keys:
+            return {}
+        conn = await self._connection()
+        out: dict[str, bytes | None] = {}
+
+        async def one(path: str) -> None:
+            out[path] = await self._get(conn, keys[path])
+
+        await _run_pool(min(self._concurrency, len(keys)), keys, one)
+        return {p: out[p] for p in keys}
+
+    async def _get(self, conn: _Connection, key: str) -> bytes | None:
+        try:
+            response, body = await self._fetch(conn, self._request_url(conn, key, {}))
+        except Exception as e:
+            raise self._storage_error("read", key, self._describe(e)) from e
+        if response.status_code == 200:
+            return body
+        if response.status_code == 404 and _error_code(response.headers) != "ContainerNotFound":
+            return None
+        why = _describe_status(response.status_code, response.headers, body, response.reason)
+        raise self._storage_error("read", key, why)
+
+    async def digest(self, paths: Sequence[str], algorithm: str) -> dict[str, str | None]:
+        """Hash blobs while streaming them (the ``SupportsDigest`` capability).
+
+        One Get Blob each, a few blobs at a time, one response chunk in memory each.
+        """
+        new_hash(algorithm)
+        keys = {p: self._key(p) for p in paths}
+        if not keys:
+            return {}
+        conn = await self._connection()
+        out: dict[str, str | None] = {}
+
+        async def one(path: str) -> None:
+            key = keys[path]
+            h = new_hash(algorithm)
+            try:
+                response = await self._send(conn, "GET", self._request_url(conn, key, {}))
+                try:
+                    if response.status_code == 200:
+                        async for chunk in response.iter_bytes():
+                            h.update(chunk)
+                        out[path] = h.hexdigest()
+                        return
+                    status, headers = response.status_code, response.headers
+                    body = await response.read()
+                    reason = response.reason
+                finally:
+                    await response.close()
+            except Exception as e:
+                raise self._storage_error("read", key, self._describe(e)) from e
+            if status == 404 and _error_code(headers) != "ContainerNotFound":
+                out[path] = None
+                return
+            raise self._storage_error("read", key, _describe_status(status, headers, body, reason))
+
+        await _run_pool(min(_DIGEST_CONCURRENCY, len(keys)), keys, one)
+        return {p: out[p] for p in keys}
+
+    # -- delete ---------------------------------------------------------------------
+
+    async def delete(self, paths: Sequence[str]) -> list[DeleteResult]:
+        """Delete with Blob Batch requests of up to 256 calls, several in flight.
+
+        Each call's own answer decides its path's result: 2xx is ``DELETED``,
+        404 ``MISSING`` (unless the container is missing), 408 and 5xx are
+        sent again in a later batch (within the retries), anything else is
+        ``FAILED`` with ``"<status> <ErrorCode>: <message>"``. A batch request
+        that fails as a whole (after the retries) makes every path of its
+        batch ``FAILED``.
+        """
+        keys = [self._key(p) for p in paths]
+        if not keys:
+            return []
+        results: list[DeleteResult | None] = [None] * len(keys)
+        conn = await self._connection()
+
+        async def batch(start: int) -> None:
+            idx = range(start, min(start + _BATCH, len(keys)))
+            unique = list(dict.fromkeys(keys[i] for i in idx))
+            outcomes = await self._delete_batch(conn, unique)
+            for i in idx:
+                outcome, error = outcomes[keys[i]]
+                results[i] = DeleteResult(paths[i], outcome, error)
+
+        starts = range(0, len(keys), _BATCH)
+        await _run_pool(min(_DELETE_BATCHES_IN_FLIGHT, len(starts)), starts, batch)
+        out = [r for r in results if r is not None]
+        assert len(out) == len(keys)
+        return out
+
+    async def _delete_batch(
+        self, conn: _Connection, keys: list[str]
+    ) -> dict[str, tuple[Outcome, str | None]]:
+        """Delete up to 256 names with Blob Batch requests; the outcome of each name."""
+        outcomes: dict[str, tuple[Outcome, str | None]] = {}
+        pending = keys
+        # One budget: the SDK's retries of the batch request and the
+        # re-sending of calls that answered 5xx draw from the same retries.
+        budget = _Budget(self._retries)
+        while pending:
+            sent = 0
+
+            def hook(pipeline_request: PipelineRequest[HttpRequest]) -> None:
+                nonlocal sent
+                sent += 1
+                self._count_request(pipeline_request)
+
+            answers: list[tuple[int, Mapping[str, str], bytes, str | None]] = []
+            try:
+                parts = await conn.container.delete_blobs(
+                    *pending,
+                    raise_on_any_failure=False,
+                    retry_total=max(0, budget.left),
+                    raw_request_hook=hook,
+                )
+                answers.extend(
+                    [(p.status_code, p.headers, p.body(), p.reason) async for p in parts]
+                )
+            except Exception as e:  # noqa: BLE001 - reported per blob, never dropped
+                failure = self._describe(e)
+                logger.warning(
+                    "Blob Batch of %d deletes in %s failed: %s", len(pending), self.url, failure
+                )
+                outcomes.update(dict.fromkeys(pending, (Outcome.FAILED, failure)))
+                return outcomes
+            finally:
+                budget.left -= max(0, sent - 1)
+            self.request_counts["DeleteBlob"] += len(pending)
+            if len(answers) != len(pending):
+                why = f"the batch answered {len(answers)} calls for {len(pending)} deletes"
+                outcomes.update(dict.fromkeys(pending, (Outcome.FAILED, why)))
+                return outcomes
+            retry: list[str] = []
+            for key, (status, headers, body, reason) in zip(pending, answers, strict=True):
+                if 200 <= status < 300:
+                    outcomes[key] = (Outcome.DELETED, None)
+                elif status == 404 and _error_code(headers) != "ContainerNotFound":
+                    outcomes[key] = (Outcome.MISSING, None)
+                elif status in _RETRY_STATUS and budget.left > 0:
+                    retry.append(key)
+                else:
+                    why = self._scrub(_describe_status(status, headers, body, reason))
+                    outcomes[key] = (Outcome.FAILED, why)
+            if retry:
+                await budget.spend()
+            pending = retry
+        return outcomes
+
+    async def remove_empty_dirs(self, dirs: Sequence[str]) -> list[DeleteResult]:
+        """Object stores have no directories: ``MISSING`` for each."""
+        return [DeleteResult(d, Outcome.MISSING) for d in dirs]
+
+    # Defined last: in the class body, the name ``list`` shadows the builtin for
+    # every annotation that follows it.
+    async def list(self, prefix: str) -> AsyncIterator[ObjectInfo]:
+        """Yield every object under ``prefix`` (a directory; ``""`` is the whole root).
+
+        Flat List Blobs (no delimiter, 5000 blobs a page), never a request per
+        directory. ``blobs/``, ``repositories/`` and the path down to them are
+        first split with a few delimiter listings into disjoint name ranges
+        that are listed concurrently; any other prefix is one stream of
+        sequential pages. Names ending in ``/`` (directory placeholders) are
+        skipped.
+        """
+        key_prefix = self._dir_key(prefix)
+        conn = await self._connection()
+        streams, found = await self._plan(conn, key_prefix)
+        for info in found:
+            yield info
+        if len(streams) == 1:
+            times: dict[str, datetime.datetime] = {}
+            async with contextlib.aclosing(self._pages(conn, streams[0])) as pages:
+                async for page in pages:
+                    for info in self._infos(page, times):
+                        yield info
+            return
+        async with contextlib.aclosing(self._list_concurrently(conn, streams)) as infos:
+            async for info in infos:
+                yield info

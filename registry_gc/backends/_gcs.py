@@ -1,0 +1,971 @@
+"""Google Cloud Storage, talking to the JSON API directly over aiohttp.
+
+gcsfs resolves the credentials (``token``: a service-account key file or
+mapping, ``google_default``, ``cloud``, ``anon``, …, or its discovery order
+when none is given), and then this backend sends the requests itself:
+
+- **flat listing**: ``objects.list`` with a prefix and no delimiter, 1000
+  objects a page, asking only for ``name``, ``size`` and ``updated``;
+  ``blobs/`` and ``repositories/`` are split into concurrent streams exactly
+  as the S3 backend splits them (a few delimiter listings find the stems).
+- **one GET per read**: ``objects.get`` with ``alt=media``, never a metadata
+  request first.
+- **bulk deletes**: JSON API batch requests of up to 100 ``objects.delete``
+  each, several in flight; each part's own status is reported (``404`` is
+  ``MISSING``, anything else that is not a success is ``FAILED`` with GCS's
+  message).
+- **one retry layer**, this one: 408, 429, 5xx and connection errors are
+  retried with jittered exponential backoff, at most ``retries`` times per
+  request — and per object in a batch, where a part that answers 429 or 5xx
+  is sent again in a later batch from the same budget. gcsfs's own retry
+  decorator is never involved.
+- **no gRPC**: gcsfs's ``GCSFileSystem`` (whose current version probes every
+  bucket's type over gRPC and can wait 60 s for it) is never instantiated;
+  only its credential handling is used.
+
+Connections belong to an event loop, as for :class:`~registry_gc.backends.S3Backend`:
+the session is created lazily in the loop that first uses it and recreated
+when a call comes from another loop; :meth:`GCSBackend.aclose` closes it.
+
+Pointing it at an emulator: ``endpoint_url`` (``http://127.0.0.1:4443``), or
+the ``STORAGE_EMULATOR_HOST`` environment variable that Google's own clients
+read (with it, and no ``token``, requests are anonymous, as Google's clients
+make them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import datetime
+import json
+import logging
+import os
+import random
+import re
+import uuid
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode
+
+import attrs
+
+from .._errors import ConfigError, StorageError
+from ._base import DeleteResult, ObjectInfo, Outcome
+from ._hashing import CHUNK_SIZE, new_hash
+from ._s3 import _MIN_STEMS, _Fanout, _fanout, _run_pool, _stems, _utc
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
+
+    import aiohttp
+    import google.auth.credentials
+    import yarl
+    from gcsfs.credentials import GoogleCredentials
+
+__all__ = ["GCSBackend"]
+
+logger = logging.getLogger(__name__)
+
+_UTC = datetime.timezone.utc
+
+#: objects.list returns at most 1000 objects a page.
+_PAGE = 1000
+#: A JSON API batch request carries at most 100 calls.
+_BATCH = 100
+#: Batch requests in flight at once.
+_DELETE_BATCHES_IN_FLIGHT = 8
+#: Concurrent listing streams (fan-out workers), capped by ``concurrency``.
+_LIST_WORKERS = 32
+#: Pages buffered between the listing streams and the consumer, per worker.
+_PAGES_BUFFERED_PER_WORKER = 2
+#: Objects hashed at once by :meth:`GCSBackend.digest` (each streams up to a layer).
+_DIGEST_CONCURRENCY = 8
+#: Retries after the first attempt, per request (and per object of a batch).
+_DEFAULT_RETRIES = 5
+#: Backoff before retry ``n`` is uniform in [0, min(_BACKOFF_MAX, _BACKOFF_BASE * 2**n)].
+_BACKOFF_BASE = 0.5
+_BACKOFF_MAX = 20.0
+#: Seconds to connect, and to wait for each read of a response.
+_CONNECT_TIMEOUT = 10.0
+_DEFAULT_READ_TIMEOUT = 60.0
+#: HTTP statuses worth another attempt (Google's retry guidance).
+_RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+_DEFAULT_ENDPOINT = "https://storage.googleapis.com"
+_LIST_FIELDS = "items(name,size,updated),nextPageToken"
+_LIST_FIELDS_DELIMITED = "items(name,size,updated),prefixes,nextPageToken"
+#: gcsfs constructor options that mean nothing here (caching, file objects, the event loop).
+_IGNORED_OPTIONS = frozenset(
+    {
+        "asynchronous",
+        "loop",
+        "skip_instance_cache",
+        "use_listings_cache",
+        "listings_expiry_time",
+        "cache_timeout",
+        "max_paths",
+        "consistency",
+        "block_size",
+        "default_location",
+        "version_aware",
+        "check_connection",
+        "secure_serialize",
+        "session_kwargs",
+    }
+)
+_OPTIONS = frozenset(
+    {"token", "project", "access", "requester_pays", "endpoint_url", "anon", "retries", "timeout"}
+)
+#: Fields of a service-account key (or authorized-user token) that are secrets.
+_SECRET_FIELDS = ("private_key", "private_key_id", "client_secret", "refresh_token")
+#: Token values that name a way to find credentials (not a credential themselves).
+_TOKEN_METHODS = frozenset({"google_default", "cache", "cloud", "anon", "browser"})
+#: gcsfs's token for "no credentials".
+_ANONYMOUS = "anon"
+#: An access token this close to expiry is refreshed first.
+_REFRESH_MARGIN = datetime.timedelta(minutes=2)
+
+_FRACTION = re.compile(r"\.(\d+)")
+
+
+def _parse_time(value: str) -> datetime.datetime:
+    """An RFC 3339 ``updated`` timestamp (``2026-01-02T03:04:05.678Z``) as aware UTC.
+
+    ``fromisoformat`` before Python 3.11 takes neither ``Z`` nor fractions
+    other than 3 or 6 digits (Go servers trim trailing zeros): both are
+    normalised on the slow path.
+    """
+    text = value[:-1] + "+00:00" if value.endswith("Z") else value
+    try:
+        parsed = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        text = _FRACTION.sub(lambda m: "." + (m.group(1) + "000000")[:6], text, count=1)
+        parsed = datetime.datetime.fromisoformat(text)
+    return _utc(parsed)
+
+
+def _backoff(retry: int) -> float:
+    """Seconds to wait before retry number ``retry`` (1-based): full jitter."""
+    return random.uniform(0, min(_BACKOFF_MAX, _BACKOFF_BASE * 2**retry))  # noqa: S311
+
+
+def _error_message(status: int, body: bytes) -> str:
+    """``"<status> <reason>: <message>"`` from a JSON API error body (or its text)."""
+    text = body.decode("utf-8", "replace").strip()
+    reason = ""
+    try:
+        error = json.loads(text).get("error")
+    except (ValueError, AttributeError):
+        error = None
+    if isinstance(error, dict):
+        text = str(error.get("message") or "").strip() or text
+        errors = error.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            reason = str(errors[0].get("reason") or "")
+    elif isinstance(error, str):
+        text = error
+    text = " ".join(text.split())[:500]
+    head = f"{status} {reason}" if reason else str(status)
+    return f"{head}: {text}" if text else head
+
+
+def _is_missing_bucket(body: bytes) -> bool:
+    return b"bucket does not exist" in body.lower()
+
+
+# -- batch requests ---------------------------------------------------------------------
+
+
+def _split_head(chunk: bytes) -> tuple[bytes, bytes]:
+    """Split at the first blank line (CRLF or LF): ``(headers, rest)``."""
+    crlf = chunk.find(b"\r\n\r\n")
+    lf = chunk.find(b"\n\n")
+    if crlf != -1 and (lf == -1 or crlf < lf):
+        return chunk[:crlf], chunk[crlf + 4 :]
+    if lf != -1:
+        return chunk[:lf], chunk[lf + 2 :]
+    return chunk, b""
+
+
+def _header(head: bytes, name: bytes) -> str | None:
+    for line in head.splitlines():
+        key, sep, value = line.partition(b":")
+        if sep and key.strip().lower() == name:
+            return value.strip().decode("latin-1")
+    return None
+
+
+def _boundary(content_type: str) -> str | None:
+    for param in content_type.split(";")[1:]:
+        key, sep, value = param.strip().partition("=")
+        if sep and key.strip().lower() == "boundary":
+            return value.strip().strip('"')
+    return None
+
+
+@attrs.frozen(slots=True)
+class _Part:
+    """One part of a batch response: the call's ``Content-ID``, HTTP status and body."""
+
+    content_id: str | None
+    status: int
+    body: bytes
+
+
+def parse_batch_response(content_type: str, body: bytes) -> list[_Part]:
+    """The parts of a JSON API batch response (``multipart/mixed``), in order.
+
+    Each part is ``Content-Type: application/http`` with a ``Content-ID``,
+    then a whole HTTP response (status line, headers, blank line, body).
+
+    Raises:
+        ValueError: the response is not multipart or a part has no status line.
+    """
+    boundary = _boundary(content_type)
+    if not content_type.lower().startswith("multipart/") or not boundary:
+        msg = f"not a multipart batch response (Content-Type: {content_type!r})"
+        raise ValueError(msg)
+    parts: list[_Part] = []
+    for chunk in body.split(b"--" + boundary.encode("latin-1"))[1:]:
+        if chunk.startswith(b"--"):
+            break  # the closing delimiter
+        head, response = _split_head(chunk.lstrip(b"\r\n"))
+        status_line, _, rest = response.lstrip(b"\r\n").partition(b"\n")
+        fields = status_line.split()
+        if len(fields) < 2 or not fields[0].startswith(b"HTTP/") or not fields[1].isdigit():
+            msg = f"batch response part without an HTTP status line: {status_line[:80]!r}"
+            raise ValueError(msg)
+        _, part_body = _split_head(rest)
+        parts.append(_Part(_header(head, b"content-id"), int(fields[1]), part_body.strip()))
+    return parts
+
+
+def _batch_body(boundary: str, token: str, paths: Sequence[str]) -> bytes:
+    """A ``multipart/mixed`` batch body: one ``DELETE <path>`` per part, with ``<token+i>`` ids."""
+    lines: list[str] = []
+    for i, path in enumerate(paths, start=1):
+        lines += [
+            f"--{boundary}",
+            "Content-Type: application/http",
+            "Content-Transfer-Encoding: binary",
+            f"Content-ID: <{token}+{i}>",
+            "",
+            f"DELETE {path} HTTP/1.1",
+            "Content-Length: 0",
+            "",
+            "",
+        ]
+    lines += [f"--{boundary}--", ""]
+    return "\r\n".join(lines).encode("utf-8")
+
+
+def _match_parts(parts: list[_Part], token: str, count: int) -> list[_Part | None]:
+    """The response part of each call, by ``Content-ID`` (``<response-token+i>``), else in order."""
+    out: list[_Part | None] = [None] * count
+    by_id = 0
+    for part in parts:
+        cid = (part.content_id or "").strip("<> ")
+        cid = cid.removeprefix("response-")
+        head, sep, index = cid.rpartition("+")
+        if sep and head == token and index.isdigit() and 1 <= int(index) <= count:
+            out[int(index) - 1] = part
+            by_id += 1
+    if by_id == 0 and len(parts) == count:
+        return list(parts)
+    return out
+
+
+# -- the backend ------------------------------------------------------------------------
+
+
+@attrs.define(slots=True)
+class _Connection:
+    """An aiohttp session and the credentials, bound to one event loop."""
+
+    loop: asyncio.AbstractEventLoop
+    session: aiohttp.ClientSession
+    credentials: Any
+    refresh_lock: asyncio.Lock
+    closer: AsyncGenerator[None, None] | None = None
+
+
+@attrs.define(slots=True)
+class _Budget:
+    """Retries left for one request, or for one object across the batches that carry it."""
+
+    left: int
+    used: int = 0
+
+    async def spend(self) -> bool:
+        """Wait the backoff and return ``True``, or return ``False`` when none is left."""
+        if self.left <= 0:
+            return False
+        self.left -= 1
+        self.used += 1
+        await asyncio.sleep(_backoff(self.used))
+        return True
+
+
+class GCSBackend:
+    """A registry root in a GCS bucket (the gcs driver's ``bucket`` + ``rootdirectory``).
+
+    Args:
+        bucket: the bucket name.
+        root: the object-name prefix of the registry root; empty for no
+            ``rootdirectory`` (names then start at ``docker/registry/v2/``).
+        storage_options: ``token`` (as gcsfs takes it: a key file path, a
+            key mapping, ``google_default``, ``anon``, …), ``project``,
+            ``requester_pays``, ``endpoint_url``, ``retries`` (default 5),
+            ``timeout`` (seconds per read of a response, default 60),
+            ``access``. Credentials never appear in :attr:`url`, ``repr`` or
+            error messages.
+        concurrency: requests in flight at once for reads (and the size of
+            the connection pool).
+
+    >>> backend = GCSBackend.from_url("gs://my-bucket/registry", {"token": "anon"})
+    >>> backend.url
+    'gs://my-bucket/registry'
+
+    ``request_counts`` counts every HTTP request sent, retries included, by
+    JSON API method (``objects.list``, ``objects.get``, ``batch``), and the
+    calls inside batch requests by theirs (``objects.delete``): GCS bills
+    each of those as an operation.
+    """
+
+    hierarchical = False
+
+    def __init__(
+        self,
+        bucket: str,
+        root: str = "",
+        storage_options: Mapping[str, Any] | None = None,
+        *,
+        concurrency: int = 64,
+    ) -> None:
+        if not bucket or "/" in bucket:
+            raise ConfigError(f"invalid GCS bucket name {bucket!r}")
+        if concurrency < 1:
+            raise ConfigError(f"concurrency must be at least 1, not {concurrency}")
+        self._bucket = bucket
+        self._root = root.strip("/")
+        self._base = f"{self._root}/" if self._root else ""
+        options = {k: v for k, v in (storage_options or {}).items() if k not in _IGNORED_OPTIONS}
+        unknown = sorted(set(options) - _OPTIONS)
+        if unknown:
+            raise ConfigError(
+                f"unknown storage option(s) for gs://: {', '.join(unknown)} "
+                f"(accepted: {', '.join(sorted(_OPTIONS))}, concurrency)"
+            )
+        self._token: object = options.get("token")
+        if options.get("anon") in (True, "true", "True", 1) and self._token is None:
+            self._token = _ANONYMOUS
+        self._project = str(options.get("project") or os.environ.get("GCSFS_DEFAULT_PROJECT", ""))
+        self._access = str(options.get("access") or "full_control")
+        self._retries = int(options.get("retries", _DEFAULT_RETRIES))
+        self._read_timeout = float(options.get("timeout", _DEFAULT_READ_TIMEOUT))
+        endpoint = options.get("endpoint_url")
+        emulator = os.environ.get("STORAGE_EMULATOR_HOST", "")
+        if not endpoint and emulator and emulator != "default":
+            endpoint = emulator if "://" in emulator else f"http://{emulator}"
+            if self._token is None:
+                # As Google's clients do for an emulator: no credentials.
+                self._token = _ANONYMOUS
+        self._endpoint = str(endpoint or _DEFAULT_ENDPOINT).rstrip("/")
+        requester_pays = options.get("requester_pays")
+        #: The project billed for a requester-pays bucket (``userProject``);
+        #: ``requester_pays=True`` bills the credentials' project, known once connected.
+        self._user_project: str | None = None
+        self._bill_credentials_project = False
+        if requester_pays in (True, "true", "True"):
+            self._user_project = self._project or None
+            self._bill_credentials_project = self._user_project is None
+        elif isinstance(requester_pays, str) and requester_pays not in ("", "false", "False"):
+            self._user_project = requester_pays
+        self._secrets = self._find_secrets(self._token)
+        self._concurrency = concurrency
+        self._conn: _Connection | None = None
+        self._connect_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+        #: HTTP requests sent (retries included) and calls inside batches, by method.
+        self.request_counts: collections.Counter[str] = collections.Counter()
+
+    @staticmethod
+    def _find_secrets(token: object) -> tuple[str, ...]:
+        found: list[str] = []
+        if isinstance(token, str) and token not in _TOKEN_METHODS and not os.path.exists(token):
+            found.append(token)  # a raw access token
+        elif isinstance(token, dict):
+            found.extend(str(token[k]) for k in _SECRET_FIELDS if token.get(k))
+        return tuple(sorted((s for s in found if len(s) >= 4), key=len, reverse=True))
+
+    @classmethod
+    def from_url(cls, url: str, storage_options: Mapping[str, Any] | None = None) -> GCSBackend:
+        """Open ``gs://bucket/optional/prefix`` (``gcs://`` too).
+
+        ``storage_options`` as for the constructor, plus ``concurrency`` (default 64).
+        """
+        scheme, sep, rest = url.partition("://")
+        if not sep or scheme.lower() not in ("gs", "gcs"):
+            # Not echoed: a mistyped URL may carry anything, credentials included.
+            raise ConfigError("not a GCS URL: expected gs://bucket/optional/prefix")
+        bucket, _, root = rest.partition("/")
+        if "@" in bucket:
+            raise ConfigError(
+                "credentials in a gs:// URL are not supported; pass them as the token "
+                "storage option (a service-account key file or mapping)"
+            )
+        if not bucket:
+            raise ConfigError(f"no bucket in {url!r}: expected gs://bucket/optional/prefix")
+        options = dict(storage_options or {})
+        concurrency = int(options.pop("concurrency", 64))
+        return cls(bucket, root, options, concurrency=concurrency)
+
+    # -- naming ---------------------------------------------------------------------
+
+    @property
+    def bucket(self) -> str:
+        """The bucket name."""
+        return self._bucket
+
+    @property
+    def root(self) -> str:
+        """The registry root's name prefix inside the bucket, without slashes (may be empty)."""
+        return self._root
+
+    @property
+    def endpoint(self) -> str:
+        """The JSON API endpoint (``https://storage.googleapis.com`` unless overridden)."""
+        return self._endpoint
+
+    @property
+    def url(self) -> str:
+        """``gs://bucket/prefix``, without credentials."""
+        return f"gs://{self._bucket}/{self._root}" if self._root else f"gs://{self._bucket}"
+
+    def __repr__(self) -> str:
+        return f"GCSBackend({self.url!r})"
+
+    def _key(self, path: str) -> str:
+        if path.startswith("/") or ".." in path.split("/") or "\x00" in path:
+            msg = f"refusing path {path!r}: backend paths are relative to the registry root"
+            raise StorageError(msg)
+        return self._base + path
+
+    def _dir_key(self, prefix: str) -> str:
+        """The name prefix of a "directory": ``''`` for the root, else ending in ``/``."""
+        key = self._key(prefix).rstrip("/")
+        return f"{key}/" if key else ""
+
+    def _where(self, key: str) -> str:
+        return f"gs://{self._bucket}/{key}"
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def _describe(self, exc: BaseException) -> str:
+        return self._scrub(f"{type(exc).__name__}: {exc}")
+
+    def _storage_error(self, action: str, key: str, why: str) -> StorageError:
+        return StorageError(f"cannot {action} {self._where(key)}: {self._scrub(why)}")
+
+    def _object_path(self, key: str) -> str:
+        return f"/storage/v1/b/{quote(self._bucket, safe='')}/o/{quote(key, safe='')}"
+
+    def _query(self, params: Mapping[str, str]) -> str:
+        query = dict(params)
+        if self._user_project:
+            query["userProject"] = self._user_project
+        return urlencode(query, quote_via=quote) if query else ""
+
+    def _api_url(self, path: str, params: Mapping[str, str] | None = None) -> yarl.URL:
+        import yarl  # noqa: PLC0415 - with aiohttp, on first use
+
+        query = self._query(params or {})
+        text = f"{self._endpoint}{path}" + (f"?{query}" if query else "")
+        # encoded=True: the object name's %2F must reach the server as is.
+        return yarl.URL(text, encoded=True)
+
+    # -- connection -----------------------------------------------------------------
+
+    async def _connection(self) -> _Connection:
+        """The session of the running loop, created on first use."""
+        loop = asyncio.get_running_loop()
+        conn = self._conn
+        if conn is not None and conn.loop is loop:
+            return conn
+        if self._connect_lock is None or self._connect_lock[0] is not loop:
+            self._connect_lock = (loop, asyncio.Lock())
+        async with self._connect_lock[1]:
+            conn = self._conn
+            if conn is not None and conn.loop is loop:
+                return conn
+            if conn is not None:
+                self._abandon(conn)
+                self._conn = None
+            conn = self._conn = await self._connect(loop)
+            return conn
+
+    def _credentials(self) -> GoogleCredentials:
+        """The credentials, resolved by gcsfs (blocking: files, a metadata server may be read)."""
+        from gcsfs.credentials import GoogleCredentials  # noqa: PLC0415 - heavy, GCS only
+
+        on_google = self._endpoint == _DEFAULT_ENDPOINT
+        return GoogleCredentials(self._project, self._access, self._token, on_google=on_google)
+
+    async def _connect(self, loop: asyncio.AbstractEventLoop) -> _Connection:
+        import aiohttp  # noqa: PLC0415 - GCS dependencies load on first use
+
+        try:
+            credentials = await asyncio.to_thread(self._credentials)
+        except Exception as e:
+            raise StorageError(f"cannot connect to {self.url}: {self._describe(e)}") from e
+        if self._bill_credentials_project:
+            project = getattr(credentials, "project", None)
+            if not project:
+                msg = f"requester_pays for {self.url} needs a project: set the project option"
+                raise ConfigError(msg)
+            self._user_project = str(project)
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self._concurrency),
+            timeout=aiohttp.ClientTimeout(
+                total=None, sock_connect=_CONNECT_TIMEOUT, sock_read=self._read_timeout
+            ),
+        )
+        conn = _Connection(
+            loop=loop, session=session, credentials=credentials, refresh_lock=asyncio.Lock()
+        )
+        # Started here, so the loop tracks it: asyncio.run's shutdown_asyncgens()
+        # closes the session even when the caller never awaits aclose().
+        conn.closer = self._closer(conn)
+        await anext(conn.closer)
+        return conn
+
+    async def _closer(self, conn: _Connection) -> AsyncGenerator[None, None]:
+        """Suspend until finalized (by :meth:`aclose` or the loop's shutdown), then close."""
+        try:
+            yield
+        finally:
+            if self._conn is conn:
+                self._conn = None
+            with contextlib.suppress(Exception):
+                await conn.session.close()
+
+    def _abandon(self, conn: _Connection) -> None:
+        """Drop a session whose event loop ended without finalizing it."""
+        with contextlib.suppress(Exception):
+            connector = conn.session.connector
+            if connector is not None and not connector.closed:
+                connector._close()  # noqa: SLF001 - its loop is gone: close synchronously
+        logger.debug("dropped the GCS session of another event loop for %s", self.url)
+
+    async def aclose(self) -> None:
+        """Close the session's connections; the next call opens new ones."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        if conn.loop is not asyncio.get_running_loop():
+            self._abandon(conn)
+        elif conn.closer is not None:
+            await conn.closer.aclose()
+
+    async def _auth(self, conn: _Connection) -> dict[str, str]:
+        """The ``Authorization`` header, refreshing the token (in a thread) when it is stale."""
+        holder = conn.credentials
+        creds = getattr(holder, "credentials", None)
+        if creds is None:
+            return {}  # anonymous
+        if not self._fresh(creds):
+            async with conn.refresh_lock:
+                if not self._fresh(creds):
+                    try:
+                        await asyncio.to_thread(holder.maybe_refresh)
+                    except Exception as e:
+                        msg = f"cannot refresh the credentials for {self.url}: {self._describe(e)}"
+                        raise StorageError(msg) from e
+        headers: dict[str, str] = {}
+        creds.apply(headers)
+        return headers
+
+    @staticmethod
+    def _fresh(creds: google.auth.credentials.Credentials) -> bool:
+        if not creds.valid:
+            return False
+        expiry = getattr(creds, "expiry", None)
+        if expiry is None:
+            return True
+        now = datetime.datetime.now(_UTC).replace(tzinfo=None)
+        return bool(expiry - now > _REFRESH_MARGIN)
+
+    async def _send(
+        self,
+        conn: _Connection,
+        operation: str,
+        method: str,
+        url: yarl.URL,
+        *,
+        headers: Mapping[str, str] | None = None,
+        data: bytes | None = None,
+        budget: _Budget | None = None,
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """One call, with the retry layer: the final ``(status, headers, body)``.
+
+        408, 429 and 5xx answers and connection errors are retried while
+        ``budget`` lasts; the last answer is returned whatever its status, and
+        the last connection error is raised.
+        """
+        import aiohttp  # noqa: PLC0415
+
+        budget = budget if budget is not None else _Budget(self._retries)
+        while True:
+            auth = await self._auth(conn)
+            self.request_counts[operation] += 1
+            try:
+                async with conn.session.request(
+                    method, url, headers={**auth, **(headers or {})}, data=data
+                ) as response:
+                    body = await response.read()
+                    status = response.status
+                    response_headers = response.headers
+            except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+                if await budget.spend():
+                    logger.debug("retrying %s %s after %r", operation, url, e)
+                    continue
+                raise
+            if status in _RETRY_STATUS and await budget.spend():
+                logger.debug("retrying %s %s after HTTP %d", operation, url, status)
+                continue
+            return status, response_headers, body
+
+    # -- list -----------------------------------------------------------------------
+
+    async def _pages(
+        self, conn: _Connection, prefix: str, *, delimiter: str = ""
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        """Raw objects.list pages of ``prefix``, one request each, in sequence."""
+        params = {
+            "prefix": prefix,
+            "maxResults": str(_PAGE),
+            "fields": _LIST_FIELDS_DELIMITED if delimiter else _LIST_FIELDS,
+        }
+        if delimiter:
+            params["delimiter"] = delimiter
+        path = f"/storage/v1/b/{quote(self._bucket, safe='')}/o"
+        while True:
+            try:
+                status, _, body = await self._send(
+                    conn, "objects.list", "GET", self._api_url(path, params)
+                )
+            except Exception as e:
+                raise self._storage_error("list", prefix, self._describe(e)) from e
+            if status != 200:
+                raise self._storage_error("list", prefix, _error_message(status, body))
+            try:
+                page: dict[str, Any] = json.loads(body)
+            except ValueError as e:
+                raise self._storage_error("list", prefix, f"not JSON: {body[:80]!r}") from e
+            yield page
+            token = page.get("nextPageToken")
+            if not token:
+                return
+            params["pageToken"] = token
+
+    def _infos(self, items: Iterable[dict[str, Any]]) -> list[ObjectInfo]:
+        cut = len(self._base)
+        out = []
+        for obj in items:
+            name: str = obj["name"]
+            # Directory placeholders (zero-byte "a/b/" objects the console creates).
+            if name.endswith("/"):
+                continue
+            out.append(
+                ObjectInfo(name[cut:], int(obj.get("size") or 0), _parse_time(obj["updated"]))
+            )
+        return out
+
+    async def _children(self, conn: _Connection, prefix: str) -> tuple[list[str], list[ObjectInfo]]:
+        """One delimiter listing of ``prefix``: its sub-"directories" and its direct objects."""
+        dirs: list[str] = []
+        objects: list[ObjectInfo] = []
+        async for page in self._pages(conn, prefix, delimiter="/"):
+            dirs.extend(page.get("prefixes", ()))
+            objects.extend(self._infos(page.get("items", ())))
+        return dirs, objects
+
+    async def _plan(self, conn: _Connection, prefix: str) -> tuple[list[str], list[ObjectInfo]]:
+        """Split the listing of ``prefix`` into disjoint flat streams (as the S3 backend does).
+
+        Returns the name prefixes to list (flat, concurrently) and the objects
+        already found by the delimiter listings made on the way.
+        """
+        mode = _fanout(prefix[len(self._base) :].rstrip("/"))
+        if mode is _Fanout.FLAT:
+            return [prefix], []
+        dirs, objects = await self._children(conn, prefix)
+        if mode is _Fanout.STEMS:
+            stems = _stems(prefix, dirs, objects, self._base)
+            if len(stems) >= _MIN_STEMS or not dirs or not prefix.endswith("repositories/"):
+                return stems, []
+            below: list[list[str]] = [[] for _ in dirs]
+
+            async def split(i: int) -> None:
+                sub_dirs, sub_objects = await self._children(conn, dirs[i])
+                below[i] = _stems(dirs[i], sub_dirs, sub_objects, self._base)
+
+            await _run_pool(min(self._concurrency, _LIST_WORKERS), range(len(dirs)), split)
+            return sorted(s for group in below for s in group), list(objects)
+        streams: list[str] = []
+        found = list(objects)
+        planned: list[tuple[list[str], list[ObjectInfo]]] = [([], [])] * len(dirs)
+
+        async def plan(i: int) -> None:
+            planned[i] = await self._plan(conn, dirs[i])
+
+        await _run_pool(min(self._concurrency, _LIST_WORKERS), range(len(dirs)), plan)
+        for sub_streams, sub_objects in planned:
+            streams += sub_streams
+            found += sub_objects
+        return streams, found
+
+    async def _list_concurrently(
+        self, conn: _Connection, prefixes: list[str]
+    ) -> AsyncGenerator[ObjectInfo, None]:
+        """List every prefix (flat) with bounded concurrency, streaming pages through a queue."""
+        if not prefixes:
+            return
+        workers = min(self._concurrency, _LIST_WORKERS, len(prefixes))
+        done = object()
+        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=workers * _PAGES_BUFFERED_PER_WORKER)
+
+        async def list_one(p: str) -> None:
+            async with contextlib.aclosing(self._pages(conn, p)) as pages:
+                async for page in pages:
+                    infos = self._infos(page.get("items", ()))
+                    if infos:
+                        await queue.put(infos)
+
+        async def produce() -> None:
+            try:
+                await _run_pool(workers, prefixes, list_one)
+            except Exception as e:  # noqa: BLE001 - handed to the consumer, which raises it
+                await queue.put(e)
+            else:
+                await queue.put(done)
+
+        producer = asyncio.ensure_future(produce())
+        try:
+            while True:
+                item = await queue.get()
+                if item is done:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                for info in item:
+                    yield info
+        finally:
+            if not producer.done():
+                producer.cancel()
+            with contextlib.suppress(BaseException):
+                await producer
+
+    # -- read -----------------------------------------------------------------------
+
+    async def read(self, paths: Sequence[str]) -> Mapping[str, bytes | None]:
+        """One ``alt=media`` GET per path, ``concurrency`` at a time; missing maps to ``None``.
+
+        Never sends a metadata request. Any error other than "no such object"
+        (after the retries) raises :class:`~registry_gc.StorageError` naming
+        ``gs://bucket/name``.
+        """
+        keys = {p: self._key(p) for p in paths}
+        if not keys:
+            return {}
+        conn = await self._connection()
+        out: dict[str, bytes | None] = {}
+
+        async def one(path: str) -> None:
+            out[path] = await self._get(conn, keys[path])
+
+        await _run_pool(min(self._concurrency, len(keys)), keys, one)
+        return {p: out[p] for p in keys}
+
+    async def _get(self, conn: _Connection, key: str) -> bytes | None:
+        url = self._api_url(self._object_path(key), {"alt": "media"})
+        try:
+            status, _, body = await self._send(conn, "objects.get", "GET", url)
+        except Exception as e:
+            raise self._storage_error("read", key, self._describe(e)) from e
+        if status == 200:
+            return body
+        if status == 404 and not _is_missing_bucket(body):
+            return None
+        raise self._storage_error("read", key, _error_message(status, body))
+
+    async def digest(self, paths: Sequence[str], algorithm: str) -> dict[str, str | None]:
+        """Hash objects while streaming them (the ``SupportsDigest`` capability).
+
+        One ``alt=media`` GET each (again from the start if the transfer
+        breaks, within the retries), a few objects at a time, 1 MiB in memory each.
+        """
+        import aiohttp  # noqa: PLC0415
+
+        new_hash(algorithm)
+        keys = {p: self._key(p) for p in paths}
+        if not keys:
+            return {}
+        conn = await self._connection()
+        out: dict[str, str | None] = {}
+
+        async def one(path: str) -> None:
+            key = keys[path]
+            url = self._api_url(self._object_path(key), {"alt": "media"})
+            budget = _Budget(self._retries)
+            while True:
+                h = new_hash(algorithm)
+                auth = await self._auth(conn)
+                self.request_counts["objects.get"] += 1
+                try:
+                    async with conn.session.get(url, headers=auth) as response:
+                        if response.status == 200:
+                            async for chunk in response.content.iter_chunked(CHUNK_SIZE):
+                                h.update(chunk)
+                            out[path] = h.hexdigest()
+                            return
+                        status, body = response.status, await response.read()
+                except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+                    if await budget.spend():
+                        continue
+                    raise self._storage_error("read", key, self._describe(e)) from e
+                if status in _RETRY_STATUS and await budget.spend():
+                    continue
+                if status == 404 and not _is_missing_bucket(body):
+                    out[path] = None
+                    return
+                raise self._storage_error("read", key, _error_message(status, body))
+
+        await _run_pool(min(_DIGEST_CONCURRENCY, len(keys)), keys, one)
+        return {p: out[p] for p in keys}
+
+    # -- delete ---------------------------------------------------------------------
+
+    async def delete(self, paths: Sequence[str]) -> list[DeleteResult]:
+        """Delete with JSON API batch requests of up to 100 calls, several in flight.
+
+        Each call's own answer decides its path's result: 2xx is ``DELETED``,
+        404 ``MISSING``, 429 and 5xx are sent again in a later batch (within
+        the retries), anything else is ``FAILED`` with ``"<status> <reason>:
+        <message>"``. A batch request that fails as a whole (after the
+        retries) makes every path of its batch ``FAILED``.
+        """
+        keys = [self._key(p) for p in paths]
+        if not keys:
+            return []
+        results: list[DeleteResult | None] = [None] * len(keys)
+        conn = await self._connection()
+
+        async def batch(start: int) -> None:
+            idx = range(start, min(start + _BATCH, len(keys)))
+            # A name given twice is sent once (a second call would answer 404).
+            unique = list(dict.fromkeys(keys[i] for i in idx))
+            outcomes = await self._delete_batch(conn, unique)
+            for i in idx:
+                outcome, error = outcomes[keys[i]]
+                results[i] = DeleteResult(paths[i], outcome, error)
+
+        starts = range(0, len(keys), _BATCH)
+        await _run_pool(min(_DELETE_BATCHES_IN_FLIGHT, len(starts)), starts, batch)
+        out = [r for r in results if r is not None]
+        assert len(out) == len(keys)
+        return out
+
+    async def _delete_batch(
+        self, conn: _Connection, keys: list[str]
+    ) -> dict[str, tuple[Outcome, str | None]]:
+        """Delete up to 100 names with batch requests; the outcome of each name."""
+        outcomes: dict[str, tuple[Outcome, str | None]] = {}
+        pending = keys
+        # One budget for the whole batch: a request retried for a connection
+        # error and a part retried for a 503 draw from the same retries.
+        budget = _Budget(self._retries)
+        while pending:
+            answers = await self._batch_request(conn, pending, budget)
+            if isinstance(answers, str):
+                logger.warning(
+                    "batch delete of %d objects in %s failed: %s", len(pending), self.url, answers
+                )
+                outcomes.update(dict.fromkeys(pending, (Outcome.FAILED, answers)))
+                return outcomes
+            retry: list[str] = []
+            for key, part in zip(pending, answers, strict=True):
+                if part is None:
+                    outcomes[key] = (Outcome.FAILED, "no answer for this object in the batch")
+                elif 200 <= part.status < 300:
+                    outcomes[key] = (Outcome.DELETED, None)
+                elif part.status == 404 and not _is_missing_bucket(part.body):
+                    outcomes[key] = (Outcome.MISSING, None)
+                elif part.status in _RETRY_STATUS and budget.left > 0:
+                    retry.append(key)
+                else:
+                    message = self._scrub(_error_message(part.status, part.body))
+                    outcomes[key] = (Outcome.FAILED, message)
+            if retry:
+                await budget.spend()  # left > 0 was checked for each of them
+            pending = retry
+        return outcomes
+
+    async def _batch_request(
+        self, conn: _Connection, keys: list[str], budget: _Budget
+    ) -> list[_Part | None] | str:
+        """One batch request deleting ``keys``: each call's answer, or why the request failed."""
+        boundary = f"registry-gc-{uuid.uuid4().hex}"
+        token = uuid.uuid4().hex
+        query = self._query({})
+        calls = [self._object_path(k) + (f"?{query}" if query else "") for k in keys]
+        body = _batch_body(boundary, token, calls)
+        headers = {"Content-Type": f"multipart/mixed; boundary={boundary}"}
+        url = self._api_url("/batch/storage/v1")
+        try:
+            status, response_headers, content = await self._send(
+                conn, "batch", "POST", url, headers=headers, data=body, budget=budget
+            )
+        except Exception as e:  # noqa: BLE001 - reported per object, never dropped
+            return self._describe(e)
+        self.request_counts["objects.delete"] += len(keys)
+        if status != 200:
+            return self._scrub(_error_message(status, content))
+        try:
+            parts = parse_batch_response(response_headers.get("Content-Type", ""), content)
+        except ValueError as e:
+            return f"unreadable batch response: {e}"
+        return _match_parts(parts, token, len(keys))
+
+    async def remove_empty_dirs(self, dirs: Sequence[str]) -> list[DeleteResult]:
+        """Object stores have no directories: ``MISSING`` for each."""
+        return [DeleteResult(d, Outcome.MISSING) for d in dirs]
+
+    # Defined last: in the class body, the name ``list`` shadows the builtin for
+    # every annotation that follows it.
+    async def list(self, prefix: str) -> AsyncIterator[ObjectInfo]:
+        """Yield every object under ``prefix`` (a directory; ``""`` is the whole root).
+
+        Flat ``objects.list`` (no delimiter, 1000 objects a page), never a
+        request per directory. ``blobs/``, ``repositories/`` and the path down
+        to them are first split with a few delimiter listings into disjoint
+        name ranges that are listed concurrently; any other prefix is one
+        stream of sequential pages. Names ending in ``/`` (directory
+        placeholders) are skipped.
+        """
+        key_prefix = self._dir_key(prefix)
+        conn = await self._connection()
+        streams, found = await self._plan(conn, key_prefix)
+        for info in found:
+            yield info
+        if len(streams) == 1:
+            async with contextlib.aclosing(self._pages(conn, streams[0])) as pages:
+                async for page in pages:
+                    for info in self._infos(page.get("items", ())):
+                        yield info
+            return
+        async with contextlib.aclosing(self._list_concurrently(conn, streams)) as infos:
+            async for info in infos:
+                yield info
