@@ -1091,7 +1091,7 @@ def _orphan_referrers(  # noqa: PLR0917 - private helper, one call site
                 decided[t.name] = TagDecision(
                     repo.name, t.name, t.current, Action.DELETE,
                     f"delete_referrers_without_subject: it points at referrer {digest}, "
-                    f"whose subject {m.subject} is gone",
+                    f"whose subject {m.subject} is in no repository of the store",
                     t.current_mtime,
                 )  # fmt: skip
             changed = True
