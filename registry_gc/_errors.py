@@ -1,19 +1,29 @@
-"""The exceptions registry-gc raises.
+"""The exceptions registry-gc raises: one tree, one root.
 
 Every exception derives from :class:`RegistryGCError`; where a builtin fits,
 the exception also inherits it, so ``except ValueError`` keeps working::
 
     RegistryGCError
     ├── InvalidReferenceError (ValueError)     a digest, repository name or tag is malformed
+    ├── NotFoundError (LookupError)            a repository, tag or manifest named is not there
     ├── StorageError (OSError)                 the storage answered with an error
     │   └── ReadOnlyError (PermissionError)    a delete reached a read-only backend
     ├── ManifestError (ValueError)             a manifest cannot be read or understood
     ├── RefusedError                           the collector refuses to sweep (nothing deleted)
-    ├── ConfigError (ValueError)               a registry config.yml or option is unusable
+    ├── ConfigError (ValueError)               a config.yml, a policy or an option is unusable
     ├── BackendNotFoundError (LookupError)     no backend for a URL scheme
     └── TargetNotEmptyError (FileExistsError)  a directory to write into is not empty
 
-Messages name the object (path, repository, digest) and say what to do.
+Messages name the object and say what to do; the object is also in structured
+fields (:attr:`~RegistryGCError.path`, :attr:`~RegistryGCError.repository`,
+:attr:`~RegistryGCError.digest`), as httpx's and attrs' errors carry theirs, so
+that callers need not parse messages:
+
+>>> try:
+...     raise NotFoundError("no repository 'app'", repository="app")
+... except RegistryGCError as e:
+...     (e.repository, str(e))
+('app', "no repository 'app'")
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ __all__ = [
     "ConfigError",
     "InvalidReferenceError",
     "ManifestError",
+    "NotFoundError",
     "ReadOnlyError",
     "RefusedError",
     "RegistryGCError",
@@ -32,11 +43,36 @@ __all__ = [
 
 
 class RegistryGCError(Exception):
-    """The root of every error registry-gc raises on purpose."""
+    """The root of every error registry-gc raises on purpose.
+
+    ``path`` (relative to the registry root, or a local path), ``repository``
+    and ``digest`` name the object the error is about, when there is one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        repository: str | None = None,
+        digest: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+        self.repository = repository
+        self.digest = digest
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class InvalidReferenceError(RegistryGCError, ValueError):
     """A digest, repository name or tag does not follow distribution's grammar."""
+
+
+class NotFoundError(RegistryGCError, LookupError):
+    """A repository, tag or manifest that was named is not in the store."""
 
 
 class StorageError(RegistryGCError, OSError):
@@ -48,7 +84,7 @@ class ReadOnlyError(StorageError, PermissionError):
 
 
 class ManifestError(RegistryGCError, ValueError):
-    """A manifest cannot be read, is not JSON, or has an unknown media type."""
+    """A manifest cannot be read, or distribution could not decode it either."""
 
 
 class RefusedError(RegistryGCError):
@@ -57,13 +93,21 @@ class RefusedError(RegistryGCError):
     ``problems`` lists every reason found, each naming its object.
     """
 
-    def __init__(self, message: str, problems: list[str] | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self,
+        message: str,
+        problems: list[str] | None = None,
+        *,
+        path: str | None = None,
+        repository: str | None = None,
+        digest: str | None = None,
+    ) -> None:
+        super().__init__(message, path=path, repository=repository, digest=digest)
         self.problems: list[str] = list(problems or [])
 
 
 class ConfigError(RegistryGCError, ValueError):
-    """A registry configuration or an option value cannot be used."""
+    """A registry configuration, a retention policy or an option value cannot be used."""
 
 
 class BackendNotFoundError(RegistryGCError, LookupError):

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from . import _sync
-from ._errors import InvalidReferenceError, ManifestError, RegistryGCError
+from ._errors import InvalidReferenceError, ManifestError, NotFoundError
 from .backends._hashing import digest_paths, new_hash, streaming
 from .fetch import Unreadable
 from .layout import (
@@ -78,10 +78,6 @@ HASH_BATCH = 8
 PARALLEL_HASHES = 4
 #: Image configs larger than this are not read for their platform.
 MAX_CONFIG_SIZE = 1024 * 1024
-
-
-class NotFoundError(RegistryGCError, LookupError):
-    """A repository, tag or manifest named on the command line is not in the store."""
 
 
 def _canonical(repo: RepositoryEntry, digest: Digest) -> Digest | None:

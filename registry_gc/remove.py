@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import attrs
 
-from ._errors import InvalidReferenceError
-from .inspect import NotFoundError
+from ._errors import InvalidReferenceError, NotFoundError
 from .layout import Digest, Repository, Tag, repository_prefix
 from .manifests import Manifest
 from .mark import Marks

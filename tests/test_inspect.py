@@ -16,11 +16,10 @@ from typing import TYPE_CHECKING
 
 import fsspec
 import pytest
-from registry_gc import load_manifests, take_inventory
+from registry_gc import NotFoundError, load_manifests, take_inventory
 from registry_gc.backends import FsspecBackend, LocalBackend, ReadOnlyBackend, open_backend
 from registry_gc.backends._hashing import SupportsDigest, digest_paths, new_hash, streaming
 from registry_gc.inspect import (
-    NotFoundError,
     check_store,
     disk_usage,
     fsck,
