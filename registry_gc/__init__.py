@@ -14,17 +14,22 @@ from ._errors import (
     StorageError,
     TargetNotEmptyError,
 )
-from .apply import ApplyResult, apply_plan
+from .apply import ApplyResult, Status, apply_plan
 from .backends import Backend, open_backend
-from .collector import DEFAULT_GRACE, DEFAULT_UPLOADS_OLDER_THAN, collect, collect_async
+from .check import CheckResult, check, check_async
+from .collector import collect, collect_async
 from .fetch import ManifestTable, fetch_manifests, load_manifests
 from .inventory import Anomaly, Inventory, take_inventory
 from .layout import Digest, Repository, Tag
+from .listing import Listing, list_images, list_images_async
 from .manifests import Manifest, ManifestKind, parse_manifest
 from .mark import Marks, mark
-from .plan import Category, Deletion, Kept, Plan, make_plan
+from .options import DEFAULT_GRACE, DEFAULT_UPLOADS_OLDER_THAN, Options, Removals
+from .plan import Category, Deletion, Kept, Plan, Reason, make_plan
 from .policy import Policy, Rule, TagDecisions, load_policy, parse_policy
+from .remove import RemoveReport, remove, remove_async
 from .report import Report
+from .usage import Usage, disk_usage, disk_usage_async
 
 try:
     __version__ = version("registry-gc")
@@ -39,35 +44,49 @@ __all__ = [
     "Backend",
     "BackendNotFoundError",
     "Category",
+    "CheckResult",
     "ConfigError",
     "Deletion",
     "Digest",
     "InvalidReferenceError",
     "Inventory",
     "Kept",
+    "Listing",
     "Manifest",
     "ManifestError",
     "ManifestKind",
     "ManifestTable",
     "Marks",
     "NotFoundError",
+    "Options",
     "Plan",
     "Policy",
     "ReadOnlyError",
+    "Reason",
     "RefusedError",
     "RegistryGCError",
+    "Removals",
+    "RemoveReport",
     "Report",
     "Repository",
     "Rule",
+    "Status",
     "StorageError",
     "Tag",
     "TagDecisions",
     "TargetNotEmptyError",
+    "Usage",
     "__version__",
     "apply_plan",
+    "check",
+    "check_async",
     "collect",
     "collect_async",
+    "disk_usage",
+    "disk_usage_async",
     "fetch_manifests",
+    "list_images",
+    "list_images_async",
     "load_manifests",
     "load_policy",
     "make_plan",
@@ -75,5 +94,7 @@ __all__ = [
     "open_backend",
     "parse_manifest",
     "parse_policy",
+    "remove",
+    "remove_async",
     "take_inventory",
 ]

@@ -119,6 +119,19 @@ class Progress:
             return
         self._bars.update(self._task(phase, total), completed=done, total=total)
 
+    def callback(self) -> Callable[[str, int, int | None], None] | None:
+        """The ``progress(phase, done, total)`` callback of the library's commands.
+
+        ``None`` when no bars are shown, so that the library skips the calls.
+        """
+        if self._bars is None:
+            return None
+
+        def callback(phase: str, done: int, total: int | None) -> None:
+            self.update(phase, done, None if total is None else max(total, done))
+
+        return callback
+
     def collector(self) -> Callable[[str, int, int], None]:
         """The ``progress(phase, done, total)`` callback of :func:`~registry_gc.collect`.
 

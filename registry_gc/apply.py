@@ -12,6 +12,7 @@ interrupted run followed by a new run converges to the same end state.
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -22,14 +23,14 @@ from . import _sync
 from ._errors import RefusedError
 from .backends import DeleteResult, Outcome, SupportsMultipartUploads
 from .layout import REPOSITORIES_PREFIX, V2_PREFIX
-from .plan import PHASES, Category, Deletion, Plan
+from .plan import PHASES, Category, Plan
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
     from .backends import Backend
 
-__all__ = ["ApplyResult", "Failure", "apply_plan", "execute"]
+__all__ = ["ApplyResult", "Failure", "Status", "apply_plan", "execute"]
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +53,26 @@ class Failure:
     repository: str | None
 
 
+class Status(str, enum.Enum):
+    """What became of one deletion of a plan. A ``str``: ``Status.DELETED == "deleted"``."""
+
+    #: not applied (a dry run)
+    PLANNED = "planned"
+    DELETED = "deleted"
+    FAILED = "failed"
+    #: not attempted: an earlier phase failed, so it could still be needed
+    SKIPPED = "skipped"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @attrs.define
 class ApplyResult:
     """What happened when a plan was applied."""
 
-    #: index in ``plan.deletions`` → "deleted" | "failed" | "skipped"
-    status: list[str] = attrs.Factory(list)
+    #: one per deletion of the plan, in its order
+    status: list[Status] = attrs.Factory(list)
     failures: list[Failure] = attrs.Factory(list)
     #: paths that were already gone (fine: someone, or an earlier run, deleted them)
     already_missing: int = 0
@@ -67,7 +82,7 @@ class ApplyResult:
     @property
     def ok(self) -> bool:
         """``True`` when nothing failed and nothing was skipped."""
-        return not self.failures and "skipped" not in self.status
+        return not self.failures and Status.SKIPPED not in self.status
 
 
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
@@ -150,25 +165,24 @@ async def execute(
         )
         msg = f"refusing to apply a plan that deletes {bad!r}, outside {V2_PREFIX}; nothing deleted"
         raise RefusedError(msg, [msg])
-    result = ApplyResult(status=["planned"] * len(plan.deletions))
-    index_of: dict[int, int] = {id(d): i for i, d in enumerate(plan.deletions)}
+    result = ApplyResult(status=[Status.PLANNED] * len(plan.deletions))
     stopped = False
     deleted_paths: list[str] = []
     for phase in PHASES:
-        members = [d for d in plan.deletions if d.category in phase]
+        members = [i for i, d in enumerate(plan.deletions) if d.category in phase]
         if not members:
             continue
         name = "+".join(c.value for c in phase)
         if stopped:
-            for d in members:
-                result.status[index_of[id(d)]] = "skipped"
+            for i in members:
+                result.status[i] = Status.SKIPPED
             log.warning("skipped %d %s deletion(s): an earlier phase failed", len(members), name)
             continue
-        owner: dict[str, Deletion] = {}
+        owner: dict[str, int] = {}
         paths: list[str] = []
-        for d in members:
-            for p in d.paths:
-                owner[p] = d
+        for i in members:
+            for p in plan.deletions[i].paths:
+                owner[p] = i
                 paths.append(p)
         done = 0
 
@@ -179,11 +193,11 @@ async def execute(
                 progress(name, done, total)
 
         results = await _delete_all(backend, paths, tick) if paths else []
-        uploads = [u for d in members for u in d.multipart]
+        uploads = [u for i in members for u in plan.deletions[i].multipart]
         if uploads:
-            for d in members:
-                for u in d.multipart:
-                    owner[u.key] = d
+            for i in members:
+                for u in plan.deletions[i].multipart:
+                    owner[u.key] = i
             if isinstance(backend, SupportsMultipartUploads):
                 results.extend(await backend.abort_multipart_uploads(uploads))
             else:  # pragma: no cover - only backends that list them plan them
@@ -193,9 +207,10 @@ async def execute(
                 )
         failed: set[int] = set()
         for r in results:
-            d = owner[r.path]
+            i = owner[r.path]
             if r.outcome is Outcome.FAILED:
-                failed.add(id(d))
+                failed.add(i)
+                d = plan.deletions[i]
                 result.failures.append(
                     Failure(r.path, r.error or "failed", d.category, d.repository)
                 )
@@ -203,13 +218,13 @@ async def execute(
                 deleted_paths.append(r.path)
                 if r.outcome is Outcome.MISSING:
                     result.already_missing += 1
-        for d in members:
-            result.status[index_of[id(d)]] = "failed" if id(d) in failed else "deleted"
+        for i in members:
+            result.status[i] = Status.FAILED if i in failed else Status.DELETED
         log.info(
             "deleted %d %s object(s) (%d bytes), %d failed",
             len(paths) - len(failed),
             name,
-            sum(d.size for d in members if id(d) not in failed),
+            sum(plan.deletions[i].size for i in members if i not in failed),
             len(failed),
         )
         if failed:

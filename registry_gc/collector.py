@@ -8,180 +8,165 @@
 
 from __future__ import annotations
 
-import datetime
 import logging
-import time
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from . import _sync
-from ._errors import RefusedError
+from ._run import Timings, open_root, survey
 from .apply import execute
-from .backends import Backend, open_backend
-from .fetch import fetch_manifests
-from .inventory import scan
-from .layout import V2_PREFIX
 from .mark import mark
+from .options import DEFAULT_GRACE, DEFAULT_UPLOADS_OLDER_THAN, Options, Removals
 from .plan import make_plan
 from .policy import decide_tags
 from .report import Report
 
 if TYPE_CHECKING:
-    import os
-    from collections.abc import Callable, Collection, Mapping
+    import datetime
+    from collections.abc import Mapping
 
-    from .layout import Digest, Repository, Tag
-    from .mark import Marks
+    from ._run import ProgressCallback, Root
+    from .backends import Backend
+    from .fetch import ManifestTable
+    from .inventory import Inventory
     from .policy import Policy, TagDecisions
 
-__all__ = ["DEFAULT_GRACE", "DEFAULT_UPLOADS_OLDER_THAN", "collect", "collect_async"]
+__all__ = [
+    "DEFAULT_GRACE",
+    "DEFAULT_UPLOADS_OLDER_THAN",
+    "collect",
+    "collect_async",
+    "options_of",
+]
 
 log = logging.getLogger(__name__)
 
-#: Nothing younger than this is deleted (blobs, links, uploads).
-DEFAULT_GRACE = datetime.timedelta(hours=1)
-#: Uploads that started longer ago than this (and are idle) are removed.
-DEFAULT_UPLOADS_OLDER_THAN = datetime.timedelta(hours=24)
+
+def options_of(options: Options | None = None, **fields: Any) -> Options:  # noqa: ANN401
+    """``options`` (or the defaults) with the ``fields`` that are not ``None`` changed."""
+    changed = {k: v for k, v in fields.items() if v is not None}
+    return attrs.evolve(options or Options(), **changed)
 
 
-def _backend(
-    root: str | os.PathLike[str] | Backend, storage_options: Mapping[str, Any] | None
-) -> Backend:
-    if isinstance(root, Backend):
-        return root
-    return open_backend(root, storage_options)
-
-
-async def collect_async(
-    root: str | os.PathLike[str] | Backend,
+async def sweep(
+    backend: Backend,
+    inventory: Inventory,
+    manifests: ManifestTable,
     *,
-    storage_options: Mapping[str, Any] | None = None,
-    delete_untagged: bool = False,
-    dry_run: bool = False,
-    grace: datetime.timedelta = DEFAULT_GRACE,
-    uploads_older_than: datetime.timedelta = DEFAULT_UPLOADS_OLDER_THAN,
-    allow_no_manifests: bool = False,
-    allow_empty: bool = False,
-    prune_damaged: bool = False,
-    now: datetime.datetime | None = None,
-    removed_tags: Mapping[Repository, Collection[Tag]] | None = None,
-    removed_repositories: Collection[Repository] = (),
-    removed_manifests: Mapping[Repository, Collection[Digest]] | None = None,
-    policy: Policy | None = None,
-    progress: Callable[[str, int, int], None] | None = None,
+    options: Options,
+    removals: Removals,
+    policy: Policy | None,
+    dry_run: bool,
+    now: datetime.datetime | None,
+    timings: Timings,
+    progress: ProgressCallback | None,
 ) -> Report:
-    """:func:`collect`, for callers that run an event loop."""
-    if grace < datetime.timedelta(0) or uploads_older_than < datetime.timedelta(0):
-        msg = "grace and uploads_older_than must not be negative"
-        raise ValueError(msg)
-    backend = _backend(root, storage_options)
-    if dry_run:
-        backend = _read_only(backend)
-    timings: dict[str, float] = {}
-    try:
-        t = time.monotonic()
-        inventory = await scan(backend)
-        timings["inventory"] = time.monotonic() - t
-        if inventory.empty and not allow_empty:
-            msg = (
-                f"no registry found at {backend.url}: nothing under {V2_PREFIX}. Give the "
-                "registry's rootdirectory (the directory that holds docker/registry/v2), or "
-                "pass allow_empty=True (--allow-empty) if the registry is really empty"
-            )
-            raise RefusedError(msg, [msg])
-        t = time.monotonic()
-        manifests = await fetch_manifests(
-            backend,
-            inventory,
-            progress=(lambda done, total: progress("manifests", done, total)) if progress else None,
-        )
-        timings["manifests"] = time.monotonic() - t
-        t = time.monotonic()
-        reference = now or inventory.started
-        cutoff = (reference - grace).timestamp()
-        uploads_cutoff = (reference - uploads_older_than).timestamp()
+    """Mark, plan and (unless ``dry_run``) apply, on what :func:`survey` found."""
+    with timings.step("plan"):
         decisions: TagDecisions | None = None
+        reference = now or inventory.started
         if policy is not None:
             decisions = await decide_tags(
-                backend, inventory, manifests, policy, now=reference, grace=grace
+                backend, inventory, manifests, policy, now=reference, grace=options.grace
             )
-            removed_tags = decisions.removed_tags(removed_tags)
-            removed_manifests = decisions.removed_manifests(removed_manifests)
-
-        def marked() -> Marks:
-            return mark(
-                inventory,
-                manifests,
-                delete_untagged=delete_untagged,
-                cutoff=cutoff,
-                allow_no_manifests=allow_no_manifests,
-                prune_damaged=prune_damaged,
-                removed_tags=removed_tags,
-                removed_repositories=removed_repositories,
-                removed_manifests=removed_manifests,
-            )
-
-        marks = marked()
+            removals = removals.merged(decisions.removals())
+        marks = mark(inventory, manifests, options, removals=removals, now=now)
         refined = decisions.after_mark(marks) if decisions is not None else None
         if refined is not None:
             # Signature tags of images this run deletes go too: mark once more without them.
             decisions = refined
-            removed_tags = decisions.removed_tags(removed_tags)
-            marks = marked()
-        plan = make_plan(
-            inventory,
-            marks,
-            delete_untagged=delete_untagged,
-            cutoff=cutoff,
-            uploads_cutoff=uploads_cutoff,
-            removed_tags=removed_tags,
-            removed_repositories=removed_repositories,
-            removed_manifests=removed_manifests,
-        )
-        timings["plan"] = time.monotonic() - t
-        log.info(
-            "plan: %d deletion(s), %d bytes; %d kept for the grace period; %d anomalies",
-            len(plan.deletions),
-            sum(d.size for d in plan.deletions),
-            len(plan.kept),
-            len(plan.anomalies),
-        )
-        report = Report(
-            inventory,
-            plan,
-            dry_run,
-            grace.total_seconds(),
-            uploads_older_than.total_seconds(),
-            timings=timings,
-            manifests_read=len(manifests),
-            decisions=decisions,
-        )
-        if not dry_run:
-            t = time.monotonic()
+            removals = removals.merged(decisions.removals())
+            marks = mark(inventory, manifests, options, removals=removals, now=now)
+        plan = make_plan(inventory, marks)
+    log.info(
+        "plan: %d deletion(s), %d bytes; %d kept for the grace period; %d anomalies",
+        len(plan.deletions),
+        sum(d.size for d in plan.deletions),
+        len(plan.kept),
+        len(plan.anomalies),
+    )
+    report = Report(
+        inventory,
+        plan,
+        dry_run,
+        options,
+        timings=timings,
+        manifests_read=len(manifests),
+        decisions=decisions,
+    )
+    if not dry_run:
+        with timings.step("apply"):
             report.result = await execute(backend, plan, progress=progress)
-            timings["apply"] = time.monotonic() - t
-        timings["total"] = sum(timings.values())
-        return report
+    timings["total"] = timings.total()
+    return report
+
+
+async def collect_async(
+    root: Root,
+    options: Options | None = None,
+    *,
+    dry_run: bool = False,
+    removals: Removals | None = None,
+    policy: Policy | None = None,
+    now: datetime.datetime | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    progress: ProgressCallback | None = None,
+    delete_untagged: bool | None = None,
+    grace: datetime.timedelta | None = None,
+    uploads_older_than: datetime.timedelta | None = None,
+    prune_damaged: bool | None = None,
+    allow_no_manifests: bool | None = None,
+    allow_empty: bool | None = None,
+) -> Report:
+    """:func:`collect`, for callers that run an event loop."""
+    options = options_of(
+        options,
+        delete_untagged=delete_untagged,
+        grace=grace,
+        uploads_older_than=uploads_older_than,
+        prune_damaged=prune_damaged,
+        allow_no_manifests=allow_no_manifests,
+        allow_empty=allow_empty,
+    )
+    backend = open_root(root, storage_options, read_only=dry_run)
+    try:
+        timings = Timings()
+        inventory, manifests = await survey(
+            backend, allow_empty=options.allow_empty, progress=progress, timings=timings
+        )
+        return await sweep(
+            backend,
+            inventory,
+            manifests,
+            options=options,
+            removals=removals or Removals(),
+            policy=policy,
+            dry_run=dry_run,
+            now=now,
+            timings=timings,
+            progress=progress,
+        )
     finally:
         await backend.aclose()
 
 
 def collect(
-    root: str | os.PathLike[str] | Backend,
+    root: Root,
+    options: Options | None = None,
     *,
-    storage_options: Mapping[str, Any] | None = None,
-    delete_untagged: bool = False,
     dry_run: bool = False,
-    grace: datetime.timedelta = DEFAULT_GRACE,
-    uploads_older_than: datetime.timedelta = DEFAULT_UPLOADS_OLDER_THAN,
-    allow_no_manifests: bool = False,
-    allow_empty: bool = False,
-    prune_damaged: bool = False,
-    now: datetime.datetime | None = None,
-    removed_tags: Mapping[Repository, Collection[Tag]] | None = None,
-    removed_repositories: Collection[Repository] = (),
-    removed_manifests: Mapping[Repository, Collection[Digest]] | None = None,
+    removals: Removals | None = None,
     policy: Policy | None = None,
-    progress: Callable[[str, int, int], None] | None = None,
+    now: datetime.datetime | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    progress: ProgressCallback | None = None,
+    delete_untagged: bool | None = None,
+    grace: datetime.timedelta | None = None,
+    uploads_older_than: datetime.timedelta | None = None,
+    prune_damaged: bool | None = None,
+    allow_no_manifests: bool | None = None,
+    allow_empty: bool | None = None,
 ) -> Report:
     """Garbage-collect the registry at ``root`` and return the :class:`~registry_gc.Report`.
 
@@ -190,20 +175,23 @@ def collect(
     :class:`~registry_gc.backends.Backend`. ``storage_options`` go to the
     filesystem (credentials, ``endpoint_url``).
 
-    ``delete_untagged`` deletes manifests no tag reaches (the registry's
-    ``-m``); children of live indexes and referrers of live manifests are kept.
-    ``dry_run`` deletes nothing and reports exactly what a real run would.
-    Nothing modified within ``grace`` is deleted; uploads are removed once they
-    started more than ``uploads_older_than`` ago and have been idle for the grace.
-    ``policy`` (a :class:`~registry_gc.policy.Policy`) deletes tags by rule before
-    marking; the report's ``decisions`` say what it kept and deleted, and why.
+    What is garbage is decided by ``options`` (an :class:`~registry_gc.Options`),
+    or by its fields given directly (``delete_untagged=True``, ``grace=…``),
+    which override those of ``options``: ``delete_untagged`` deletes manifests
+    no tag reaches (the registry's ``-m``), keeping children of live indexes
+    and referrers of live manifests; nothing modified within ``grace`` is
+    deleted; uploads go once they started more than ``uploads_older_than`` ago
+    and have been idle for the grace. ``dry_run`` deletes nothing and reports
+    exactly what a real run would. ``removals`` (a :class:`~registry_gc.Removals`)
+    deletes tags, manifests or repositories by name; ``policy`` (a
+    :class:`~registry_gc.policy.Policy`) deletes tags by rule first, and the
+    report's ``decisions`` say what it kept and deleted, and why.
 
     A repository that cannot be fully read — a tag, index entry or revision
     whose manifest is missing, an untagged revision that cannot be decoded (it
     may be a referrer), a live manifest of a kind distribution does not know —
-    is *damaged*: everything it links is kept and
-    the report names why, unless ``prune_damaged`` (then what cannot be read
-    counts as absent).
+    is *damaged*: everything it links is kept and the report names why, unless
+    ``prune_damaged`` (then what cannot be read counts as absent).
 
     Raises :class:`~registry_gc.RefusedError` (nothing deleted) when a live manifest is
     present but cannot be decoded, when blobs exist but no manifest does
@@ -214,26 +202,18 @@ def collect(
     return _sync.run(
         collect_async(
             root,
-            storage_options=storage_options,
-            delete_untagged=delete_untagged,
+            options,
             dry_run=dry_run,
+            removals=removals,
+            policy=policy,
+            now=now,
+            storage_options=storage_options,
+            progress=progress,
+            delete_untagged=delete_untagged,
             grace=grace,
             uploads_older_than=uploads_older_than,
+            prune_damaged=prune_damaged,
             allow_no_manifests=allow_no_manifests,
             allow_empty=allow_empty,
-            prune_damaged=prune_damaged,
-            now=now,
-            removed_tags=removed_tags,
-            removed_repositories=removed_repositories,
-            removed_manifests=removed_manifests,
-            policy=policy,
-            progress=progress,
         )
     )
-
-
-def _read_only(backend: Backend) -> Backend:
-    """Wrap ``backend`` so that any delete raises."""
-    from .backends import ReadOnlyBackend  # noqa: PLC0415
-
-    return backend if isinstance(backend, ReadOnlyBackend) else ReadOnlyBackend(backend)

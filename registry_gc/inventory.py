@@ -46,7 +46,7 @@ from .layout import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from .backends import Backend, MultipartUpload, ObjectInfo
 
@@ -457,8 +457,17 @@ class _Builder:
         )
 
 
-async def scan(backend: Backend) -> Inventory:
-    """List the registry once and build its :class:`Inventory` (async)."""
+#: Listed objects between two ``listing`` progress reports.
+PROGRESS_STEP = 500
+
+
+async def scan(
+    backend: Backend, *, progress: Callable[[str, int, int | None], None] | None = None
+) -> Inventory:
+    """List the registry once and build its :class:`Inventory` (async).
+
+    ``progress("listing", listed, None)`` is called every :data:`PROGRESS_STEP` objects.
+    """
     t0 = time.monotonic()
     inv = Inventory(backend.url, datetime.datetime.now(datetime.timezone.utc))
     builder = _Builder(inv)
@@ -466,6 +475,8 @@ async def scan(backend: Backend) -> Inventory:
     async def consume(prefix: str) -> None:
         async for info in backend.list(prefix):
             builder.add(info)
+            if progress is not None and inv.objects % PROGRESS_STEP == 0:
+                progress("listing", inv.objects, None)
 
     async def multipart() -> None:
         if isinstance(backend, SupportsMultipartUploads):
@@ -481,6 +492,8 @@ async def scan(backend: Backend) -> Inventory:
         inv.blobs.total_size(),
         len(inv.repositories),
     )
+    if progress is not None:
+        progress("listing", inv.objects, inv.objects)
     to_read = [p for _, _, p in builder.current_links] + [p for _, _, p in builder.alias_links]
     contents: dict[str, bytes | None] = {}
     await read_each(backend, to_read, contents.__setitem__)

@@ -30,9 +30,10 @@ from .graph import Graph, Reach, Role, walk
 from .inventory import Anomaly
 from .layout import RevisionLink, TagCurrentLink, blob_path, repository_prefix
 from .manifests import Manifest
+from .options import Cutoffs, Options, Removals
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Mapping
+    import datetime
 
     from .fetch import ManifestTable
     from .inventory import Inventory, RepositoryEntry
@@ -43,7 +44,11 @@ __all__ = ["Marks", "mark"]
 
 @attrs.define
 class Marks:
-    """The result of marking."""
+    """The result of marking, with the options, removals and cut-offs it was made with."""
+
+    options: Options = attrs.Factory(Options)
+    removals: Removals = attrs.Factory(Removals)
+    cutoffs: Cutoffs = attrs.Factory(lambda: Cutoffs(0.0, 0.0, 0.0))
 
     #: live manifests, per repository
     live: dict[Repository, set[Digest]] = attrs.Factory(dict)
@@ -70,31 +75,25 @@ class Marks:
 def mark(
     inventory: Inventory,
     manifests: ManifestTable,
+    options: Options | None = None,
     *,
-    delete_untagged: bool,
-    cutoff: float,
-    allow_no_manifests: bool = False,
-    prune_damaged: bool = False,
-    removed_tags: Mapping[Repository, Collection[Tag]] | None = None,
-    removed_repositories: Collection[Repository] = (),
-    removed_manifests: Mapping[Repository, Collection[Digest]] | None = None,
+    removals: Removals | None = None,
+    now: datetime.datetime | None = None,
 ) -> Marks:
     """Mark everything live in ``inventory``.
 
-    ``cutoff`` is a timestamp (seconds since the epoch): objects modified after
-    it are inside the grace period and protect what they reference.
-    ``prune_damaged`` treats a damaged repository like any other (what cannot
-    be read counts as absent) instead of keeping everything it links.
-    ``removed_*`` are explicit removals: removed repositories mark nothing,
-    removed tags are no roots, removed manifests are no roots (and the tags
-    pointing at them are no roots either, as when distribution deletes a
-    manifest by digest).
+    ``options`` decide the roots (``delete_untagged``), the grace period,
+    whether damaged repositories are collected (``prune_damaged``) and whether
+    a store without manifests may be swept; ``removals`` are explicit removals
+    (``rm``, retention policies). The grace period counts back from ``now``
+    (default: when the listing started). The result carries all three, so that
+    :func:`~registry_gc.plan.make_plan` plans with exactly what marking used.
     """
-    marks = Marks()
+    options = options or Options()
+    removals = removals or Removals()
+    cutoffs = options.cutoffs(now or inventory.started)
+    marks = Marks(options=options, removals=removals, cutoffs=cutoffs)
     manifest_count = 0
-    removed_tags = removed_tags or {}
-    removed_manifests = removed_manifests or {}
-    gone = set(removed_repositories)
     workers: list[_Repository] = []
     for repo in inventory.repositories.values():
         graph = Graph.of(repo, manifests, inventory.blobs)
@@ -103,31 +102,31 @@ def mark(
         )
         if graph.legacy:
             marks.legacy[repo.name] = graph.legacy
-        if repo.name in gone and repo.name_problem is None:
+        if repo.name in removals.repositories and repo.name_problem is None:
             marks.live[repo.name] = set()
             marks.needed_links[repo.name] = set()
             continue
         worker = _Repository(
             graph,
             marks,
-            delete_untagged=delete_untagged,
-            cutoff=cutoff,
-            prune_damaged=prune_damaged,
-            skip_tags=set(removed_tags.get(repo.name, ())),
-            skip_manifests=set(removed_manifests.get(repo.name, ())),
+            delete_untagged=options.delete_untagged,
+            cutoff=cutoffs.grace,
+            prune_damaged=options.prune_damaged,
+            skip_tags=set(removals.tags_of(repo.name)),
+            skip_manifests=set(removals.manifests_of(repo.name)),
         )
         worker.mark()
         workers.append(worker)
     _referrers_across_repositories(workers, marks)
     marks.grace_blobs -= marks.blobs
     marks.blobs |= marks.grace_blobs
-    if manifest_count == 0 and len(inventory.blobs) > 0 and not allow_no_manifests:
+    if manifest_count == 0 and len(inventory.blobs) > 0 and not options.allow_no_manifests:
         marks.problems.append(
             f"{inventory.url}: found {len(inventory.blobs)} blobs but not a single manifest "
             "(no revision link, no tag) — is this the registry's root directory, and is every "
             "repository readable? registry-gc will not delete every blob on that evidence; "
-            "if the registry really holds no image any more, run again with "
-            "--allow-no-manifests"
+            "if the registry really holds no image any more, run again allowing a store "
+            "without manifests (allow_no_manifests)"
         )
     return marks
 
@@ -261,7 +260,7 @@ class _Repository:
                     repository_prefix(name),
                     f"repository {name!r} cannot be fully read, so registry-gc keeps everything "
                     f"it links: {shown}{more}. Restore or remove what is named (registry-gc rm "
-                    f"{name}@<digest>), or run with --prune-damaged to collect it as if what "
+                    f"{name}@<digest>), or run with prune_damaged to collect it as if what "
                     "cannot be read were absent",
                     name,
                 )
@@ -270,7 +269,7 @@ class _Repository:
             live, fresh_reach = self.walk(protect=True, into=live)
         else:
             marks.anomalies.extend(
-                attrs.evolve(a, message=f"{a.message}; collected anyway (--prune-damaged)")
+                attrs.evolve(a, message=f"{a.message}; collected anyway (prune_damaged)")
                 for a in findings
             )
         self.report(live)

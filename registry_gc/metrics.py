@@ -26,14 +26,13 @@ True
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import time
 from typing import TYPE_CHECKING
 
 from . import __version__
-from ._errors import RefusedError, RegistryGCError, StorageError
+from ._errors import ConfigError, RefusedError, RegistryGCError, StorageError
 from .backends import CountingBackend, http_requests
 from .plan import Category
 from .report import Report
@@ -71,7 +70,7 @@ def outcome_of(outcome: Report | BaseException) -> str:
     if isinstance(outcome, StorageError):
         return "storage-error"
     # As the command line maps exceptions to exit codes: bad input (2), then the storage (4).
-    if isinstance(outcome, (RegistryGCError, ValueError, argparse.ArgumentTypeError)):
+    if isinstance(outcome, (RegistryGCError, ValueError)):
         return "usage-error"
     if isinstance(outcome, OSError):
         return "storage-error"
@@ -262,8 +261,8 @@ class RunRecorder:
         if self.path is not None:
             directory = os.path.dirname(os.path.abspath(self.path))
             if not os.path.isdir(directory):
-                msg = f"--metrics-file {self.path}: directory {directory} does not exist"
-                raise argparse.ArgumentTypeError(msg)
+                msg = f"metrics file {self.path}: directory {directory} does not exist"
+                raise ConfigError(msg, path=self.path)
 
     def wrap(self, backend: Backend) -> Backend:
         """``backend``, counting its operations when metrics are written."""

@@ -27,7 +27,6 @@ from .layout import (
     Digest,
     LayerLink,
     LegacySignatureLink,
-    Repository,
     RevisionLink,
     Tag,
     TagCurrentLink,
@@ -39,13 +38,14 @@ from .layout import (
 
 if TYPE_CHECKING:
     import datetime
-    from collections.abc import Collection, Iterator, Mapping
+    from collections.abc import Iterator
 
     from .backends import MultipartUpload
     from .inventory import Anomaly, Inventory, RepositoryEntry
     from .mark import Marks
+    from .options import Removals
 
-__all__ = ["PHASES", "Category", "Deletion", "Kept", "Plan", "make_plan"]
+__all__ = ["PHASES", "Category", "Deletion", "Kept", "Plan", "Reason", "make_plan"]
 
 
 class Category(enum.Enum):
@@ -58,6 +58,40 @@ class Category(enum.Enum):
     BLOB = "blob"
     UPLOAD = "upload"
     REPOSITORY = "repository"
+
+
+class Reason(str, enum.Enum):
+    """Why something is deleted. A ``str``: ``Reason.UNTAGGED == "untagged"``."""
+
+    #: a manifest no tag reaches (``delete_untagged``), and what only it needed
+    UNTAGGED = "untagged"
+    #: a blob or ``_layers`` link nothing live references
+    UNREFERENCED = "unreferenced"
+    #: a link whose target is missing
+    DANGLING_LINK = "dangling-link"
+    #: tag history of a revision that is gone
+    STALE_TAG_HISTORY = "stale-tag-history"
+    #: an upload started long ago and idle since
+    STALE_UPLOAD = "stale-upload"
+    #: a repository with nothing left in it
+    EMPTY_REPOSITORY = "empty-repository"
+    #: removed by name (``rm REPO:TAG``, a retention policy)
+    REMOVED_TAG = "removed-tag"
+    #: removed by name (``rm REPO``)
+    REMOVED_REPOSITORY = "removed-repository"
+    #: removed by name (``rm REPO@DIGEST``, a policy's orphan referrer)
+    REMOVED_MANIFEST = "removed-manifest"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def explicit(self) -> bool:
+        """Whether the thing was removed by name rather than found to be garbage."""
+        return self in _EXPLICIT
+
+
+_EXPLICIT = frozenset({Reason.REMOVED_TAG, Reason.REMOVED_REPOSITORY, Reason.REMOVED_MANIFEST})
 
 
 #: The order deletions are applied in; categories in one phase go together.
@@ -73,15 +107,10 @@ PHASES: tuple[tuple[Category, ...], ...] = (
 
 @attrs.frozen
 class Deletion:
-    """One thing to delete: its storage paths, the bytes it frees and why.
-
-    ``reason`` is one of ``untagged``, ``unreferenced``, ``dangling-link``,
-    ``stale-tag-history``, ``stale-upload``, ``empty-repository``,
-    ``removed-tag``, ``removed-repository``, ``removed-manifest``.
-    """
+    """One thing to delete: its storage paths, the bytes it frees and why."""
 
     category: Category
-    reason: str
+    reason: Reason
     paths: tuple[str, ...]
     size: int = 0
     repository: str | None = None
@@ -140,34 +169,23 @@ class Plan:
         return [p for d in self.deletions for p in d.paths]
 
 
-def make_plan(
-    inventory: Inventory,
-    marks: Marks,
-    *,
-    delete_untagged: bool,
-    cutoff: float,
-    uploads_cutoff: float,
-    removed_tags: Mapping[Repository, Collection[Tag]] | None = None,
-    removed_repositories: Collection[Repository] = (),
-    removed_manifests: Mapping[Repository, Collection[Digest]] | None = None,
-) -> Plan:
+def make_plan(inventory: Inventory, marks: Marks) -> Plan:
     """Turn marks into a plan; raise :class:`RefusedError` when marking found problems.
 
-    ``removed_tags``, ``removed_repositories`` and ``removed_manifests`` are
-    explicit removals (``registry-gc rm``, retention policies); they must have
-    been passed to :func:`~registry_gc.mark.mark` as well. They are deleted
-    whatever their age.
+    The options, explicit removals and cut-offs are the ones marking used
+    (:attr:`Marks.options`, :attr:`Marks.removals`, :attr:`Marks.cutoffs`).
+    Explicit removals are deleted whatever their age.
     """
     if marks.problems:
         n = len(marks.problems)
         msg = f"refusing to sweep {inventory.url}: {n} problem(s) found; nothing was deleted"
         raise RefusedError(msg, marks.problems)
-    removed_tags = removed_tags or {}
-    removed_manifests = removed_manifests or {}
-    removed_repos = set(removed_repositories)
-    plan = Plan(inventory.url, inventory.started, cutoff, delete_untagged)
+    removals = marks.removals
+    cutoffs = marks.cutoffs
+    plan = Plan(inventory.url, inventory.started, cutoffs.grace, marks.options.delete_untagged)
     plan.anomalies = [*inventory.anomalies, *marks.anomalies]
-    now = inventory.started.timestamp()
+    now = cutoffs.now
+    cutoff = cutoffs.grace
     protected: set[str] = {
         V2_PREFIX.rstrip("/"),
         BLOBS_PREFIX.rstrip("/"),
@@ -178,8 +196,8 @@ def make_plan(
     for repo in inventory.repositories.values():
         if repo.name_problem is not None:
             continue  # never touched: reported as an anomaly by the inventory
-        gone = repo.name in removed_repos
-        dropped = set(removed_manifests.get(repo.name, ()))
+        gone = repo.name in removals.repositories
+        dropped = set(removals.manifests_of(repo.name))
         _plan_repository(
             plan,
             repo,
@@ -187,8 +205,8 @@ def make_plan(
             marks,
             now=now,
             cutoff=cutoff,
-            uploads_cutoff=uploads_cutoff,
-            removed_tags=set(repo.tags) if gone else _removed_tags(repo, removed_tags, dropped),
+            uploads_cutoff=cutoffs.uploads,
+            removed_tags=set(repo.tags) if gone else _removed_tags(repo, removals, dropped),
             removed_manifests=dropped,
             whole=gone,
             emptied=emptied,
@@ -216,7 +234,7 @@ def make_plan(
             )
             continue
         plan.deletions.append(
-            Deletion(Category.BLOB, "unreferenced", (blob_path(digest),), size, None, digest)
+            Deletion(Category.BLOB, Reason.UNREFERENCED, (blob_path(digest),), size, None, digest)
         )
     # Nothing inside a directory with an invalid repository name is touched, not even
     # an empty directory.
@@ -236,12 +254,10 @@ def make_plan(
 
 
 def _removed_tags(
-    repo: RepositoryEntry,
-    removed_tags: Mapping[Repository, Collection[Tag]],
-    removed_manifests: set[Digest],
+    repo: RepositoryEntry, removals: Removals, removed_manifests: set[Digest]
 ) -> set[Tag]:
     """Tags removed by name, and the tags on removed manifests (as distribution's DELETE does)."""
-    out = {t for t in removed_tags.get(repo.name, ()) if t in repo.tags}
+    out = {t for t in removals.tags_of(repo.name) if t in repo.tags}
     out.update(t.name for t in repo.tags.values() if t.current in removed_manifests)
     return out
 
@@ -270,7 +286,7 @@ def _plan_repository(
     damaged = name in marks.damaged and not whole
     out = plan.deletions
     blobs = inventory.blobs
-    explicit = "removed-repository" if whole else None
+    explicit = Reason.REMOVED_REPOSITORY if whole else None
     prefix = repository_prefix(name)
 
     for tag_name in sorted(removed_tags):
@@ -281,7 +297,7 @@ def _plan_repository(
         out.append(
             Deletion(
                 Category.TAG,
-                explicit or "removed-tag",
+                explicit or Reason.REMOVED_TAG,
                 tuple(paths),
                 0,
                 name,
@@ -306,11 +322,11 @@ def _plan_repository(
             )
             continue
         if forced:
-            reason = explicit or "removed-manifest"
+            reason = explicit or Reason.REMOVED_MANIFEST
         elif digest not in blobs:
-            reason = "dangling-link"
+            reason = Reason.DANGLING_LINK
         else:
-            reason = "untagged"
+            reason = Reason.UNTAGGED
         link = LayerLink(name, digest) if digest in legacy else RevisionLink(name, digest)
         revision_paths = (
             link.path,
@@ -327,7 +343,12 @@ def _plan_repository(
             sig_paths = tuple(LegacySignatureLink(name, revision, s).path for s, _ in sigs)
             out.append(
                 Deletion(
-                    Category.REVISION, explicit or "dangling-link", sig_paths, 0, name, revision
+                    Category.REVISION,
+                    explicit or Reason.DANGLING_LINK,
+                    sig_paths,
+                    0,
+                    name,
+                    revision,
                 )
             )
             deleted_revisions.add(revision)
@@ -344,7 +365,7 @@ def _plan_repository(
             out.append(
                 Deletion(
                     Category.TAG_INDEX,
-                    "stale-tag-history",
+                    Reason.STALE_TAG_HISTORY,
                     (TagIndexLink(name, tag.name, digest).path,),
                     0,
                     name,
@@ -374,9 +395,9 @@ def _plan_repository(
         if explicit:
             reason = explicit
         elif target is None or target not in blobs:
-            reason = "dangling-link"
+            reason = Reason.DANGLING_LINK
         else:
-            reason = "unreferenced"
+            reason = Reason.UNREFERENCED
         out.append(
             Deletion(Category.LAYER_LINK, reason, (LayerLink(name, digest).path,), 0, name, digest)
         )
@@ -402,7 +423,7 @@ def _plan_repository(
         out.append(
             Deletion(
                 Category.UPLOAD,
-                explicit or "stale-upload",
+                explicit or Reason.STALE_UPLOAD,
                 upload_paths,
                 upload.size,
                 name,
@@ -433,7 +454,7 @@ def _plan_repository(
     if empty:
         leftovers = tuple(repo.unrecognized) if whole else ()
         out.append(
-            Deletion(Category.REPOSITORY, explicit or "empty-repository", leftovers, 0, name)
+            Deletion(Category.REPOSITORY, explicit or Reason.EMPTY_REPOSITORY, leftovers, 0, name)
         )
         emptied.add(prefix.rstrip("/"))
         return

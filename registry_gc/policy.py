@@ -50,6 +50,7 @@ from .fetch import is_manifest, read_configs
 from .graph import Graph, Role, walk
 from .layout import Digest, Repository, Tag, tag_name_problem
 from .manifests import MAX_MANIFEST_SIZE, Manifest, ManifestKind
+from .options import Removals
 
 if TYPE_CHECKING:
     import argparse
@@ -788,6 +789,16 @@ class TagDecisions:
     def get(self, repository: str, tag: str) -> TagDecision | None:
         """The decision about ``repository:tag`` (``None`` when no rule looked at it)."""
         return self._by_tag.get((repository, tag))
+
+    def removals(self) -> Removals:
+        """The tags and referrer manifests these decisions delete, as explicit removals."""
+        tags: dict[Repository, set[Tag]] = {}
+        for d in self.deleted():
+            tags.setdefault(d.repository, set()).add(d.tag)
+        manifests: dict[Repository, set[Digest]] = {}
+        for m in self.manifests:
+            manifests.setdefault(m.repository, set()).add(m.digest)
+        return Removals(tags=tags, manifests=manifests)
 
     def removed_tags(
         self, also: Mapping[Repository, Collection[Tag]] | None = None

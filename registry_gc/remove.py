@@ -6,6 +6,7 @@ storage is touched (:func:`parse_image`), then resolved against an inventory
 leaves behind are found by :func:`manifests_to_remove`; the collector then
 deletes them unless something live still needs them. :func:`explicit_plan`
 deletes exactly what was named and nothing else (``rm --no-gc``).
+:func:`remove` is the command: all of it, in one call.
 """
 
 from __future__ import annotations
@@ -15,15 +16,23 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import attrs
 
-from ._errors import InvalidReferenceError, NotFoundError
+from . import _sync
+from ._errors import InvalidReferenceError, NotFoundError, RefusedError
+from ._run import Timings, open_root, refuse_empty, survey
+from .apply import execute
+from .collector import sweep
+from .graph import Graph, Role, walk
+from .inventory import scan
 from .layout import Digest, Repository, Tag, repository_prefix
-from .manifests import Manifest
 from .mark import Marks
-from .plan import make_plan
+from .options import Options, Removals
+from .plan import Category, make_plan
+from .report import Report
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from ._run import ProgressCallback, Root
     from .fetch import ManifestTable
     from .inventory import Inventory
     from .plan import Plan
@@ -31,13 +40,15 @@ if TYPE_CHECKING:
 __all__ = [
     "ImageRef",
     "Removal",
+    "RemoveReport",
     "explicit_plan",
     "manifests_to_remove",
     "parse_image",
+    "removals_of",
+    "remove",
+    "remove_async",
     "resolve_removal",
 ]
-
-_EXPLICIT_REASONS = frozenset({"removed-tag", "removed-manifest", "removed-repository"})
 
 
 @attrs.frozen
@@ -203,9 +214,9 @@ def manifests_to_remove(
 
     For each tag removed by name, its current manifest and its history; for
     each removed manifest, itself; then their index children and referrers
-    (``subject``), recursively — except what a surviving tag points at. The
-    collector keeps any of them that is still live (a child of a live index,
-    a referrer of a live image).
+    (``subject``), recursively (:func:`~registry_gc.graph.walk`) — except what
+    a surviving tag points at. The collector keeps any of them that is still
+    live (a child of a live index, a referrer of a live image).
     """
     out: dict[Repository, set[Digest]] = {}
     for name in sorted(set(removal.tags) | set(removal.manifests)):
@@ -214,55 +225,39 @@ def manifests_to_remove(
         surviving = {
             t.current for n, t in repo.tags.items() if n not in gone and t.current is not None
         }
-        stack: list[Digest] = list(removal.manifests.get(name, ()))
+        start = [(d, Role.ROOT) for d in removal.manifests.get(name, ())]
         for tag_name in removal.named_tags.get(name, frozenset()):
             tag = repo.tags[tag_name]
             if tag.current is not None:
-                stack.append(tag.current)
-            stack.extend(tag.index)
-        referrers: dict[Digest, list[Digest]] = defaultdict(list)
-        for d in repo.revisions:
-            m = manifests.get(d)
-            if isinstance(m, Manifest) and m.subject is not None:
-                referrers[m.subject].append(d)
-        found: set[Digest] = set()
-        while stack:
-            d = stack.pop()
-            if d in found or d in surviving:
-                continue
-            found.add(d)
-            m = manifests.get(d)
-            if isinstance(m, Manifest):
-                stack.extend(c.digest for c in m.children)
-            stack.extend(referrers.get(d, ()))
-        out[name] = {d for d in found if d in repo.revisions}
+                start.append((tag.current, Role.TAG))
+            start.extend((d, Role.HISTORY) for d in tag.index)
+        graph = Graph.of(repo, manifests, inventory.blobs)
+        reach = walk(graph, start, skip=surviving)
+        out[name] = {d for d in reach.manifests if d in graph.manifests}
     return out
 
 
-def explicit_plan(inventory: Inventory, removal: Removal, *, cutoff: float) -> Plan:
+def removals_of(removal: Removal, manifests: Mapping[Repository, set[Digest]]) -> Removals:
+    """What the collector removes for ``removal``: its tags and repositories, and ``manifests``."""
+    return Removals(tags=removal.tags, repositories=removal.repositories, manifests=manifests)
+
+
+def explicit_plan(inventory: Inventory, removal: Removal, *, options: Options) -> Plan:
     """A plan that deletes exactly what ``removal`` names and nothing else (``rm --no-gc``).
 
     Tag directories, the revision links of removed manifests, and whole
     repositories (their ``_manifests``, ``_layers`` and ``_uploads``; nested
     repositories stay). No blob, no other link.
     """
-    marks = Marks()
+    removals = removals_of(removal, {r: set(d) for r, d in removal.manifests.items()})
+    marks = Marks(options=options, removals=removals, cutoffs=options.cutoffs(inventory.started))
     for name, repo in inventory.repositories.items():
         gone = removal.manifests.get(name, frozenset())
         marks.live[name] = {d for d in repo.revisions if d not in gone}
         marks.needed_links[name] = set(repo.layers)
     marks.blobs = set(inventory.blobs)
-    plan = make_plan(
-        inventory,
-        marks,
-        delete_untagged=False,
-        cutoff=cutoff,
-        uploads_cutoff=float("-inf"),
-        removed_tags=removal.tags,
-        removed_repositories=removal.repositories,
-        removed_manifests=removal.manifests,
-    )
-    plan.deletions = [d for d in plan.deletions if d.reason in _EXPLICIT_REASONS]
+    plan = make_plan(inventory, marks)
+    plan.deletions = [d for d in plan.deletions if d.reason.explicit]
     plan.kept = []
     plan.stale_empty_dirs = []
     whole = {repository_prefix(r).rstrip("/") for r in removal.repositories}
@@ -274,3 +269,145 @@ def explicit_plan(inventory: Inventory, removal: Removal, *, cutoff: float) -> P
         keep.update(prefix + d for d in ("_manifests", "_manifests/tags", "_manifests/revisions"))
     plan.protected_dirs = frozenset(keep)
     return plan
+
+
+@attrs.frozen
+class RemoveReport:
+    """What ``remove`` did: the removal, the run's report, and the manifests still needed."""
+
+    removal: Removal
+    report: Report
+    #: whether the run also collected what the removal left unreferenced (not ``--no-gc``)
+    collected: bool
+    #: removed manifests kept because something live still needs them (``repo@digest``)
+    kept: tuple[str, ...] = ()
+
+    @property
+    def exit_code(self) -> int:
+        """0 on success; 1 when a deletion failed or was skipped."""
+        return self.report.exit_code
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report's JSON form with the removal (``command: rm``)."""
+        data = self.report.to_dict()
+        data["command"] = "rm"
+        data["removal"] = {**self.removal.to_dict(), "gc": self.collected, "kept": list(self.kept)}
+        return data
+
+    def render(self, *, verbose: bool = False) -> str:
+        """A readable summary for a terminal."""
+        verb = "would remove" if self.report.dry_run else "removed"
+        refs = self.removal.requested
+        lines = [f"registry-gc rm: {verb} " + ", ".join(f"{r.kind} {r}" for r in refs)]
+        if self.kept:
+            lines.append(f"  kept, still needed by a live image: {', '.join(self.kept)}")
+        return "\n".join([*lines, self.report.render(verbose=verbose)])
+
+
+async def remove_async(
+    root: Root,
+    images: Sequence[str | ImageRef],
+    options: Options | None = None,
+    *,
+    collect: bool = True,
+    dry_run: bool = False,
+    storage_options: Mapping[str, Any] | None = None,
+    progress: ProgressCallback | None = None,
+) -> RemoveReport:
+    """:func:`remove`, for callers that run an event loop."""
+    refs = [i if isinstance(i, ImageRef) else parse_image(i) for i in images]
+    if not refs:
+        msg = "nothing to remove: give REPOSITORY, REPOSITORY:TAG or REPOSITORY@DIGEST"
+        raise InvalidReferenceError(msg)
+    options = options or Options()
+    backend = open_root(root, storage_options, read_only=dry_run)
+    try:
+        timings = Timings()
+        if not collect:
+            with timings.step("inventory"):
+                inventory = await scan(backend, progress=progress)
+            refuse_empty(inventory, allow_empty=options.allow_empty)
+            removal = resolve_removal(inventory, refs)
+            plan = explicit_plan(inventory, removal, options=options)
+            report = Report(inventory, plan, dry_run, options, timings=timings)
+            if not dry_run:
+                with timings.step("apply"):
+                    report.result = await execute(backend, report.plan, progress=progress)
+            timings["total"] = timings.total()
+            return RemoveReport(removal, report, collected=False)
+        inventory, manifests = await survey(
+            backend, allow_empty=options.allow_empty, progress=progress, timings=timings
+        )
+        removal = resolve_removal(inventory, refs)
+        removed = manifests_to_remove(inventory, manifests, removal)
+        try:
+            report = await sweep(
+                backend,
+                inventory,
+                manifests,
+                options=options,
+                removals=removals_of(removal, removed),
+                policy=None,
+                dry_run=dry_run,
+                now=None,
+                timings=timings,
+                progress=progress,
+            )
+        except RefusedError as e:
+            hint = "; collect=False removes the names without collecting"
+            raise RefusedError(f"{e}{hint}", e.problems) from None
+        deleted = {
+            (d.repository, d.digest)
+            for d in report.plan.deletions
+            if d.category is Category.REVISION
+        }
+        kept = tuple(
+            f"{r}@{d}"
+            for r, ds in sorted(removal.manifests.items())
+            for d in sorted(ds)
+            if (r, d) not in deleted
+        )
+        return RemoveReport(removal, report, collected=True, kept=kept)
+    finally:
+        await backend.aclose()
+
+
+def remove(
+    root: Root,
+    images: Sequence[str | ImageRef],
+    options: Options | None = None,
+    *,
+    collect: bool = True,
+    dry_run: bool = False,
+    storage_options: Mapping[str, Any] | None = None,
+    progress: ProgressCallback | None = None,
+) -> RemoveReport:
+    """Remove repositories, tags or manifests by name, then collect what they leave behind.
+
+    ``images`` are ``repository``, ``repository:tag`` or ``repository@digest``
+    (strings or :class:`ImageRef`), validated against distribution's grammar
+    before the storage is touched and resolved against the store (every name
+    must exist: :class:`~registry_gc.NotFoundError` otherwise, nothing deleted).
+    Removing a repository keeps the repositories nested under it; removing a
+    manifest untags the tags on it, as distribution's ``DELETE`` does. With
+    ``collect`` (the default), the same run collects what the removal made
+    unreferenced, with ``options`` as :func:`~registry_gc.collect` takes them
+    (a manifest still needed by a live image is kept and listed in ``kept``);
+    without it, exactly the names go and nothing else.
+
+    >>> report = remove("memory://empty", ["app:old"], dry_run=True)
+    Traceback (most recent call last):
+    ...
+    registry_gc._errors.RefusedError: no registry found at memory:///empty: ...
+    """
+    return _sync.run(
+        remove_async(
+            root,
+            images,
+            options,
+            collect=collect,
+            dry_run=dry_run,
+            storage_options=storage_options,
+            progress=progress,
+        )
+    )

@@ -6,16 +6,17 @@ The JSON form (:meth:`Report.to_dict`) is a stable, documented schema
 
 from __future__ import annotations
 
-import datetime
 from collections import Counter, defaultdict
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from ._render import human_bytes, iso_time, iso_timestamp
+from .apply import ApplyResult, Status
+from .options import Options
 from .plan import Category
 
 if TYPE_CHECKING:
-    from .apply import ApplyResult
     from .inventory import Inventory
     from .plan import Plan
     from .policy import TagDecisions
@@ -32,25 +33,6 @@ CACHE_NOTICE = (
 )
 
 
-def human_bytes(n: float) -> str:
-    """``1536`` → ``'1.5 KiB'``."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"  # pragma: no cover
-
-
-def _iso(dt: datetime.datetime) -> str:
-    return dt.astimezone(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def _iso_ts(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return _iso(datetime.datetime.fromtimestamp(ts, datetime.timezone.utc))
-
-
 @attrs.define
 class Report:
     """The outcome of one run: what was found, what was (or would be) deleted, and why."""
@@ -58,8 +40,8 @@ class Report:
     inventory: Inventory
     plan: Plan
     dry_run: bool
-    grace_seconds: float
-    uploads_older_than_seconds: float
+    #: the options the run used
+    options: Options = attrs.Factory(Options)
     result: ApplyResult | None = None
     #: seconds per step: inventory, manifests, mark, plan, apply
     timings: dict[str, float] = attrs.Factory(dict)
@@ -77,15 +59,16 @@ class Report:
         """0 on success; 1 when a deletion failed or was skipped."""
         return 0 if self.ok else 1
 
-    def _status(self, i: int) -> str:
+    def status(self, i: int) -> Status:
+        """What became of deletion ``i`` of the plan (``PLANNED`` in a dry run)."""
         if self.result is None:
-            return "planned"
+            return Status.PLANNED
         return self.result.status[i]
 
     def _counted(self) -> list[int]:
         """Indices of deletions that count as done (planned in a dry run, deleted otherwise)."""
-        want = "planned" if self.result is None else "deleted"
-        return [i for i in range(len(self.plan.deletions)) if self._status(i) == want]
+        want = Status.PLANNED if self.result is None else Status.DELETED
+        return [i for i in range(len(self.plan.deletions)) if self.status(i) is want]
 
     def categories(self) -> dict[str, dict[str, int]]:
         """Category → ``{"count", "bytes", "objects"}`` of what was (or would be) deleted."""
@@ -151,11 +134,11 @@ class Report:
             "root": plan.url,
             "dry_run": self.dry_run,
             "ok": self.ok,
-            "started": _iso(plan.started),
+            "started": iso_time(plan.started),
             "options": {
                 "delete_untagged": plan.delete_untagged,
-                "grace_seconds": self.grace_seconds,
-                "uploads_older_than_seconds": self.uploads_older_than_seconds,
+                "grace_seconds": self.options.grace.total_seconds(),
+                "uploads_older_than_seconds": self.options.uploads_older_than.total_seconds(),
             },
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "store": {
@@ -183,13 +166,13 @@ class Report:
             "deletions": [
                 {
                     "category": d.category.value,
-                    "reason": d.reason,
+                    "reason": d.reason.value,
                     "repository": d.repository,
                     "digest": d.digest,
                     "name": d.name,
                     "bytes": d.size,
                     "paths": list(d.paths),
-                    "status": self._status(i),
+                    "status": self.status(i).value,
                 }
                 for i, d in enumerate(plan.deletions)
             ],
@@ -224,7 +207,7 @@ class Report:
                     "digest": d.digest,
                     "action": d.action.value,
                     "rule": d.rule,
-                    "pushed": _iso_ts(d.pushed),
+                    "pushed": iso_timestamp(d.pushed),
                 }
                 for d in (self.decisions.tags if self.decisions else ())
             ],
@@ -288,7 +271,7 @@ class Report:
             for i, d in enumerate(plan.deletions):
                 what = d.digest or d.name or (d.paths[0] if d.paths else "")
                 repo = f" in {d.repository}" if d.repository else ""
-                lines.append(f"    [{self._status(i)}] {d.category.value} {what}{repo}: {d.reason}")
+                lines.append(f"    [{self.status(i)}] {d.category.value} {what}{repo}: {d.reason}")
         if self.decisions is not None:
             lines.extend(self._render_decisions(verbose=verbose))
         if plan.anomalies:
@@ -306,7 +289,7 @@ class Report:
                 lines.extend(f"    - {f.path}: {f.error}" for f in result.failures[:50])
                 if len(result.failures) > 50:
                     lines.append(f"    … and {len(result.failures) - 50} more (use --json)")
-                skipped = result.status.count("skipped")
+                skipped = result.status.count(Status.SKIPPED)
                 if skipped:
                     lines.append(
                         f"  {skipped} later deletion(s) were skipped so that nothing is deleted "

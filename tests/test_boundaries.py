@@ -22,6 +22,7 @@ import yaml
 from registry_gc import RefusedError, StorageError, cli, collect
 from registry_gc.apply import apply_plan, directories_to_prune
 from registry_gc.backends import LocalBackend
+from registry_gc.cli import _output as cli_output
 from registry_gc.config import load_registry_config
 from registry_gc.layout import V2_PREFIX
 from registry_gc.plan import Category, Deletion
@@ -308,13 +309,13 @@ def captured(monkeypatch: pytest.MonkeyPatch) -> Iterator[Captured]:
     """Capture every record of registry_gc's loggers (and WARNING+ of all others)."""
     cap = Captured()
     handler = _ListHandler(cap.records)
-    real_setup = cli._setup_logging
+    real_setup = cli_output.setup_logging
 
     def setup(args: Any) -> None:
         real_setup(args)
         logging.getLogger("registry_gc").addHandler(handler)
 
-    monkeypatch.setattr(cli, "_setup_logging", setup)
+    monkeypatch.setattr(cli, "setup_logging", setup)
     others = logging.getLogger()
     warn = _ListHandler(cap.records)
     warn.setLevel(logging.WARNING)

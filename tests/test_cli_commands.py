@@ -17,11 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
-from registry_gc import cli, collect
+from registry_gc import Removals, cli, collect
 from registry_gc import config as config_module
 from registry_gc._progress import Progress, make_progress, with_listing_progress
 from registry_gc.backends import LocalBackend, SupportsMultipartUploads
+from registry_gc.cli import _target as cli_target
 from registry_gc.cli import run
+from registry_gc.cli._target import target_of
 from registry_gc.layout import (
     BlobData,
     Digest,
@@ -316,7 +318,7 @@ def test_storage_options_merge_into_the_config_options(tmp_path: Path) -> None:
             "http://x:2",
         ]
     )
-    target = cli._target(args, None)
+    target = target_of(args, None)
     assert target.url == "s3://b"
     assert target.options["client_kwargs"] == {"region_name": "eu-west-1", "verify": False}
     assert target.options["endpoint_url"] == "http://x:2"
@@ -556,7 +558,7 @@ def test_rm_rejects_bad_names_before_touching_storage(
     def never(*_: object, **__: object) -> None:
         pytest.fail("the storage was opened")
 
-    monkeypatch.setattr(cli, "open_backend", never)
+    monkeypatch.setattr(cli_target, "open_backend", never)
     code, out, err = cli_run(capsys, "rm", scene.root, "library/alpine:3.20", image)
     assert code == 2
     assert out == ""
@@ -1075,7 +1077,7 @@ def test_collect_removed_manifest_also_removes_the_tags_on_it(tmp_path: Path) ->
     b.write_local(tmp_path)
     collect(
         tmp_path,
-        removed_manifests={Repository("app"): {doomed}},
+        removals=Removals(manifests={Repository("app"): {doomed}}),
         grace=datetime.timedelta(0),
     )
     assert not (tmp_path / rev("app", doomed)).exists()

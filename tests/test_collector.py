@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import fsspec
 import pytest
 from registry_gc import ReadOnlyError, RefusedError, collect, fetch
-from registry_gc import collector as collector_module
+from registry_gc import _run as run_module
 from registry_gc.backends import (
     DeleteResult,
     LocalBackend,
@@ -54,6 +54,7 @@ from tests.rigs.builder import (
     RegistryBuilder,
     sha256,
 )
+from tests.rigs.layouts import buildkit_cache, legacy
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
@@ -898,7 +899,7 @@ def test_blobs_without_any_manifest_refuse_unless_allowed(disk: Store) -> None:
     before = disk.snapshot()
     with pytest.raises(RefusedError, match="refusing") as info:
         collect(disk.root, grace=ZERO)
-    assert "allow-no-manifests" in info.value.problems[0]
+    assert "allow_no_manifests" in info.value.problems[0]
     assert disk.snapshot() == before
     r = run(disk, allow_no_manifests=True, grace=ZERO)
     assert r.deleted == {blob(x) for x in [*layers, *orphans]} | {lnk("a", x) for x in layers}
@@ -1081,13 +1082,13 @@ def test_dry_run_reads_through_a_read_only_backend(
 ) -> None:
     """The dry run's backend is a ReadOnlyBackend, whose delete raises ReadOnlyError."""
     seen: list[Backend] = []
-    real_scan = collector_module.scan
+    real_scan = run_module.scan
 
-    async def spy(backend: Backend) -> Any:
+    async def spy(backend: Backend, **kw: Any) -> Any:
         seen.append(backend)
-        return await real_scan(backend)
+        return await real_scan(backend, **kw)
 
-    monkeypatch.setattr(collector_module, "scan", spy)
+    monkeypatch.setattr(run_module, "scan", spy)
     b = RegistryBuilder()
     rich(b)
     b.write_local(disk.dir)
@@ -1402,14 +1403,6 @@ def test_report_counts_bytes_and_json(store: Store) -> None:
 # -- read as the registry reads: 2.1.0 _layers revisions, blob entries, memory ------------------
 
 
-def legacy(b: RegistryBuilder, repo: str, tag: str | None) -> Digest:
-    """An image as registry 2.1.0 stored it: the manifest linked under _layers, no revision link."""
-    d = b.image(repo, tag)
-    b.remove(rev(repo, d))
-    b.link_layer(repo, d)
-    return d
-
-
 @pytest.mark.parametrize("delete_untagged", [False, True])
 def test_a_manifest_linked_only_under_layers_is_a_revision(
     store: Store, delete_untagged: bool
@@ -1444,21 +1437,6 @@ def test_a_legacy_revision_found_through_tag_history(store: Store) -> None:
     b.tag("old", "t", b.image("old", None))  # the tag moves on; d stays in its history
     r = run(store, b, grace=ZERO)
     assert (owned(b, "old", d) - {rev("old", d)}) | {lnk("old", d), idx("old", "t", d)} <= r.after
-
-
-def buildkit_cache(b: RegistryBuilder, repo: str, tag: str | None) -> tuple[Digest, list[Digest]]:
-    """A BuildKit registry cache: an index whose entries are layer blobs and a cache config."""
-    blobs = [b.layer(repo), b.layer(repo), b.layer(repo, b'{"layers": [], "records": []}')]
-    types = [OCI_LAYER, OCI_LAYER, "application/vnd.buildkit.cacheconfig.v0"]
-    doc = {
-        "schemaVersion": 2,
-        "mediaType": OCI_INDEX,
-        "manifests": [
-            {"mediaType": t, "digest": x, "size": len(b.files[blob(x)])}
-            for t, x in zip(types, blobs, strict=True)
-        ],
-    }
-    return b.manifest(repo, doc, tag), blobs
 
 
 @pytest.mark.parametrize("delete_untagged", [False, True])

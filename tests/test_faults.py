@@ -35,6 +35,7 @@ from registry_gc.backends import (
     SupportsMultipartUploads,
     open_backend,
 )
+from registry_gc.cli import _target as cli_target
 from registry_gc.layout import (
     Digest,
     LayerLink,
@@ -494,7 +495,7 @@ def faulty_cli(monkeypatch: pytest.MonkeyPatch) -> Callable[..., list[FaultyBack
             made.append(wrapped)
             return wrapped
 
-        monkeypatch.setattr(cli, "open_backend", opener)
+        monkeypatch.setattr(cli_target, "open_backend", opener)
         return made
 
     return install

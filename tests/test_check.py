@@ -1,33 +1,22 @@
-"""inspect: ls, du and fsck over builder stores, and the streaming-digest capability.
+"""check (fsck): every corruption the builder can inject, one at a time.
 
-fsck is checked against every corruption the builder can inject — each test
-breaks one thing in an otherwise healthy store and expects exactly one kind
-of problem, naming the object and the tags it breaks.
+Each test breaks one thing in an otherwise healthy store and expects exactly
+one kind of problem, naming the object and the tags it breaks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import os
-import time
 from typing import TYPE_CHECKING
 
 import fsspec
 import pytest
-from registry_gc import NotFoundError, load_manifests, take_inventory
-from registry_gc.backends import FsspecBackend, LocalBackend, ReadOnlyBackend, open_backend
-from registry_gc.backends._hashing import SupportsDigest, digest_paths, new_hash, streaming
-from registry_gc.inspect import (
-    check_store,
-    disk_usage,
-    fsck,
-    list_repositories,
-    paths_to_read,
-    platform_of_config,
-    select_repositories,
-)
+from registry_gc import load_manifests, take_inventory
+from registry_gc.backends import FsspecBackend, LocalBackend
+from registry_gc.check import CheckResult, check_store, links_to_read
+from registry_gc.check import check as run_check
 from registry_gc.layout import (
     BlobData,
     Digest,
@@ -39,17 +28,16 @@ from registry_gc.layout import (
     TagIndexLink,
     blob_path,
 )
-from registry_gc.mark import mark
-from registry_gc.plan import make_plan
 
 from tests.rigs.builder import RegistryBuilder, sha256
+from tests.rigs.healthy import Store
+from tests.rigs.layouts import buildkit_cache, legacy
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Sequence
     from pathlib import Path
 
     from registry_gc.backends import Backend
-    from registry_gc.inspect import FsckResult
 
 
 def rev(repo: str, d: Digest) -> str:
@@ -67,31 +55,6 @@ def current(repo: str, tag: str) -> str:
     return TagCurrentLink(Repository._trusted(repo), Tag._trusted(tag)).path
 
 
-class Store:
-    """A healthy builder store with a few kinds of images, and handles on them."""
-
-    def __init__(self) -> None:
-        b = self.b = RegistryBuilder(seed=7)
-        self.image = b.image("app", "v1", layers=2)
-        b.tag("app", "stable", self.image)
-        self.docker = b.image("app", "docker", kind="docker")
-        self.index = b.multiarch("multi", "latest")
-        self.children = b.contents[self.index]["children"]
-        self.foreign = b.image("win", "ltsc", foreign=1)
-        self.signed = b.image("signed", "v1")
-        self.sig = b.referrer("signed", self.signed)
-        self.untagged = b.image("app", None)
-
-    def layer(self, digest: Digest, i: int = 1) -> Digest:
-        """The i-th blob (0: config) of an image."""
-        return self.b.contents[digest]["blobs"][i]
-
-    def write(self, root: Path) -> LocalBackend:
-        """Write the tree under root and open it."""
-        self.b.write_local(root)
-        return LocalBackend(root)
-
-
 @pytest.fixture
 def store() -> Store:
     """A fresh healthy store (not yet written)."""
@@ -100,14 +63,12 @@ def store() -> Store:
 
 def check(
     backend: Backend, *, verify: bool = False, repos: Sequence[str] | None = None
-) -> FsckResult:
-    """Run fsck on the backend."""
-    inventory = take_inventory(backend)
-    scope = [Repository(r) for r in repos] if repos is not None else None
-    return fsck(backend, inventory, repositories=scope, verify_blobs=verify)
+) -> CheckResult:
+    """Run fsck (registry_gc.check) on the backend."""
+    return run_check(backend, repos or (), verify_blobs=verify)
 
 
-def kinds(result: FsckResult) -> list[str]:
+def kinds(result: CheckResult) -> list[str]:
     """The kinds of problems found, in order."""
     return [p.kind for p in result.problems]
 
@@ -302,7 +263,24 @@ def test_scope_limits_the_check(store: Store, tmp_path: Path) -> None:
     assert kinds(check(backend, repos=["app"])) == ["missing-blob"]
 
 
-# -- hashing -------------------------------------------------------------------------------
+def test_links_to_read_and_the_pure_check(store: Store, tmp_path: Path) -> None:
+    """links_to_read names the links a check reads; check_store decides from data alone."""
+    backend = store.write(tmp_path)
+    inventory = take_inventory(backend)
+    manifests = load_manifests(backend, inventory)
+    scope = sorted(inventory.repositories)
+    paths = links_to_read(inventory, manifests, scope)
+    assert rev("app", store.image) in paths
+    assert lnk("app", store.layer(store.image)) in paths
+    assert rev("multi", store.children[0]) in paths, "children's links too"
+    contents = asyncio.run(backend.read(sorted(paths)))
+    assert check_store(inventory, manifests, scope, contents).ok
+    broken = {**contents, rev("app", store.image): b"garbage"}
+    result = check_store(inventory, manifests, scope, broken)
+    assert [p.kind for p in result.problems] == ["broken-revision-link"]
+
+
+# -- --verify-blobs -------------------------------------------------------------------------------
 
 
 def test_verify_blobs_finds_a_corrupted_layer(store: Store, tmp_path: Path) -> None:
@@ -337,152 +315,6 @@ def test_verify_blobs_with_scope_hashes_only_what_the_scope_needs(
     everything = check(backend, verify=True).hashed
     some = check(backend, verify=True, repos=["signed"]).hashed
     assert 0 < some < everything
-
-
-def test_local_digest_streams_in_chunks(tmp_path: Path) -> None:
-    """LocalBackend.digest hashes a file larger than one chunk; a missing file is None."""
-    data = os.urandom(3 * 1024 * 1024 + 17)
-    (tmp_path / "big").write_bytes(data)
-    backend = LocalBackend(tmp_path)
-    assert isinstance(backend, SupportsDigest)
-    got = asyncio.run(backend.digest(["big", "nope"], "sha512"))
-    assert got == {"big": hashlib.sha512(data).hexdigest(), "nope": None}
-
-
-def test_fsspec_digest() -> None:
-    """FsspecBackend.digest hashes through fs.open."""
-    fs = fsspec.filesystem("memory")
-    fs.pipe("/hashing/a", b"abc")
-    try:
-        got = asyncio.run(FsspecBackend(fs, "/hashing").digest(["a", "b"], "sha256"))
-        assert got == {"a": hashlib.sha256(b"abc").hexdigest(), "b": None}
-    finally:
-        fs.rm("/hashing", recursive=True)
-
-
-class _ReadOnlyish:
-    """A backend with read but no streaming digest."""
-
-    def __init__(self, inner: LocalBackend) -> None:
-        self.inner = inner
-        self.url = inner.url
-        self.hierarchical = True
-        self.reads: list[list[str]] = []
-
-    async def read(self, paths: Sequence[str]) -> Mapping[str, bytes | None]:
-        self.reads.append(list(paths))
-        return await self.inner.read(paths)
-
-
-def test_digest_falls_back_to_reading_one_object_at_a_time(tmp_path: Path) -> None:
-    """A backend without the capability is hashed by reading each object alone."""
-    (tmp_path / "x").write_bytes(b"x")
-    backend = _ReadOnlyish(LocalBackend(tmp_path))
-    assert streaming(backend) is None  # type: ignore[arg-type]
-    got = asyncio.run(digest_paths(backend, ["x", "y"], "sha256"))  # type: ignore[arg-type]
-    assert got == {"x": hashlib.sha256(b"x").hexdigest(), "y": None}
-    assert backend.reads == [["x"], ["y"]]
-
-
-def test_read_only_wrapper_keeps_streaming(tmp_path: Path) -> None:
-    """Hashing only reads: it looks through ReadOnlyBackend to the streaming backend."""
-    inner = LocalBackend(tmp_path)
-    assert streaming(ReadOnlyBackend(inner)) is inner
-
-
-def test_only_registry_algorithms_are_hashed() -> None:
-    """sha256, sha384, sha512; anything else is refused before any read."""
-    assert new_hash("sha384").name == "sha384"
-    with pytest.raises(ValueError, match="md5"):
-        new_hash("md5")
-
-
-# -- the pure core -------------------------------------------------------------------------
-
-
-def test_paths_to_read_converges_and_check_store_needs_them(store: Store, tmp_path: Path) -> None:
-    """paths_to_read grows round by round (index children); check_store refuses partial data."""
-    backend = store.write(tmp_path)
-    inventory = take_inventory(backend)
-    scope = sorted(inventory.repositories)
-    contents: dict[str, bytes | None] = {}
-    rounds = 0
-    while wanted := paths_to_read(inventory, scope, contents):
-        rounds += 1
-        contents.update(asyncio.run(backend.read(sorted(wanted))))
-    # Manifests; then their layer links and the index's children; then the children's links.
-    assert rounds == 3
-    with pytest.raises(ValueError, match="needs"):
-        check_store(inventory, scope, {})
-    assert check_store(inventory, scope, contents).ok
-
-
-def test_select_repositories(store: Store, tmp_path: Path) -> None:
-    """Exact names and shell patterns; an unknown exact name is NotFoundError."""
-    inventory = take_inventory(store.write(tmp_path))
-    assert select_repositories(inventory, []) == ["app", "multi", "signed", "win"]
-    assert select_repositories(inventory, ["s*", "app"]) == ["app", "signed"]
-    assert select_repositories(inventory, ["zz*"]) == []
-    with pytest.raises(NotFoundError, match="no repository 'nope'"):
-        select_repositories(inventory, ["nope"])
-
-
-def test_platform_of_config() -> None:
-    """os/architecture[/variant] from an image config; nothing from anything else."""
-    assert platform_of_config(b'{"os": "linux", "architecture": "amd64"}') == "linux/amd64"
-    assert platform_of_config(b'{"os": "linux"}') is None
-    assert platform_of_config(b"[1]") is None
-    assert platform_of_config(b"\xff") is None
-
-
-def test_list_repositories(store: Store, tmp_path: Path) -> None:
-    """Tags with digest, kind, platforms and size; untagged revisions counted and listed."""
-    backend = store.write(tmp_path)
-    inventory = take_inventory(backend)
-    manifests = load_manifests(backend, inventory)
-    repos = {r.name: r for r in list_repositories(inventory, manifests, untagged=True)}
-    app = repos["app"]
-    assert [t.name for t in app.tags] == ["docker", "stable", "v1"]
-    v1 = app.tags[2]
-    assert v1.digest == store.image
-    assert v1.image is not None
-    assert v1.image.kind == "oci-manifest"
-    blobs = [store.image, *store.b.contents[store.image]["blobs"]]
-    assert v1.image.size == sum(len(store.b.files[blob_path(d)]) for d in blobs)
-    assert (app.untagged_count, [u.digest for u in app.untagged]) == (1, [store.untagged])
-    multi = repos["multi"].tags[0].image
-    assert multi is not None
-    assert (multi.kind, multi.platforms) == ("oci-index", ("linux/amd64", "linux/arm64"))
-    assert repos["signed"].untagged_count == 1  # the referrer is not reached by tags
-    assert repos["win"].tags[0].image.missing == 0  # type: ignore[union-attr]
-
-
-def test_disk_usage_unique_and_shared(tmp_path: Path) -> None:
-    """A layer two repositories share is shared bytes in both; the rest is unique."""
-    b = RegistryBuilder(seed=3)
-    base = b.layer("one", b"B" * 1000)
-    b.image("one", "v1", layers=1, shared=[base])
-    b.image("two", "v1", layers=1, shared=[base])
-    b.blob(b"orphan" * 100)
-    b.write_local(tmp_path)
-    backend = LocalBackend(tmp_path)
-    inventory = take_inventory(backend)
-    manifests = load_manifests(backend, inventory)
-    now = time.time()
-    marks = mark(inventory, manifests, delete_untagged=False, cutoff=now)
-    plan = make_plan(inventory, marks, delete_untagged=False, cutoff=now, uploads_cutoff=now)
-    usage = disk_usage(inventory, manifests, marks, plan, delete_untagged=False)
-    one, two = usage.repositories
-    assert one.shared == two.shared == 1000
-    assert one.size == one.unique + one.shared
-    assert usage.reclaimable_size == 600
-    assert usage.size == usage.live_size + 600
-    assert json.loads(json.dumps(usage.to_dict()))["reclaimable"]["bytes"] == 600
-
-
-def test_open_backend_local_supports_digest(tmp_path: Path) -> None:
-    """The backends registry-gc opens for a path stream their hashes."""
-    assert isinstance(open_backend(tmp_path), SupportsDigest)
 
 
 def test_layer_link_alias_is_followed(tmp_path: Path) -> None:
@@ -531,3 +363,20 @@ def test_blob_data_paths_are_what_fsck_reports(store: Store, tmp_path: Path) -> 
     result = check(store.write(tmp_path))
     assert not (tmp_path / result.problems[0].path).exists()
     assert result.problems[0].path.startswith("docker/registry/v2/blobs/sha256/")
+
+
+def test_registry_layouts_the_registry_serves_are_healthy(tmp_path: Path) -> None:
+    """A BuildKit cache index (blob entries) and a 2.1.0 revision under _layers pull fine."""
+    b = RegistryBuilder(seed=5)
+    _, entries = buildkit_cache(b, "cache", "buildcache")
+    old = legacy(b, "old", "t")
+    b.write_local(tmp_path)
+    result = check(LocalBackend(tmp_path), verify=True)
+    assert result.ok, result.render()
+    assert result.manifests == 2
+    # The blob entries are checked as blobs: a missing link is a problem.
+    os.remove(tmp_path / LayerLink(Repository("cache"), entries[0]).path)
+    assert kinds(check(LocalBackend(tmp_path))) == ["missing-layer-link"]
+    # And the legacy revision's link is the one the registry resolves it through.
+    os.remove(tmp_path / LayerLink(Repository("old"), old).path)
+    assert "missing-revision-link" in kinds(check(LocalBackend(tmp_path)))

@@ -1,0 +1,282 @@
+"""The argument parser: every command, its options and their help."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from datetime import timedelta
+
+from .. import __version__
+from ..options import DEFAULT_GRACE, DEFAULT_UPLOADS_OLDER_THAN
+from ..policy import add_policy_arguments
+from . import _commands as commands
+from ._target import storage_option
+
+__all__ = ["EXIT_CODES_HELP", "build_parser", "parse_duration"]
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 ok; 1 deletions failed (gc, rm) or problems found (fsck); 2 bad usage or "
+    "input; 3 refused (nothing deleted); 4 storage error; 130 interrupted."
+)
+
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse ``0``, ``0s``, ``90m``, ``24h``, ``7d``, ``1h30m`` (Go-style, plus ``d`` and ``w``).
+
+    >>> parse_duration("1h30m")
+    datetime.timedelta(seconds=5400)
+    """
+    text = text.strip()
+    if text == "0":
+        return timedelta(0)
+    msg = f"invalid duration {text!r}: use a number with a unit, such as 0s, 90m, 24h, 7d or 1h30m"
+    pos, total = 0, 0.0
+    for m in _DURATION.finditer(text):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _UNITS[m.group(2)]
+        pos = m.end()
+    if pos != len(text) or not text:
+        raise argparse.ArgumentTypeError(msg)
+    try:
+        return timedelta(seconds=total)
+    except OverflowError:  # more than timedelta holds (about 2.7 million years)
+        raise argparse.ArgumentTypeError(msg) from None
+
+
+def _add_storage(p: argparse.ArgumentParser, *, root: bool = True) -> None:
+    if root:
+        p.add_argument(
+            "root",
+            metavar="ROOT",
+            nargs="?",
+            help="the registry's rootdirectory (the directory holding docker/registry/v2) or an "
+            "fsspec URL such as s3://bucket/prefix; optional with --config, or when the "
+            "registry's default configuration file exists",
+        )
+    p.add_argument(
+        "--config",
+        metavar="PATH",
+        help="the registry's config.yml: its storage section, with the REGISTRY_STORAGE_* "
+        "environment overrides, says where the storage is (instead of ROOT)",
+    )
+    p.add_argument(
+        "-o",
+        "--storage-option",
+        dest="storage_options",
+        action="append",
+        type=storage_option,
+        default=[],
+        metavar="KEY=VALUE",
+        help="an fsspec storage option (repeatable), e.g. -o endpoint_url=http://127.0.0.1:9000",
+    )
+    p.add_argument(
+        "--endpoint-url",
+        metavar="URL",
+        help="S3-compatible endpoint (shorthand for -o endpoint_url=URL)",
+    )
+    p.add_argument(
+        "--allow-empty", action="store_true", help="do not fail when ROOT holds no registry data"
+    )
+
+
+def _add_output(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    p.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more detail (repeat for debug logs)"
+    )
+    p.add_argument(
+        "-l",
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        help="log level on stderr (default: warning; info with -v, debug with -vv)",
+    )
+
+
+def _add_metrics(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--metrics-file",
+        metavar="PATH",
+        help="write the run's figures to PATH in the Prometheus text format, for "
+        "node_exporter's textfile collector (atomically; also when the run fails)",
+    )
+
+
+def _add_collect(p: argparse.ArgumentParser, *, dry_run: bool = True, verb: str = "delete") -> None:
+    """The options that decide what is garbage (``gc``, ``rm``, ``du``)."""
+    p.add_argument(
+        "-m",
+        "--delete-untagged",
+        action="store_true",
+        help=f"also {verb} manifests no tag reaches (children of live indexes and referrers "
+        "of live images are kept)",
+    )
+    if dry_run:
+        p.add_argument(
+            "-d",
+            "--dry-run",
+            action="store_true",
+            help="delete nothing; report what a real run would",
+        )
+    p.add_argument(
+        "--grace",
+        type=parse_duration,
+        default=DEFAULT_GRACE,
+        metavar="DURATION",
+        help=f"never {verb} anything modified more recently than this (default 1h)",
+    )
+    p.add_argument(
+        "--prune-damaged",
+        action="store_true",
+        help=f"also {verb} in repositories that cannot be fully read (a missing or undecodable "
+        "manifest, an unknown kind), as if what cannot be read were absent; by default they "
+        "are kept whole and reported",
+    )
+    p.add_argument(
+        "--uploads-older-than",
+        type=parse_duration,
+        default=DEFAULT_UPLOADS_OLDER_THAN,
+        metavar="DURATION",
+        help=f"{verb} unfinished uploads started longer ago than this (default 24h)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (public for the docs)."""
+    parser = argparse.ArgumentParser(
+        prog="registry-gc",
+        description="Reclaim storage from Docker/OCI registries built on CNCF distribution.",
+        epilog=EXIT_CODES_HELP,
+    )
+    parser.add_argument("--version", action="version", version=f"registry-gc {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    gc = sub.add_parser(
+        "gc",
+        help="mark and sweep: delete what no tag (or, without -m, no revision) needs",
+        description="Garbage-collect the registry's storage directly. Nothing younger than "
+        "the grace period is deleted; a live manifest that cannot be parsed stops the run "
+        "before anything is deleted. ROOT may also be the registry's config.yml, as for "
+        "`registry garbage-collect CONFIG`.",
+        epilog=EXIT_CODES_HELP,
+    )
+    _add_storage(gc)
+    _add_collect(gc)
+    gc.add_argument(
+        "--allow-no-manifests",
+        action="store_true",
+        help="sweep even when blobs exist but no manifest at all (normally refused)",
+    )
+    add_policy_arguments(gc)
+    _add_output(gc)
+    _add_metrics(gc)
+    gc.set_defaults(func=commands.gc)
+
+    rm = sub.add_parser(
+        "rm",
+        help="remove repositories, tags or manifests, then collect what they alone kept",
+        usage="registry-gc rm [options] [ROOT] IMAGE [IMAGE ...]",
+        description="Remove whole repositories (REPO), tags (REPO:TAG) or manifests "
+        "(REPO@sha256:…), then garbage-collect in the same run (unless --no-gc), so that "
+        "the bytes they alone held are freed. Every IMAGE is checked against "
+        "distribution's grammar, then against the store, before anything is deleted. "
+        "Removing a repository leaves the repositories nested under it alone.",
+        epilog=EXIT_CODES_HELP,
+    )
+    rm.add_argument(
+        "operands",
+        nargs="+",
+        metavar="IMAGE",
+        help="REPO, REPO:TAG or REPO@DIGEST (preceded by ROOT unless --config is given or the "
+        "registry's default configuration file exists)",
+    )
+    _add_storage(rm, root=False)
+    _add_collect(rm)
+    rm.add_argument(
+        "--no-gc",
+        action="store_true",
+        help="delete only the tag directories, revision links and repositories named; "
+        "collect nothing",
+    )
+    _add_output(rm)
+    _add_metrics(rm)
+    rm.set_defaults(func=commands.rm)
+
+    ls = sub.add_parser(
+        "ls",
+        help="list repositories, tags, digests, platforms and sizes",
+        usage="registry-gc ls [options] [ROOT] [REPO ...]",
+        description="List repositories and their tags: digest, kind, platforms and size of "
+        "each image. REPO is a name or a shell pattern (library/*).",
+        epilog=EXIT_CODES_HELP,
+    )
+    ls.add_argument(
+        "operands", nargs="*", metavar="REPO", help="repositories to list (default all)"
+    )
+    _add_storage(ls, root=False)
+    ls.add_argument("-a", "--all", action="store_true", help="also list revisions no tag reaches")
+    ls.add_argument("--no-trunc", action="store_true", help="show whole digests")
+    ls.add_argument(
+        "--no-platforms",
+        action="store_true",
+        help="do not read image configs for the platform of single-platform images (faster)",
+    )
+    _add_output(ls)
+    ls.set_defaults(func=commands.ls)
+
+    du = sub.add_parser(
+        "du",
+        help="total, live and reclaimable bytes; per repository, unique and shared bytes",
+        description="Show how much storage the registry uses, how much of it is live, and how "
+        "much `registry-gc gc` with the same options would free; per repository, the bytes "
+        "its live images use, split into unique (only it needs them) and shared.",
+        epilog=EXIT_CODES_HELP,
+    )
+    _add_storage(du)
+    _add_collect(du, dry_run=False, verb="count as reclaimable")
+    du.add_argument(
+        "--sort",
+        choices=["name", "size", "unique", "reclaimable"],
+        default="name",
+        help="order of the repositories (default name; the others largest first)",
+    )
+    _add_output(du)
+    du.set_defaults(func=commands.du)
+
+    fsck = sub.add_parser(
+        "fsck",
+        help="check that every tag can be pulled from storage",
+        usage="registry-gc fsck [options] [ROOT] [REPO ...]",
+        description="Check, for every tag, what a pull needs from storage: the current link, "
+        "the revision link, the manifest blob (present, matching its digest, parseable), "
+        "every child manifest, config and layer blob (present and linked into the "
+        "repository). Exits 1 when it finds problems, each listed with its object.",
+        epilog=EXIT_CODES_HELP,
+    )
+    fsck.add_argument("operands", nargs="*", metavar="REPO", help="repositories to check")
+    _add_storage(fsck, root=False)
+    fsck.add_argument(
+        "--verify-blobs",
+        action="store_true",
+        help="also hash every blob and compare with its digest (reads all the data)",
+    )
+    _add_output(fsck)
+    fsck.set_defaults(func=commands.fsck)
+
+    demo = sub.add_parser(
+        "demo",
+        help="write a small demo registry to try registry-gc on",
+        description="Write, into DIR (new or empty), the storage of a small registry after "
+        "a month of use: a tag pushed twenty times, signed images, a multi-arch tag pushed "
+        "twice and an abandoned upload, in the layout distribution writes. DIR is then a "
+        "ROOT for every other command, and a rootdirectory `docker-registry serve` serves.",
+        epilog=EXIT_CODES_HELP,
+    )
+    demo.add_argument("directory", metavar="DIR", help="where to write it (new or empty)")
+    _add_output(demo)
+    demo.set_defaults(func=commands.demo)
+    return parser
