@@ -16,7 +16,7 @@ from ._errors import (
 )
 from .apply import ApplyResult, Status, apply_plan
 from .backends import Backend, open_backend
-from .check import CheckResult, check, check_async
+from .checking import CheckResult, check, check_async
 from .collector import collect, collect_async
 from .fetch import ManifestTable, fetch_manifests, load_manifests
 from .inventory import Anomaly, Inventory, take_inventory
@@ -27,7 +27,7 @@ from .mark import Marks, mark
 from .options import DEFAULT_GRACE, DEFAULT_UPLOADS_OLDER_THAN, Options, Removals
 from .plan import Category, Deletion, Kept, Plan, Reason, make_plan
 from .policy import Policy, Rule, TagDecisions, load_policy, parse_policy
-from .remove import RemoveReport, remove, remove_async
+from .removal import RemoveReport, remove, remove_async
 from .report import Report
 from .usage import Usage, disk_usage, disk_usage_async
 

@@ -173,7 +173,7 @@ def make_plan(inventory: Inventory, marks: Marks) -> Plan:
     """Turn marks into a plan; raise :class:`RefusedError` when marking found problems.
 
     The options, explicit removals and cut-offs are the ones marking used
-    (:attr:`Marks.options`, :attr:`Marks.removals`, :attr:`Marks.cutoffs`).
+    (the ``options``, ``removals`` and ``cutoffs`` of :class:`~registry_gc.Marks`).
     Explicit removals are deleted whatever their age.
     """
     if marks.problems:

@@ -34,7 +34,7 @@ from registry_gc.layout import (
     TagCurrentLink,
     blob_path,
 )
-from registry_gc.remove import ImageRef, parse_image
+from registry_gc.removal import ImageRef, parse_image
 
 from tests.rigs.builder import RegistryBuilder
 

@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigError
 from .._progress import make_progress
-from ..check import check
+from ..checking import check
 from ..collector import collect
 from ..layout import Repository
 from ..listing import list_images
 from ..metrics import RunRecorder
 from ..options import Options
 from ..policy import policy_from_args
-from ..remove import parse_image, remove
+from ..removal import parse_image, remove
 from ..usage import disk_usage
 from ._output import emit
 from ._target import split_operands, target_of

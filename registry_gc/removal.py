@@ -385,7 +385,7 @@ def remove(
     """Remove repositories, tags or manifests by name, then collect what they leave behind.
 
     ``images`` are ``repository``, ``repository:tag`` or ``repository@digest``
-    (strings or :class:`ImageRef`), validated against distribution's grammar
+    (strings or :class:`~registry_gc.removal.ImageRef`), validated against distribution's grammar
     before the storage is touched and resolved against the store (every name
     must exist: :class:`~registry_gc.NotFoundError` otherwise, nothing deleted).
     Removing a repository keeps the repositories nested under it; removing a

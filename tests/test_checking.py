@@ -15,8 +15,8 @@ import fsspec
 import pytest
 from registry_gc import load_manifests, take_inventory
 from registry_gc.backends import FsspecBackend, LocalBackend
-from registry_gc.check import CheckResult, check_store, links_to_read
-from registry_gc.check import check as run_check
+from registry_gc.checking import CheckResult, check_store, links_to_read
+from registry_gc.checking import check as run_check
 from registry_gc.layout import (
     BlobData,
     Digest,
