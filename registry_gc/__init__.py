@@ -17,6 +17,7 @@ from ._errors import (
 from .apply import ApplyResult, apply_plan
 from .backends import Backend, open_backend
 from .collector import DEFAULT_GRACE, DEFAULT_UPLOADS_OLDER_THAN, collect, collect_async
+from .durations import format_duration, parse_duration
 from .fetch import ManifestTable, fetch_manifests, load_manifests
 from .inventory import Anomaly, Inventory, take_inventory
 from .layout import Digest, Repository, Tag
@@ -68,11 +69,13 @@ __all__ = [
     "collect",
     "collect_async",
     "fetch_manifests",
+    "format_duration",
     "load_manifests",
     "load_policy",
     "make_plan",
     "mark",
     "open_backend",
+    "parse_duration",
     "parse_manifest",
     "parse_policy",
     "take_inventory",

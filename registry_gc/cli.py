@@ -28,7 +28,6 @@ import datetime
 import json
 import logging
 import os
-import re
 import sys
 import time
 from datetime import timedelta
@@ -37,12 +36,13 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import attrs
 
 from . import __version__, _sync
-from ._errors import RefusedError, RegistryGCError, StorageError, TargetNotEmptyError
+from ._errors import ConfigError, RefusedError, RegistryGCError, StorageError, TargetNotEmptyError
 from ._progress import Progress, make_progress, with_listing_progress
 from .apply import execute
 from .backends import ReadOnlyBackend, open_backend
 from .collector import DEFAULT_GRACE, DEFAULT_UPLOADS_OLDER_THAN, collect
 from .config import CONFIG_PATH_ENV, RegistryConfig, find_default_config, load_registry_config
+from .durations import parse_duration
 from .fetch import fetch_manifests
 from .inspect import (
     disk_usage,
@@ -75,7 +75,7 @@ if TYPE_CHECKING:
     from .inventory import Inventory
     from .plan import Plan
 
-__all__ = ["build_parser", "main", "parse_duration", "run"]
+__all__ = ["build_parser", "main", "run"]
 
 log = logging.getLogger("registry_gc")
 
@@ -91,36 +91,18 @@ EXIT_CODES_HELP = (
     "input; 3 refused (nothing deleted); 4 storage error; 130 interrupted."
 )
 
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 # Storage options whose values are credentials: never echoed.
 _SECRET_OPTIONS = frozenset(
     {"key", "secret", "token", "password", "account_key", "client_secret", "sas_token"}
 )
 
 
-def parse_duration(text: str) -> timedelta:
-    """Parse ``0``, ``0s``, ``90m``, ``24h``, ``7d``, ``1h30m`` (Go-style, plus ``d`` and ``w``).
-
-    >>> parse_duration("1h30m")
-    datetime.timedelta(seconds=5400)
-    """
-    text = text.strip()
-    if text == "0":
-        return timedelta(0)
-    msg = f"invalid duration {text!r}: use a number with a unit, such as 0s, 90m, 24h, 7d or 1h30m"
-    pos, total = 0, 0.0
-    for m in _DURATION.finditer(text):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _UNITS[m.group(2)]
-        pos = m.end()
-    if pos != len(text) or not text:
-        raise argparse.ArgumentTypeError(msg)
+def _duration_arg(text: str) -> timedelta:
+    """:func:`~registry_gc.parse_duration` for argparse: a bad value is a usage error."""
     try:
-        return timedelta(seconds=total)
-    except OverflowError:  # more than timedelta holds (about 2.7 million years)
-        raise argparse.ArgumentTypeError(msg) from None
+        return parse_duration(text)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _storage_option(text: str) -> tuple[str, Any]:
@@ -214,7 +196,7 @@ def _add_collect(p: argparse.ArgumentParser, *, dry_run: bool = True, verb: str 
         )
     p.add_argument(
         "--grace",
-        type=parse_duration,
+        type=_duration_arg,
         default=DEFAULT_GRACE,
         metavar="DURATION",
         help=f"never {verb} anything modified more recently than this (default 1h)",
@@ -228,7 +210,7 @@ def _add_collect(p: argparse.ArgumentParser, *, dry_run: bool = True, verb: str 
     )
     p.add_argument(
         "--uploads-older-than",
-        type=parse_duration,
+        type=_duration_arg,
         default=DEFAULT_UPLOADS_OLDER_THAN,
         metavar="DURATION",
         help=f"{verb} unfinished uploads started longer ago than this (default 24h)",

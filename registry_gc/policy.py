@@ -46,6 +46,7 @@ import attrs
 import yaml
 
 from ._errors import ConfigError
+from .durations import format_duration, parse_duration
 from .fetch import is_manifest, read_configs
 from .graph import Graph, Role, walk
 from .layout import Digest, Repository, Tag, tag_name_problem
@@ -282,43 +283,6 @@ def parse_semver(text: str) -> SemVer | None:
         tuple(int(p) if p.isdigit() else p for p in pre.split(".")) if pre else (),
         m.group("build"),
     )
-
-
-# -- durations -----------------------------------------------------------------------------
-
-
-def _parse_duration(text: str) -> datetime.timedelta:
-    """``14d``, ``1h30m`` … (the CLI's grammar) → a positive timedelta; ValueError otherwise."""
-    import argparse  # noqa: PLC0415 - only for the exception type of the CLI's parser
-
-    from .cli import parse_duration  # noqa: PLC0415 - the CLI imports the collector, which imports us
-
-    try:
-        value = parse_duration(text)
-    except argparse.ArgumentTypeError as e:
-        raise ValueError(str(e)) from None
-    if value <= datetime.timedelta(0):
-        raise ValueError(f"duration {text!r} must be longer than 0")
-    return value
-
-
-def format_duration(value: datetime.timedelta) -> str:
-    """``timedelta(days=14)`` → ``'14d'``; ``timedelta(minutes=90)`` → ``'1h30m'``.
-
-    >>> format_duration(datetime.timedelta(days=1, seconds=5400))
-    '1d1h30m'
-    """
-    total = value.total_seconds()
-    if total <= 0:
-        return "0s"
-    parts: list[str] = []
-    for unit, seconds in (("d", 86400), ("h", 3600), ("m", 60)):
-        count, total = divmod(total, seconds)
-        if count:
-            parts.append(f"{int(count)}{unit}")
-    if total:
-        parts.append(f"{total:g}s" if total >= 1 else f"{total * 1000:g}ms")
-    return "".join(parts)
 
 
 # -- the model -----------------------------------------------------------------------------
@@ -590,8 +554,8 @@ class _Reader:
         if not isinstance(node.value, str):
             self.fail(node, where, f"expected a duration such as 14d or 12h, got {node.value!r}")
         try:
-            return _parse_duration(node.value)
-        except ValueError as e:
+            return parse_duration(node.value, positive=True)
+        except ConfigError as e:
             self.fail(node, where, str(e))
 
     def boolean(self, node: _Node | None, where: str, *, default: bool = False) -> bool:
@@ -1285,8 +1249,8 @@ def _duration_arg(text: str) -> datetime.timedelta:
     import argparse  # noqa: PLC0415
 
     try:
-        return _parse_duration(text)
-    except ValueError as e:
+        return parse_duration(text, positive=True)
+    except ConfigError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
