@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import attrs
 
 from . import __version__, _sync
+from ._cli_policy import add_policy_arguments, policy_from_args
 from ._errors import ConfigError, RefusedError, RegistryGCError, StorageError, TargetNotEmptyError
 from ._progress import Progress, make_progress, with_listing_progress
 from .apply import execute
@@ -56,7 +57,6 @@ from .layout import V2_PREFIX, Repository
 from .mark import mark
 from .metrics import RunRecorder
 from .plan import Category, make_plan
-from .policy import add_policy_arguments, policy_from_args
 from .remove import (
     ImageRef,
     Removal,
