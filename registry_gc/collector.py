@@ -17,12 +17,13 @@ from . import _sync
 from ._errors import RefusedError
 from .apply import execute
 from .backends import Backend, open_backend
+from .created import read_created_times
 from .fetch import fetch_manifests
 from .inventory import scan
 from .layout import V2_PREFIX
 from .mark import mark
 from .plan import make_plan
-from .policy import decide_tags
+from .policy import select_tags
 from .report import Report
 
 if TYPE_CHECKING:
@@ -101,9 +102,11 @@ async def collect_async(
         uploads_cutoff = (reference - uploads_older_than).timestamp()
         decisions: TagDecisions | None = None
         if policy is not None:
-            decisions = await decide_tags(
-                backend, inventory, manifests, policy, now=reference, grace=grace
+            created = await read_created_times(backend, inventory, manifests, policy)
+            decisions = select_tags(
+                inventory, manifests, policy, reference, grace=grace, created=created
             )
+            _log_decisions(decisions)
             removed_tags = decisions.removed_tags(removed_tags)
             removed_manifests = decisions.removed_manifests(removed_manifests)
 
@@ -230,6 +233,17 @@ def collect(
             progress=progress,
         )
     )
+
+
+def _log_decisions(decisions: TagDecisions) -> None:
+    log.info(
+        "policy: %d tag(s) considered, %d to delete, %d referrer(s) without subject",
+        len(decisions.tags),
+        sum(1 for _ in decisions.deleted()),
+        len(decisions.manifests),
+    )
+    for d in decisions.tags:
+        log.debug("%s %s:%s — %s", d.action.value, d.repository, d.tag, d.rule)
 
 
 def _read_only(backend: Backend) -> Backend:

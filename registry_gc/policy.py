@@ -36,7 +36,6 @@ from __future__ import annotations
 import datetime
 import enum
 import importlib
-import json
 import logging
 import re
 from pathlib import Path
@@ -47,16 +46,14 @@ import yaml
 
 from ._errors import ConfigError
 from .durations import format_duration, parse_duration
-from .fetch import is_manifest, read_configs
-from .graph import Graph, Role, walk
+from .fetch import is_manifest
 from .layout import Digest, Repository, Tag, tag_name_problem
-from .manifests import MAX_MANIFEST_SIZE, Manifest, ManifestKind
+from .manifests import Manifest, ManifestKind
 
 if TYPE_CHECKING:
     import os
     from collections.abc import Collection, Iterable, Iterator, Mapping
 
-    from .backends import Backend
     from .fetch import ManifestTable
     from .inventory import Inventory, RepositoryEntry, TagEntry
     from .mark import Marks
@@ -70,12 +67,10 @@ __all__ = [
     "SemVer",
     "TagDecision",
     "TagDecisions",
-    "decide_tags",
     "describe_rule",
     "load_policy",
     "parse_policy",
     "parse_semver",
-    "read_created_times",
     "select_tags",
 ]
 
@@ -856,7 +851,7 @@ def select_tags(
     ``now`` (aware) is what ``keep_within`` counts back from; tags written
     within ``grace`` of it are never deleted. ``created`` maps manifest
     digests to the image config's ``created`` time (see
-    :func:`read_created_times`) for rules with ``time_source: created``; a tag
+    :func:`~registry_gc.created.read_created_times`) for rules with ``time_source: created``; a tag
     without one falls back to its push time.
     """
     cutoff = (now - grace).timestamp()
@@ -1114,114 +1109,3 @@ def _orphan_signature_tags(  # noqa: PLR0917 - private helper, one call site
             decided[tag.name] = TagDecision(
                 *base, Action.KEEP, why, tag.current_mtime, follows=subject
             )
-
-
-# -- config created times ------------------------------------------------------------
-
-_CREATED = re.compile(
-    r"(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:\.(\d+))?(?:([Zz])|([+-])(\d\d):(\d\d))"
-)
-
-
-def _parse_created(value: object) -> float | None:
-    """An RFC 3339 time (nanoseconds allowed) → seconds since the epoch; else ``None``."""
-    if not isinstance(value, str):
-        return None
-    m = _CREATED.fullmatch(value.strip())
-    if m is None:
-        return None
-    year, month, day, hour, minute, second = (int(m.group(i)) for i in range(1, 7))
-    micro = int((m.group(7) or "0")[:6].ljust(6, "0"))
-    if m.group(8):
-        tz = datetime.timezone.utc
-    else:
-        offset = datetime.timedelta(hours=int(m.group(10)), minutes=int(m.group(11)))
-        tz = datetime.timezone(offset if m.group(9) == "+" else -offset)
-    try:
-        return datetime.datetime(year, month, day, hour, minute, second, micro, tz).timestamp()
-    except (ValueError, OverflowError):
-        return None
-
-
-def created_of_config(data: bytes) -> float | None:
-    """The ``created`` time of an image config, in seconds since the epoch, or ``None``.
-
-    >>> created_of_config(b'{"created": "2024-05-01T00:00:00Z"}')
-    1714521600.0
-    """
-    try:
-        doc = json.loads(data)
-    except (ValueError, RecursionError):
-        return None
-    return _parse_created(doc.get("created")) if isinstance(doc, dict) else None
-
-
-def _configs_of(graph: Graph, digest: Digest) -> list[Digest]:
-    """The config digests of an image, or of every image of an index (recursively)."""
-    reach = walk(graph, [(digest, Role.TAG)], referrers=False)
-    configs = []
-    for d in sorted(reach.manifests):
-        m = graph.table.get(d)
-        if isinstance(m, Manifest) and m.config is not None:
-            configs.append(m.config)
-    return configs
-
-
-async def read_created_times(
-    backend: Backend,
-    inventory: Inventory,
-    manifests: ManifestTable,
-    policy: Policy,
-) -> dict[Digest, float]:
-    """Read the image configs of tagged manifests; return manifest digest → ``created`` time.
-
-    Only repositories a ``time_source: created`` rule applies to are read. An
-    index takes the latest ``created`` of its images. Configs that are
-    missing, too large or without a valid ``created`` are left out (those tags
-    fall back to their push time).
-    """
-    wanted: dict[Digest, list[Digest]] = {}
-    for repo in inventory.repositories.values():
-        if not any(r.time_source == "created" for _, r in policy.rules_for(repo.name)):
-            continue
-        graph = Graph.of(repo, manifests, inventory.blobs)
-        for tag in repo.tags.values():
-            if tag.current is not None and tag.current not in wanted:
-                wanted[tag.current] = _configs_of(graph, tag.current)
-    configs = {c for cs in wanted.values() for c in cs}
-    times = await read_configs(
-        backend, inventory, configs, created_of_config, limit=MAX_MANIFEST_SIZE
-    )
-    log.info("read %d image config(s) for their created time", len(configs))
-    out: dict[Digest, float] = {}
-    for digest, cs in wanted.items():
-        found = [times[c] for c in cs if c in times]
-        if found:
-            out[digest] = max(found)
-    return out
-
-
-async def decide_tags(
-    backend: Backend,
-    inventory: Inventory,
-    manifests: ManifestTable,
-    policy: Policy,
-    *,
-    now: datetime.datetime,
-    grace: datetime.timedelta,
-) -> TagDecisions:
-    """:func:`select_tags`, reading image configs first when a rule needs ``created`` times."""
-    created = None
-    if policy.needs_created_times:
-        created = await read_created_times(backend, inventory, manifests, policy)
-    decisions = select_tags(inventory, manifests, policy, now, grace=grace, created=created)
-    deleted = sum(1 for _ in decisions.deleted())
-    log.info(
-        "policy: %d tag(s) considered, %d to delete, %d referrer(s) without subject",
-        len(decisions.tags),
-        deleted,
-        len(decisions.manifests),
-    )
-    for d in decisions.tags:
-        log.debug("%s %s:%s — %s", d.action.value, d.repository, d.tag, d.rule)
-    return decisions
