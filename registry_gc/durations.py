@@ -72,6 +72,7 @@ def _parse(text: str) -> datetime.timedelta:
 def format_duration(value: datetime.timedelta) -> str:
     """Print a duration the way :func:`parse_duration` reads it; ``0s`` for zero or less.
 
+    >>> import datetime
     >>> format_duration(datetime.timedelta(days=14))
     '14d'
     >>> format_duration(datetime.timedelta(days=1, seconds=5400))
