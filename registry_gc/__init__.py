@@ -18,6 +18,7 @@ from .apply import ApplyResult, Status, apply_plan
 from .backends import Backend, open_backend
 from .checking import CheckResult, check, check_async
 from .collector import collect, collect_async
+from .durations import format_duration, parse_duration
 from .fetch import ManifestTable, fetch_manifests, load_manifests
 from .inventory import Anomaly, Inventory, take_inventory
 from .layout import Digest, Repository, Tag
@@ -85,6 +86,7 @@ __all__ = [
     "disk_usage",
     "disk_usage_async",
     "fetch_manifests",
+    "format_duration",
     "list_images",
     "list_images_async",
     "load_manifests",
@@ -92,6 +94,7 @@ __all__ = [
     "make_plan",
     "mark",
     "open_backend",
+    "parse_duration",
     "parse_manifest",
     "parse_policy",
     "remove",

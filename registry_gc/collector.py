@@ -16,10 +16,11 @@ import attrs
 from . import _sync
 from ._run import Timings, open_root, survey
 from .apply import execute
+from .created import read_created_times
 from .mark import mark
 from .options import DEFAULT_GRACE, DEFAULT_UPLOADS_OLDER_THAN, Options, Removals
 from .plan import make_plan
-from .policy import decide_tags
+from .policy import select_tags
 from .report import Report
 
 if TYPE_CHECKING:
@@ -67,9 +68,11 @@ async def sweep(
         decisions: TagDecisions | None = None
         reference = now or inventory.started
         if policy is not None:
-            decisions = await decide_tags(
-                backend, inventory, manifests, policy, now=reference, grace=options.grace
+            created = await read_created_times(backend, inventory, manifests, policy)
+            decisions = select_tags(
+                inventory, manifests, policy, reference, grace=options.grace, created=created
             )
+            _log_decisions(decisions)
             removals = removals.merged(decisions.removals())
         marks = mark(inventory, manifests, options, removals=removals, now=now)
         refined = decisions.after_mark(marks) if decisions is not None else None
@@ -217,3 +220,14 @@ def collect(
             allow_empty=allow_empty,
         )
     )
+
+
+def _log_decisions(decisions: TagDecisions) -> None:
+    log.info(
+        "policy: %d tag(s) considered, %d to delete, %d referrer(s) without subject",
+        len(decisions.tags),
+        sum(1 for _ in decisions.deleted()),
+        len(decisions.manifests),
+    )
+    for d in decisions.tags:
+        log.debug("%s %s:%s — %s", d.action.value, d.repository, d.tag, d.rule)

@@ -6,12 +6,11 @@ import json
 import os
 import subprocess
 import sysconfig
-from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import pytest
 from registry_gc import __version__
-from registry_gc.cli import parse_duration, run
+from registry_gc.cli import run
 from registry_gc.layout import BlobData, RevisionLink
 
 from tests.rigs.builder import RegistryBuilder
@@ -88,26 +87,6 @@ def test_quiet_prints_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert run(["gc", str(tmp_path), "-m", "-q"]) == 0
     captured = capsys.readouterr()
     assert (captured.out, captured.err) == ("", "")
-
-
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [
-        ("0", 0),
-        ("0s", 0),
-        ("90m", 5400),
-        ("24h", 86400),
-        ("7d", 604800),
-        ("1h30m", 5400),
-        ("2w", 1209600),
-        ("1.5h", 5400),
-        ("500ms", 0.5),
-        (" 10s ", 10),
-    ],
-)
-def test_parse_duration(text: str, seconds: float) -> None:
-    """Go-style durations plus d and w."""
-    assert parse_duration(text) == timedelta(seconds=seconds)
 
 
 @pytest.mark.parametrize(

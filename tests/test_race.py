@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import pytest
-from registry_gc import cli, collect
+from registry_gc import cli, collect, parse_duration
 from registry_gc.apply import apply_plan
 from registry_gc.backends import LocalBackend
 from registry_gc.backends import _local as local_module
@@ -237,7 +237,7 @@ def test_limit_reusing_an_unreferenced_blob_after_the_listing_breaks_the_new_ima
     old = dead_image(client, root)
     layer = old.layers[0]
     # 1. The run lists the store and plans: the old layer is unreferenced, and old.
-    report = collect(root, delete_untagged=True, dry_run=True, grace=cli.parse_duration(grace))
+    report = collect(root, delete_untagged=True, dry_run=True, grace=parse_duration(grace))
     assert blob_path(Digest(layer.digest)) in report.plan.paths
     # 2. Meanwhile a push re-uses that blob without uploading it.
     image = oci.docker_image("limit-new", shared_layers=[layer])

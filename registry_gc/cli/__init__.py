@@ -29,8 +29,9 @@ import sys
 from typing import TYPE_CHECKING, NoReturn
 
 from .._errors import RefusedError, RegistryGCError, StorageError
+from ..durations import parse_duration
 from ._output import fail, setup_logging
-from ._parser import build_parser, parse_duration
+from ._parser import build_parser
 from ._target import Target
 
 if TYPE_CHECKING:

@@ -14,10 +14,10 @@ from ..layout import Repository
 from ..listing import list_images
 from ..metrics import RunRecorder
 from ..options import Options
-from ..policy import policy_from_args
 from ..removal import parse_image, remove
 from ..usage import disk_usage
 from ._output import emit
+from ._policy import policy_from_args
 from ._target import split_operands, target_of
 
 if TYPE_CHECKING:

@@ -3,48 +3,33 @@
 from __future__ import annotations
 
 import argparse
-import re
-from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from .. import __version__
+from .._errors import ConfigError
+from ..durations import parse_duration
 from ..options import DEFAULT_GRACE, DEFAULT_UPLOADS_OLDER_THAN
-from ..policy import add_policy_arguments
 from . import _commands as commands
+from ._policy import add_policy_arguments
 from ._target import storage_option
 
-__all__ = ["EXIT_CODES_HELP", "build_parser", "parse_duration"]
+if TYPE_CHECKING:
+    from datetime import timedelta
+
+__all__ = ["EXIT_CODES_HELP", "build_parser"]
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok; 1 deletions failed (gc, rm) or problems found (fsck); 2 bad usage or "
     "input; 3 refused (nothing deleted); 4 storage error; 130 interrupted."
 )
 
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 
-
-def parse_duration(text: str) -> timedelta:
-    """Parse ``0``, ``0s``, ``90m``, ``24h``, ``7d``, ``1h30m`` (Go-style, plus ``d`` and ``w``).
-
-    >>> parse_duration("1h30m")
-    datetime.timedelta(seconds=5400)
-    """
-    text = text.strip()
-    if text == "0":
-        return timedelta(0)
-    msg = f"invalid duration {text!r}: use a number with a unit, such as 0s, 90m, 24h, 7d or 1h30m"
-    pos, total = 0, 0.0
-    for m in _DURATION.finditer(text):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _UNITS[m.group(2)]
-        pos = m.end()
-    if pos != len(text) or not text:
-        raise argparse.ArgumentTypeError(msg)
+def _duration_arg(text: str) -> timedelta:
+    """:func:`~registry_gc.parse_duration` for argparse: a bad value is a usage error."""
     try:
-        return timedelta(seconds=total)
-    except OverflowError:  # more than timedelta holds (about 2.7 million years)
-        raise argparse.ArgumentTypeError(msg) from None
+        return parse_duration(text)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _add_storage(p: argparse.ArgumentParser, *, root: bool = True) -> None:
@@ -124,7 +109,7 @@ def _add_collect(p: argparse.ArgumentParser, *, dry_run: bool = True, verb: str 
         )
     p.add_argument(
         "--grace",
-        type=parse_duration,
+        type=_duration_arg,
         default=DEFAULT_GRACE,
         metavar="DURATION",
         help=f"never {verb} anything modified more recently than this (default 1h)",
@@ -138,7 +123,7 @@ def _add_collect(p: argparse.ArgumentParser, *, dry_run: bool = True, verb: str 
     )
     p.add_argument(
         "--uploads-older-than",
-        type=parse_duration,
+        type=_duration_arg,
         default=DEFAULT_UPLOADS_OLDER_THAN,
         metavar="DURATION",
         help=f"{verb} unfinished uploads started longer ago than this (default 24h)",

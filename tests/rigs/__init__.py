@@ -9,6 +9,7 @@ Modules:
 - :mod:`tests.rigs.proxy` — :class:`StorageProxy`: counts requests on the wire, injects faults.
 - :mod:`tests.rigs.scenarios` — a mixed registry and an independent oracle of its live blobs.
 - :mod:`tests.rigs.registry` — :class:`RealRegistry` (Debian ``docker-registry`` 2.8.2).
+- :mod:`tests.rigs.inventories` — inventories and manifests built by hand, for the policy tests.
 - :mod:`tests.rigs.oci` — images, indexes and referrers built as data; OCI layout writer.
 - :mod:`tests.rigs.push` — a urllib registry HTTP API v2 client.
 - :mod:`tests.rigs.skopeo` — ``skopeo`` copy/inspect wrappers.
