@@ -15,11 +15,10 @@ import logging
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .backends._hashing import digest_paths
-from .backends._wrapper import WrappingBackend
+from .backends import WrappingBackend
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Sequence
+    from collections.abc import AsyncIterator, Callable
     from types import TracebackType
 
     from .backends import Backend, ObjectInfo
@@ -188,16 +187,12 @@ class _ListingProgress(WrappingBackend):
         if pending:
             self._progress.advance("listing", pending)
 
-    async def digest(self, paths: Sequence[str], algorithm: str) -> dict[str, str | None]:
-        """Hash through the wrapped backend (streaming when it can)."""
-        return await digest_paths(self._inner, paths, algorithm)
-
 
 def with_listing_progress(backend: Backend, progress: Progress) -> Backend:
     """``backend``, counting listed objects into ``progress`` when bars are shown.
 
-    The wrapper keeps the optional capabilities of ``backend`` (multipart
-    uploads, streaming digests).
+    The wrapper has the optional capabilities of ``backend``, as every
+    :class:`~registry_gc.backends.WrappingBackend` has.
     """
     if not progress.active:
         return backend

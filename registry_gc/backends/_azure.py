@@ -41,7 +41,6 @@ import datetime
 import email.utils
 import logging
 import os
-import random
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -51,7 +50,8 @@ import attrs
 from .._errors import ConfigError, StorageError
 from ._base import DeleteResult, ObjectInfo, Outcome
 from ._hashing import new_hash
-from ._s3 import _MIN_STEMS, _Fanout, _fanout, _run_pool, _stems
+from ._objectstore import Listing, backoff, list_objects, run_pool
+from ._paths import checked_path
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
@@ -73,10 +73,6 @@ _PAGE = 5000
 _BATCH = 256
 #: Batch requests in flight at once.
 _DELETE_BATCHES_IN_FLIGHT = 8
-#: Concurrent listing streams (fan-out workers), capped by ``concurrency``.
-_LIST_WORKERS = 32
-#: Pages buffered between the listing streams and the consumer, per worker.
-_PAGES_BUFFERED_PER_WORKER = 2
 #: Attempts at reading a response body: the pipeline retries a request but not
 #: a body cut off after the headers arrived; only that case is retried here.
 _BODY_ATTEMPTS = 3
@@ -84,10 +80,6 @@ _BODY_ATTEMPTS = 3
 _DIGEST_CONCURRENCY = 8
 #: Retries after the first attempt, per request (and per blob of a batch).
 _DEFAULT_RETRIES = 5
-#: Backoff before retry ``n`` is uniform in [0, min(_BACKOFF_MAX, _BACKOFF_BASE * 2**n)]
-#: ("full jitter"; the SDK's own default waits 15 s and more before each retry).
-_BACKOFF_BASE = 0.5
-_BACKOFF_MAX = 20.0
 #: Seconds to connect, and to wait for each read of a response.
 _CONNECT_TIMEOUT = 10
 _DEFAULT_READ_TIMEOUT = 60
@@ -180,11 +172,6 @@ class _Connection:
     closer: AsyncGenerator[None, None] | None = None
 
 
-def _backoff(retry: int) -> float:
-    """Seconds to wait before retry number ``retry`` (1-based): full jitter."""
-    return random.uniform(0, min(_BACKOFF_MAX, _BACKOFF_BASE * 2**retry))  # noqa: S311
-
-
 def _retry_policy(retries: int) -> Any:  # noqa: ANN401 - the SDK's policy class
     """The SDK's exponential retry policy (which statuses it retries), with our backoff."""
     from azure.storage.blob.aio import ExponentialRetry  # noqa: PLC0415
@@ -192,7 +179,7 @@ def _retry_policy(retries: int) -> Any:  # noqa: ANN401 - the SDK's policy class
     class _Retry(ExponentialRetry):
         def get_backoff_time(self, settings: dict[str, Any]) -> float:
             # settings["count"] is 1 before the first retry.
-            return _backoff(int(settings["count"]))
+            return backoff(int(settings["count"]))
 
     return _Retry(retry_total=retries)
 
@@ -207,7 +194,7 @@ class _Budget:
     async def spend(self) -> None:
         self.left -= 1
         self.used += 1
-        await asyncio.sleep(_backoff(self.used))
+        await asyncio.sleep(backoff(self.used))
 
 
 class AzureBackend:
@@ -238,8 +225,6 @@ class AzureBackend:
     operation (``ListBlobs``, ``GetBlob``, ``BlobBatch``), and the calls
     inside batches by theirs (``DeleteBlob``): Azure bills each of those.
     """
-
-    hierarchical = False
 
     def __init__(
         self,
@@ -340,15 +325,11 @@ class AzureBackend:
         return f"AzureBackend({self.url!r})"
 
     def _key(self, path: str) -> str:
-        if path.startswith("/") or ".." in path.split("/") or "\x00" in path:
-            msg = f"refusing path {path!r}: backend paths are relative to the registry root"
-            raise StorageError(msg)
-        return self._base + path
+        return self._base + checked_path(path)
 
     def _dir_key(self, prefix: str) -> str:
         """The name prefix of a "directory": the root's base, or ending in ``/``."""
-        self._key(prefix)
-        key = (self._base + prefix).rstrip("/")
+        key = (self._base + checked_path(prefix, prefix=True)).rstrip("/")
         if not prefix.strip("/"):
             return self._base
         return f"{key}/"
@@ -374,7 +355,10 @@ class AzureBackend:
         return self._scrub(f"{type(exc).__name__}: {exc}")
 
     def _storage_error(self, action: str, key: str, why: str) -> StorageError:
-        return StorageError(f"cannot {action} {self._where(key)}: {self._scrub(why)}")
+        return StorageError(
+            f"cannot {action} {self._where(key)}: {self._scrub(why)}",
+            path=key[len(self._base) :],
+        )
 
     # -- connection -----------------------------------------------------------------
 
@@ -670,83 +654,6 @@ class AzureBackend:
             objects.extend(self._infos(page, times))
         return [d for d in dirs if d], objects
 
-    async def _plan(self, conn: _Connection, prefix: str) -> tuple[list[str], list[ObjectInfo]]:
-        """Split the listing of ``prefix`` into disjoint flat streams (as the S3 backend does).
-
-        Returns the name prefixes to list (flat, concurrently) and the objects
-        already found by the delimiter listings made on the way.
-        """
-        mode = _fanout(prefix[len(self._base) :].rstrip("/"))
-        if mode is _Fanout.FLAT:
-            return [prefix], []
-        dirs, objects = await self._children(conn, prefix)
-        if mode is _Fanout.STEMS:
-            stems = _stems(prefix, dirs, objects, self._base)
-            if len(stems) >= _MIN_STEMS or not dirs or not prefix.endswith("repositories/"):
-                return stems, []
-            below: list[list[str]] = [[] for _ in dirs]
-
-            async def split(i: int) -> None:
-                sub_dirs, sub_objects = await self._children(conn, dirs[i])
-                below[i] = _stems(dirs[i], sub_dirs, sub_objects, self._base)
-
-            await _run_pool(min(self._concurrency, _LIST_WORKERS), range(len(dirs)), split)
-            return sorted(s for group in below for s in group), list(objects)
-        streams: list[str] = []
-        found = list(objects)
-        planned: list[tuple[list[str], list[ObjectInfo]]] = [([], [])] * len(dirs)
-
-        async def plan(i: int) -> None:
-            planned[i] = await self._plan(conn, dirs[i])
-
-        await _run_pool(min(self._concurrency, _LIST_WORKERS), range(len(dirs)), plan)
-        for sub_streams, sub_objects in planned:
-            streams += sub_streams
-            found += sub_objects
-        return streams, found
-
-    async def _list_concurrently(
-        self, conn: _Connection, prefixes: list[str]
-    ) -> AsyncGenerator[ObjectInfo, None]:
-        """List every prefix (flat) with bounded concurrency, streaming pages through a queue."""
-        if not prefixes:
-            return
-        workers = min(self._concurrency, _LIST_WORKERS, len(prefixes))
-        done = object()
-        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=workers * _PAGES_BUFFERED_PER_WORKER)
-
-        async def list_one(p: str) -> None:
-            times: dict[str, datetime.datetime] = {}
-            async with contextlib.aclosing(self._pages(conn, p)) as pages:
-                async for page in pages:
-                    infos = self._infos(page, times)
-                    if infos:
-                        await queue.put(infos)
-
-        async def produce() -> None:
-            try:
-                await _run_pool(workers, prefixes, list_one)
-            except Exception as e:  # noqa: BLE001 - handed to the consumer, which raises it
-                await queue.put(e)
-            else:
-                await queue.put(done)
-
-        producer = asyncio.ensure_future(produce())
-        try:
-            while True:
-                item = await queue.get()
-                if item is done:
-                    break
-                if isinstance(item, BaseException):
-                    raise item
-                for info in item:
-                    yield info
-        finally:
-            if not producer.done():
-                producer.cancel()
-            with contextlib.suppress(BaseException):
-                await producer
-
     # -- read -----------------------------------------------------------------------
 
     async def read(self, paths: Sequence[str]) -> Mapping[str, bytes | None]:
@@ -765,7 +672,7 @@ class AzureBackend:
         async def one(path: str) -> None:
             out[path] = await self._get(conn, keys[path])
 
-        await _run_pool(min(self._concurrency, len(keys)), keys, one)
+        await run_pool(min(self._concurrency, len(keys)), keys, one)
         return {p: out[p] for p in keys}
 
     async def _get(self, conn: _Connection, key: str) -> bytes | None:
@@ -815,7 +722,7 @@ class AzureBackend:
                 return
             raise self._storage_error("read", key, _describe_status(status, headers, body, reason))
 
-        await _run_pool(min(_DIGEST_CONCURRENCY, len(keys)), keys, one)
+        await run_pool(min(_DIGEST_CONCURRENCY, len(keys)), keys, one)
         return {p: out[p] for p in keys}
 
     # -- delete ---------------------------------------------------------------------
@@ -845,7 +752,7 @@ class AzureBackend:
                 results[i] = DeleteResult(paths[i], outcome, error)
 
         starts = range(0, len(keys), _BATCH)
-        await _run_pool(min(_DELETE_BATCHES_IN_FLIGHT, len(starts)), starts, batch)
+        await run_pool(min(_DELETE_BATCHES_IN_FLIGHT, len(starts)), starts, batch)
         out = [r for r in results if r is not None]
         assert len(out) == len(keys)
         return out
@@ -908,9 +815,20 @@ class AzureBackend:
             pending = retry
         return outcomes
 
-    async def remove_empty_dirs(self, dirs: Sequence[str]) -> list[DeleteResult]:
-        """Object stores have no directories: ``MISSING`` for each."""
-        return [DeleteResult(d, Outcome.MISSING) for d in dirs]
+    def _listing(self, conn: _Connection) -> Listing:
+        async def pages(prefix: str) -> AsyncGenerator[list[ObjectInfo], None]:
+            # Last-Modified has one-second resolution: one parse per distinct value.
+            times: dict[str, datetime.datetime] = {}
+            async with contextlib.aclosing(self._pages(conn, prefix)) as raw:
+                async for page in raw:
+                    yield self._infos(page, times)
+
+        return Listing(
+            base=self._base,
+            concurrency=self._concurrency,
+            children=lambda prefix: self._children(conn, prefix),
+            pages=pages,
+        )
 
     # Defined last: in the class body, the name ``list`` shadows the builtin for
     # every annotation that follows it.
@@ -926,16 +844,6 @@ class AzureBackend:
         """
         key_prefix = self._dir_key(prefix)
         conn = await self._connection()
-        streams, found = await self._plan(conn, key_prefix)
-        for info in found:
-            yield info
-        if len(streams) == 1:
-            times: dict[str, datetime.datetime] = {}
-            async with contextlib.aclosing(self._pages(conn, streams[0])) as pages:
-                async for page in pages:
-                    for info in self._infos(page, times):
-                        yield info
-            return
-        async with contextlib.aclosing(self._list_concurrently(conn, streams)) as infos:
+        async with contextlib.aclosing(list_objects(self._listing(conn), key_prefix)) as infos:
             async for info in infos:
                 yield info
