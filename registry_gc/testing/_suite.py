@@ -9,6 +9,10 @@ fixtures (in the style of zarr-python's ``zarr/testing/store.py``):
   placeholder*: a zero-byte ``a/b/`` key on an object store, an empty
   directory on a filesystem. It must be safe to call from several threads.
 
+The core tests run on every backend. The tests of an optional capability
+(:data:`~registry_gc.backends.CAPABILITIES`) run on a backend that has it and
+are skipped, with the capability named as the reason, on one that has not.
+
 Every test drives the backend with ``asyncio.run`` and closes it in the same
 event loop, as the collector does.
 """
@@ -18,23 +22,61 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import datetime
+import functools
 import hashlib
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias, TypeVar
 
 import pytest
-from registry_gc import ReadOnlyError, StorageError
-from registry_gc.backends import Backend, DeleteResult, ObjectInfo, Outcome, ReadOnlyBackend
+
+from .. import ReadOnlyError, StorageError
+from ..backends import (
+    Backend,
+    CountingBackend,
+    DeleteResult,
+    MultipartUpload,
+    ObjectInfo,
+    Outcome,
+    ReadOnlyBackend,
+    SupportsDigest,
+    SupportsDirectories,
+    SupportsMultipartUploads,
+    SupportsRequestCounts,
+    WrappingBackend,
+)
+from ..backends._wrapper import capabilities
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable
 
-    Writer = Callable[[str, bytes], None]
+__all__ = [
+    "BLOBS",
+    "ESCAPING",
+    "REFUSED",
+    "REPOS",
+    "V2",
+    "BackendSuite",
+    "Writer",
+    "blob_path",
+    "collect",
+    "files",
+    "run",
+    "skip_without",
+    "write_many",
+]
+
+#: ``write(path, data)``: puts an object in the store, bypassing the backend.
+Writer: TypeAlias = Callable[[str, bytes], None]
+
+_T = TypeVar("_T")
 
 V2 = "docker/registry/v2/"
 BLOBS = V2 + "blobs/"
 REPOS = V2 + "repositories/"
 #: Paths that would leave the registry root.
 ESCAPING = ("../outside", "/docker/registry/v2/x", "docker/registry/v2/../../../etc/passwd")
+#: Every path a backend refuses (as a prefix to list too, but for the empty path).
+REFUSED = (*ESCAPING, "docker/registry/v2/a\x00b", "")
 
 
 def blob_path(seed: str) -> str:
@@ -43,10 +85,10 @@ def blob_path(seed: str) -> str:
     return f"{BLOBS}sha256/{hexdigest[:2]}/{hexdigest}/data"
 
 
-def run(backend: Backend, fn: Callable[[], Awaitable[Any]]) -> Any:
+def run(backend: Backend, fn: Callable[[], Awaitable[_T]]) -> _T:
     """Run ``fn()`` in a fresh event loop and close the backend in that loop."""
 
-    async def main() -> Any:
+    async def main() -> _T:
         try:
             return await fn()
         finally:
@@ -58,6 +100,11 @@ def run(backend: Backend, fn: Callable[[], Awaitable[Any]]) -> Any:
 async def collect(backend: Backend, prefix: str) -> list[ObjectInfo]:
     """Every object a listing of ``prefix`` yields, in the order yielded."""
     return [info async for info in backend.list(prefix)]
+
+
+def skip_without(backend: object, capability: type) -> NoReturn:
+    """Skip the calling test: ``backend`` lacks the optional ``capability``."""
+    pytest.skip(f"{type(backend).__name__} does not implement {capability.__name__}")
 
 
 def files(infos: list[ObjectInfo]) -> dict[str, ObjectInfo]:
@@ -73,7 +120,12 @@ def write_many(writer: Writer, items: dict[str, bytes]) -> None:
 
 
 class BackendSuite:
-    """Tests every backend passes. Subclasses provide ``backend`` and ``writer`` fixtures."""
+    """Tests every backend passes. Subclasses provide ``backend`` and ``writer`` fixtures.
+
+    Test names start with the method or capability they exercise
+    (``test_list_…``, ``test_directories_…``); a subclass may add tests of
+    its own, and override a fixture such as ``large_store``.
+    """
 
     @pytest.fixture
     def backend(self) -> Backend:
@@ -200,33 +252,77 @@ class BackendSuite:
         assert results[0].outcome is Outcome.DELETED
         assert all(r.ok and r.outcome in (Outcome.DELETED, Outcome.MISSING) for r in results)
 
-    # -- safety ----------------------------------------------------------------------
+    # -- the path guard --------------------------------------------------------------
 
-    @pytest.mark.parametrize("path", ESCAPING)
+    @pytest.mark.parametrize("path", [p for p in REFUSED if p])
     def test_list_refuses_paths_leaving_the_root(self, backend: Backend, path: str) -> None:
-        """Listing a prefix with ``..`` or a leading ``/`` raises StorageError."""
-        with pytest.raises(StorageError):
+        """Listing a prefix with ``..``, a leading ``/`` or a NUL byte raises StorageError."""
+        with pytest.raises(StorageError) as e:
             run(backend, lambda: collect(backend, path))
+        assert e.value.path == path
 
-    @pytest.mark.parametrize("path", ESCAPING)
+    @pytest.mark.parametrize("path", REFUSED)
     def test_read_refuses_paths_leaving_the_root(self, backend: Backend, path: str) -> None:
-        """Reading a path with ``..`` or a leading ``/`` raises StorageError."""
-        with pytest.raises(StorageError):
+        """Reading a path with ``..``, a leading ``/``, a NUL byte, or an empty path, raises."""
+        with pytest.raises(StorageError) as e:
             run(backend, lambda: backend.read([REPOS + "x/link", path]))
+        assert e.value.path == path
 
-    @pytest.mark.parametrize("path", ESCAPING)
+    @pytest.mark.parametrize("path", REFUSED)
     def test_delete_refuses_paths_leaving_the_root(
         self, backend: Backend, writer: Writer, path: str
     ) -> None:
-        """Deleting a path with ``..`` or a leading ``/`` raises StorageError, deleting nothing."""
+        """Deleting a refused path raises StorageError(path=), deleting nothing."""
         writer(REPOS + "x/link", b"x")
-        with pytest.raises(StorageError):
+        with pytest.raises(StorageError) as e:
             run(backend, lambda: backend.delete([REPOS + "x/link", path]))
+        assert e.value.path == path
         # The bad path is refused before any other path of the call is touched.
         assert REPOS + "x/link" in files(run(backend, lambda: collect(backend, "")))
 
+    @pytest.mark.parametrize("path", REFUSED)
+    def test_capabilities_refuse_paths_leaving_the_root(self, backend: Backend, path: str) -> None:
+        """Every optional capability the backend has refuses the same paths as the core."""
+        calls: list[Callable[[], Awaitable[Any]]] = []
+        if isinstance(backend, SupportsDirectories):
+            dirs = backend
+            calls.append(lambda: dirs.remove_empty_dirs([REPOS + "x", path]))
+        if isinstance(backend, SupportsDigest):
+            hashing = backend
+            calls.append(lambda: hashing.digest([REPOS + "x/link", path], "sha256"))
+        if isinstance(backend, SupportsMultipartUploads):
+            multipart = backend
+            upload = MultipartUpload(
+                path, "upload-id", datetime.datetime.now(datetime.timezone.utc)
+            )
+            calls.append(lambda: multipart.abort_multipart_uploads([upload]))
+            if path:
+                calls.append(lambda: multipart.list_multipart_uploads(path))
+        if not calls:
+            pytest.skip(f"{type(backend).__name__} has no capability that takes paths")
+        for call in calls:
+            with pytest.raises(StorageError) as e:
+                run(backend, call)
+            assert e.value.path == path
+
+    # -- wrappers ----------------------------------------------------------------------
+
+    def test_wrappers_have_the_capabilities_of_the_backend(self, backend: Backend) -> None:
+        """Every wrapper, however nested, has exactly the optional capabilities of the backend."""
+        expected = capabilities(backend)
+        wrappers = [
+            WrappingBackend(backend),
+            ReadOnlyBackend(backend),
+            CountingBackend(backend),
+            ReadOnlyBackend(CountingBackend(WrappingBackend(backend))),
+        ]
+        for wrapper in wrappers:
+            assert isinstance(wrapper, Backend)
+            assert capabilities(wrapper) == expected, wrapper
+            assert wrapper.url == backend.url
+
     def test_read_only_wrapper(self, backend: Backend, writer: Writer) -> None:
-        """ReadOnlyBackend lists and reads, refuses deletes with ReadOnlyError, deletes nothing."""
+        """ReadOnlyBackend lists and reads, refuses every deletion with ReadOnlyError."""
         writer(REPOS + "x/link", b"sha256:x")
         ro = ReadOnlyBackend(backend)
         assert ro.url == backend.url
@@ -234,8 +330,16 @@ class BackendSuite:
         assert run(ro, lambda: ro.read([REPOS + "x/link"])) == {REPOS + "x/link": b"sha256:x"}
         with pytest.raises(ReadOnlyError):
             run(ro, lambda: ro.delete([REPOS + "x/link"]))
-        with pytest.raises(ReadOnlyError):
-            run(ro, lambda: ro.remove_empty_dirs([REPOS + "x"]))
+        if isinstance(ro, SupportsDirectories):
+            dirs = ro
+            with pytest.raises(ReadOnlyError):
+                run(ro, lambda: dirs.remove_empty_dirs([REPOS + "x"]))
+        if isinstance(ro, SupportsMultipartUploads):
+            multipart = ro
+            now = datetime.datetime.now(datetime.timezone.utc)
+            upload = MultipartUpload(REPOS + "x/_uploads/u/data", "id", now)
+            with pytest.raises(ReadOnlyError):
+                run(ro, lambda: multipart.abort_multipart_uploads([upload]))
         assert run(backend, lambda: backend.read([REPOS + "x/link"])) == {
             REPOS + "x/link": b"sha256:x"
         }
@@ -271,5 +375,86 @@ class BackendSuite:
         """The backend satisfies the Backend protocol and its url is a plain string."""
         assert isinstance(backend, Backend)
         assert isinstance(backend.url, str)
-        assert isinstance(backend.hierarchical, bool)
         assert backend.url in repr(backend)
+
+    # -- SupportsDirectories -----------------------------------------------------------
+
+    def test_directories_empty_ones_are_listed(self, backend: Backend, writer: Writer) -> None:
+        """An empty directory is listed with is_dir=True and size 0; non-empty ones are not."""
+        if not isinstance(backend, SupportsDirectories):
+            skip_without(backend, SupportsDirectories)
+        writer(REPOS + "gone/_uploads/", b"")
+        writer(REPOS + "full/_layers/sha256/ab/link", b"x")
+        infos = run(backend, lambda: collect(backend, REPOS))
+        dirs = {i.path: i for i in infos if i.is_dir}
+        assert set(dirs) == {REPOS + "gone/_uploads"}
+        assert dirs[REPOS + "gone/_uploads"].size == 0
+        assert dirs[REPOS + "gone/_uploads"].modified.tzinfo is not None
+
+    def test_directories_removed_when_empty(self, backend: Backend, writer: Writer) -> None:
+        """remove_empty_dirs removes empty directories, keeps non-empty ones, reports missing."""
+        if not isinstance(backend, SupportsDirectories):
+            skip_without(backend, SupportsDirectories)
+        writer(REPOS + "a/b/c/", b"")
+        writer(REPOS + "full/link", b"x")
+        paths = [REPOS + "a/b/c", REPOS + "a/b/", REPOS + "full", REPOS + "never"]
+        results = run(backend, lambda: backend.remove_empty_dirs(paths))
+        assert [r.outcome for r in results] == [
+            Outcome.DELETED,
+            Outcome.DELETED,
+            Outcome.NOT_EMPTY,
+            Outcome.MISSING,
+        ]
+        assert [r.path for r in results] == paths
+        listed = run(backend, lambda: collect(backend, REPOS))
+        assert {i.path for i in listed} == {REPOS + "a", REPOS + "full/link"}
+
+    # -- SupportsDigest ----------------------------------------------------------------
+
+    def test_digest_streams_what_read_reads(self, backend: Backend, writer: Writer) -> None:
+        """Hashing streams objects larger than a chunk and empty ones; a missing one is None."""
+        if not isinstance(backend, SupportsDigest):
+            skip_without(backend, SupportsDigest)
+        big = bytes(range(256)) * (9 * 1024)  # 2.25 MiB: more than two 1 MiB chunks
+        objects = {blob_path("big"): big, blob_path("empty"): b"", REPOS + "x/link": b"sha256:x"}
+        write_many(writer, objects)
+        paths = [*objects, blob_path("missing")]
+        for algorithm in ("sha256", "sha512"):
+            got = run(backend, functools.partial(backend.digest, paths, algorithm))
+            expected = {p: hashlib.new(algorithm, d).hexdigest() for p, d in objects.items()}
+            assert got == {**expected, blob_path("missing"): None}
+        assert run(backend, lambda: backend.digest([], "sha256")) == {}
+
+    def test_digest_refuses_other_algorithms(self, backend: Backend, writer: Writer) -> None:
+        """Hashing with an algorithm other than sha256/384/512 raises ValueError."""
+        if not isinstance(backend, SupportsDigest):
+            skip_without(backend, SupportsDigest)
+        writer(REPOS + "x/link", b"x")
+        with pytest.raises(ValueError, match="md5"):
+            run(backend, lambda: backend.digest([REPOS + "x/link"], "md5"))
+
+    # -- SupportsMultipartUploads ------------------------------------------------------
+
+    def test_multipart_uploads_none_in_an_empty_root(self, backend: Backend) -> None:
+        """An empty root has no open multipart uploads; aborting none returns no results."""
+        if not isinstance(backend, SupportsMultipartUploads):
+            skip_without(backend, SupportsMultipartUploads)
+        assert run(backend, lambda: backend.list_multipart_uploads("")) == []
+        assert run(backend, lambda: backend.list_multipart_uploads(REPOS)) == []
+        assert run(backend, lambda: backend.abort_multipart_uploads([])) == []
+
+    # -- SupportsRequestCounts ---------------------------------------------------------
+
+    def test_request_counts_count_requests(self, backend: Backend, writer: Writer) -> None:
+        """request_counts counts each request by operation name, and can be cleared."""
+        if not isinstance(backend, SupportsRequestCounts):
+            skip_without(backend, SupportsRequestCounts)
+        writer(REPOS + "x/link", b"x")
+        backend.request_counts.clear()
+        run(backend, lambda: backend.read([REPOS + "x/link"]))
+        counts = dict(backend.request_counts)
+        assert counts
+        assert sum(counts.values()) >= 1
+        assert all(isinstance(k, str) and isinstance(v, int) for k, v in counts.items())
+        backend.request_counts.clear()
+        assert sum(backend.request_counts.values()) == 0
