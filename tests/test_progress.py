@@ -116,3 +116,27 @@ def test_quiet_draws_no_bars_on_a_terminal(demo: str) -> None:
     assert result.returncode == 0, drawn
     assert drawn == ""
     assert result.stdout.decode().splitlines() == ["imported:"]
+
+
+def test_the_listing_progress_wrapper_keeps_exactly_the_capabilities(tmp_path: Path) -> None:
+    """Counting listed objects into the bars changes no capability of the backend."""
+    from registry_gc._progress import Progress, with_listing_progress  # noqa: PLC0415
+    from registry_gc.backends import (  # noqa: PLC0415
+        LocalBackend,
+        S3Backend,
+        SupportsDigest,
+        SupportsDirectories,
+        SupportsMultipartUploads,
+    )
+
+    assert with_listing_progress(LocalBackend(tmp_path), Progress()) is not None
+    bars = Progress(bars=object())  # active: the wrapper is used
+    local = with_listing_progress(LocalBackend(tmp_path), bars)
+    assert type(local).__name__ == "_ListingProgress"
+    assert isinstance(local, SupportsDirectories)
+    assert isinstance(local, SupportsDigest)
+    assert not isinstance(local, SupportsMultipartUploads)
+    s3 = with_listing_progress(S3Backend("bucket"), bars)
+    assert isinstance(s3, SupportsMultipartUploads)
+    assert not isinstance(s3, SupportsDirectories)
+    assert not isinstance(s3, SupportsDigest)
