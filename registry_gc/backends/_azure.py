@@ -30,6 +30,13 @@ Registries of distribution 2.x wrote blob names with a leading ``/``
 (the key prefix is ``/``).
 
 Connections belong to an event loop, as for :class:`~registry_gc.backends.S3Backend`.
+
+The storage options and credentials are resolved in ``_azure_options``, what
+the object stores share is in ``_objectstore``. This module stays one (about
+700 lines) because what is left is one class whose parts — the pipeline and
+its retry policy, listing, reads, batched deletes — all go through the same
+connection, retry budget and request counter: split, each part would reach
+into the others' private state.
 """
 
 from __future__ import annotations
@@ -40,7 +47,6 @@ import contextlib
 import datetime
 import email.utils
 import logging
-import os
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -48,9 +54,10 @@ from urllib.parse import quote, urlencode, urlsplit
 import attrs
 
 from .._errors import ConfigError, StorageError
+from ._azure_options import IGNORED_OPTIONS, OPTIONS, Options, env
 from ._base import DeleteResult, ObjectInfo, Outcome
 from ._hashing import new_hash
-from ._objectstore import Listing, backoff, list_objects, run_pool
+from ._objectstore import Listing, LoopBound, backoff, list_objects, run_pool
 from ._paths import checked_path
 
 if TYPE_CHECKING:
@@ -85,54 +92,6 @@ _CONNECT_TIMEOUT = 10
 _DEFAULT_READ_TIMEOUT = 60
 #: Statuses of a call inside a batch worth another batch (as the SDK retries requests).
 _RETRY_STATUS = frozenset({408, 500, 502, 503, 504})
-_DEFAULT_SUFFIX = "core.windows.net"
-#: adlfs options that mean nothing here (caching, file objects, the event loop).
-_IGNORED_OPTIONS = frozenset(
-    {
-        "asynchronous",
-        "loop",
-        "skip_instance_cache",
-        "use_listings_cache",
-        "listings_expiry_time",
-        "max_paths",
-        "blocksize",
-        "default_fill_cache",
-        "default_cache_type",
-        "version_aware",
-        "assume_container_exists",
-        "max_concurrency",
-        "socket_timeout",
-        "location_mode",
-        "request_session",
-    }
-)
-_OPTIONS = frozenset(
-    {
-        "account_name",
-        "account_key",
-        "connection_string",
-        "sas_token",
-        "credential",
-        "client_id",
-        "client_secret",
-        "tenant_id",
-        "anon",
-        "account_host",
-        "account_url",
-        "endpoint_url",
-        "retries",
-        "timeout",
-    }
-)
-_TRUE = frozenset({True, "1", "true", "True", "TRUE", "t", "yes"})
-
-
-def _env(name: str) -> str | None:
-    return os.environ.get(name) or None
-
-
-def _as_bool(value: object) -> bool:
-    return value in _TRUE
 
 
 def _error_code(headers: Mapping[str, str]) -> str:
@@ -160,16 +119,15 @@ def _describe_status(
 
 @attrs.define(slots=True)
 class _Connection:
-    """A container client (its pipeline, session and credential), bound to one event loop."""
+    """A container client (pipeline, session, credential), bound to the loop that made it."""
 
-    loop: asyncio.AbstractEventLoop
+    session: aiohttp.ClientSession
     container: ContainerClient
     #: A credential this backend created, closed with the client (else ``None``).
     credential: Any
     #: The container URL without query, and the SAS query to add to every request.
     base: str
     sas: str
-    closer: AsyncGenerator[None, None] | None = None
 
 
 def _retry_policy(retries: int) -> Any:  # noqa: ANN401 - the SDK's policy class
@@ -245,18 +203,18 @@ class AzureBackend:
             self._base = f"/{self._root}/" if self._root else "/"
         else:
             self._base = f"{self._root}/" if self._root else ""
-        options = {k: v for k, v in (storage_options or {}).items() if k not in _IGNORED_OPTIONS}
-        unknown = sorted(set(options) - _OPTIONS)
+        options = {k: v for k, v in (storage_options or {}).items() if k not in IGNORED_OPTIONS}
+        unknown = sorted(set(options) - OPTIONS)
         if unknown:
             raise ConfigError(
                 f"unknown storage option(s) for az://: {', '.join(unknown)} "
-                f"(accepted: {', '.join(sorted(_OPTIONS))}, concurrency)"
+                f"(accepted: {', '.join(sorted(OPTIONS))}, concurrency)"
             )
-        self._options = options
+        self._opts = Options(options, self.url)
         self._retries = int(options.get("retries", _DEFAULT_RETRIES))
         self._read_timeout = int(options.get("timeout", _DEFAULT_READ_TIMEOUT))
         values = (
-            options.get(k) or _env(f"AZURE_STORAGE_{k.upper()}")
+            options.get(k) or env(f"AZURE_STORAGE_{k.upper()}")
             for k in ("account_key", "connection_string", "sas_token", "client_secret")
         )
         found = [str(v) for v in values if v and len(str(v)) >= 4]
@@ -268,8 +226,7 @@ class AzureBackend:
                     found.append(value)
         self._secrets = tuple(sorted({s for s in found if len(s) >= 4}, key=len, reverse=True))
         self._concurrency = concurrency
-        self._conn: _Connection | None = None
-        self._connect_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+        self._conns = LoopBound(self._connect, self._close, self._abandon)
         #: HTTP requests sent (retries included) and calls inside batches, by operation.
         self.request_counts: collections.Counter[str] = collections.Counter()
 
@@ -364,80 +321,9 @@ class AzureBackend:
 
     async def _connection(self) -> _Connection:
         """The client of the running loop, created on first use."""
-        loop = asyncio.get_running_loop()
-        conn = self._conn
-        if conn is not None and conn.loop is loop:
-            return conn
-        if self._connect_lock is None or self._connect_lock[0] is not loop:
-            self._connect_lock = (loop, asyncio.Lock())
-        async with self._connect_lock[1]:
-            conn = self._conn
-            if conn is not None and conn.loop is loop:
-                return conn
-            if conn is not None:
-                self._abandon(conn)
-                self._conn = None
-            conn = self._conn = await self._connect(loop)
-            return conn
+        return await self._conns.get()
 
-    def _option(self, name: str) -> str | None:
-        """An option, or its ``AZURE_STORAGE_<NAME>`` environment variable (as adlfs reads them)."""
-        value = self._options.get(name)
-        if value is None or value == "":
-            return _env(f"AZURE_STORAGE_{name.upper()}")
-        return str(value)
-
-    def _account_url(self, account: str | None) -> str:
-        url = self._options.get("account_url") or self._options.get("endpoint_url")
-        if url:
-            return str(url).rstrip("/")
-        host = self._options.get("account_host")
-        if host:
-            return f"https://{host}"
-        if not account:
-            raise ConfigError(
-                f"no Azure storage account for {self.url}: set account_name (or "
-                "AZURE_STORAGE_ACCOUNT_NAME), a connection_string or an account_url"
-            )
-        return f"https://{account}.blob.{_DEFAULT_SUFFIX}"
-
-    def _credential(self, account: str | None) -> tuple[Any, bool]:
-        """The credential as adlfs picks it, and whether it must be closed by us."""
-        given = self._options.get("credential")
-        if given is not None:
-            return given, False
-        key = self._option("account_key")
-        if key:
-            from azure.core.credentials import AzureNamedKeyCredential  # noqa: PLC0415
-
-            if not account:
-                raise ConfigError(f"an account_key needs an account_name ({self.url})")
-            return AzureNamedKeyCredential(account, str(key)), False
-        sas = self._option("sas_token")
-        if sas:
-            from azure.core.credentials import AzureSasCredential  # noqa: PLC0415
-
-            return AzureSasCredential(str(sas).lstrip("?")), False
-        client_id = self._option("client_id")
-        if client_id:
-            from azure.identity.aio import ClientSecretCredential  # noqa: PLC0415
-
-            credential = ClientSecretCredential(
-                tenant_id=str(self._option("tenant_id") or ""),
-                client_id=str(client_id),
-                client_secret=str(self._option("client_secret") or ""),
-            )
-            return credential, True
-        anon = self._options.get("anon")
-        if anon is None:
-            anon = _as_bool(_env("AZURE_STORAGE_ANON") or "false")
-        if _as_bool(anon):
-            return None, False
-        from azure.identity.aio import DefaultAzureCredential  # noqa: PLC0415
-
-        return DefaultAzureCredential(), True
-
-    async def _connect(self, loop: asyncio.AbstractEventLoop) -> _Connection:
+    async def _connect(self) -> _Connection:
         import aiohttp  # noqa: PLC0415 - Azure dependencies load on first use
         from azure.core.pipeline.transport import AioHttpTransport  # noqa: PLC0415
         from azure.storage.blob.aio import ContainerClient  # noqa: PLC0415
@@ -452,15 +338,15 @@ class AzureBackend:
         }
         owned: Any = None
         try:
-            connection_string = self._option("connection_string")
+            connection_string = self._opts.get("connection_string")
             if connection_string:
                 container = ContainerClient.from_connection_string(
                     str(connection_string), self._container, **kwargs
                 )
             else:
-                account = self._option("account_name")
-                account_url = self._account_url(account)
-                credential, close_it = self._credential(account)
+                account = self._opts.get("account_name")
+                account_url = self._opts.account_url(account)
+                credential, close_it = self._opts.credential(account)
                 owned = credential if close_it else None
                 container = ContainerClient(
                     account_url, self._container, credential=credential, **kwargs
@@ -472,29 +358,22 @@ class AzureBackend:
             await session.close()
             raise StorageError(f"cannot connect to {self.url}: {self._describe(e)}") from e
         base, _, sas = str(container.url).partition("?")
-        conn = _Connection(
-            loop=loop, container=container, credential=owned, base=base.rstrip("/"), sas=sas
+        return _Connection(
+            session=session,
+            container=container,
+            credential=owned,
+            base=base.rstrip("/"),
+            sas=sas,
         )
-        conn.closer = self._closer(conn, session)
-        await anext(conn.closer)
-        return conn
 
-    async def _closer(
-        self, conn: _Connection, session: aiohttp.ClientSession
-    ) -> AsyncGenerator[None, None]:
-        """Suspend until finalized (by :meth:`aclose` or the loop's shutdown), then close."""
-        try:
-            yield
-        finally:
-            if self._conn is conn:
-                self._conn = None
-            with contextlib.suppress(Exception):
-                await conn.container.close()
-            with contextlib.suppress(Exception):
-                await session.close()
-            if conn.credential is not None:
-                with contextlib.suppress(Exception):
-                    await conn.credential.close()
+    @staticmethod
+    async def _close(conn: _Connection) -> None:
+        with contextlib.suppress(Exception):
+            await conn.container.close()
+        with contextlib.suppress(Exception):
+            await conn.session.close()
+        if conn.credential is not None:
+            await conn.credential.close()
 
     def _abandon(self, conn: _Connection) -> None:
         """Drop a client whose event loop ended without finalizing it."""
@@ -508,13 +387,7 @@ class AzureBackend:
 
     async def aclose(self) -> None:
         """Close the client's connections; the next call opens new ones."""
-        conn, self._conn = self._conn, None
-        if conn is None:
-            return
-        if conn.loop is not asyncio.get_running_loop():
-            self._abandon(conn)
-        elif conn.closer is not None:
-            await conn.closer.aclose()
+        await self._conns.aclose()
 
     def _count_request(self, pipeline_request: PipelineRequest[HttpRequest]) -> None:
         # Runs after the retry policy: once per attempt.

@@ -1,4 +1,9 @@
-"""What the S3, GCS and Azure backends share: bounded pools, fanned-out listing, retries.
+"""What the S3, GCS and Azure backends share: connections, pools, fanned-out listing, retries.
+
+Connections (aiohttp sessions) belong to the event loop that opened them:
+:class:`LoopBound` keeps one per backend, made in the loop that first needs
+it and made again when a call comes from another loop, so that a backend
+survives several ``asyncio.run`` calls.
 
 Object stores list a key prefix flat, one page of keys at a time, each page a
 request that waits for the previous one's continuation token. The three
@@ -14,7 +19,7 @@ import contextlib
 import datetime
 import enum
 import random
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
 
@@ -26,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Fanout",
     "Listing",
+    "LoopBound",
     "backoff",
     "fanout",
     "list_objects",
@@ -35,6 +41,7 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+_C = TypeVar("_C")
 _UTC = datetime.timezone.utc
 
 #: Concurrent listing streams (fan-out workers), capped by a backend's concurrency.
@@ -86,6 +93,78 @@ async def run_pool(
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
+
+
+# -- connections -------------------------------------------------------------------------
+
+
+class LoopBound(Generic[_C]):
+    """The connection of the running event loop, opened on first use.
+
+    ``connect()`` opens one (in the running loop); ``close(conn)`` closes it in its own loop;
+    ``abandon(conn)`` drops one whose loop ended without closing it (its
+    sockets cannot be closed from another loop: release what can be).
+
+    A connection is closed by :meth:`aclose`, or by the loop's own shutdown
+    (``asyncio.run`` finalizes the async generator that holds it, while the
+    loop still runs) when the caller never calls :meth:`aclose`.
+    """
+
+    def __init__(
+        self,
+        connect: Callable[[], Awaitable[_C]],
+        close: Callable[[_C], Awaitable[None]],
+        abandon: Callable[[_C], None],
+    ) -> None:
+        self._connect = connect
+        self._close = close
+        self._abandon = abandon
+        self._current: tuple[asyncio.AbstractEventLoop, _C, AsyncGenerator[None, None]] | None
+        self._current = None
+        self._lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+
+    async def get(self) -> _C:
+        """The connection of the running loop (another loop's is abandoned)."""
+        loop = asyncio.get_running_loop()
+        current = self._current
+        if current is not None and current[0] is loop:
+            return current[1]
+        if self._lock is None or self._lock[0] is not loop:
+            self._lock = (loop, asyncio.Lock())
+        async with self._lock[1]:
+            current = self._current
+            if current is not None and current[0] is loop:
+                return current[1]
+            if current is not None:
+                self._current = None
+                self._abandon(current[1])
+            conn = await self._connect()
+            # Started here, so the loop tracks it: see the class's documentation.
+            closer = self._closer(conn)
+            await anext(closer)
+            self._current = (loop, conn, closer)
+            return conn
+
+    async def _closer(self, conn: _C) -> AsyncGenerator[None, None]:
+        """Suspend until finalized (by :meth:`aclose` or the loop's shutdown), then close."""
+        try:
+            yield
+        finally:
+            if self._current is not None and self._current[1] is conn:
+                self._current = None
+            with contextlib.suppress(Exception):
+                await self._close(conn)
+
+    async def aclose(self) -> None:
+        """Close the connection; the next :meth:`get` opens a new one."""
+        current, self._current = self._current, None
+        if current is None:
+            return
+        loop, conn, closer = current
+        if loop is not asyncio.get_running_loop():
+            self._abandon(conn)
+        else:
+            await closer.aclose()
 
 
 # -- fanned-out listing --------------------------------------------------------------------

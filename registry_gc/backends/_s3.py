@@ -18,6 +18,10 @@ region handling), and then this backend calls the S3 API itself:
 - **cheap timestamps**: ``LastModified`` is parsed with ``fromisoformat``
   rather than dateutil (about 3x less client CPU per listed page).
 
+Setting up the client (``_s3_client``) and what the object-store backends
+share (``_objectstore``: listing fan-out, pools, one connection per event
+loop) are modules of their own.
+
 Connections belong to an event loop: the client is created lazily in the loop
 that first uses it and recreated when a call comes from another loop (so the
 backend survives several ``asyncio.run`` calls); :meth:`S3Backend.aclose`
@@ -26,22 +30,17 @@ closes it, and the backend can be used again afterwards.
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import collections
 import contextlib
 import datetime
-import email.utils
-import hashlib
 import logging
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 from .._errors import ConfigError, StorageError
 from ._base import DeleteResult, MultipartUpload, ObjectInfo, Outcome
-from ._objectstore import Listing, list_objects, run_pool, utc
+from ._objectstore import Listing, LoopBound, list_objects, run_pool, utc
 from ._paths import checked_path
+from ._s3_client import FORCED_OPTIONS, S3Connection, abandon, close, connect
 
 if TYPE_CHECKING:
     from collections.abc import (
@@ -62,8 +61,6 @@ _UTC = datetime.timezone.utc
 _PAGE = 1000
 #: DeleteObjects requests in flight at once (each carries up to 1000 keys).
 _DELETE_BATCHES_IN_FLIGHT = 8
-#: botocore's retries (standard mode): attempts after the first one.
-_DEFAULT_RETRIES = 5
 #: Attempts at reading a GetObject body. botocore retries the request but not a
 #: body cut off after the headers arrived; only that case is retried here.
 _BODY_ATTEMPTS = 3
@@ -71,42 +68,6 @@ _BODY_ATTEMPTS = 3
 _MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 #: 404 codes that are *not* about the object: a missing bucket is an error.
 _NOT_AN_OBJECT_404 = frozenset({"NoSuchBucket"})
-#: Storage options of s3fs that this backend decides itself.
-_FORCED_OPTIONS = (
-    "asynchronous",
-    "loop",
-    "skip_instance_cache",
-    "use_listings_cache",
-    "max_concurrency",
-)
-
-
-def _fast_ts(value: object) -> datetime.datetime:
-    """Parse a botocore timestamp with ``fromisoformat``, falling back to botocore's parser.
-
-    Listing bodies carry ISO 8601 (``2026-01-02T03:04:05.000Z``); response
-    headers carry RFC 1123 (``Fri, 02 Jan 2026 03:04:05 GMT``), which only the
-    fallback understands. ``fromisoformat`` before Python 3.11 rejects ``Z``.
-    """
-    if isinstance(value, str):
-        text = value[:-1] + "+00:00" if value.endswith("Z") else value
-        try:
-            parsed = datetime.datetime.fromisoformat(text)
-        except ValueError:
-            pass
-        else:
-            if parsed.tzinfo is not None:
-                return parsed
-        if text.endswith(" GMT"):
-            # Every GetObject's Last-Modified header: 20x faster than botocore's parser.
-            try:
-                return email.utils.parsedate_to_datetime(text)
-            except (TypeError, ValueError):
-                pass
-    from botocore.utils import parse_timestamp  # noqa: PLC0415 - only on the slow path
-
-    result: datetime.datetime = parse_timestamp(value)
-    return result
 
 
 def _error_code(exc: BaseException) -> tuple[str, int | None]:
@@ -117,33 +78,6 @@ def _error_code(exc: BaseException) -> tuple[str, int | None]:
     code = str(response.get("Error", {}).get("Code", ""))
     status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     return code, status if isinstance(status, int) else None
-
-
-def _add_content_md5(request: object, **_: object) -> None:
-    """Add ``Content-MD5`` to DeleteObjects (botocore >= 1.36 only sends a CRC32).
-
-    S3 requires *a* checksum on DeleteObjects and accepts either; some
-    S3-compatible servers still insist on Content-MD5 (``MissingContentMD5``,
-    s3fs issue #931). Sending both costs one MD5 of a <= 1000-key XML body.
-    """
-    body = getattr(request, "body", None)
-    headers = getattr(request, "headers", None)
-    if isinstance(body, (bytes, bytearray)) and headers is not None:
-        if "Content-MD5" in headers:
-            return
-        digest = hashlib.md5(body, usedforsecurity=False).digest()
-        headers["Content-MD5"] = base64.b64encode(digest).decode("ascii")
-
-
-@attrs.define(slots=True)
-class _Connection:
-    """An s3fs filesystem and its aiobotocore client, bound to one event loop."""
-
-    loop: asyncio.AbstractEventLoop
-    fs: Any
-    client: Any
-    #: Closes the client when its loop shuts down (see :meth:`S3Backend._closer`).
-    closer: AsyncGenerator[None, None] | None = None
 
 
 class S3Backend:
@@ -186,7 +120,7 @@ class S3Backend:
         self._root = root.strip("/")
         self._base = f"{self._root}/" if self._root else ""
         options = dict(storage_options or {})
-        for name in _FORCED_OPTIONS:
+        for name in FORCED_OPTIONS:
             options.pop(name, None)
         self._options = options
         self._concurrency = concurrency
@@ -196,8 +130,7 @@ class S3Backend:
         # Credentials, to be scrubbed from any message that could echo them.
         values = (options.get(k) for k in ("key", "secret", "token", "username", "password"))
         self._secrets = tuple(str(v) for v in values if v and len(str(v)) >= 4)
-        self._conn: _Connection | None = None
-        self._connect_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+        self._conns = LoopBound(self._connect, close, self._abandon)
         #: HTTP requests sent, by S3 operation name, retries included.
         self.request_counts: collections.Counter[str] = collections.Counter()
 
@@ -281,110 +214,28 @@ class S3Backend:
         # before-send.s3.<Operation>; runs for every attempt, so retries count too.
         self.request_counts[event_name.rsplit(".", 1)[-1]] += 1
 
-    async def _connection(self) -> _Connection:
+    async def _connection(self) -> S3Connection:
         """The client of the running loop, created on first use."""
-        loop = asyncio.get_running_loop()
-        conn = self._conn
-        if conn is not None and conn.loop is loop:
-            return conn
-        if self._connect_lock is None or self._connect_lock[0] is not loop:
-            self._connect_lock = (loop, asyncio.Lock())
-        async with self._connect_lock[1]:
-            conn = self._conn
-            if conn is not None and conn.loop is loop:
-                return conn
-            if conn is not None:
-                self._abandon(conn)
-                self._conn = None
-            conn = self._conn = await self._connect(loop)
-            return conn
+        return await self._conns.get()
 
-    async def _connect(self, loop: asyncio.AbstractEventLoop) -> _Connection:
-        import aiobotocore.session  # noqa: PLC0415 - heavy, and only for S3
-        import s3fs  # noqa: PLC0415
-
-        options = dict(self._options)
-        config: dict[str, Any] = {
-            # aiohttp's pool limit caps requests in flight; botocore defaults to 10.
-            "max_pool_connections": self._concurrency,
-            "retries": {"max_attempts": _DEFAULT_RETRIES, "mode": "standard"},
-        }
-        user_config = dict(options.pop("config_kwargs", None) or {})
-        # Merged, so that {"retries": {"max_attempts": 2}} keeps standard mode.
-        config["retries"] = {**config["retries"], **(user_config.pop("retries", None) or {})}
-        config.update(user_config)
+    async def _connect(self) -> S3Connection:
         try:
-            fs = s3fs.S3FileSystem(
-                asynchronous=True,
-                skip_instance_cache=True,
-                use_listings_cache=False,
-                # No HeadObject before a read (s3fs's cat_file otherwise sends one).
-                max_concurrency=1,
-                config_kwargs=config,
-                **options,
-            )
-            if fs.session is None:
-                # Our own session, built from the session kwargs (``profile``) as
-                # s3fs would, so that the fast timestamp parser is installed on
-                # it. A session passed in by the caller is used untouched.
-                session = aiobotocore.session.AioSession(**fs.kwargs)
-                session.get_component("response_parser_factory").set_parser_defaults(
-                    timestamp_parser=_fast_ts
-                )
-                fs.session = session
-            client = await fs.set_session()
+            return await connect(self._options, self._concurrency, self._count_request)
         except Exception as e:
             raise StorageError(f"cannot connect to {self.url}: {self._describe(e)}") from e
-        events = client.meta.events
-        events.register("before-send.s3", self._count_request)
-        events.register("before-sign.s3.DeleteObjects", _add_content_md5)
-        conn = _Connection(loop=loop, fs=fs, client=client)
-        # Started here, so the loop tracks it: asyncio.run's shutdown_asyncgens()
-        # finalizes it while the loop still runs, which closes the connections
-        # cleanly even when the caller never awaits aclose().
-        conn.closer = self._closer(conn)
-        await anext(conn.closer)
-        return conn
 
-    async def _closer(self, conn: _Connection) -> AsyncGenerator[None, None]:
-        """Suspend until finalized (by :meth:`aclose` or the loop's shutdown), then close."""
-        try:
-            yield
-        finally:
-            if self._conn is conn:
-                self._conn = None
-            with contextlib.suppress(Exception):
-                await conn.client.close()
-
-    def _abandon(self, conn: _Connection) -> None:
-        """Drop a client whose event loop ended without finalizing it (``loop.close()`` alone).
-
-        Its sockets belong to that loop and cannot be closed from this one;
-        marking the aiohttp connectors closed releases what can be released
-        and stops aiohttp warning about an unclosed session later.
-        """
-        with contextlib.suppress(Exception):
-            http = conn.client._endpoint.http_session  # noqa: SLF001
-            for session in list((http._sessions or {}).values()):  # noqa: SLF001
-                connector = session.connector
-                if connector is not None and not connector.closed:
-                    connector._close()  # noqa: SLF001
+    def _abandon(self, conn: S3Connection) -> None:
+        abandon(conn)
         logger.debug("dropped the S3 client of another event loop for %s", self.url)
 
     async def aclose(self) -> None:
         """Close the client's connections; the next call opens new ones."""
-        conn, self._conn = self._conn, None
-        if conn is None:
-            return
-        if conn.loop is not asyncio.get_running_loop():
-            self._abandon(conn)
-        elif conn.closer is not None:
-            await conn.closer.aclose()
+        await self._conns.aclose()
 
     # -- list -----------------------------------------------------------------------
 
     async def _pages(
-        self, conn: _Connection, prefix: str, *, delimiter: str = ""
+        self, conn: S3Connection, prefix: str, *, delimiter: str = ""
     ) -> AsyncGenerator[dict[str, Any], None]:
         """Raw ListObjectsV2 pages of ``prefix``, one request each, in sequence."""
         kwargs: dict[str, Any] = {
@@ -417,7 +268,9 @@ class S3Backend:
             out.append(ObjectInfo(key[cut:], int(obj.get("Size") or 0), utc(obj["LastModified"])))
         return out
 
-    async def _children(self, conn: _Connection, prefix: str) -> tuple[list[str], list[ObjectInfo]]:
+    async def _children(
+        self, conn: S3Connection, prefix: str
+    ) -> tuple[list[str], list[ObjectInfo]]:
         """One delimiter listing of ``prefix``: its sub-"directories" and its direct objects."""
         dirs: list[str] = []
         objects: list[ObjectInfo] = []
@@ -447,7 +300,7 @@ class S3Backend:
         await run_pool(min(self._concurrency, len(keys)), keys, one)
         return {p: out[p] for p in keys}
 
-    async def _get(self, conn: _Connection, key: str) -> bytes | None:
+    async def _get(self, conn: S3Connection, key: str) -> bytes | None:
         import aiohttp  # noqa: PLC0415 - S3 dependencies load on first use
         from botocore.exceptions import (  # noqa: PLC0415
             ClientError,
@@ -606,7 +459,7 @@ class S3Backend:
         await run_pool(min(self._concurrency, len(uploads)), range(len(uploads)), one)
         return [r for r in results if r is not None]
 
-    def _listing(self, conn: _Connection) -> Listing:
+    def _listing(self, conn: S3Connection) -> Listing:
         async def pages(prefix: str) -> AsyncGenerator[list[ObjectInfo], None]:
             async with contextlib.aclosing(self._pages(conn, prefix)) as raw:
                 async for page in raw:
