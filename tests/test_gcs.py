@@ -42,7 +42,7 @@ from registry_gc.backends import (
     SupportsRequestCounts,
     open_backend,
 )
-from registry_gc.backends._gcs import _parse_time, parse_batch_response
+from registry_gc.backends._gcs_api import parse_batch_response, parse_time
 from registry_gc.layout import BLOBS_PREFIX
 from registry_gc.plan import PHASES
 from registry_gc.testing import (
@@ -569,7 +569,7 @@ def test_batch_response_parser_refuses_what_it_cannot_read() -> None:
 )
 def test_updated_timestamps(text: str, expected: datetime.datetime) -> None:
     """RFC 3339 ``updated`` values (any fraction length, Z or an offset) parse to aware UTC."""
-    parsed = _parse_time(text)
+    parsed = parse_time(text)
     assert parsed == expected
     assert parsed.tzinfo is UTC
 

@@ -23,7 +23,7 @@ from registry_gc.backends import (
     SupportsRequestCounts,
     open_backend,
 )
-from registry_gc.backends._s3 import _fast_ts
+from registry_gc.backends._s3_client import fast_timestamp
 from registry_gc.testing import (
     BLOBS,
     REPOS,
@@ -541,7 +541,7 @@ def test_credentials_never_shown(moto_server: MotoS3, moto_bucket: str) -> None:
 )
 def test_fast_timestamp_parser(text: str, expected: datetime.datetime) -> None:
     """The timestamp parser reads ISO 8601 itself and falls back to botocore for the rest."""
-    parsed = _fast_ts(text)
+    parsed = fast_timestamp(text)
     assert parsed == expected
     assert parsed.utcoffset() is not None
 
