@@ -30,8 +30,6 @@ import synth
 class DictBackend:
     """The backend protocol over ``{path: bytes}``: lists and reads, never deletes."""
 
-    hierarchical = False
-
     def __init__(self, files: dict[str, bytes], mtime: float) -> None:
         self.files = files
         self.modified = datetime.datetime.fromtimestamp(mtime, datetime.timezone.utc)
@@ -52,9 +50,6 @@ class DictBackend:
         return {p: self.files.get(p) for p in paths}
 
     async def delete(self, paths):
-        raise NotImplementedError
-
-    async def remove_empty_dirs(self, dirs):
         raise NotImplementedError
 
     async def aclose(self) -> None:

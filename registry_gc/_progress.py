@@ -15,16 +15,12 @@ import logging
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .backends._hashing import digest_paths
-from .backends._wrapper import WrappingBackend
-
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Sequence
+    from collections.abc import Callable
     from types import TracebackType
 
-    from .backends import Backend, ObjectInfo
 
-__all__ = ["Progress", "make_progress", "with_listing_progress"]
+__all__ = ["Progress", "make_progress"]
 
 _LABELS = {
     "listing": "Listing objects",
@@ -132,17 +128,6 @@ class Progress:
 
         return callback
 
-    def collector(self) -> Callable[[str, int, int], None]:
-        """The ``progress(phase, done, total)`` callback of :func:`~registry_gc.collect`.
-
-        Every phase reports what is done so far of the total known so far.
-        """
-
-        def callback(phase: str, done: int, total: int) -> None:
-            self.update(phase, done, max(total, done))
-
-        return callback
-
 
 def make_progress(*, quiet: bool = False, stream: TextIO | None = None) -> Progress:
     """Bars on ``stream`` (default standard error) when it is a terminal, else a no-op."""
@@ -180,38 +165,3 @@ def _isatty(stream: TextIO) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):
         return False
-
-
-class _ListingProgress(WrappingBackend):
-    """A backend that counts what it lists into the ``listing`` phase; the rest passes through."""
-
-    def __init__(self, inner: Backend, progress: Progress) -> None:
-        super().__init__(inner)
-        self._progress = progress
-
-    async def list(self, prefix: str) -> AsyncIterator[ObjectInfo]:
-        """List through the wrapped backend, counting."""
-        pending = 0
-        async for info in self._inner.list(prefix):
-            pending += 1
-            if pending >= _LISTING_STEP:
-                self._progress.advance("listing", pending)
-                pending = 0
-            yield info
-        if pending:
-            self._progress.advance("listing", pending)
-
-    async def digest(self, paths: Sequence[str], algorithm: str) -> dict[str, str | None]:
-        """Hash through the wrapped backend (streaming when it can)."""
-        return await digest_paths(self._inner, paths, algorithm)
-
-
-def with_listing_progress(backend: Backend, progress: Progress) -> Backend:
-    """``backend``, counting listed objects into ``progress`` when bars are shown.
-
-    The wrapper keeps the optional capabilities of ``backend`` (multipart
-    uploads, streaming digests).
-    """
-    if not progress.active:
-        return backend
-    return _ListingProgress(backend, progress)

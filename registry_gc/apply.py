@@ -21,7 +21,7 @@ import attrs
 
 from . import _sync
 from ._errors import RefusedError
-from .backends import DeleteResult, Outcome, SupportsMultipartUploads
+from .backends import DeleteResult, Outcome, SupportsDirectories, SupportsMultipartUploads
 from .layout import REPOSITORIES_PREFIX, V2_PREFIX
 from .plan import PHASES, Category, Plan
 
@@ -230,7 +230,7 @@ async def execute(
         if failed:
             stopped = True
             log.error("%d %s deletion(s) failed; later phases are skipped", len(failed), name)
-    if backend.hierarchical and not stopped:
+    if isinstance(backend, SupportsDirectories) and not stopped:
         dirs = directories_to_prune(plan, deleted_paths)
         if dirs:
             for r in await backend.remove_empty_dirs(dirs):

@@ -207,3 +207,10 @@ def registry_s3(tmp_path: Path, s3_server: SeaweedS3, s3_bucket: str) -> Iterato
 def skopeo_bin() -> str:
     """The path of ``skopeo`` (skip on a laptop, fail in CI, when missing)."""
     return require_tool("skopeo")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Backend suites that declare their capabilities run only the tests that apply."""
+    from registry_gc.testing import deselect_without_capabilities  # noqa: PLC0415
+
+    deselect_without_capabilities(config, items)

@@ -31,14 +31,16 @@ from registry_gc.backends import (
     AzureBackend,
     DeleteResult,
     Outcome,
+    SupportsDigest,
+    SupportsDirectories,
     SupportsMultipartUploads,
+    SupportsRequestCounts,
     open_backend,
 )
 from registry_gc.backends import _azure as azure_module
 from registry_gc.layout import BLOBS_PREFIX
 from registry_gc.plan import PHASES
-
-from tests.backend_suite import (
+from registry_gc.testing import (
     BLOBS,
     REPOS,
     BackendSuite,
@@ -47,7 +49,8 @@ from tests.backend_suite import (
     run,
     write_many,
 )
-from tests.backend_suite import collect as listing
+from registry_gc.testing import collect as listing
+
 from tests.rigs.azure import ACCOUNT, KEY
 from tests.rigs.proxy import Request, Response, StorageProxy
 from tests.rigs.scenarios import blob_paths, live_blobs, mixed_registry
@@ -57,7 +60,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
-    from tests.backend_suite import Writer
+    from registry_gc.testing import Writer
+
     from tests.rigs.azure import Azurite
     from tests.rigs.builder import RegistryBuilder
 
@@ -101,6 +105,8 @@ def _names(server: Azurite, container: str, prefix: str = f"{ROOT}/") -> set[str
 class TestAzure(BackendSuite):
     """AzureBackend over Azurite, registry root ``reg/`` inside the container."""
 
+    capabilities = (SupportsDigest, SupportsRequestCounts)
+
     @pytest.fixture
     def backend(self, azurite: Azurite, azure_container: str) -> Iterator[AzureBackend]:
         """AzureBackend over a fresh container, root ``reg``."""
@@ -138,13 +144,14 @@ class TestAzure(BackendSuite):
         """The url is az://container/root, the repr shows it, and there are no multipart uploads."""
         assert backend.url == f"az://{azure_container}/{ROOT}"
         assert repr(backend) == f"AzureBackend('az://{azure_container}/{ROOT}')"
-        assert backend.hierarchical is False
         assert not isinstance(backend, SupportsMultipartUploads)
+        assert isinstance(backend, SupportsDigest)
+        assert isinstance(backend, SupportsRequestCounts)
 
-    def test_remove_empty_dirs_is_missing(self, backend: AzureBackend) -> None:
-        """An object store has no directories: remove_empty_dirs reports MISSING for each."""
-        results = run(backend, lambda: backend.remove_empty_dirs([REPOS + "a", REPOS + "b"]))
-        assert [r.outcome for r in results] == [Outcome.MISSING, Outcome.MISSING]
+    def test_no_directories(self, backend: AzureBackend) -> None:
+        """An object store has no directories: no SupportsDirectories, no remove_empty_dirs."""
+        assert not isinstance(backend, SupportsDirectories)
+        assert not hasattr(backend, "remove_empty_dirs")
 
     def test_one_get_per_read_even_for_an_empty_blob(
         self, azurite: Azurite, azure_container: str, writer: Writer

@@ -1,782 +1,450 @@
-"""The storage backends: the shared suite for each, and what is specific to each."""
+"""The backend protocols, the forwarding wrappers, the path guard and open_backend.
+
+Each built-in backend has a test module of its own (test_local, test_fsspec_backend,
+test_s3, test_gcs, test_azure) that runs the shared suite of :mod:`registry_gc.testing`.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import datetime
-import http.client
-import http.server
-import math
-import os
-import threading
-import uuid
-from typing import TYPE_CHECKING, Any
+import itertools
+import sys
+import textwrap
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-import fsspec
 import pytest
-import registry_gc
-from fsspec.implementations.memory import MemoryFileSystem
-from registry_gc import ConfigError, StorageError
+from registry_gc import BackendNotFoundError, ReadOnlyError, StorageError
 from registry_gc.backends import (
-    UNKNOWN_TIME,
+    CAPABILITIES,
+    ENTRY_POINT_GROUP,
+    Backend,
+    CountingBackend,
     DeleteResult,
     FsspecBackend,
     LocalBackend,
     MultipartUpload,
+    ObjectInfo,
     Outcome,
-    S3Backend,
+    ReadOnlyBackend,
+    SupportsDigest,
+    SupportsDirectories,
     SupportsMultipartUploads,
+    SupportsRequestCounts,
+    WrappingBackend,
+    checked_path,
+    http_requests,
     open_backend,
 )
-from registry_gc.backends._s3 import _fast_ts
+from registry_gc.backends._wrapper import _FORWARDERS, capabilities, members
 
-from tests.backend_suite import (
-    BLOBS,
-    REPOS,
-    V2,
-    BackendSuite,
-    blob_path,
-    collect,
-    files,
-    run,
-    write_many,
-)
-from tests.rigs.builder import RegistryBuilder
-from tests.rigs.procs import free_port
+from tests.rigs.faults import FaultyBackend
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import AsyncIterator, Mapping, Sequence
     from pathlib import Path
 
-    from tests.backend_suite import Writer
-    from tests.rigs.s3 import MotoS3, SeaweedS3
-
-#: The registry root inside the bucket for the S3 suite (``rootdirectory: /reg``).
-S3_ROOT = "reg"
-
-
-# -- memory (the generic fsspec backend) -------------------------------------------------
-
-
-class TestMemory(BackendSuite):
-    """FsspecBackend over fsspec's in-memory filesystem."""
-
-    @pytest.fixture
-    def root(self) -> Iterator[str]:
-        """A unique root in the process-wide memory filesystem, removed afterwards."""
-        # The memory filesystem is one store per process: a unique root per test.
-        root = f"/registry-{uuid.uuid4().hex}"
-        yield root
-        # Dropped straight from the store: fs.rm walks 3000 files slowly.
-        fs = fsspec.filesystem("memory")
-        for key in [k for k in fs.store if k.startswith(root + "/")]:
-            del fs.store[key]
-        fs.pseudo_dirs[:] = [
-            d for d in fs.pseudo_dirs if d != root and not d.startswith(root + "/")
-        ]
-
-    @pytest.fixture
-    def backend(self, root: str) -> FsspecBackend:
-        """FsspecBackend over the memory filesystem."""
-        return FsspecBackend(fsspec.filesystem("memory"), root)
-
-    @pytest.fixture
-    def writer(self, root: str) -> Writer:
-        """Write with the memory filesystem directly."""
-        fs = fsspec.filesystem("memory")
-
-        def write(path: str, data: bytes) -> None:
-            if path.endswith("/"):
-                fs.mkdir(f"{root}/{path}".rstrip("/"))
-            else:
-                fs.pipe_file(f"{root}/{path}", data)
-
-        return write
-
-
-# -- local disk ------------------------------------------------------------------------
-
-
-def _local_writer(root: Path) -> Writer:
-    def write(path: str, data: bytes) -> None:
-        target = root / path
-        if path.endswith("/"):
-            target.mkdir(parents=True, exist_ok=True)
-            return
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-
-    return write
-
-
-class TestLocal(BackendSuite):
-    """LocalBackend over a temporary directory."""
-
-    @pytest.fixture
-    def backend(self, tmp_path: Path) -> LocalBackend:
-        """LocalBackend over ``tmp_path/root``."""
-        return LocalBackend(tmp_path / "root")
-
-    @pytest.fixture
-    def writer(self, tmp_path: Path) -> Writer:
-        """Write files under ``tmp_path/root``."""
-        return _local_writer(tmp_path / "root")
-
-    def test_symlink_out_of_the_root_is_never_descended(
-        self, tmp_path: Path, writer: Writer
-    ) -> None:
-        """A symlinked directory leading out of the root stops the listing with StorageError."""
-        outside = tmp_path / "outside"
-        (outside / "secret").mkdir(parents=True)
-        (outside / "secret" / "data").write_bytes(b"do not touch")
-        writer(REPOS + "a/_layers/sha256/ab/link", b"sha256:ab")
-        os.symlink(outside / "secret", tmp_path / "root" / REPOS / "evil")
-        backend = LocalBackend(tmp_path / "root")
-        with pytest.raises(StorageError, match=f"{REPOS}evil is a symbolic link"):
-            run(backend, lambda: collect(backend, REPOS))
-        assert (outside / "secret" / "data").read_bytes() == b"do not touch"
-
-    def test_reading_a_symlink_out_of_the_root_is_refused(
-        self, tmp_path: Path, writer: Writer
-    ) -> None:
-        """Reading through a symlink to a file outside the root raises StorageError."""
-        target = tmp_path / "target"
-        target.write_bytes(b"sha256:" + b"0" * 64)
-        writer(REPOS + "a/", b"")
-        os.symlink(target, tmp_path / "root" / REPOS / "a" / "link")
-        backend = LocalBackend(tmp_path / "root")
-        with pytest.raises(StorageError, match="symbolic link"):
-            run(backend, lambda: backend.read([REPOS + "a/link"]))
-
-    def test_symlinks_inside_the_root_are_seen_as_the_registry_sees_them(
-        self, tmp_path: Path, writer: Writer
-    ) -> None:
-        """A link to a place inside the root but outside the tree is followed, under its name."""
-        elsewhere = tmp_path / "root" / "more-blobs" / "ab"
-        elsewhere.mkdir(parents=True)
-        (elsewhere / "abcd").mkdir()
-        (elsewhere / "abcd" / "data").write_bytes(b"blob")
-        writer(BLOBS + "sha256/00/0000/data", b"other")
-        os.symlink(elsewhere, tmp_path / "root" / BLOBS / "sha256" / "ab")
-        backend = LocalBackend(tmp_path / "root")
-        listed = files(run(backend, lambda: collect(backend, BLOBS)))
-        assert set(listed) == {BLOBS + "sha256/ab/abcd/data", BLOBS + "sha256/00/0000/data"}
-        got = run(backend, lambda: backend.read([BLOBS + "sha256/ab/abcd/data"]))
-        assert got == {BLOBS + "sha256/ab/abcd/data": b"blob"}
-
-    def test_two_links_to_one_directory_are_refused(self, tmp_path: Path, writer: Writer) -> None:
-        """Two links to one directory (inside the root, outside the tree) stop the listing."""
-        shared = tmp_path / "root" / "shared"
-        (shared / "ab").mkdir(parents=True)
-        (shared / "ab" / "data").write_bytes(b"blob")
-        writer(REPOS + "a/", b"")
-        os.symlink(shared, tmp_path / "root" / REPOS / "a" / "_layers")
-        os.symlink(shared, tmp_path / "root" / REPOS / "b")
-        backend = LocalBackend(tmp_path / "root")
-        with pytest.raises(StorageError, match="two names"):
-            run(backend, lambda: collect(backend, REPOS))
-
-    def test_a_link_aliasing_part_of_the_tree_is_refused(
-        self, tmp_path: Path, writer: Writer
-    ) -> None:
-        """A link to something the tree already holds (two names, one data) stops the listing."""
-        writer(BLOBS + "sha256/ab/abcd/data", b"blob")
-        os.symlink(tmp_path / "root" / BLOBS / "sha256" / "ab", tmp_path / "root" / BLOBS / "ab")
-        backend = LocalBackend(tmp_path / "root")
-        with pytest.raises(StorageError, match="two names") as e:
-            run(backend, lambda: collect(backend, BLOBS))
-        assert BLOBS + "ab" in str(e.value)
-
-    def test_deleting_a_symlink_removes_the_link_not_the_target(
-        self, tmp_path: Path, writer: Writer
-    ) -> None:
-        """Deleting a symlink unlinks the link itself; the target (file or directory) survives."""
-        target_file = tmp_path / "target"
-        target_file.write_bytes(b"keep me")
-        target_dir = tmp_path / "target-dir"
-        target_dir.mkdir()
-        (target_dir / "data").write_bytes(b"keep me too")
-        writer(REPOS + "a/", b"")
-        os.symlink(target_file, tmp_path / "root" / REPOS / "a" / "file-link")
-        os.symlink(target_dir, tmp_path / "root" / REPOS / "a" / "dir-link")
-        backend = LocalBackend(tmp_path / "root")
-        paths = [REPOS + "a/file-link", REPOS + "a/dir-link"]
-        results = run(backend, lambda: backend.delete(paths))
-        assert results == [DeleteResult(p, Outcome.DELETED) for p in paths]
-        assert not (tmp_path / "root" / REPOS / "a" / "file-link").is_symlink()
-        assert not (tmp_path / "root" / REPOS / "a" / "dir-link").is_symlink()
-        assert target_file.read_bytes() == b"keep me"
-        assert (target_dir / "data").read_bytes() == b"keep me too"
-
-    def test_empty_directories_are_reported(self, tmp_path: Path, writer: Writer) -> None:
-        """An empty directory is listed with is_dir=True (and size 0); non-empty ones are not."""
-        writer(REPOS + "gone/_uploads/", b"")
-        writer(REPOS + "full/_layers/sha256/ab/link", b"x")
-        backend = LocalBackend(tmp_path / "root")
-        infos = run(backend, lambda: collect(backend, REPOS))
-        dirs = {i.path: i for i in infos if i.is_dir}
-        assert set(dirs) == {REPOS + "gone/_uploads"}
-        assert dirs[REPOS + "gone/_uploads"].size == 0
-        assert dirs[REPOS + "gone/_uploads"].modified.tzinfo is not None
-
-    def test_remove_empty_dirs(self, tmp_path: Path, writer: Writer) -> None:
-        """remove_empty_dirs removes empty directories, keeps non-empty ones, reports missing."""
-        writer(REPOS + "a/b/c/", b"")
-        writer(REPOS + "full/link", b"x")
-        backend = LocalBackend(tmp_path / "root")
-        dirs = [REPOS + "a/b/c", REPOS + "a/b/", REPOS + "full", REPOS + "never"]
-        results = run(backend, lambda: backend.remove_empty_dirs(dirs))
-        assert [r.outcome for r in results] == [
-            Outcome.DELETED,
-            Outcome.DELETED,
-            Outcome.NOT_EMPTY,
-            Outcome.MISSING,
-        ]
-        assert [r.path for r in results] == dirs
-        assert not (tmp_path / "root" / REPOS / "a" / "b").exists()
-        assert (tmp_path / "root" / REPOS / "a").is_dir()
-        assert (tmp_path / "root" / REPOS / "full" / "link").read_bytes() == b"x"
-
-
-# -- S3 (SeaweedFS) -------------------------------------------------------------------
-
-
-def _put_many(server: SeaweedS3 | MotoS3, bucket: str, items: dict[str, bytes]) -> None:
-    """PUT many objects fast: 64 at a time on one aiobotocore client."""
-    helper = S3Backend(bucket, "", server.storage_options())
-
-    async def go() -> None:
-        conn = await helper._connection()
-        sem = asyncio.Semaphore(64)
-
-        async def put(key: str, data: bytes) -> None:
-            async with sem:
-                await conn.client.put_object(Bucket=bucket, Key=key, Body=data)
-
-        await asyncio.gather(*(put(k, d) for k, d in items.items()))
-
-    run(helper, go)
-
-
-def _s3_writer(server: Any, bucket: str, root: str) -> Writer:
-    client = server.client()
-    base = f"{root}/" if root else ""
-
-    def write(path: str, data: bytes) -> None:
-        client.put_object(Bucket=bucket, Key=base + path, Body=data)
-
-    return write
-
-
-@pytest.mark.s3
-class TestS3(BackendSuite):
-    """S3Backend over SeaweedFS, registry root ``reg/`` inside the bucket."""
-
-    @pytest.fixture
-    def backend(self, s3_server: SeaweedS3, s3_bucket: str) -> Iterator[S3Backend]:
-        """S3Backend over a fresh bucket, root ``reg``."""
-        backend = S3Backend.from_url(f"s3://{s3_bucket}/{S3_ROOT}", s3_server.storage_options())
-        yield backend
-        asyncio.run(backend.aclose())
-
-    @pytest.fixture
-    def writer(self, s3_server: SeaweedS3, s3_bucket: str) -> Writer:
-        """PUT with boto3."""
-        return _s3_writer(s3_server, s3_bucket, S3_ROOT)
-
-    def test_url_and_repr(self, backend: S3Backend, s3_bucket: str) -> None:
-        """The url is s3://bucket/root and the repr shows it."""
-        assert backend.url == f"s3://{s3_bucket}/{S3_ROOT}"
-        assert repr(backend) == f"S3Backend('s3://{s3_bucket}/{S3_ROOT}')"
-        assert backend.hierarchical is False
-        assert isinstance(backend, SupportsMultipartUploads)
-
-    def test_remove_empty_dirs_is_missing(self, backend: S3Backend) -> None:
-        """An object store has no directories: remove_empty_dirs reports MISSING for each."""
-        results = run(backend, lambda: backend.remove_empty_dirs([REPOS + "a", REPOS + "b"]))
-        assert [r.outcome for r in results] == [Outcome.MISSING, Outcome.MISSING]
-
-    def test_no_head_object_and_one_get_per_read(self, backend: S3Backend, writer: Writer) -> None:
-        """Listing and reading never send HeadObject; a read is exactly one GetObject per path."""
-        objects = {f"{REPOS}r/_layers/sha256/{i:02x}/link": b"sha256:x" for i in range(20)}
-        write_many(writer, objects)
-        paths = [*objects, REPOS + "r/missing"]
-        run(backend, lambda: collect(backend, ""))
-        run(backend, lambda: collect(backend, BLOBS))
-        got = run(backend, lambda: backend.read(paths))
-        assert got[REPOS + "r/missing"] is None
-        assert backend.request_counts["HeadObject"] == 0
-        assert backend.request_counts["GetObject"] == len(paths)
-        assert set(backend.request_counts) <= {"ListObjectsV2", "GetObject"}
-
-    @pytest.fixture(scope="class")
-    @classmethod
-    def populated(cls, s3_server: SeaweedS3) -> tuple[str, list[str], list[str]]:
-        """A bucket written once for the class: 3000 blobs and 1200 links under ``reg/``."""
-        bucket = s3_server.make_bucket(f"t-{uuid.uuid4().hex[:16]}")
-        blobs = [blob_path(str(i)) for i in range(3000)]
-        links = [f"{REPOS}r/_layers/sha256/{i:04x}/link" for i in range(1200)]
-        _put_many(s3_server, bucket, {f"{S3_ROOT}/{p}": b"x" for p in blobs + links})
-        return bucket, blobs, links
-
-    @pytest.fixture
-    def large_store(
-        self, s3_server: SeaweedS3, populated: tuple[str, list[str], list[str]]
-    ) -> Iterator[tuple[S3Backend, list[str]]]:
-        """The class's populated bucket, through a fresh backend."""
-        bucket, blobs, _ = populated
-        backend = S3Backend.from_url(f"s3://{bucket}/{S3_ROOT}", s3_server.storage_options())
-        yield backend, blobs
-        asyncio.run(backend.aclose())
-
-    def test_listing_request_count(
-        self, s3_server: SeaweedS3, populated: tuple[str, list[str], list[str]]
-    ) -> None:
-        """3000 blobs list in ⌈n/1000⌉ + fan-out requests; a flat prefix in ⌈n/1000⌉."""
-        bucket, blobs, links = populated
-        backend = S3Backend.from_url(f"s3://{bucket}/{S3_ROOT}", s3_server.storage_options())
-
-        listed = run(backend, lambda: collect(backend, BLOBS))
-        assert len(listed) == len(blobs)
-        # Two delimiter listings (blobs/, blobs/sha256/) find the 16 stems 0…f.
-        fan_out = 2 + 16
-        assert backend.request_counts["ListObjectsV2"] <= math.ceil(len(blobs) / 1000) + fan_out
-
-        backend.request_counts.clear()
-        listed = run(backend, lambda: collect(backend, REPOS + "r/"))
-        assert len(listed) == len(links)
-        assert backend.request_counts["ListObjectsV2"] <= math.ceil(len(links) / 1000) + 1
-
-        backend.request_counts.clear()
-        listed = run(backend, lambda: collect(backend, ""))
-        assert len(listed) == len(blobs) + len(links)
-        # Delimiter listings of the root, docker/, registry/, v2/, blobs/, sha256/ and
-        # repositories/; then 16 blob stems and one "r" stem.
-        assert backend.request_counts["ListObjectsV2"] <= 4 + 7 + 16 + 1
-        assert set(backend.request_counts) == {"ListObjectsV2"}
-
-    def test_multipart_uploads_list_and_abort(
-        self, backend: S3Backend, s3_server: SeaweedS3, s3_bucket: str
-    ) -> None:
-        """Open multipart uploads list with root-relative keys and aware times, then abort."""
-        client = s3_server.client()
-        path = REPOS + "app/_uploads/1b9c6a3e/data"
-        created = client.create_multipart_upload(Bucket=s3_bucket, Key=f"{S3_ROOT}/{path}")
-        client.upload_part(
-            Bucket=s3_bucket,
-            Key=f"{S3_ROOT}/{path}",
-            UploadId=created["UploadId"],
-            PartNumber=1,
-            Body=b"partial layer",
-        )
-        now = datetime.datetime.now(datetime.timezone.utc)
-
-        uploads = run(backend, lambda: backend.list_multipart_uploads(REPOS))
-        assert [(u.key, u.upload_id) for u in uploads] == [(path, created["UploadId"])]
-        assert uploads[0].initiated.utcoffset() == datetime.timedelta(0)
-        assert abs(uploads[0].initiated - now) < datetime.timedelta(minutes=5)
-        assert run(backend, lambda: backend.list_multipart_uploads(BLOBS)) == []
-
-        results = run(backend, lambda: backend.abort_multipart_uploads(uploads))
-        assert results == [DeleteResult(path, Outcome.DELETED)]
-        assert run(backend, lambda: backend.list_multipart_uploads("")) == []
-        assert s3_server.list_multipart_uploads(s3_bucket) == []
-
-    def test_empty_root_prefix(self, s3_server: SeaweedS3, s3_bucket: str) -> None:
-        """With ``rootdirectory: /`` the keys start at docker/registry/v2 and paths equal keys."""
-        backend = S3Backend.from_url(f"s3://{s3_bucket}/", s3_server.storage_options())
-        assert backend.url == f"s3://{s3_bucket}"
-        assert backend.root == ""
-        writer = _s3_writer(s3_server, s3_bucket, "")
-        objects = {blob_path("a"): b"a", REPOS + "x/_layers/sha256/ab/link": b"l"}
-        write_many(writer, objects)
-        assert set(files(run(backend, lambda: collect(backend, "")))) == set(objects)
-        assert set(files(run(backend, lambda: collect(backend, BLOBS)))) == {blob_path("a")}
-        assert run(backend, lambda: backend.read(list(objects))) == objects
-        results = run(backend, lambda: backend.delete(list(objects)))
-        assert all(r.outcome is Outcome.DELETED for r in results)
-        assert s3_server.list_keys(s3_bucket) == {}
-
-    def test_listing_skips_unexpected_names_nowhere(
-        self, backend: S3Backend, writer: Writer
-    ) -> None:
-        """Keys the layout does not expect (odd algorithms, stray files) are listed all the same."""
-        odd = [
-            BLOBS + "sha512/ab/" + "ab" * 64 + "/data",
-            BLOBS + "README",
-            BLOBS + "sha256/README",
-            BLOBS + "sha256/zz/odd",
-            BLOBS + "sha256/0",
-            V2 + "stray",
-            "outside-v2",
-            blob_path("normal"),
-            REPOS + "_odd",
-            REPOS + "r/x",
-        ]
-        write_many(writer, dict.fromkeys(odd, b"?"))
-        everything = [i.path for i in run(backend, lambda: collect(backend, ""))]
-        assert sorted(everything) == sorted(odd)
-        blobs = [i.path for i in run(backend, lambda: collect(backend, BLOBS))]
-        assert sorted(blobs) == sorted(p for p in odd if p.startswith(BLOBS))
-
-    @pytest.mark.filterwarnings("ignore::ResourceWarning")
-    def test_reuse_after_a_loop_closed_without_shutdown(
-        self, backend: S3Backend, writer: Writer
-    ) -> None:
-        """A loop closed bare (no shutdown_asyncgens) strands its client; the next makes one."""
-        writer(REPOS + "x/link", b"1")
-        loop = asyncio.new_event_loop()
-        try:
-            assert loop.run_until_complete(backend.read([REPOS + "x/link"])) == {
-                REPOS + "x/link": b"1"
-            }
-        finally:
-            loop.close()
-        assert run(backend, lambda: backend.read([REPOS + "x/link"])) == {REPOS + "x/link": b"1"}
-
-    def test_listing_uses_the_fast_timestamp_parser(
-        self, backend: S3Backend, writer: Writer
-    ) -> None:
-        """LastModified is parsed by fromisoformat: tzinfo is timezone.utc, not dateutil's."""
-        writer(REPOS + "x/link", b"1")
-        (info,) = run(backend, lambda: collect(backend, REPOS))
-        assert info.modified.tzinfo is datetime.timezone.utc
-
-    def test_loops_do_not_leak_warnings(
-        self, backend: S3Backend, writer: Writer, recwarn: pytest.WarningsRecorder
-    ) -> None:
-        """Switching event loops without aclose leaves no unclosed-session warnings behind."""
-        import gc  # noqa: PLC0415
-
-        writer(REPOS + "x/link", b"1")
-        gc.collect()  # garbage of earlier tests (boto3 clients) warns now, not below
-        recwarn.clear()
-        for _ in range(3):
-            asyncio.run(backend.read([REPOS + "x/link"]))
-        asyncio.run(backend.aclose())
-        gc.collect()
-        leaks = [str(w.message) for w in recwarn if "nclosed" in str(w.message)]
-        assert not leaks
-
-
-# -- S3 specifics that need moto or fault injection --------------------------------------
-
-
-def _moto_backend(server: MotoS3, bucket: str, root: str = "", **options: Any) -> S3Backend:
-    return S3Backend.from_url(f"s3://{bucket}/{root}", server.storage_options(**options))
-
-
-@pytest.mark.s3
-def test_delete_objects_per_key_errors_are_failed(moto_server: MotoS3, moto_bucket: str) -> None:
-    """Keys a DeleteObjects response lists under Errors come back FAILED with code and message."""
-    writer = _s3_writer(moto_server, moto_bucket, "reg")
-    protected = [f"{REPOS}locked/_layers/sha256/{i:02x}/link" for i in range(3)]
-    free = [blob_path(str(i)) for i in range(4)]
-    write_many(writer, dict.fromkeys(protected + free, b"x"))
-    moto_server.deny(moto_bucket, f"reg/{REPOS}locked/")
-    backend = _moto_backend(moto_server, moto_bucket, "reg")
-    paths = [free[0], protected[0], free[1], protected[1], protected[2], free[2], free[3]]
-
-    results = run(backend, lambda: backend.delete(paths))
-
-    assert [r.path for r in results] == paths
-    by_path = {r.path: r for r in results}
-    for p in protected:
-        assert by_path[p].outcome is Outcome.FAILED
-        assert by_path[p].error is not None
-        assert by_path[p].error.startswith("AccessDenied: ")
-    for p in free:
-        assert by_path[p] == DeleteResult(p, Outcome.DELETED)
-    left = moto_server.list_keys(moto_bucket)
-    assert set(left) == {f"reg/{p}" for p in protected}
-
-
-@pytest.mark.s3
-def test_delete_batches_of_1000(moto_server: MotoS3, moto_bucket: str) -> None:
-    """2500 paths go out as 3 DeleteObjects, each with Content-MD5 and a CRC32, all DELETED."""
-    backend = _moto_backend(moto_server, moto_bucket)
-    paths = [blob_path(str(i)) for i in range(2500)]
-    paths[10] = paths[11]  # a path given twice is deleted once, reported twice
-    _put_many(moto_server, moto_bucket, dict.fromkeys(paths[:20], b"x"))
-    headers: list[dict[str, str]] = []
-
-    async def go() -> list[DeleteResult]:
-        conn = await backend._connection()
-
-        def capture(request: Any, **_: Any) -> None:
-            headers.append(dict(request.headers))
-
-        conn.client.meta.events.register("before-send.s3.DeleteObjects", capture)
-        return await backend.delete(paths)
-
-    results = run(backend, go)
-    assert [r.path for r in results] == paths
-    assert all(r.outcome is Outcome.DELETED for r in results)
-    assert backend.request_counts["DeleteObjects"] == 3
-    assert moto_server.list_keys(moto_bucket) == {}
-    assert len(headers) == 3
-    for h in headers:
-        names = {k.lower() for k in h}
-        assert "content-md5" in names
-        assert "x-amz-checksum-crc32" in names
-
-
-class _SlowDownProxy:
-    """An HTTP proxy to an S3 server that answers ``503 SlowDown`` to the first N requests.
-
-    Used to check that botocore's retries (and only those) handle throttling:
-    the requests really go over the network and really come back as 503s.
-    """
-
-    _BODY = (
-        b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
-        b"<Message>Please reduce your request rate.</Message>"
-        b"<RequestId>rig</RequestId></Error>"
-    )
-
-    def __init__(self, upstream: str, failures: int) -> None:
-        host, port = upstream.removeprefix("http://").split(":")
-        self.failures = failures
-        self.seen = 0
-        self.throttled = 0
-        lock = threading.Lock()
-        proxy = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                pass
-
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                with lock:
-                    proxy.seen += 1
-                    throttle = proxy.throttled < proxy.failures
-                    if throttle:
-                        proxy.throttled += 1
-                if throttle:
-                    self.send_response(503, "Slow Down")
-                    self.send_header("Content-Type", "application/xml")
-                    self.send_header("Content-Length", str(len(proxy._BODY)))
-                    self.end_headers()
-                    self.wfile.write(proxy._BODY)
-                    return
-                conn = http.client.HTTPConnection(host, int(port), timeout=30)
-                try:
-                    headers = {
-                        k: v
-                        for k, v in self.headers.items()
-                        if k.lower() not in ("connection", "keep-alive", "transfer-encoding")
-                    }
-                    conn.request(self.command, self.path, body=body, headers=headers)
-                    resp = conn.getresponse()
-                    data = resp.read()
-                    self.send_response(resp.status, resp.reason)
-                    for k, v in resp.getheaders():
-                        if k.lower() not in ("connection", "transfer-encoding", "content-length"):
-                            self.send_header(k, v)
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    if self.command != "HEAD":
-                        self.wfile.write(data)
-                finally:
-                    conn.close()
-
-            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle  # noqa: N815
-
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.endpoint_url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
-
-
-@pytest.fixture
-def slowdown(moto_server: MotoS3) -> Iterator[Any]:
-    """A factory of SlowDown proxies in front of the moto server, closed afterwards."""
-    proxies: list[_SlowDownProxy] = []
-
-    def make(failures: int) -> _SlowDownProxy:
-        proxy = _SlowDownProxy(moto_server.endpoint_url, failures)
-        proxies.append(proxy)
-        return proxy
-
-    yield make
-    for proxy in proxies:
-        proxy.close()
-
-
-@pytest.mark.s3
-def test_slowdown_is_retried(moto_server: MotoS3, moto_bucket: str, slowdown: Any) -> None:
-    """503 SlowDown answers are retried by botocore (each attempt counted) and then succeed."""
-    write_many(_s3_writer(moto_server, moto_bucket, ""), {REPOS + "x/link": b"sha256:x"})
-    proxy = slowdown(2)
-    backend = _moto_backend(moto_server, moto_bucket, endpoint_url=proxy.endpoint_url)
-
-    listed = run(backend, lambda: collect(backend, REPOS + "x/"))
-    assert [i.path for i in listed] == [REPOS + "x/link"]
-    assert proxy.throttled == 2
-    assert backend.request_counts["ListObjectsV2"] == 3  # 2 throttled + 1 answered
-
-    proxy.failures += 1
-    assert run(backend, lambda: backend.read([REPOS + "x/link"])) == {REPOS + "x/link": b"sha256:x"}
-    assert backend.request_counts["GetObject"] == 2
-
-    proxy.failures += 1
-    results = run(backend, lambda: backend.delete([REPOS + "x/link"]))
-    assert results == [DeleteResult(REPOS + "x/link", Outcome.DELETED)]
-    assert backend.request_counts["DeleteObjects"] == 2
-    assert proxy.seen == sum(backend.request_counts.values())
-
-
-@pytest.mark.s3
-def test_retries_are_one_layer_and_then_fail(
-    moto_server: MotoS3, moto_bucket: str, slowdown: Any
-) -> None:
-    """When throttling persists, N retries mean N+1 requests, then a StorageError or FAILED."""
-    write_many(_s3_writer(moto_server, moto_bucket, ""), {REPOS + "x/link": b"x"})
-    proxy = slowdown(10**6)
-    backend = _moto_backend(
-        moto_server,
-        moto_bucket,
-        endpoint_url=proxy.endpoint_url,
-        config_kwargs={"retries": {"max_attempts": 1}},
-    )
-
-    with pytest.raises(StorageError, match=rf"s3://{moto_bucket}/{REPOS}x/link: SlowDown"):
-        run(backend, lambda: backend.read([REPOS + "x/link"]))
-    assert proxy.seen == 2
-
-    paths = [REPOS + "x/link", REPOS + "y/link"]
-    results = run(backend, lambda: backend.delete(paths))
-    assert [r.outcome for r in results] == [Outcome.FAILED, Outcome.FAILED]
-    assert all(r.error is not None and r.error.startswith("SlowDown") for r in results)
-    assert proxy.seen == 4
-    assert moto_server.list_keys(moto_bucket) == {REPOS + "x/link": 1}
-
-
-@pytest.mark.s3
-def test_multipart_abort_of_a_gone_upload_is_missing(moto_server: MotoS3, moto_bucket: str) -> None:
-    """Aborting an upload that no longer exists is MISSING, not FAILED."""
-    backend = _moto_backend(moto_server, moto_bucket)
-    gone = MultipartUpload(
-        REPOS + "a/_uploads/u/data", "no-such-upload", datetime.datetime.now(datetime.timezone.utc)
-    )
-    results = run(backend, lambda: backend.abort_multipart_uploads([gone]))
-    assert results == [DeleteResult(gone.key, Outcome.MISSING)]
-
-
-@pytest.mark.s3
-def test_credentials_never_shown(moto_server: MotoS3, moto_bucket: str) -> None:
-    """Keys and secrets appear neither in url, repr, nor error messages."""
-    key, secret = "AKIAREGISTRYGCTEST42", "s3cr3t/Value+ForTheTest"
-    options = {**moto_server.storage_options(), "key": key, "secret": secret}
-    backend = S3Backend.from_url(f"s3://{moto_bucket}/reg", options)
-    shown = [backend.url, repr(backend), str(backend.__dict__.get("_bucket"))]
-
-    missing = S3Backend.from_url("s3://no-such-bucket-here/reg", options)
-    with pytest.raises(StorageError) as err:
-        run(missing, lambda: missing.read([REPOS + "x/link"]))
-    shown.append(str(err.value))
-    with pytest.raises(StorageError) as err:
-        run(missing, lambda: collect(missing, REPOS))
-    shown.append(str(err.value))
-
-    refused = {
-        **options,
-        "endpoint_url": f"http://127.0.0.1:{free_port()}",
-        "config_kwargs": {"retries": {"max_attempts": 0}, "connect_timeout": 1},
+NOW = datetime.datetime(2026, 1, 2, tzinfo=datetime.timezone.utc)
+UPLOAD = MultipartUpload("docker/registry/v2/repositories/a/_uploads/u/data", "id", NOW)
+
+
+# -- in-test backends with every combination of capabilities ------------------------------
+
+
+class _Core:
+    """The core protocol only, recording every call."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, object]] = []
+
+    @property
+    def url(self) -> str:
+        return "test://"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    async def list(self, prefix: str) -> AsyncIterator[ObjectInfo]:
+        self.calls.append(("list", prefix))
+        yield ObjectInfo(prefix + "x", 1, NOW)
+
+    async def read(self, paths: Sequence[str]) -> Mapping[str, bytes | None]:
+        self.calls.append(("read", list(paths)))
+        return dict.fromkeys(paths, b"data")
+
+    async def delete(self, paths: Sequence[str]) -> list[DeleteResult]:
+        self.calls.append(("delete", list(paths)))
+        return [DeleteResult(p, Outcome.DELETED) for p in paths]
+
+    async def aclose(self) -> None:
+        self.calls.append(("aclose", None))
+
+
+class _Directories:
+    calls: list[tuple[str, object]]
+
+    async def remove_empty_dirs(self, dirs: Sequence[str]) -> list[DeleteResult]:
+        self.calls.append(("remove_empty_dirs", list(dirs)))
+        return [DeleteResult(d, Outcome.NOT_EMPTY) for d in dirs]
+
+
+class _Digest:
+    calls: list[tuple[str, object]]
+
+    async def digest(self, paths: Sequence[str], algorithm: str) -> dict[str, str | None]:
+        self.calls.append(("digest", (list(paths), algorithm)))
+        return dict.fromkeys(paths, "ab" * 32)
+
+
+class _Multipart:
+    calls: list[tuple[str, object]]
+
+    async def list_multipart_uploads(self, prefix: str) -> list[MultipartUpload]:
+        self.calls.append(("list_multipart_uploads", prefix))
+        return [UPLOAD]
+
+    async def abort_multipart_uploads(
+        self, uploads: Sequence[MultipartUpload]
+    ) -> list[DeleteResult]:
+        self.calls.append(("abort_multipart_uploads", list(uploads)))
+        return [DeleteResult(u.key, Outcome.DELETED) for u in uploads]
+
+
+class _Counts:
+    _counts: ClassVar[collections.Counter[str]] = collections.Counter({"GetObject": 3})
+
+    @property
+    def request_counts(self) -> collections.Counter[str]:
+        return self._counts
+
+
+_IMPLEMENTATIONS: dict[type, type] = {
+    SupportsDirectories: _Directories,
+    SupportsDigest: _Digest,
+    SupportsMultipartUploads: _Multipart,
+    SupportsRequestCounts: _Counts,
+}
+
+#: Every subset of the optional capabilities.
+SUBSETS = [
+    frozenset(c)
+    for n in range(len(CAPABILITIES) + 1)
+    for c in itertools.combinations(CAPABILITIES, n)
+]
+
+
+def _backend(caps: frozenset[type]) -> Any:
+    """A backend with the core and exactly ``caps``."""
+    mixins = tuple(_IMPLEMENTATIONS[c] for c in CAPABILITIES if c in caps)
+    name = "".join(c.__name__.removeprefix("Supports") for c in CAPABILITIES if c in caps)
+    return type(f"Core{name}", (*mixins, _Core), {})()
+
+
+def _ids(caps: frozenset[type]) -> str:
+    return "+".join(sorted(c.__name__.removeprefix("Supports") for c in caps)) or "core"
+
+
+def _names(caps: frozenset[type]) -> list[str]:
+    return sorted(c.__name__ for c in caps)
+
+
+# -- the protocols ----------------------------------------------------------------------
+
+
+def test_the_core_protocol_is_small() -> None:
+    """Backend is url, list, read, delete and aclose: no flag, no directory method."""
+    assert members(Backend) == ("aclose", "delete", "list", "read", "url")
+    assert isinstance(_Core(), Backend)
+
+
+def test_one_protocol_per_capability() -> None:
+    """Each capability is a runtime-checkable protocol of its own, with the members named."""
+    assert {c: members(c) for c in CAPABILITIES} == {
+        SupportsDirectories: ("remove_empty_dirs",),
+        SupportsDigest: ("digest",),
+        SupportsMultipartUploads: ("abort_multipart_uploads", "list_multipart_uploads"),
+        SupportsRequestCounts: ("request_counts",),
     }
-    down = S3Backend.from_url(f"s3://{moto_bucket}/reg", refused)
-    with pytest.raises(StorageError) as err:
-        run(down, lambda: down.read([REPOS + "x/link"]))
-    shown.append(str(err.value))
-    results = run(down, lambda: down.delete([REPOS + "x/link"]))
-    assert results[0].outcome is Outcome.FAILED
-    shown.append(str(results[0].error))
+    for capability in CAPABILITIES:
+        assert issubclass(capability, Protocol)  # type: ignore[arg-type]
+        assert capabilities(_backend(frozenset({capability}))) == {capability}
+        assert not isinstance(_Core(), capability)
 
-    for text in shown:
-        assert key not in text
-        assert secret not in text
-    assert "NoSuchBucket" in shown[3]
-    assert "s3://no-such-bucket-here/reg/" in shown[3]
+
+def test_the_built_in_backends_have_their_capabilities(tmp_path: Path) -> None:
+    """Local: directories, digest; fsspec: digest; S3: multipart uploads, request counts."""
+    import fsspec  # noqa: PLC0415
+    from registry_gc.backends import S3Backend  # noqa: PLC0415
+
+    assert _names(capabilities(LocalBackend(tmp_path))) == [
+        "SupportsDigest",
+        "SupportsDirectories",
+    ]
+    assert _names(capabilities(FsspecBackend(fsspec.filesystem("memory"), "/x"))) == [
+        "SupportsDigest"
+    ]
+    assert _names(capabilities(S3Backend("bucket"))) == [
+        "SupportsMultipartUploads",
+        "SupportsRequestCounts",
+    ]
+
+
+# -- the forwarding wrapper ---------------------------------------------------------------
+
+
+def test_each_forwarding_mixin_covers_exactly_its_protocol() -> None:
+    """The wrapper forwards every member of every capability, and nothing else."""
+    assert set(_FORWARDERS) == set(CAPABILITIES)
+    for capability, mixin in _FORWARDERS.items():
+        assert members(mixin) == members(capability)
+
+
+WRAPPERS = [
+    pytest.param(WrappingBackend, id="WrappingBackend"),
+    pytest.param(ReadOnlyBackend, id="ReadOnlyBackend"),
+    pytest.param(CountingBackend, id="CountingBackend"),
+    pytest.param(FaultyBackend, id="FaultyBackend"),
+]
+
+
+@pytest.mark.parametrize("wrapper", WRAPPERS)
+@pytest.mark.parametrize("caps", SUBSETS, ids=_ids)
+def test_a_wrapper_has_exactly_the_capabilities_of_its_backend(
+    wrapper: type[WrappingBackend], caps: frozenset[type]
+) -> None:
+    """isinstance(wrapper, SupportsX) is true exactly when the wrapped backend supports X."""
+    inner = _backend(caps)
+    wrapped = wrapper(inner)
+    assert isinstance(wrapped, Backend)
+    assert isinstance(wrapped, wrapper)
+    assert capabilities(wrapped) == caps
+    assert type(wrapped).__name__ == wrapper.__name__
+    assert repr(wrapped) == f"{wrapper.__name__}({inner!r})"
+    for capability in set(CAPABILITIES) - caps:
+        for name in members(capability):
+            # Absent, or None (Python's "not available"): never a method to call.
+            assert getattr(wrapped, name, None) is None
+
+
+@pytest.mark.parametrize("caps", SUBSETS, ids=_ids)
+def test_nested_wrappers_keep_exactly_the_capabilities(caps: frozenset[type]) -> None:
+    """However wrappers nest, the outermost has the innermost backend's capabilities."""
+    inner = _backend(caps)
+    nested = ReadOnlyBackend(CountingBackend(FaultyBackend(WrappingBackend(inner))))
+    assert capabilities(nested) == caps
+    assert http_requests(nested) == ({"GetObject": 3} if SupportsRequestCounts in caps else None)
+
+
+def test_a_wrapper_class_made_for_one_backend_serves_another() -> None:
+    """type(wrapper)(other) has the capabilities of ``other``, not those of the first backend."""
+    full = WrappingBackend(_backend(frozenset(CAPABILITIES)))
+    again = type(full)(_Core())
+    assert capabilities(again) == frozenset()
+    assert isinstance(again, WrappingBackend)
+
+
+def test_the_wrapper_forwards_every_call() -> None:
+    """Each core and capability call reaches the wrapped backend and returns its answer."""
+    inner = _backend(frozenset(CAPABILITIES))
+    w = WrappingBackend(inner)
+    assert isinstance(w, SupportsDirectories)
+    assert isinstance(w, SupportsDigest)
+    assert isinstance(w, SupportsMultipartUploads)
+    assert isinstance(w, SupportsRequestCounts)
+
+    async def calls() -> list[object]:
+        return [
+            [i async for i in w.list("p/")],
+            await w.read(["a"]),
+            await w.delete(["b"]),
+            await w.remove_empty_dirs(["d"]),
+            await w.digest(["e"], "sha256"),
+            await w.list_multipart_uploads("u/"),
+            await w.abort_multipart_uploads([UPLOAD]),
+            await w.aclose(),
+        ]
+
+    got = asyncio.run(calls())
+    assert got == [
+        [ObjectInfo("p/x", 1, NOW)],
+        {"a": b"data"},
+        [DeleteResult("b", Outcome.DELETED)],
+        [DeleteResult("d", Outcome.NOT_EMPTY)],
+        {"e": "ab" * 32},
+        [UPLOAD],
+        [DeleteResult(UPLOAD.key, Outcome.DELETED)],
+        None,
+    ]
+    assert [name for name, _ in inner.calls] == [
+        "list",
+        "read",
+        "delete",
+        "remove_empty_dirs",
+        "digest",
+        "list_multipart_uploads",
+        "abort_multipart_uploads",
+        "aclose",
+    ]
+    assert w.request_counts is inner.request_counts
+    assert w.inner is inner
+    assert w.url == "test://"
+
+
+def test_read_only_refuses_every_deletion_whatever_the_backend() -> None:
+    """delete, remove_empty_dirs and abort_multipart_uploads raise ReadOnlyError; reads pass."""
+    inner = _backend(frozenset(CAPABILITIES))
+    ro = ReadOnlyBackend(inner)
+    assert isinstance(ro, SupportsDirectories)
+    assert isinstance(ro, SupportsMultipartUploads)
+    assert isinstance(ro, SupportsDigest)
+    for call in (
+        lambda: ro.delete(["docker/a"]),
+        lambda: ro.remove_empty_dirs(["docker/d"]),
+        lambda: ro.abort_multipart_uploads([UPLOAD]),
+    ):
+        with pytest.raises(ReadOnlyError, match="read-only backend test://: refusing") as e:
+            asyncio.run(call())
+        assert e.value.path in ("docker/a", "docker/d", UPLOAD.key)
+    assert inner.calls == []
+    assert asyncio.run(ro.list_multipart_uploads("")) == [UPLOAD]
+    assert asyncio.run(ro.digest(["x"], "sha256")) == {"x": "ab" * 32}
+    assert asyncio.run(ro.read(["x"])) == {"x": b"data"}
+
+
+def test_read_only_over_a_backend_without_the_capability_has_nothing_to_call() -> None:
+    """Over the core alone, the refusing capability methods are not there at all."""
+    ro = ReadOnlyBackend(_Core())
+    assert not isinstance(ro, SupportsDirectories)
+    assert not isinstance(ro, SupportsMultipartUploads)
+    assert ro.remove_empty_dirs is None  # type: ignore[comparison-overlap]
+    with pytest.raises(ReadOnlyError):
+        asyncio.run(ro.delete(["docker/a"]))
+
+
+def test_counting_counts_every_operation_it_forwards() -> None:
+    """CountingBackend counts objects per operation, digests as reads, and forwards them."""
+    counting = CountingBackend(_backend(frozenset(CAPABILITIES)))
+    assert isinstance(counting, SupportsDirectories)
+    assert isinstance(counting, SupportsDigest)
+    assert isinstance(counting, SupportsMultipartUploads)
+
+    async def work() -> None:
+        [i async for i in counting.list("p/")]
+        await counting.read(["a", "b"])
+        await counting.digest(["c"], "sha256")
+        await counting.delete(["d"])
+        await counting.remove_empty_dirs(["e", "f"])
+        await counting.list_multipart_uploads("")
+        await counting.abort_multipart_uploads([UPLOAD, UPLOAD])
+
+    asyncio.run(work())
+    assert counting.objects == {
+        "list": 1,
+        "read": 3,
+        "delete": 1,
+        "remove_empty_dirs": 2,
+        "list_multipart_uploads": 1,
+        "abort_multipart_uploads": 2,
+    }
+
+
+def test_http_requests_only_from_a_backend_that_counts(tmp_path: Path) -> None:
+    """http_requests is None for a local disk, and the counts of a counting backend."""
+    assert http_requests(LocalBackend(tmp_path)) is None
+    assert http_requests(CountingBackend(LocalBackend(tmp_path))) is None
+    assert http_requests(CountingBackend(_backend(frozenset({SupportsRequestCounts})))) == {
+        "GetObject": 3
+    }
+
+
+# -- the path guard -----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("text", "expected"),
+    "path",
+    ["docker/registry/v2/blobs/", "a", "a/b/c", "a..b/c", ".../x", "a/./b", "a//b"],
+)
+def test_paths_inside_the_root_pass(path: str) -> None:
+    """Relative paths without '..' components or NUL bytes are returned as they are."""
+    assert checked_path(path) == path
+    assert checked_path(path, prefix=True) == path
+
+
+@pytest.mark.parametrize(
+    ("path", "why"),
     [
-        (
-            "2026-11-27T10:00:00.000Z",
-            datetime.datetime(2026, 11, 27, 10, tzinfo=datetime.timezone.utc),
-        ),
-        ("2026-11-27T10:00:00Z", datetime.datetime(2026, 11, 27, 10, tzinfo=datetime.timezone.utc)),
-        (
-            "2026-11-27T11:00:00+01:00",
-            datetime.datetime(2026, 11, 27, 10, tzinfo=datetime.timezone.utc),
-        ),
-        # Response headers use RFC 1123: only botocore's parser reads those.
-        (
-            "Fri, 27 Nov 2026 10:00:00 GMT",
-            datetime.datetime(2026, 11, 27, 10, tzinfo=datetime.timezone.utc),
-        ),
+        ("/docker/registry/v2", "leading '/'"),
+        ("..", "'..' component"),
+        ("a/../../b", "'..' component"),
+        ("a/..", "'..' component"),
+        ("a\x00b", "NUL byte"),
+        ("", "empty path"),
     ],
 )
-def test_fast_timestamp_parser(text: str, expected: datetime.datetime) -> None:
-    """The timestamp parser reads ISO 8601 itself and falls back to botocore for the rest."""
-    parsed = _fast_ts(text)
-    assert parsed == expected
-    assert parsed.utcoffset() is not None
+def test_paths_that_could_leave_the_root_are_refused(path: str, why: str) -> None:
+    """A leading '/', a '..' component, a NUL byte and the empty path raise StorageError(path=)."""
+    with pytest.raises(StorageError, match=why) as e:
+        checked_path(path)
+    assert e.value.path == path
+    assert repr(path) in str(e.value)
 
 
-def test_from_url_parsing() -> None:
-    """s3:// and s3a:// URLs give bucket and root; concurrency is ours; bad URLs are refused."""
-    backend = S3Backend.from_url("s3a://bucket//a/b/", {"concurrency": 8, "anon": True})
-    assert (backend.bucket, backend.root, backend.url) == ("bucket", "a/b", "s3://bucket/a/b")
-    assert S3Backend.from_url("s3://bucket").url == "s3://bucket"
-    assert isinstance(open_backend("s3://bucket/reg", {"anon": True}), S3Backend)
-    for bad in ("s3://", "s3:///prefix", "gs://bucket/x", "bucket/x"):
-        with pytest.raises(ConfigError):
-            S3Backend.from_url(bad)
-    with pytest.raises(ConfigError) as err:
-        S3Backend.from_url("s3://AKIAXYZ:hunter2@bucket/x")
-    assert "hunter2" not in str(err.value)
+def test_the_empty_prefix_is_the_whole_root() -> None:
+    """As a prefix to list, the empty path is the root; the other rules are the same."""
+    assert checked_path("", prefix=True) == ""
+    with pytest.raises(StorageError):
+        checked_path("/", prefix=True)
 
 
-class _TimelessMemory(MemoryFileSystem):
-    """A memory filesystem that gives no modification time at all."""
-
-    protocol = "timeless"
-
-    def find(self, path: str, *args: Any, **kwargs: Any) -> Any:
-        found = super().find(path, *args, **kwargs)
-        if isinstance(found, dict):
-            return {k: {x: y for x, y in v.items() if x != "created"} for k, v in found.items()}
-        return found
-
-    def modified(self, path: str) -> datetime.datetime:
-        raise NotImplementedError
+# -- open_backend --------------------------------------------------------------------------
 
 
-def test_a_store_without_timestamps_makes_everything_young() -> None:
-    """A backend that cannot tell an object's time lists it as UNKNOWN_TIME: never old enough."""
-    fs = _TimelessMemory(skip_instance_cache=True)
-    root = f"/timeless-{uuid.uuid4().hex}"
-    b = RegistryBuilder(seed=4)
-    b.image("app", "t")
-    b.image("app", "t")
-    b.blob(b"an orphan")
-    b.write_fs(fs, root)
-    backend = FsspecBackend(fs, root)
-    infos = run(backend, lambda: collect(backend, BLOBS))
-    assert infos
-    assert {i.modified for i in infos} == {UNKNOWN_TIME}
-    report = registry_gc.collect(backend, delete_untagged=True, grace=datetime.timedelta(0))
-    assert report.deleted_count == 0
-    assert "unknown-time" in {a.kind for a in report.plan.anomalies}
+def test_open_backend_picks_the_backend_by_scheme(tmp_path: Path) -> None:
+    """A path or file:// is local, memory:// is fsspec; read_only wraps in ReadOnlyBackend."""
+    assert isinstance(open_backend(tmp_path), LocalBackend)
+    assert open_backend(f"file://{tmp_path}").url == str(tmp_path)
+    assert isinstance(open_backend("memory://open-test"), FsspecBackend)
+    ro = open_backend(tmp_path, read_only=True)
+    assert isinstance(ro, ReadOnlyBackend)
+    assert isinstance(ro, SupportsDirectories)
+
+
+def test_an_unknown_scheme_names_the_entry_point_group() -> None:
+    """A scheme nothing handles is a BackendNotFoundError naming the plugin mechanism."""
+    with pytest.raises(BackendNotFoundError, match=ENTRY_POINT_GROUP):
+        open_backend("nosuchscheme://x")
+
+
+def _install_plugin(root: Path, scheme: str, module: str, code: str) -> None:
+    """Install a distribution in ``root`` whose entry point registers ``scheme``."""
+    (root / f"{module}.py").write_text(textwrap.dedent(code))
+    info = root / f"{module}_plugin-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}-plugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\n{scheme} = {module}:factory\n")
+
+
+def test_a_plugin_registers_a_scheme_by_entry_point(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An installed entry point in registry_gc.backends opens its scheme, options passed."""
+    _install_plugin(
+        tmp_path,
+        "plugged",
+        "plugged_backend",
+        """
+        from registry_gc.backends import FsspecBackend
+        import fsspec
+
+        def factory(url, options):
+            backend = FsspecBackend(fsspec.filesystem("memory"), "/plugged")
+            backend.seen = (url, options)
+            return backend
+        """,
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "plugged_backend", raising=False)
+    backend: Any = open_backend("PLUGGED://anything", {"k": "v"})
+    assert backend.seen == ("PLUGGED://anything", {"k": "v"})
+    assert isinstance(open_backend("plugged://x", read_only=True), ReadOnlyBackend)

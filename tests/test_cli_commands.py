@@ -7,7 +7,6 @@ from every test.
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import io
 import json
@@ -19,8 +18,8 @@ import pytest
 import yaml
 from registry_gc import Removals, cli, collect
 from registry_gc import config as config_module
-from registry_gc._progress import Progress, make_progress, with_listing_progress
-from registry_gc.backends import LocalBackend, SupportsMultipartUploads
+from registry_gc._progress import make_progress
+from registry_gc.backends import LocalBackend
 from registry_gc.cli import _target as cli_target
 from registry_gc.cli import run
 from registry_gc.cli._target import target_of
@@ -1004,12 +1003,11 @@ def test_progress_bars_on_a_terminal(scene: Scene) -> None:
     progress = make_progress(stream=stream)
     assert progress.active
     with progress:
-        backend = with_listing_progress(LocalBackend(scene.root), progress)
         report = collect(
-            backend,
+            LocalBackend(scene.root),
             delete_untagged=True,
             grace=datetime.timedelta(0),
-            progress=progress.collector(),
+            progress=progress.callback(),
         )
     assert report.deleted_count > 0
     text = stream.getvalue()
@@ -1036,28 +1034,19 @@ def test_logs_go_through_the_bars_while_they_are_shown(monkeypatch: pytest.Monke
     assert "a line in the middle" in stream.getvalue()
 
 
-def test_listing_wrapper_keeps_capabilities(tmp_path: Path) -> None:
-    """The listing counter passes multipart uploads through, and has none over a plain disk."""
-    calls: list[str] = []
-
-    class Multipart(LocalBackend):
-        async def list_multipart_uploads(self, prefix: str) -> list[Any]:
-            calls.append(prefix)
-            return ["upload"]
-
-        async def abort_multipart_uploads(self, uploads: Any) -> list[Any]:
-            return []
-
-    bars = Progress(object())  # any non-None "bars" makes it active; nothing is drawn here
-    wrapped = with_listing_progress(Multipart(tmp_path), bars)
-    assert isinstance(wrapped, SupportsMultipartUploads)
-    assert asyncio.run(wrapped.list_multipart_uploads("x/")) == ["upload"]
-    assert calls == ["x/"]
-    over_disk = with_listing_progress(LocalBackend(tmp_path), bars)
-    assert isinstance(over_disk, SupportsMultipartUploads)
-    assert asyncio.run(over_disk.list_multipart_uploads("x/")) == []
-    plain = LocalBackend(tmp_path)
-    assert with_listing_progress(plain, Progress()) is plain
+def test_the_listing_reports_progress_as_it_goes(tmp_path: Path) -> None:
+    """The listing phase reports objects listed so far, then the total once it is known."""
+    b = RegistryBuilder(seed=8)
+    for _ in range(400):
+        b.image("many", None, layers=1)
+    b.write_local(tmp_path)
+    events: list[tuple[str, int, int | None]] = []
+    collect(tmp_path, dry_run=True, progress=lambda *e: events.append(e))
+    listing = [(d, t) for phase, d, t in events if phase == "listing"]
+    assert len(listing) >= 2, "reported while listing, not only at the end"
+    assert [d for d, _ in listing] == sorted(d for d, _ in listing)
+    assert listing[-1][1] == listing[-1][0] == len(b.files)
+    assert all(t is None for _, t in listing[:-1])
 
 
 # -- found in the collector while building rm (fail until fixed) ------------------------------

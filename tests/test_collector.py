@@ -25,6 +25,7 @@ from registry_gc.backends import (
     LocalBackend,
     Outcome,
     ReadOnlyBackend,
+    WrappingBackend,
     open_backend,
 )
 from registry_gc.layout import (
@@ -57,11 +58,11 @@ from tests.rigs.builder import (
 from tests.rigs.layouts import buildkit_cache, legacy
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+    from collections.abc import Callable, Iterator, Sequence
     from pathlib import Path
 
     from registry_gc import Report
-    from registry_gc.backends import Backend, ObjectInfo
+    from registry_gc.backends import Backend
 
 UTC = datetime.timezone.utc
 R = REPOSITORIES_PREFIX
@@ -1013,41 +1014,13 @@ def test_dry_run_deletes_nothing_and_reports_what_a_real_run_deletes(disk: Store
     assert dry.deleted_bytes == real.report.deleted_bytes
 
 
-class Delegating:
-    """A Backend implemented by delegation to another one."""
-
-    def __init__(self, inner: Backend) -> None:
-        self.inner = inner
+class Delegating(WrappingBackend):
+    """A backend that delegates every call to another (with its capabilities, and no others)."""
 
     @property
-    def url(self) -> str:
-        """The inner URL."""
-        return self.inner.url
-
-    @property
-    def hierarchical(self) -> bool:
-        """As the inner backend."""
-        return self.inner.hierarchical
-
-    def list(self, prefix: str) -> AsyncIterator[ObjectInfo]:
-        """Delegate."""
-        return self.inner.list(prefix)
-
-    async def read(self, paths: Sequence[str]) -> Mapping[str, bytes | None]:
-        """Delegate."""
-        return await self.inner.read(paths)
-
-    async def delete(self, paths: Sequence[str]) -> list[DeleteResult]:
-        """Delegate."""
-        return await self.inner.delete(paths)
-
-    async def remove_empty_dirs(self, dirs: Sequence[str]) -> list[DeleteResult]:
-        """Delegate."""
-        return await self.inner.remove_empty_dirs(dirs)
-
-    async def aclose(self) -> None:
-        """Delegate."""
-        await self.inner.aclose()
+    def inner(self) -> Any:
+        """The wrapped backend, untyped: the doubles below call its capabilities directly."""
+        return self._inner
 
 
 class ExplodingDeletes(Delegating):
@@ -1464,16 +1437,13 @@ def test_an_untagged_buildkit_cache_index_goes_with_its_entries(store: Store) ->
     assert {lnk("cache", x) for x in entries} <= r.deleted
 
 
-class _Metered:
+class _Metered(WrappingBackend):
     """A backend wrapper that records the most bytes held by read() calls at once."""
 
     def __init__(self, inner: Any) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.now = 0
         self.peak = 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
     async def read(self, paths: Any) -> Any:
         got = await self.inner.read(paths)

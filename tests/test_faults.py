@@ -30,7 +30,9 @@ import pytest
 from registry_gc import InvalidReferenceError, RefusedError, StorageError, cli, collect
 from registry_gc import apply as apply_module
 from registry_gc.backends import (
+    DeleteResult,
     LocalBackend,
+    Outcome,
     ReadOnlyBackend,
     SupportsMultipartUploads,
     open_backend,
@@ -56,10 +58,10 @@ from tests.rigs.faults import FaultyBackend, InjectedFaultError
 from tests.rigs.skopeo import pull_all
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator, Sequence
     from pathlib import Path
 
-    from registry_gc.backends import Backend
+    from registry_gc.backends import Backend, MultipartUpload
 
     from tests.rigs.registry import RealRegistry
 
@@ -643,12 +645,28 @@ def test_disk_fault_with_default_grace_leaves_only_young_empty_directories(
 # -- the rig itself --------------------------------------------------------------------------------
 
 
+class _LocalWithUploads(LocalBackend):
+    """A local disk that also has (no) multipart uploads."""
+
+    async def list_multipart_uploads(self, prefix: str) -> list[MultipartUpload]:
+        """None open."""
+        return []
+
+    async def abort_multipart_uploads(
+        self, uploads: Sequence[MultipartUpload]
+    ) -> list[DeleteResult]:
+        """Nothing to abort."""
+        return [DeleteResult(u.key, Outcome.MISSING) for u in uploads]
+
+
 def test_faulty_backend_passes_multipart_capability_through(tmp_path: Path) -> None:
     """The wrapper supports multipart uploads exactly when the wrapped backend does."""
     local = LocalBackend(tmp_path)
     assert not isinstance(FaultyBackend(local), SupportsMultipartUploads)
-    assert isinstance(FaultyBackend(ReadOnlyBackend(local)), SupportsMultipartUploads)
-    faulty = FaultyBackend(ReadOnlyBackend(local))
+    assert not isinstance(FaultyBackend(ReadOnlyBackend(local)), SupportsMultipartUploads)
+    uploads = _LocalWithUploads(tmp_path)
+    assert isinstance(FaultyBackend(ReadOnlyBackend(uploads)), SupportsMultipartUploads)
+    faulty = FaultyBackend(ReadOnlyBackend(uploads))
     assert asyncio.run(faulty.list_multipart_uploads("docker/")) == []
     assert [c.kind for c in faulty.calls] == ["list-multipart"]
     with pytest.raises(StorageError, match="injected fault: delete call #1"):

@@ -36,14 +36,16 @@ from registry_gc.backends import (
     FsspecBackend,
     GCSBackend,
     Outcome,
+    SupportsDigest,
+    SupportsDirectories,
     SupportsMultipartUploads,
+    SupportsRequestCounts,
     open_backend,
 )
-from registry_gc.backends._gcs import _parse_time, parse_batch_response
+from registry_gc.backends._gcs_api import parse_batch_response, parse_time
 from registry_gc.layout import BLOBS_PREFIX
 from registry_gc.plan import PHASES
-
-from tests.backend_suite import (
+from registry_gc.testing import (
     BLOBS,
     REPOS,
     BackendSuite,
@@ -52,7 +54,8 @@ from tests.backend_suite import (
     run,
     write_many,
 )
-from tests.backend_suite import collect as listing
+from registry_gc.testing import collect as listing
+
 from tests.rigs.proxy import Request, Response, StorageProxy
 from tests.rigs.scenarios import blob_paths, live_blobs, mixed_registry
 from tests.test_s3_requests import scenario
@@ -61,7 +64,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
-    from tests.backend_suite import Writer
+    from registry_gc.testing import Writer
+
     from tests.rigs.builder import RegistryBuilder
     from tests.rigs.gcs import FakeGCS
 
@@ -97,6 +101,8 @@ def _write_tree(server: FakeGCS, bucket: str, prefix: str, b: RegistryBuilder) -
 
 class TestGCS(BackendSuite):
     """GCSBackend over fake-gcs-server, registry root ``reg/`` inside the bucket."""
+
+    capabilities = (SupportsDigest, SupportsRequestCounts)
 
     @pytest.fixture
     def backend(self, gcs_server: FakeGCS, gcs_bucket: str) -> Iterator[GCSBackend]:
@@ -134,13 +140,14 @@ class TestGCS(BackendSuite):
         """The url is gs://bucket/root, the repr shows it, and there are no multipart uploads."""
         assert backend.url == f"gs://{gcs_bucket}/{ROOT}"
         assert repr(backend) == f"GCSBackend('gs://{gcs_bucket}/{ROOT}')"
-        assert backend.hierarchical is False
         assert not isinstance(backend, SupportsMultipartUploads)
+        assert isinstance(backend, SupportsDigest)
+        assert isinstance(backend, SupportsRequestCounts)
 
-    def test_remove_empty_dirs_is_missing(self, backend: GCSBackend) -> None:
-        """An object store has no directories: remove_empty_dirs reports MISSING for each."""
-        results = run(backend, lambda: backend.remove_empty_dirs([REPOS + "a", REPOS + "b"]))
-        assert [r.outcome for r in results] == [Outcome.MISSING, Outcome.MISSING]
+    def test_no_directories(self, backend: GCSBackend) -> None:
+        """An object store has no directories: no SupportsDirectories, no remove_empty_dirs."""
+        assert not isinstance(backend, SupportsDirectories)
+        assert not hasattr(backend, "remove_empty_dirs")
 
     def test_one_media_get_per_read_and_no_metadata_request(
         self, gcs_server: FakeGCS, gcs_bucket: str, writer: Writer
@@ -564,7 +571,7 @@ def test_batch_response_parser_refuses_what_it_cannot_read() -> None:
 )
 def test_updated_timestamps(text: str, expected: datetime.datetime) -> None:
     """RFC 3339 ``updated`` values (any fraction length, Z or an offset) parse to aware UTC."""
-    parsed = _parse_time(text)
+    parsed = parse_time(text)
     assert parsed == expected
     assert parsed.tzinfo is UTC
 

@@ -440,7 +440,6 @@ def test_empty_and_missing_roots_are_empty(tmp_path: Path) -> None:
 class _ListingStub:
     """A backend that lists a fixed set of entries and reads from a dict."""
 
-    hierarchical = False
     url = "stub://"
 
     def __init__(self, entries: dict[str, bytes]) -> None:
@@ -456,9 +455,6 @@ class _ListingStub:
         return {p: self.entries.get(p) for p in paths}
 
     async def delete(self, paths: Sequence[str]) -> list[DeleteResult]:
-        raise AssertionError("no delete in an inventory")
-
-    async def remove_empty_dirs(self, dirs: Sequence[str]) -> list[DeleteResult]:
         raise AssertionError("no delete in an inventory")
 
     async def aclose(self) -> None:

@@ -30,6 +30,13 @@ Registries of distribution 2.x wrote blob names with a leading ``/``
 (the key prefix is ``/``).
 
 Connections belong to an event loop, as for :class:`~registry_gc.backends.S3Backend`.
+
+The storage options and credentials are resolved in ``_azure_options``, what
+the object stores share is in ``_objectstore``. This module stays one (about
+700 lines) because what is left is one class whose parts — the pipeline and
+its retry policy, listing, reads, batched deletes — all go through the same
+connection, retry budget and request counter: split, each part would reach
+into the others' private state.
 """
 
 from __future__ import annotations
@@ -40,8 +47,6 @@ import contextlib
 import datetime
 import email.utils
 import logging
-import os
-import random
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -49,9 +54,11 @@ from urllib.parse import quote, urlencode, urlsplit
 import attrs
 
 from .._errors import ConfigError, StorageError
+from ._azure_options import IGNORED_OPTIONS, OPTIONS, Options, env
 from ._base import DeleteResult, ObjectInfo, Outcome
 from ._hashing import new_hash
-from ._s3 import _MIN_STEMS, _Fanout, _fanout, _run_pool, _stems
+from ._objectstore import Listing, LoopBound, backoff, list_objects, run_pool
+from ._paths import checked_path
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
@@ -73,10 +80,6 @@ _PAGE = 5000
 _BATCH = 256
 #: Batch requests in flight at once.
 _DELETE_BATCHES_IN_FLIGHT = 8
-#: Concurrent listing streams (fan-out workers), capped by ``concurrency``.
-_LIST_WORKERS = 32
-#: Pages buffered between the listing streams and the consumer, per worker.
-_PAGES_BUFFERED_PER_WORKER = 2
 #: Attempts at reading a response body: the pipeline retries a request but not
 #: a body cut off after the headers arrived; only that case is retried here.
 _BODY_ATTEMPTS = 3
@@ -84,63 +87,11 @@ _BODY_ATTEMPTS = 3
 _DIGEST_CONCURRENCY = 8
 #: Retries after the first attempt, per request (and per blob of a batch).
 _DEFAULT_RETRIES = 5
-#: Backoff before retry ``n`` is uniform in [0, min(_BACKOFF_MAX, _BACKOFF_BASE * 2**n)]
-#: ("full jitter"; the SDK's own default waits 15 s and more before each retry).
-_BACKOFF_BASE = 0.5
-_BACKOFF_MAX = 20.0
 #: Seconds to connect, and to wait for each read of a response.
 _CONNECT_TIMEOUT = 10
 _DEFAULT_READ_TIMEOUT = 60
 #: Statuses of a call inside a batch worth another batch (as the SDK retries requests).
 _RETRY_STATUS = frozenset({408, 500, 502, 503, 504})
-_DEFAULT_SUFFIX = "core.windows.net"
-#: adlfs options that mean nothing here (caching, file objects, the event loop).
-_IGNORED_OPTIONS = frozenset(
-    {
-        "asynchronous",
-        "loop",
-        "skip_instance_cache",
-        "use_listings_cache",
-        "listings_expiry_time",
-        "max_paths",
-        "blocksize",
-        "default_fill_cache",
-        "default_cache_type",
-        "version_aware",
-        "assume_container_exists",
-        "max_concurrency",
-        "socket_timeout",
-        "location_mode",
-        "request_session",
-    }
-)
-_OPTIONS = frozenset(
-    {
-        "account_name",
-        "account_key",
-        "connection_string",
-        "sas_token",
-        "credential",
-        "client_id",
-        "client_secret",
-        "tenant_id",
-        "anon",
-        "account_host",
-        "account_url",
-        "endpoint_url",
-        "retries",
-        "timeout",
-    }
-)
-_TRUE = frozenset({True, "1", "true", "True", "TRUE", "t", "yes"})
-
-
-def _env(name: str) -> str | None:
-    return os.environ.get(name) or None
-
-
-def _as_bool(value: object) -> bool:
-    return value in _TRUE
 
 
 def _error_code(headers: Mapping[str, str]) -> str:
@@ -168,21 +119,15 @@ def _describe_status(
 
 @attrs.define(slots=True)
 class _Connection:
-    """A container client (its pipeline, session and credential), bound to one event loop."""
+    """A container client (pipeline, session, credential), bound to the loop that made it."""
 
-    loop: asyncio.AbstractEventLoop
+    session: aiohttp.ClientSession
     container: ContainerClient
     #: A credential this backend created, closed with the client (else ``None``).
     credential: Any
     #: The container URL without query, and the SAS query to add to every request.
     base: str
     sas: str
-    closer: AsyncGenerator[None, None] | None = None
-
-
-def _backoff(retry: int) -> float:
-    """Seconds to wait before retry number ``retry`` (1-based): full jitter."""
-    return random.uniform(0, min(_BACKOFF_MAX, _BACKOFF_BASE * 2**retry))  # noqa: S311
 
 
 def _retry_policy(retries: int) -> Any:  # noqa: ANN401 - the SDK's policy class
@@ -192,7 +137,7 @@ def _retry_policy(retries: int) -> Any:  # noqa: ANN401 - the SDK's policy class
     class _Retry(ExponentialRetry):
         def get_backoff_time(self, settings: dict[str, Any]) -> float:
             # settings["count"] is 1 before the first retry.
-            return _backoff(int(settings["count"]))
+            return backoff(int(settings["count"]))
 
     return _Retry(retry_total=retries)
 
@@ -207,7 +152,7 @@ class _Budget:
     async def spend(self) -> None:
         self.left -= 1
         self.used += 1
-        await asyncio.sleep(_backoff(self.used))
+        await asyncio.sleep(backoff(self.used))
 
 
 class AzureBackend:
@@ -239,8 +184,6 @@ class AzureBackend:
     inside batches by theirs (``DeleteBlob``): Azure bills each of those.
     """
 
-    hierarchical = False
-
     def __init__(
         self,
         container: str,
@@ -260,18 +203,18 @@ class AzureBackend:
             self._base = f"/{self._root}/" if self._root else "/"
         else:
             self._base = f"{self._root}/" if self._root else ""
-        options = {k: v for k, v in (storage_options or {}).items() if k not in _IGNORED_OPTIONS}
-        unknown = sorted(set(options) - _OPTIONS)
+        options = {k: v for k, v in (storage_options or {}).items() if k not in IGNORED_OPTIONS}
+        unknown = sorted(set(options) - OPTIONS)
         if unknown:
             raise ConfigError(
                 f"unknown storage option(s) for az://: {', '.join(unknown)} "
-                f"(accepted: {', '.join(sorted(_OPTIONS))}, concurrency)"
+                f"(accepted: {', '.join(sorted(OPTIONS))}, concurrency)"
             )
-        self._options = options
+        self._opts = Options(options, self.url)
         self._retries = int(options.get("retries", _DEFAULT_RETRIES))
         self._read_timeout = int(options.get("timeout", _DEFAULT_READ_TIMEOUT))
         values = (
-            options.get(k) or _env(f"AZURE_STORAGE_{k.upper()}")
+            options.get(k) or env(f"AZURE_STORAGE_{k.upper()}")
             for k in ("account_key", "connection_string", "sas_token", "client_secret")
         )
         found = [str(v) for v in values if v and len(str(v)) >= 4]
@@ -283,8 +226,7 @@ class AzureBackend:
                     found.append(value)
         self._secrets = tuple(sorted({s for s in found if len(s) >= 4}, key=len, reverse=True))
         self._concurrency = concurrency
-        self._conn: _Connection | None = None
-        self._connect_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+        self._conns = LoopBound(self._connect, self._close, self._abandon)
         #: HTTP requests sent (retries included) and calls inside batches, by operation.
         self.request_counts: collections.Counter[str] = collections.Counter()
 
@@ -340,15 +282,11 @@ class AzureBackend:
         return f"AzureBackend({self.url!r})"
 
     def _key(self, path: str) -> str:
-        if path.startswith("/") or ".." in path.split("/") or "\x00" in path:
-            msg = f"refusing path {path!r}: backend paths are relative to the registry root"
-            raise StorageError(msg)
-        return self._base + path
+        return self._base + checked_path(path)
 
     def _dir_key(self, prefix: str) -> str:
         """The name prefix of a "directory": the root's base, or ending in ``/``."""
-        self._key(prefix)
-        key = (self._base + prefix).rstrip("/")
+        key = (self._base + checked_path(prefix, prefix=True)).rstrip("/")
         if not prefix.strip("/"):
             return self._base
         return f"{key}/"
@@ -374,86 +312,18 @@ class AzureBackend:
         return self._scrub(f"{type(exc).__name__}: {exc}")
 
     def _storage_error(self, action: str, key: str, why: str) -> StorageError:
-        return StorageError(f"cannot {action} {self._where(key)}: {self._scrub(why)}")
+        return StorageError(
+            f"cannot {action} {self._where(key)}: {self._scrub(why)}",
+            path=key[len(self._base) :],
+        )
 
     # -- connection -----------------------------------------------------------------
 
     async def _connection(self) -> _Connection:
         """The client of the running loop, created on first use."""
-        loop = asyncio.get_running_loop()
-        conn = self._conn
-        if conn is not None and conn.loop is loop:
-            return conn
-        if self._connect_lock is None or self._connect_lock[0] is not loop:
-            self._connect_lock = (loop, asyncio.Lock())
-        async with self._connect_lock[1]:
-            conn = self._conn
-            if conn is not None and conn.loop is loop:
-                return conn
-            if conn is not None:
-                self._abandon(conn)
-                self._conn = None
-            conn = self._conn = await self._connect(loop)
-            return conn
+        return await self._conns.get()
 
-    def _option(self, name: str) -> str | None:
-        """An option, or its ``AZURE_STORAGE_<NAME>`` environment variable (as adlfs reads them)."""
-        value = self._options.get(name)
-        if value is None or value == "":
-            return _env(f"AZURE_STORAGE_{name.upper()}")
-        return str(value)
-
-    def _account_url(self, account: str | None) -> str:
-        url = self._options.get("account_url") or self._options.get("endpoint_url")
-        if url:
-            return str(url).rstrip("/")
-        host = self._options.get("account_host")
-        if host:
-            return f"https://{host}"
-        if not account:
-            raise ConfigError(
-                f"no Azure storage account for {self.url}: set account_name (or "
-                "AZURE_STORAGE_ACCOUNT_NAME), a connection_string or an account_url"
-            )
-        return f"https://{account}.blob.{_DEFAULT_SUFFIX}"
-
-    def _credential(self, account: str | None) -> tuple[Any, bool]:
-        """The credential as adlfs picks it, and whether it must be closed by us."""
-        given = self._options.get("credential")
-        if given is not None:
-            return given, False
-        key = self._option("account_key")
-        if key:
-            from azure.core.credentials import AzureNamedKeyCredential  # noqa: PLC0415
-
-            if not account:
-                raise ConfigError(f"an account_key needs an account_name ({self.url})")
-            return AzureNamedKeyCredential(account, str(key)), False
-        sas = self._option("sas_token")
-        if sas:
-            from azure.core.credentials import AzureSasCredential  # noqa: PLC0415
-
-            return AzureSasCredential(str(sas).lstrip("?")), False
-        client_id = self._option("client_id")
-        if client_id:
-            from azure.identity.aio import ClientSecretCredential  # noqa: PLC0415
-
-            credential = ClientSecretCredential(
-                tenant_id=str(self._option("tenant_id") or ""),
-                client_id=str(client_id),
-                client_secret=str(self._option("client_secret") or ""),
-            )
-            return credential, True
-        anon = self._options.get("anon")
-        if anon is None:
-            anon = _as_bool(_env("AZURE_STORAGE_ANON") or "false")
-        if _as_bool(anon):
-            return None, False
-        from azure.identity.aio import DefaultAzureCredential  # noqa: PLC0415
-
-        return DefaultAzureCredential(), True
-
-    async def _connect(self, loop: asyncio.AbstractEventLoop) -> _Connection:
+    async def _connect(self) -> _Connection:
         import aiohttp  # noqa: PLC0415 - Azure dependencies load on first use
         from azure.core.pipeline.transport import AioHttpTransport  # noqa: PLC0415
         from azure.storage.blob.aio import ContainerClient  # noqa: PLC0415
@@ -468,15 +338,15 @@ class AzureBackend:
         }
         owned: Any = None
         try:
-            connection_string = self._option("connection_string")
+            connection_string = self._opts.get("connection_string")
             if connection_string:
                 container = ContainerClient.from_connection_string(
                     str(connection_string), self._container, **kwargs
                 )
             else:
-                account = self._option("account_name")
-                account_url = self._account_url(account)
-                credential, close_it = self._credential(account)
+                account = self._opts.get("account_name")
+                account_url = self._opts.account_url(account)
+                credential, close_it = self._opts.credential(account)
                 owned = credential if close_it else None
                 container = ContainerClient(
                     account_url, self._container, credential=credential, **kwargs
@@ -488,29 +358,22 @@ class AzureBackend:
             await session.close()
             raise StorageError(f"cannot connect to {self.url}: {self._describe(e)}") from e
         base, _, sas = str(container.url).partition("?")
-        conn = _Connection(
-            loop=loop, container=container, credential=owned, base=base.rstrip("/"), sas=sas
+        return _Connection(
+            session=session,
+            container=container,
+            credential=owned,
+            base=base.rstrip("/"),
+            sas=sas,
         )
-        conn.closer = self._closer(conn, session)
-        await anext(conn.closer)
-        return conn
 
-    async def _closer(
-        self, conn: _Connection, session: aiohttp.ClientSession
-    ) -> AsyncGenerator[None, None]:
-        """Suspend until finalized (by :meth:`aclose` or the loop's shutdown), then close."""
-        try:
-            yield
-        finally:
-            if self._conn is conn:
-                self._conn = None
-            with contextlib.suppress(Exception):
-                await conn.container.close()
-            with contextlib.suppress(Exception):
-                await session.close()
-            if conn.credential is not None:
-                with contextlib.suppress(Exception):
-                    await conn.credential.close()
+    @staticmethod
+    async def _close(conn: _Connection) -> None:
+        with contextlib.suppress(Exception):
+            await conn.container.close()
+        with contextlib.suppress(Exception):
+            await conn.session.close()
+        if conn.credential is not None:
+            await conn.credential.close()
 
     def _abandon(self, conn: _Connection) -> None:
         """Drop a client whose event loop ended without finalizing it."""
@@ -524,13 +387,7 @@ class AzureBackend:
 
     async def aclose(self) -> None:
         """Close the client's connections; the next call opens new ones."""
-        conn, self._conn = self._conn, None
-        if conn is None:
-            return
-        if conn.loop is not asyncio.get_running_loop():
-            self._abandon(conn)
-        elif conn.closer is not None:
-            await conn.closer.aclose()
+        await self._conns.aclose()
 
     def _count_request(self, pipeline_request: PipelineRequest[HttpRequest]) -> None:
         # Runs after the retry policy: once per attempt.
@@ -670,83 +527,6 @@ class AzureBackend:
             objects.extend(self._infos(page, times))
         return [d for d in dirs if d], objects
 
-    async def _plan(self, conn: _Connection, prefix: str) -> tuple[list[str], list[ObjectInfo]]:
-        """Split the listing of ``prefix`` into disjoint flat streams (as the S3 backend does).
-
-        Returns the name prefixes to list (flat, concurrently) and the objects
-        already found by the delimiter listings made on the way.
-        """
-        mode = _fanout(prefix[len(self._base) :].rstrip("/"))
-        if mode is _Fanout.FLAT:
-            return [prefix], []
-        dirs, objects = await self._children(conn, prefix)
-        if mode is _Fanout.STEMS:
-            stems = _stems(prefix, dirs, objects, self._base)
-            if len(stems) >= _MIN_STEMS or not dirs or not prefix.endswith("repositories/"):
-                return stems, []
-            below: list[list[str]] = [[] for _ in dirs]
-
-            async def split(i: int) -> None:
-                sub_dirs, sub_objects = await self._children(conn, dirs[i])
-                below[i] = _stems(dirs[i], sub_dirs, sub_objects, self._base)
-
-            await _run_pool(min(self._concurrency, _LIST_WORKERS), range(len(dirs)), split)
-            return sorted(s for group in below for s in group), list(objects)
-        streams: list[str] = []
-        found = list(objects)
-        planned: list[tuple[list[str], list[ObjectInfo]]] = [([], [])] * len(dirs)
-
-        async def plan(i: int) -> None:
-            planned[i] = await self._plan(conn, dirs[i])
-
-        await _run_pool(min(self._concurrency, _LIST_WORKERS), range(len(dirs)), plan)
-        for sub_streams, sub_objects in planned:
-            streams += sub_streams
-            found += sub_objects
-        return streams, found
-
-    async def _list_concurrently(
-        self, conn: _Connection, prefixes: list[str]
-    ) -> AsyncGenerator[ObjectInfo, None]:
-        """List every prefix (flat) with bounded concurrency, streaming pages through a queue."""
-        if not prefixes:
-            return
-        workers = min(self._concurrency, _LIST_WORKERS, len(prefixes))
-        done = object()
-        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=workers * _PAGES_BUFFERED_PER_WORKER)
-
-        async def list_one(p: str) -> None:
-            times: dict[str, datetime.datetime] = {}
-            async with contextlib.aclosing(self._pages(conn, p)) as pages:
-                async for page in pages:
-                    infos = self._infos(page, times)
-                    if infos:
-                        await queue.put(infos)
-
-        async def produce() -> None:
-            try:
-                await _run_pool(workers, prefixes, list_one)
-            except Exception as e:  # noqa: BLE001 - handed to the consumer, which raises it
-                await queue.put(e)
-            else:
-                await queue.put(done)
-
-        producer = asyncio.ensure_future(produce())
-        try:
-            while True:
-                item = await queue.get()
-                if item is done:
-                    break
-                if isinstance(item, BaseException):
-                    raise item
-                for info in item:
-                    yield info
-        finally:
-            if not producer.done():
-                producer.cancel()
-            with contextlib.suppress(BaseException):
-                await producer
-
     # -- read -----------------------------------------------------------------------
 
     async def read(self, paths: Sequence[str]) -> Mapping[str, bytes | None]:
@@ -765,7 +545,7 @@ class AzureBackend:
         async def one(path: str) -> None:
             out[path] = await self._get(conn, keys[path])
 
-        await _run_pool(min(self._concurrency, len(keys)), keys, one)
+        await run_pool(min(self._concurrency, len(keys)), keys, one)
         return {p: out[p] for p in keys}
 
     async def _get(self, conn: _Connection, key: str) -> bytes | None:
@@ -815,7 +595,7 @@ class AzureBackend:
                 return
             raise self._storage_error("read", key, _describe_status(status, headers, body, reason))
 
-        await _run_pool(min(_DIGEST_CONCURRENCY, len(keys)), keys, one)
+        await run_pool(min(_DIGEST_CONCURRENCY, len(keys)), keys, one)
         return {p: out[p] for p in keys}
 
     # -- delete ---------------------------------------------------------------------
@@ -845,7 +625,7 @@ class AzureBackend:
                 results[i] = DeleteResult(paths[i], outcome, error)
 
         starts = range(0, len(keys), _BATCH)
-        await _run_pool(min(_DELETE_BATCHES_IN_FLIGHT, len(starts)), starts, batch)
+        await run_pool(min(_DELETE_BATCHES_IN_FLIGHT, len(starts)), starts, batch)
         out = [r for r in results if r is not None]
         assert len(out) == len(keys)
         return out
@@ -908,9 +688,20 @@ class AzureBackend:
             pending = retry
         return outcomes
 
-    async def remove_empty_dirs(self, dirs: Sequence[str]) -> list[DeleteResult]:
-        """Object stores have no directories: ``MISSING`` for each."""
-        return [DeleteResult(d, Outcome.MISSING) for d in dirs]
+    def _listing(self, conn: _Connection) -> Listing:
+        async def pages(prefix: str) -> AsyncGenerator[list[ObjectInfo], None]:
+            # Last-Modified has one-second resolution: one parse per distinct value.
+            times: dict[str, datetime.datetime] = {}
+            async with contextlib.aclosing(self._pages(conn, prefix)) as raw:
+                async for page in raw:
+                    yield self._infos(page, times)
+
+        return Listing(
+            base=self._base,
+            concurrency=self._concurrency,
+            children=lambda prefix: self._children(conn, prefix),
+            pages=pages,
+        )
 
     # Defined last: in the class body, the name ``list`` shadows the builtin for
     # every annotation that follows it.
@@ -926,16 +717,6 @@ class AzureBackend:
         """
         key_prefix = self._dir_key(prefix)
         conn = await self._connection()
-        streams, found = await self._plan(conn, key_prefix)
-        for info in found:
-            yield info
-        if len(streams) == 1:
-            times: dict[str, datetime.datetime] = {}
-            async with contextlib.aclosing(self._pages(conn, streams[0])) as pages:
-                async for page in pages:
-                    for info in self._infos(page, times):
-                        yield info
-            return
-        async with contextlib.aclosing(self._list_concurrently(conn, streams)) as infos:
+        async with contextlib.aclosing(list_objects(self._listing(conn), key_prefix)) as infos:
             async for info in infos:
                 yield info

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import collections
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, TypeAlias, cast
 
-from ._hashing import digest_paths
+from ._protocols import SupportsRequestCounts
 from ._wrapper import WrappingBackend
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping, Sequence
 
-    from ._base import Backend, DeleteResult, MultipartUpload, ObjectInfo
+    from ._base import DeleteResult, MultipartUpload, ObjectInfo
+    from ._protocols import (
+        Backend,
+        SupportsDigest,
+        SupportsDirectories,
+        SupportsMultipartUploads,
+    )
 
 __all__ = ["CountingBackend", "http_requests"]
 
@@ -22,10 +28,10 @@ _Uploads: TypeAlias = "list[MultipartUpload]"
 class CountingBackend(WrappingBackend):
     """Delegates every call and counts the objects of each operation in :attr:`objects`.
 
-    Operations: ``list`` (objects listed), ``read`` (paths read), ``delete``
-    (paths deleted), ``remove_empty_dirs`` (directories), ``list_multipart_uploads``
-    (uploads found), ``abort_multipart_uploads`` (uploads aborted). Counted as
-    asked, whatever the outcome.
+    Operations: ``list`` (objects listed), ``read`` (paths read or hashed),
+    ``delete`` (paths deleted), ``remove_empty_dirs`` (directories),
+    ``list_multipart_uploads`` (uploads found), ``abort_multipart_uploads``
+    (uploads aborted). Counted as asked, whatever the outcome.
     """
 
     def __init__(self, inner: Backend) -> None:
@@ -56,34 +62,35 @@ class CountingBackend(WrappingBackend):
     async def remove_empty_dirs(self, dirs: Sequence[str]) -> _Results:
         """Remove directories through the wrapped backend, counting."""
         self.objects["remove_empty_dirs"] += len(dirs)
-        return await self._inner.remove_empty_dirs(dirs)
+        inner = cast("SupportsDirectories", self._inner)
+        return await inner.remove_empty_dirs(dirs)
+
+    async def digest(self, paths: Sequence[str], algorithm: str) -> dict[str, str | None]:
+        """Hash through the wrapped backend, counting as reads."""
+        self.objects["read"] += len(paths)
+        inner = cast("SupportsDigest", self._inner)
+        return await inner.digest(paths, algorithm)
 
     async def list_multipart_uploads(self, prefix: str) -> _Uploads:
         """List multipart uploads through the wrapped backend, counting."""
-        uploads = await super().list_multipart_uploads(prefix)
+        inner = cast("SupportsMultipartUploads", self._inner)
+        uploads = await inner.list_multipart_uploads(prefix)
         self.objects["list_multipart_uploads"] += len(uploads)
         return uploads
 
     async def abort_multipart_uploads(self, uploads: Sequence[MultipartUpload]) -> _Results:
         """Abort through the wrapped backend, counting."""
         self.objects["abort_multipart_uploads"] += len(uploads)
-        return await super().abort_multipart_uploads(uploads)
-
-    async def digest(self, paths: Sequence[str], algorithm: str) -> dict[str, str | None]:
-        """Hash through the wrapped backend (streaming when it can), counting as reads."""
-        self.objects["read"] += len(paths)
-        return await digest_paths(self._inner, paths, algorithm)
+        inner = cast("SupportsMultipartUploads", self._inner)
+        return await inner.abort_multipart_uploads(uploads)
 
 
 def http_requests(backend: Backend) -> dict[str, int] | None:
-    """HTTP requests by API operation, from the innermost backend that counts them (S3).
+    """HTTP requests by operation, when ``backend`` counts them (S3, GCS, Azure), else ``None``.
 
-    ``None`` when no backend in the chain of wrappers counts requests.
+    Wrappers forward :class:`~registry_gc.backends.SupportsRequestCounts`, so
+    ``backend`` may be wrapped any number of times.
     """
-    current: object = backend
-    while current is not None:
-        counts = getattr(current, "request_counts", None)
-        if isinstance(counts, collections.Counter):
-            return dict(counts)
-        current = getattr(current, "inner", None)
+    if isinstance(backend, SupportsRequestCounts):
+        return dict(backend.request_counts)
     return None

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from .._errors import StorageError
 from ._base import UNKNOWN_TIME, DeleteResult, ObjectInfo, Outcome
 from ._hashing import CHUNK_SIZE, new_hash
+from ._paths import checked_path
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping, Sequence
@@ -66,9 +67,12 @@ class FsspecBackend:
     >>> backend = FsspecBackend(fsspec.filesystem("memory"), "/my-registry")
     >>> backend.url
     'memory:///my-registry'
-    """
 
-    hierarchical = False
+    It hashes objects while streaming them
+    (:class:`~registry_gc.backends.SupportsDigest`). It has no directories of
+    its own, even on a filesystem that does: what registry-gc deletes there,
+    it deletes file by file.
+    """
 
     def __init__(self, fs: fsspec.AbstractFileSystem, root: str, *, concurrency: int = 16) -> None:
         self._fs = fs
@@ -90,10 +94,8 @@ class FsspecBackend:
     def __repr__(self) -> str:
         return f"FsspecBackend({self.url!r})"
 
-    def _full(self, path: str) -> str:
-        if path.startswith("/") or ".." in path.split("/"):
-            msg = f"refusing path {path!r}: backend paths are relative to the registry root"
-            raise StorageError(msg)
+    def _full(self, path: str, *, prefix: bool = False) -> str:
+        path = checked_path(path, prefix=prefix)
         return f"{self._root}/{path}" if self._root else path
 
     def _rel(self, full: str) -> str:
@@ -112,7 +114,7 @@ class FsspecBackend:
 
     async def list(self, prefix: str) -> AsyncIterator[ObjectInfo]:
         """List with one ``find(detail=True)``; directory entries are dropped."""
-        full = self._full(prefix).rstrip("/")
+        full = self._full(prefix, prefix=True).rstrip("/")
 
         def work() -> list[ObjectInfo]:
             try:
@@ -147,7 +149,7 @@ class FsspecBackend:
                     out[p] = None
                 elif isinstance(value, BaseException):
                     msg = f"cannot read {self.url}/{p}: {type(value).__name__}: {value}"
-                    raise StorageError(msg) from value
+                    raise StorageError(msg, path=p) from value
                 elif value is None:
                     out[p] = None
                 else:
@@ -162,11 +164,12 @@ class FsspecBackend:
         Up to ``concurrency`` objects at a time, each in bounded memory.
         """
         sem = asyncio.Semaphore(self._concurrency)
+        full = {p: self._full(p) for p in paths}
 
         def one(path: str) -> str | None:
             h = new_hash(algorithm)
             try:
-                with self._fs.open(self._full(path), "rb") as f:
+                with self._fs.open(full[path], "rb") as f:
                     while chunk := f.read(CHUNK_SIZE):
                         h.update(chunk)
             except FileNotFoundError:
@@ -175,7 +178,7 @@ class FsspecBackend:
                 raise
             except Exception as e:
                 msg = f"cannot read {self.url}/{path}: {type(e).__name__}: {e}"
-                raise StorageError(msg) from e
+                raise StorageError(msg, path=path) from e
             return h.hexdigest()
 
         async def run(path: str) -> tuple[str, str | None]:
@@ -206,10 +209,6 @@ class FsspecBackend:
                 return await asyncio.to_thread(one, path)
 
         return list(await asyncio.gather(*(run(p) for p in paths)))
-
-    async def remove_empty_dirs(self, dirs: Sequence[str]) -> _Results:
-        """Object stores have no directories of their own."""
-        return [DeleteResult(d, Outcome.MISSING) for d in dirs]
 
     async def aclose(self) -> None:
         """Nothing to release."""

@@ -31,6 +31,13 @@ Pointing it at an emulator: ``endpoint_url`` (``http://127.0.0.1:4443``), or
 the ``STORAGE_EMULATOR_HOST`` environment variable that Google's own clients
 read (with it, and no ``token``, requests are anonymous, as Google's clients
 make them).
+
+The JSON API's formats (timestamps, error bodies, batch requests) are in
+``_gcs_api``, what the object stores share in ``_objectstore``. This module
+stays one (about 700 lines) because what is left is one class whose parts —
+credentials and their refresh, the retry layer, listing, reads, batched
+deletes — all go through the same connection, retry budget and request
+counter: split, each part would reach into the others' private state.
 """
 
 from __future__ import annotations
@@ -42,8 +49,6 @@ import datetime
 import json
 import logging
 import os
-import random
-import re
 import uuid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
@@ -52,8 +57,18 @@ import attrs
 
 from .._errors import ConfigError, StorageError
 from ._base import DeleteResult, ObjectInfo, Outcome
+from ._gcs_api import (
+    Part,
+    batch_body,
+    error_message,
+    is_missing_bucket,
+    match_parts,
+    parse_batch_response,
+    parse_time,
+)
 from ._hashing import CHUNK_SIZE, new_hash
-from ._s3 import _MIN_STEMS, _Fanout, _fanout, _run_pool, _stems, _utc
+from ._objectstore import Listing, LoopBound, backoff, list_objects, run_pool
+from ._paths import checked_path
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
@@ -75,17 +90,10 @@ _PAGE = 1000
 _BATCH = 100
 #: Batch requests in flight at once.
 _DELETE_BATCHES_IN_FLIGHT = 8
-#: Concurrent listing streams (fan-out workers), capped by ``concurrency``.
-_LIST_WORKERS = 32
-#: Pages buffered between the listing streams and the consumer, per worker.
-_PAGES_BUFFERED_PER_WORKER = 2
 #: Objects hashed at once by :meth:`GCSBackend.digest` (each streams up to a layer).
 _DIGEST_CONCURRENCY = 8
 #: Retries after the first attempt, per request (and per object of a batch).
 _DEFAULT_RETRIES = 5
-#: Backoff before retry ``n`` is uniform in [0, min(_BACKOFF_MAX, _BACKOFF_BASE * 2**n)].
-_BACKOFF_BASE = 0.5
-_BACKOFF_MAX = 20.0
 #: Seconds to connect, and to wait for each read of a response.
 _CONNECT_TIMEOUT = 10.0
 _DEFAULT_READ_TIMEOUT = 60.0
@@ -125,168 +133,16 @@ _ANONYMOUS = "anon"
 #: An access token this close to expiry is refreshed first.
 _REFRESH_MARGIN = datetime.timedelta(minutes=2)
 
-_FRACTION = re.compile(r"\.(\d+)")
-
-
-def _parse_time(value: str) -> datetime.datetime:
-    """An RFC 3339 ``updated`` timestamp (``2026-01-02T03:04:05.678Z``) as aware UTC.
-
-    ``fromisoformat`` before Python 3.11 takes neither ``Z`` nor fractions
-    other than 3 or 6 digits (Go servers trim trailing zeros): both are
-    normalised on the slow path.
-    """
-    text = value[:-1] + "+00:00" if value.endswith("Z") else value
-    try:
-        parsed = datetime.datetime.fromisoformat(text)
-    except ValueError:
-        text = _FRACTION.sub(lambda m: "." + (m.group(1) + "000000")[:6], text, count=1)
-        parsed = datetime.datetime.fromisoformat(text)
-    return _utc(parsed)
-
-
-def _backoff(retry: int) -> float:
-    """Seconds to wait before retry number ``retry`` (1-based): full jitter."""
-    return random.uniform(0, min(_BACKOFF_MAX, _BACKOFF_BASE * 2**retry))  # noqa: S311
-
-
-def _error_message(status: int, body: bytes) -> str:
-    """``"<status> <reason>: <message>"`` from a JSON API error body (or its text)."""
-    text = body.decode("utf-8", "replace").strip()
-    reason = ""
-    try:
-        error = json.loads(text).get("error")
-    except (ValueError, AttributeError):
-        error = None
-    if isinstance(error, dict):
-        text = str(error.get("message") or "").strip() or text
-        errors = error.get("errors")
-        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-            reason = str(errors[0].get("reason") or "")
-    elif isinstance(error, str):
-        text = error
-    text = " ".join(text.split())[:500]
-    head = f"{status} {reason}" if reason else str(status)
-    return f"{head}: {text}" if text else head
-
-
-def _is_missing_bucket(body: bytes) -> bool:
-    return b"bucket does not exist" in body.lower()
-
-
-# -- batch requests ---------------------------------------------------------------------
-
-
-def _split_head(chunk: bytes) -> tuple[bytes, bytes]:
-    """Split at the first blank line (CRLF or LF): ``(headers, rest)``."""
-    crlf = chunk.find(b"\r\n\r\n")
-    lf = chunk.find(b"\n\n")
-    if crlf != -1 and (lf == -1 or crlf < lf):
-        return chunk[:crlf], chunk[crlf + 4 :]
-    if lf != -1:
-        return chunk[:lf], chunk[lf + 2 :]
-    return chunk, b""
-
-
-def _header(head: bytes, name: bytes) -> str | None:
-    for line in head.splitlines():
-        key, sep, value = line.partition(b":")
-        if sep and key.strip().lower() == name:
-            return value.strip().decode("latin-1")
-    return None
-
-
-def _boundary(content_type: str) -> str | None:
-    for param in content_type.split(";")[1:]:
-        key, sep, value = param.strip().partition("=")
-        if sep and key.strip().lower() == "boundary":
-            return value.strip().strip('"')
-    return None
-
-
-@attrs.frozen(slots=True)
-class _Part:
-    """One part of a batch response: the call's ``Content-ID``, HTTP status and body."""
-
-    content_id: str | None
-    status: int
-    body: bytes
-
-
-def parse_batch_response(content_type: str, body: bytes) -> list[_Part]:
-    """The parts of a JSON API batch response (``multipart/mixed``), in order.
-
-    Each part is ``Content-Type: application/http`` with a ``Content-ID``,
-    then a whole HTTP response (status line, headers, blank line, body).
-
-    Raises:
-        ValueError: the response is not multipart or a part has no status line.
-    """
-    boundary = _boundary(content_type)
-    if not content_type.lower().startswith("multipart/") or not boundary:
-        msg = f"not a multipart batch response (Content-Type: {content_type!r})"
-        raise ValueError(msg)
-    parts: list[_Part] = []
-    for chunk in body.split(b"--" + boundary.encode("latin-1"))[1:]:
-        if chunk.startswith(b"--"):
-            break  # the closing delimiter
-        head, response = _split_head(chunk.lstrip(b"\r\n"))
-        status_line, _, rest = response.lstrip(b"\r\n").partition(b"\n")
-        fields = status_line.split()
-        if len(fields) < 2 or not fields[0].startswith(b"HTTP/") or not fields[1].isdigit():
-            msg = f"batch response part without an HTTP status line: {status_line[:80]!r}"
-            raise ValueError(msg)
-        _, part_body = _split_head(rest)
-        parts.append(_Part(_header(head, b"content-id"), int(fields[1]), part_body.strip()))
-    return parts
-
-
-def _batch_body(boundary: str, token: str, paths: Sequence[str]) -> bytes:
-    """A ``multipart/mixed`` batch body: one ``DELETE <path>`` per part, with ``<token+i>`` ids."""
-    lines: list[str] = []
-    for i, path in enumerate(paths, start=1):
-        lines += [
-            f"--{boundary}",
-            "Content-Type: application/http",
-            "Content-Transfer-Encoding: binary",
-            f"Content-ID: <{token}+{i}>",
-            "",
-            f"DELETE {path} HTTP/1.1",
-            "Content-Length: 0",
-            "",
-            "",
-        ]
-    lines += [f"--{boundary}--", ""]
-    return "\r\n".join(lines).encode("utf-8")
-
-
-def _match_parts(parts: list[_Part], token: str, count: int) -> list[_Part | None]:
-    """The response part of each call, by ``Content-ID`` (``<response-token+i>``), else in order."""
-    out: list[_Part | None] = [None] * count
-    by_id = 0
-    for part in parts:
-        cid = (part.content_id or "").strip("<> ")
-        cid = cid.removeprefix("response-")
-        head, sep, index = cid.rpartition("+")
-        if sep and head == token and index.isdigit() and 1 <= int(index) <= count:
-            out[int(index) - 1] = part
-            by_id += 1
-    if by_id == 0 and len(parts) == count:
-        return list(parts)
-    return out
-
-
 # -- the backend ------------------------------------------------------------------------
 
 
 @attrs.define(slots=True)
 class _Connection:
-    """An aiohttp session and the credentials, bound to one event loop."""
+    """An aiohttp session and the credentials, bound to the event loop that made it."""
 
-    loop: asyncio.AbstractEventLoop
     session: aiohttp.ClientSession
     credentials: Any
     refresh_lock: asyncio.Lock
-    closer: AsyncGenerator[None, None] | None = None
 
 
 @attrs.define(slots=True)
@@ -302,7 +158,7 @@ class _Budget:
             return False
         self.left -= 1
         self.used += 1
-        await asyncio.sleep(_backoff(self.used))
+        await asyncio.sleep(backoff(self.used))
         return True
 
 
@@ -331,8 +187,6 @@ class GCSBackend:
     calls inside batch requests by theirs (``objects.delete``): GCS bills
     each of those as an operation.
     """
-
-    hierarchical = False
 
     def __init__(
         self,
@@ -383,8 +237,7 @@ class GCSBackend:
             self._user_project = requester_pays
         self._secrets = self._find_secrets(self._token)
         self._concurrency = concurrency
-        self._conn: _Connection | None = None
-        self._connect_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+        self._conns = LoopBound(self._connect, self._close, self._abandon)
         #: HTTP requests sent (retries included) and calls inside batches, by method.
         self.request_counts: collections.Counter[str] = collections.Counter()
 
@@ -445,14 +298,11 @@ class GCSBackend:
         return f"GCSBackend({self.url!r})"
 
     def _key(self, path: str) -> str:
-        if path.startswith("/") or ".." in path.split("/") or "\x00" in path:
-            msg = f"refusing path {path!r}: backend paths are relative to the registry root"
-            raise StorageError(msg)
-        return self._base + path
+        return self._base + checked_path(path)
 
     def _dir_key(self, prefix: str) -> str:
         """The name prefix of a "directory": ``''`` for the root, else ending in ``/``."""
-        key = self._key(prefix).rstrip("/")
+        key = (self._base + checked_path(prefix, prefix=True)).rstrip("/")
         return f"{key}/" if key else ""
 
     def _where(self, key: str) -> str:
@@ -467,7 +317,10 @@ class GCSBackend:
         return self._scrub(f"{type(exc).__name__}: {exc}")
 
     def _storage_error(self, action: str, key: str, why: str) -> StorageError:
-        return StorageError(f"cannot {action} {self._where(key)}: {self._scrub(why)}")
+        return StorageError(
+            f"cannot {action} {self._where(key)}: {self._scrub(why)}",
+            path=key[len(self._base) :],
+        )
 
     def _object_path(self, key: str) -> str:
         return f"/storage/v1/b/{quote(self._bucket, safe='')}/o/{quote(key, safe='')}"
@@ -490,21 +343,7 @@ class GCSBackend:
 
     async def _connection(self) -> _Connection:
         """The session of the running loop, created on first use."""
-        loop = asyncio.get_running_loop()
-        conn = self._conn
-        if conn is not None and conn.loop is loop:
-            return conn
-        if self._connect_lock is None or self._connect_lock[0] is not loop:
-            self._connect_lock = (loop, asyncio.Lock())
-        async with self._connect_lock[1]:
-            conn = self._conn
-            if conn is not None and conn.loop is loop:
-                return conn
-            if conn is not None:
-                self._abandon(conn)
-                self._conn = None
-            conn = self._conn = await self._connect(loop)
-            return conn
+        return await self._conns.get()
 
     def _credentials(self) -> GoogleCredentials:
         """The credentials, resolved by gcsfs (blocking: files, a metadata server may be read)."""
@@ -513,7 +352,7 @@ class GCSBackend:
         on_google = self._endpoint == _DEFAULT_ENDPOINT
         return GoogleCredentials(self._project, self._access, self._token, on_google=on_google)
 
-    async def _connect(self, loop: asyncio.AbstractEventLoop) -> _Connection:
+    async def _connect(self) -> _Connection:
         import aiohttp  # noqa: PLC0415 - GCS dependencies load on first use
 
         try:
@@ -532,24 +371,11 @@ class GCSBackend:
                 total=None, sock_connect=_CONNECT_TIMEOUT, sock_read=self._read_timeout
             ),
         )
-        conn = _Connection(
-            loop=loop, session=session, credentials=credentials, refresh_lock=asyncio.Lock()
-        )
-        # Started here, so the loop tracks it: asyncio.run's shutdown_asyncgens()
-        # closes the session even when the caller never awaits aclose().
-        conn.closer = self._closer(conn)
-        await anext(conn.closer)
-        return conn
+        return _Connection(session=session, credentials=credentials, refresh_lock=asyncio.Lock())
 
-    async def _closer(self, conn: _Connection) -> AsyncGenerator[None, None]:
-        """Suspend until finalized (by :meth:`aclose` or the loop's shutdown), then close."""
-        try:
-            yield
-        finally:
-            if self._conn is conn:
-                self._conn = None
-            with contextlib.suppress(Exception):
-                await conn.session.close()
+    @staticmethod
+    async def _close(conn: _Connection) -> None:
+        await conn.session.close()
 
     def _abandon(self, conn: _Connection) -> None:
         """Drop a session whose event loop ended without finalizing it."""
@@ -561,13 +387,7 @@ class GCSBackend:
 
     async def aclose(self) -> None:
         """Close the session's connections; the next call opens new ones."""
-        conn, self._conn = self._conn, None
-        if conn is None:
-            return
-        if conn.loop is not asyncio.get_running_loop():
-            self._abandon(conn)
-        elif conn.closer is not None:
-            await conn.closer.aclose()
+        await self._conns.aclose()
 
     async def _auth(self, conn: _Connection) -> dict[str, str]:
         """The ``Authorization`` header, refreshing the token (in a thread) when it is stale."""
@@ -659,7 +479,7 @@ class GCSBackend:
             except Exception as e:
                 raise self._storage_error("list", prefix, self._describe(e)) from e
             if status != 200:
-                raise self._storage_error("list", prefix, _error_message(status, body))
+                raise self._storage_error("list", prefix, error_message(status, body))
             try:
                 page: dict[str, Any] = json.loads(body)
             except ValueError as e:
@@ -679,7 +499,7 @@ class GCSBackend:
             if name.endswith("/"):
                 continue
             out.append(
-                ObjectInfo(name[cut:], int(obj.get("size") or 0), _parse_time(obj["updated"]))
+                ObjectInfo(name[cut:], int(obj.get("size") or 0), parse_time(obj["updated"]))
             )
         return out
 
@@ -691,82 +511,6 @@ class GCSBackend:
             dirs.extend(page.get("prefixes", ()))
             objects.extend(self._infos(page.get("items", ())))
         return dirs, objects
-
-    async def _plan(self, conn: _Connection, prefix: str) -> tuple[list[str], list[ObjectInfo]]:
-        """Split the listing of ``prefix`` into disjoint flat streams (as the S3 backend does).
-
-        Returns the name prefixes to list (flat, concurrently) and the objects
-        already found by the delimiter listings made on the way.
-        """
-        mode = _fanout(prefix[len(self._base) :].rstrip("/"))
-        if mode is _Fanout.FLAT:
-            return [prefix], []
-        dirs, objects = await self._children(conn, prefix)
-        if mode is _Fanout.STEMS:
-            stems = _stems(prefix, dirs, objects, self._base)
-            if len(stems) >= _MIN_STEMS or not dirs or not prefix.endswith("repositories/"):
-                return stems, []
-            below: list[list[str]] = [[] for _ in dirs]
-
-            async def split(i: int) -> None:
-                sub_dirs, sub_objects = await self._children(conn, dirs[i])
-                below[i] = _stems(dirs[i], sub_dirs, sub_objects, self._base)
-
-            await _run_pool(min(self._concurrency, _LIST_WORKERS), range(len(dirs)), split)
-            return sorted(s for group in below for s in group), list(objects)
-        streams: list[str] = []
-        found = list(objects)
-        planned: list[tuple[list[str], list[ObjectInfo]]] = [([], [])] * len(dirs)
-
-        async def plan(i: int) -> None:
-            planned[i] = await self._plan(conn, dirs[i])
-
-        await _run_pool(min(self._concurrency, _LIST_WORKERS), range(len(dirs)), plan)
-        for sub_streams, sub_objects in planned:
-            streams += sub_streams
-            found += sub_objects
-        return streams, found
-
-    async def _list_concurrently(
-        self, conn: _Connection, prefixes: list[str]
-    ) -> AsyncGenerator[ObjectInfo, None]:
-        """List every prefix (flat) with bounded concurrency, streaming pages through a queue."""
-        if not prefixes:
-            return
-        workers = min(self._concurrency, _LIST_WORKERS, len(prefixes))
-        done = object()
-        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=workers * _PAGES_BUFFERED_PER_WORKER)
-
-        async def list_one(p: str) -> None:
-            async with contextlib.aclosing(self._pages(conn, p)) as pages:
-                async for page in pages:
-                    infos = self._infos(page.get("items", ()))
-                    if infos:
-                        await queue.put(infos)
-
-        async def produce() -> None:
-            try:
-                await _run_pool(workers, prefixes, list_one)
-            except Exception as e:  # noqa: BLE001 - handed to the consumer, which raises it
-                await queue.put(e)
-            else:
-                await queue.put(done)
-
-        producer = asyncio.ensure_future(produce())
-        try:
-            while True:
-                item = await queue.get()
-                if item is done:
-                    break
-                if isinstance(item, BaseException):
-                    raise item
-                for info in item:
-                    yield info
-        finally:
-            if not producer.done():
-                producer.cancel()
-            with contextlib.suppress(BaseException):
-                await producer
 
     # -- read -----------------------------------------------------------------------
 
@@ -786,7 +530,7 @@ class GCSBackend:
         async def one(path: str) -> None:
             out[path] = await self._get(conn, keys[path])
 
-        await _run_pool(min(self._concurrency, len(keys)), keys, one)
+        await run_pool(min(self._concurrency, len(keys)), keys, one)
         return {p: out[p] for p in keys}
 
     async def _get(self, conn: _Connection, key: str) -> bytes | None:
@@ -797,9 +541,9 @@ class GCSBackend:
             raise self._storage_error("read", key, self._describe(e)) from e
         if status == 200:
             return body
-        if status == 404 and not _is_missing_bucket(body):
+        if status == 404 and not is_missing_bucket(body):
             return None
-        raise self._storage_error("read", key, _error_message(status, body))
+        raise self._storage_error("read", key, error_message(status, body))
 
     async def digest(self, paths: Sequence[str], algorithm: str) -> dict[str, str | None]:
         """Hash objects while streaming them (the ``SupportsDigest`` capability).
@@ -838,12 +582,12 @@ class GCSBackend:
                     raise self._storage_error("read", key, self._describe(e)) from e
                 if status in _RETRY_STATUS and await budget.spend():
                     continue
-                if status == 404 and not _is_missing_bucket(body):
+                if status == 404 and not is_missing_bucket(body):
                     out[path] = None
                     return
-                raise self._storage_error("read", key, _error_message(status, body))
+                raise self._storage_error("read", key, error_message(status, body))
 
-        await _run_pool(min(_DIGEST_CONCURRENCY, len(keys)), keys, one)
+        await run_pool(min(_DIGEST_CONCURRENCY, len(keys)), keys, one)
         return {p: out[p] for p in keys}
 
     # -- delete ---------------------------------------------------------------------
@@ -873,7 +617,7 @@ class GCSBackend:
                 results[i] = DeleteResult(paths[i], outcome, error)
 
         starts = range(0, len(keys), _BATCH)
-        await _run_pool(min(_DELETE_BATCHES_IN_FLIGHT, len(starts)), starts, batch)
+        await run_pool(min(_DELETE_BATCHES_IN_FLIGHT, len(starts)), starts, batch)
         out = [r for r in results if r is not None]
         assert len(out) == len(keys)
         return out
@@ -901,12 +645,12 @@ class GCSBackend:
                     outcomes[key] = (Outcome.FAILED, "no answer for this object in the batch")
                 elif 200 <= part.status < 300:
                     outcomes[key] = (Outcome.DELETED, None)
-                elif part.status == 404 and not _is_missing_bucket(part.body):
+                elif part.status == 404 and not is_missing_bucket(part.body):
                     outcomes[key] = (Outcome.MISSING, None)
                 elif part.status in _RETRY_STATUS and budget.left > 0:
                     retry.append(key)
                 else:
-                    message = self._scrub(_error_message(part.status, part.body))
+                    message = self._scrub(error_message(part.status, part.body))
                     outcomes[key] = (Outcome.FAILED, message)
             if retry:
                 await budget.spend()  # left > 0 was checked for each of them
@@ -915,13 +659,13 @@ class GCSBackend:
 
     async def _batch_request(
         self, conn: _Connection, keys: list[str], budget: _Budget
-    ) -> list[_Part | None] | str:
+    ) -> list[Part | None] | str:
         """One batch request deleting ``keys``: each call's answer, or why the request failed."""
         boundary = f"registry-gc-{uuid.uuid4().hex}"
         token = uuid.uuid4().hex
         query = self._query({})
         calls = [self._object_path(k) + (f"?{query}" if query else "") for k in keys]
-        body = _batch_body(boundary, token, calls)
+        body = batch_body(boundary, token, calls)
         headers = {"Content-Type": f"multipart/mixed; boundary={boundary}"}
         url = self._api_url("/batch/storage/v1")
         try:
@@ -932,16 +676,25 @@ class GCSBackend:
             return self._describe(e)
         self.request_counts["objects.delete"] += len(keys)
         if status != 200:
-            return self._scrub(_error_message(status, content))
+            return self._scrub(error_message(status, content))
         try:
             parts = parse_batch_response(response_headers.get("Content-Type", ""), content)
         except ValueError as e:
             return f"unreadable batch response: {e}"
-        return _match_parts(parts, token, len(keys))
+        return match_parts(parts, token, len(keys))
 
-    async def remove_empty_dirs(self, dirs: Sequence[str]) -> list[DeleteResult]:
-        """Object stores have no directories: ``MISSING`` for each."""
-        return [DeleteResult(d, Outcome.MISSING) for d in dirs]
+    def _listing(self, conn: _Connection) -> Listing:
+        async def pages(prefix: str) -> AsyncGenerator[list[ObjectInfo], None]:
+            async with contextlib.aclosing(self._pages(conn, prefix)) as raw:
+                async for page in raw:
+                    yield self._infos(page.get("items", ()))
+
+        return Listing(
+            base=self._base,
+            concurrency=self._concurrency,
+            children=lambda prefix: self._children(conn, prefix),
+            pages=pages,
+        )
 
     # Defined last: in the class body, the name ``list`` shadows the builtin for
     # every annotation that follows it.
@@ -957,15 +710,6 @@ class GCSBackend:
         """
         key_prefix = self._dir_key(prefix)
         conn = await self._connection()
-        streams, found = await self._plan(conn, key_prefix)
-        for info in found:
-            yield info
-        if len(streams) == 1:
-            async with contextlib.aclosing(self._pages(conn, streams[0])) as pages:
-                async for page in pages:
-                    for info in self._infos(page.get("items", ())):
-                        yield info
-            return
-        async with contextlib.aclosing(self._list_concurrently(conn, streams)) as infos:
+        async with contextlib.aclosing(list_objects(self._listing(conn), key_prefix)) as infos:
             async for info in infos:
                 yield info

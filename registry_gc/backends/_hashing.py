@@ -1,25 +1,26 @@
-"""An optional backend capability: hash objects while streaming them.
+"""Hashing objects through any backend: streaming where it can, reading where it cannot.
 
 ``registry-gc fsck --verify-blobs`` hashes every blob, and layers can be
-gigabytes: reading one whole into memory (:meth:`Backend.read`) is not an
-option. A backend that can stream implements :class:`SupportsDigest`;
-:func:`digest_paths` uses it when present and otherwise falls back to
-reading one object at a time (correct, but each object is held in memory
-while it is hashed).
+gigabytes: reading one whole into memory (``Backend.read``) is the last
+resort. A backend that can stream implements
+:class:`~registry_gc.backends.SupportsDigest`; :func:`digest_paths` uses it
+when present and otherwise falls back to reading one object at a time
+(correct, but each object is held in memory while it is hashed).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING
 
-from ._readonly import ReadOnlyBackend
+# Re-exported: the capability was defined here before it was public.
+from ._protocols import SupportsDigest
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from ._base import Backend
+    from ._protocols import Backend
 
 __all__ = ["CHUNK_SIZE", "SupportsDigest", "digest_paths", "new_hash", "streaming"]
 
@@ -39,25 +40,12 @@ def new_hash(algorithm: str) -> hashlib._Hash:
     return hashlib.new(algorithm)
 
 
-@runtime_checkable
-class SupportsDigest(Protocol):
-    """A backend that hashes objects by streaming them, in bounded memory."""
-
-    async def digest(self, paths: Sequence[str], algorithm: str) -> dict[str, str | None]:
-        """Hash each object with ``algorithm``; return path → lower-case hex, ``None`` if missing.
-
-        Any other failure raises :class:`~registry_gc.StorageError`.
-        """
-        ...
-
-
 def streaming(backend: Backend) -> SupportsDigest | None:
     """The backend itself when it can hash in bounded memory, else ``None``.
 
-    Hashing only reads, so this looks through :class:`ReadOnlyBackend`.
+    Wrappers forward the capability: a read-only backend over a streaming
+    one streams too (hashing only reads).
     """
-    while isinstance(backend, ReadOnlyBackend):
-        backend = backend.inner
     return backend if isinstance(backend, SupportsDigest) else None
 
 

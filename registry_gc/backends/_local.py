@@ -13,6 +13,7 @@ from .._errors import StorageError
 from ..layout import V2_PREFIX
 from ._base import UNKNOWN_TIME, DeleteResult, ObjectInfo, Outcome
 from ._hashing import CHUNK_SIZE, new_hash
+from ._paths import checked_path
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
@@ -37,7 +38,7 @@ def _outside_error(logical: str, target: str, root: str) -> StorageError:
         "serves through it, so it stops here and deletes nothing. Replace the link with what it "
         "points at, or run registry-gc on a root that contains it"
     )
-    return StorageError(msg)
+    return StorageError(msg, path=logical)
 
 
 def _alias_error(logical: str, target: str, root: str) -> StorageError:
@@ -47,7 +48,7 @@ def _alias_error(logical: str, target: str, root: str) -> StorageError:
         "needs would delete what the other still does, so registry-gc stops here and deletes "
         "nothing. Replace the link with a copy of what it points at"
     )
-    return StorageError(msg)
+    return StorageError(msg, path=logical)
 
 
 def _modified(mtime: float) -> datetime.datetime:
@@ -140,9 +141,10 @@ def _scan(top: str, root: str) -> Iterator[list[ObjectInfo]]:
         yield chunk
 
 
-def _read_file(path: str, root: str, real_root: str) -> bytes | None:
+def _read_file(path: str, full: str, root: str, real_root: str) -> bytes | None:
+    """The bytes of ``full`` (``path`` under ``root``), ``None`` when it does not exist."""
     try:
-        real = os.path.realpath(path)
+        real = os.path.realpath(full)
         if not _inside(real, real_root):
             raise _outside_error(path, real, root)
         with open(real, "rb") as f:
@@ -150,13 +152,13 @@ def _read_file(path: str, root: str, real_root: str) -> bytes | None:
     except FileNotFoundError:
         return None
     except IsADirectoryError as e:
-        msg = f"cannot read {path}: it is a directory"
-        raise StorageError(msg) from e
+        msg = f"cannot read {full}: it is a directory"
+        raise StorageError(msg, path=path) from e
     except StorageError:
         raise
     except OSError as e:
-        msg = f"cannot read {path}: {e.strerror}"
-        raise StorageError(msg) from e
+        msg = f"cannot read {full}: {e.strerror}"
+        raise StorageError(msg, path=path) from e
 
 
 class LocalBackend:
@@ -167,9 +169,11 @@ class LocalBackend:
     them, would see the tree); a link that leads out of the root stops the
     listing or the read with :class:`~registry_gc.StorageError`. A delete
     removes a link itself, never its target.
-    """
 
-    hierarchical = True
+    A local disk has directories of its own: the backend lists empty ones
+    and removes them on request (:class:`~registry_gc.backends.SupportsDirectories`).
+    It also hashes files in bounded memory (:class:`~registry_gc.backends.SupportsDigest`).
+    """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self._root = os.path.abspath(os.fspath(root))
@@ -182,19 +186,12 @@ class LocalBackend:
     def __repr__(self) -> str:
         return f"LocalBackend({self._root!r})"
 
-    def _full(self, path: str) -> str:
-        if path.startswith("/") or "\x00" in path:
-            msg = f"refusing path {path!r}: backend paths are relative to the registry root"
-            raise StorageError(msg)
-        parts = path.split("/")
-        if ".." in parts:
-            msg = f"refusing path {path!r}: it leaves the registry root"
-            raise StorageError(msg)
-        return os.path.join(self._root, path)
+    def _full(self, path: str, *, prefix: bool = False) -> str:
+        return os.path.join(self._root, checked_path(path, prefix=prefix))
 
     async def list(self, prefix: str) -> AsyncIterator[ObjectInfo]:
         """Yield every file (and every empty directory) under ``prefix``."""
-        top = self._full(prefix).rstrip("/")
+        top = self._full(prefix, prefix=True).rstrip("/")
         gen = _scan(top, self._root)
         sentinel: list[ObjectInfo] = []
         while True:
@@ -211,7 +208,7 @@ class LocalBackend:
         def work() -> dict[str, bytes | None]:
             real_root = os.path.realpath(self._root)
             return {
-                p: _read_file(f, self._root, real_root) for p, f in zip(paths, full, strict=True)
+                p: _read_file(p, f, self._root, real_root) for p, f in zip(paths, full, strict=True)
             }
 
         return await asyncio.to_thread(work)
@@ -223,10 +220,10 @@ class LocalBackend:
         """
         full = [self._full(p) for p in paths]
 
-        def one(path: str, real_root: str) -> str | None:
+        def one(path: str, full: str, real_root: str) -> str | None:
             h = new_hash(algorithm)
             try:
-                real = os.path.realpath(path)
+                real = os.path.realpath(full)
                 if not _inside(real, real_root):
                     raise _outside_error(path, real, self._root)
                 with open(real, "rb") as f:
@@ -237,13 +234,13 @@ class LocalBackend:
             except StorageError:
                 raise
             except OSError as e:
-                msg = f"cannot read {path}: {e.strerror or e}"
-                raise StorageError(msg) from e
+                msg = f"cannot read {full}: {e.strerror or e}"
+                raise StorageError(msg, path=path) from e
             return h.hexdigest()
 
         def work() -> dict[str, str | None]:
             real_root = os.path.realpath(self._root)
-            return {p: one(f, real_root) for p, f in zip(paths, full, strict=True)}
+            return {p: one(p, f, real_root) for p, f in zip(paths, full, strict=True)}
 
         return await asyncio.to_thread(work)
 
@@ -269,7 +266,7 @@ class LocalBackend:
 
     async def remove_empty_dirs(self, dirs: Sequence[str]) -> _Results:
         """``rmdir`` each directory; non-empty ones stay."""
-        full = [self._full(d.rstrip("/")) for d in dirs]
+        full = [self._full(d).rstrip("/") for d in dirs]
 
         def work() -> _Results:
             out = []

@@ -12,7 +12,7 @@ from .._errors import BackendNotFoundError
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from ._base import Backend
+    from ._protocols import Backend
 
 __all__ = ["ENTRY_POINT_GROUP", "open_backend"]
 

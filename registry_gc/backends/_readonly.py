@@ -1,4 +1,4 @@
-"""A wrapper that lists and reads through another backend and refuses every delete."""
+"""A wrapper that lists and reads through another backend and refuses every deletion."""
 
 from __future__ import annotations
 
@@ -19,29 +19,28 @@ _Results: TypeAlias = "list[DeleteResult]"
 
 
 class ReadOnlyBackend(WrappingBackend):
-    """Delegates listing and reading; every delete raises :class:`~registry_gc.ReadOnlyError`.
+    """Delegates listing and reading; every deletion raises :class:`~registry_gc.ReadOnlyError`.
 
-    Dry runs go through it, so a bug in planning can never become a deletion.
+    ``delete``, and ``remove_empty_dirs`` and ``abort_multipart_uploads``
+    where the wrapped backend has them, refuse whatever the wrapped backend
+    is. Dry runs go through it, so a bug in planning can never become a
+    deletion.
     """
+
+    def _refuse(self, what: str, paths: Sequence[str]) -> ReadOnlyError:
+        first = paths[0] if paths else None
+        shown = first if first is not None else "(nothing)"
+        msg = f"read-only backend {self.url}: refusing to {what}, first {shown}"
+        return ReadOnlyError(msg, path=first)
 
     async def delete(self, paths: Sequence[str]) -> _Results:
         """Refuse."""
-        first = paths[0] if paths else "(nothing)"
-        msg = (
-            f"read-only backend {self.url}: refusing to delete {len(paths)} path(s), first {first}"
-        )
-        raise ReadOnlyError(msg)
+        raise self._refuse(f"delete {len(paths)} path(s)", paths)
 
     async def remove_empty_dirs(self, dirs: Sequence[str]) -> _Results:
-        """Refuse."""
-        first = dirs[0] if dirs else "(nothing)"
-        msg = (
-            f"read-only backend {self.url}: refusing to remove {len(dirs)} directories, "
-            f"first {first}"
-        )
-        raise ReadOnlyError(msg)
+        """Refuse (present when the wrapped backend has directories)."""
+        raise self._refuse(f"remove {len(dirs)} directories", dirs)
 
     async def abort_multipart_uploads(self, uploads: Sequence[MultipartUpload]) -> _Results:
-        """Refuse."""
-        msg = f"read-only backend {self.url}: refusing to abort {len(uploads)} multipart upload(s)"
-        raise ReadOnlyError(msg)
+        """Refuse (present when the wrapped backend has multipart uploads)."""
+        raise self._refuse(f"abort {len(uploads)} multipart upload(s)", [u.key for u in uploads])

@@ -18,6 +18,10 @@ region handling), and then this backend calls the S3 API itself:
 - **cheap timestamps**: ``LastModified`` is parsed with ``fromisoformat``
   rather than dateutil (about 3x less client CPU per listed page).
 
+Setting up the client (``_s3_client``) and what the object-store backends
+share (``_objectstore``: listing fan-out, pools, one connection per event
+loop) are modules of their own.
+
 Connections belong to an event loop: the client is created lazily in the loop
 that first uses it and recreated when a call comes from another loop (so the
 backend survives several ``asyncio.run`` calls); :meth:`S3Backend.aclose`
@@ -26,28 +30,22 @@ closes it, and the backend can be used again afterwards.
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import collections
 import contextlib
 import datetime
-import email.utils
-import enum
-import hashlib
 import logging
-from typing import TYPE_CHECKING, Any, TypeVar
-
-import attrs
+from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigError, StorageError
 from ._base import DeleteResult, MultipartUpload, ObjectInfo, Outcome
+from ._objectstore import Listing, LoopBound, list_objects, run_pool, utc
+from ._paths import checked_path
+from ._s3_client import FORCED_OPTIONS, S3Connection, abandon, close, connect
 
 if TYPE_CHECKING:
     from collections.abc import (
         AsyncGenerator,
         AsyncIterator,
-        Awaitable,
-        Callable,
         Iterable,
         Mapping,
         Sequence,
@@ -57,19 +55,12 @@ __all__ = ["MultipartUpload", "S3Backend"]
 
 logger = logging.getLogger(__name__)
 
-_T = TypeVar("_T")
 _UTC = datetime.timezone.utc
 
 #: ListObjectsV2 and DeleteObjects both take at most 1000 keys per request.
 _PAGE = 1000
 #: DeleteObjects requests in flight at once (each carries up to 1000 keys).
 _DELETE_BATCHES_IN_FLIGHT = 8
-#: Concurrent listing streams (fan-out workers), capped by ``concurrency``.
-_LIST_WORKERS = 32
-#: Pages buffered between the listing streams and the consumer, per worker.
-_PAGES_BUFFERED_PER_WORKER = 2
-#: botocore's retries (standard mode): attempts after the first one.
-_DEFAULT_RETRIES = 5
 #: Attempts at reading a GetObject body. botocore retries the request but not a
 #: body cut off after the headers arrived; only that case is retried here.
 _BODY_ATTEMPTS = 3
@@ -77,127 +68,6 @@ _BODY_ATTEMPTS = 3
 _MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 #: 404 codes that are *not* about the object: a missing bucket is an error.
 _NOT_AN_OBJECT_404 = frozenset({"NoSuchBucket"})
-#: Storage options of s3fs that this backend decides itself.
-_FORCED_OPTIONS = (
-    "asynchronous",
-    "loop",
-    "skip_instance_cache",
-    "use_listings_cache",
-    "max_concurrency",
-)
-
-
-def _fast_ts(value: object) -> datetime.datetime:
-    """Parse a botocore timestamp with ``fromisoformat``, falling back to botocore's parser.
-
-    Listing bodies carry ISO 8601 (``2026-01-02T03:04:05.000Z``); response
-    headers carry RFC 1123 (``Fri, 02 Jan 2026 03:04:05 GMT``), which only the
-    fallback understands. ``fromisoformat`` before Python 3.11 rejects ``Z``.
-    """
-    if isinstance(value, str):
-        text = value[:-1] + "+00:00" if value.endswith("Z") else value
-        try:
-            parsed = datetime.datetime.fromisoformat(text)
-        except ValueError:
-            pass
-        else:
-            if parsed.tzinfo is not None:
-                return parsed
-        if text.endswith(" GMT"):
-            # Every GetObject's Last-Modified header: 20x faster than botocore's parser.
-            try:
-                return email.utils.parsedate_to_datetime(text)
-            except (TypeError, ValueError):
-                pass
-    from botocore.utils import parse_timestamp  # noqa: PLC0415 - only on the slow path
-
-    result: datetime.datetime = parse_timestamp(value)
-    return result
-
-
-def _utc(value: datetime.datetime) -> datetime.datetime:
-    if value.tzinfo is _UTC:
-        return value
-    if value.tzinfo is None:
-        return value.replace(tzinfo=_UTC)
-    return value.astimezone(_UTC)
-
-
-async def _run_pool(
-    workers: int, items: Iterable[_T], work: Callable[[_T], Awaitable[None]]
-) -> None:
-    """Run ``work`` on every item with at most ``workers`` in flight.
-
-    A fixed set of worker tasks pulls from one shared iterator, so a million
-    items never become a million tasks. The first exception cancels the rest
-    and propagates.
-    """
-    it = iter(items)
-
-    async def worker() -> None:
-        # next() on a shared iterator is safe: tasks only switch at awaits.
-        for item in it:
-            await work(item)
-
-    tasks = [asyncio.ensure_future(worker()) for _ in range(max(1, workers))]
-    try:
-        await asyncio.gather(*tasks)
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
-
-
-class _Fanout(enum.Enum):
-    FLAT = "flat"  #: one stream of sequential pages
-    STEMS = "stems"  #: one stream per first character of the names below
-    EXPAND = "expand"  #: each directory below by its own rule
-
-
-_V2_PARTS = ("docker", "registry", "v2")
-
-
-def _fanout(path: str) -> _Fanout:
-    """How to list the directory ``path`` (relative to the root, no trailing slash).
-
-    Measured on SeaweedFS (``weed mini``, loopback, 2 shared cores; median of 5):
-
-    ========================  ===============  ==============  ===============
-    prefix (objects)          one stream       16 stems        256 ``xx/`` dirs
-    ========================  ===============  ==============  ===============
-    ``blobs/`` (20k)          3.4 s, 20 req    2.1 s, 34 req   2.2 s, 258 req
-    ``repositories/`` (30k)   7.8 s, 30 req    4.4 s, 37 req
-    whole root (50k)          11.5 s, 50 req   6.5 s, 75 req
-    ========================  ===============  ==============  ===============
-
-    16 stems are as fast as 256 directories for a fraction of the requests
-    (and client CPU), and 16 sequential streams still outrun the client's
-    parsing (~25-45 µs per object) at S3 latencies. So: ``blobs/`` expands
-    into its algorithms, each split into stems (``0``…``f``);
-    ``repositories/`` splits by the first character of the names below it;
-    the path down to ``docker/registry/v2`` expands, so that listing the
-    whole root gets both. Anything else (one repository, say) is one stream.
-    """
-    parts = path.split("/") if path else []
-    if tuple(parts) == _V2_PARTS[: len(parts)]:
-        return _Fanout.EXPAND
-    if parts[-1] == "blobs":
-        return _Fanout.EXPAND
-    if parts[-1] == "repositories" or (len(parts) >= 2 and parts[-2] == "blobs"):
-        return _Fanout.STEMS
-    return _Fanout.FLAT
-
-
-#: Below this many stems, ``repositories/`` is split one level deeper.
-_MIN_STEMS = 8
-
-
-def _stems(prefix: str, dirs: list[str], objects: list[ObjectInfo], base: str) -> list[str]:
-    """One key prefix per first character of the names directly under ``prefix``."""
-    names = [d[len(prefix) :] for d in dirs]
-    names += [(base + o.path)[len(prefix) :] for o in objects]
-    return sorted({prefix + n[0] for n in names if n})
 
 
 def _error_code(exc: BaseException) -> tuple[str, int | None]:
@@ -208,33 +78,6 @@ def _error_code(exc: BaseException) -> tuple[str, int | None]:
     code = str(response.get("Error", {}).get("Code", ""))
     status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     return code, status if isinstance(status, int) else None
-
-
-def _add_content_md5(request: object, **_: object) -> None:
-    """Add ``Content-MD5`` to DeleteObjects (botocore >= 1.36 only sends a CRC32).
-
-    S3 requires *a* checksum on DeleteObjects and accepts either; some
-    S3-compatible servers still insist on Content-MD5 (``MissingContentMD5``,
-    s3fs issue #931). Sending both costs one MD5 of a <= 1000-key XML body.
-    """
-    body = getattr(request, "body", None)
-    headers = getattr(request, "headers", None)
-    if isinstance(body, (bytes, bytearray)) and headers is not None:
-        if "Content-MD5" in headers:
-            return
-        digest = hashlib.md5(body, usedforsecurity=False).digest()
-        headers["Content-MD5"] = base64.b64encode(digest).decode("ascii")
-
-
-@attrs.define(slots=True)
-class _Connection:
-    """An s3fs filesystem and its aiobotocore client, bound to one event loop."""
-
-    loop: asyncio.AbstractEventLoop
-    fs: Any
-    client: Any
-    #: Closes the client when its loop shuts down (see :meth:`S3Backend._closer`).
-    closer: AsyncGenerator[None, None] | None = None
 
 
 class S3Backend:
@@ -256,10 +99,10 @@ class S3Backend:
     's3://my-bucket/registry'
 
     ``request_counts`` counts every HTTP request sent, retries included, by S3
-    operation name (``ListObjectsV2``, ``GetObject``, ``DeleteObjects``, …).
+    operation name (``ListObjectsV2``, ``GetObject``, ``DeleteObjects``, …):
+    the :class:`~registry_gc.backends.SupportsRequestCounts` capability. The
+    backend also has :class:`~registry_gc.backends.SupportsMultipartUploads`.
     """
-
-    hierarchical = False
 
     def __init__(
         self,
@@ -277,7 +120,7 @@ class S3Backend:
         self._root = root.strip("/")
         self._base = f"{self._root}/" if self._root else ""
         options = dict(storage_options or {})
-        for name in _FORCED_OPTIONS:
+        for name in FORCED_OPTIONS:
             options.pop(name, None)
         self._options = options
         self._concurrency = concurrency
@@ -287,8 +130,7 @@ class S3Backend:
         # Credentials, to be scrubbed from any message that could echo them.
         values = (options.get(k) for k in ("key", "secret", "token", "username", "password"))
         self._secrets = tuple(str(v) for v in values if v and len(str(v)) >= 4)
-        self._conn: _Connection | None = None
-        self._connect_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+        self._conns = LoopBound(self._connect, close, self._abandon)
         #: HTTP requests sent, by S3 operation name, retries included.
         self.request_counts: collections.Counter[str] = collections.Counter()
 
@@ -337,14 +179,11 @@ class S3Backend:
         return f"S3Backend({self.url!r})"
 
     def _key(self, path: str) -> str:
-        if path.startswith("/") or ".." in path.split("/") or "\x00" in path:
-            msg = f"refusing path {path!r}: backend paths are relative to the registry root"
-            raise StorageError(msg)
-        return self._base + path
+        return self._base + checked_path(path)
 
     def _dir_key(self, prefix: str) -> str:
         """The key prefix of a "directory": ``''`` for the root, else ending in ``/``."""
-        key = self._key(prefix).rstrip("/")
+        key = (self._base + checked_path(prefix, prefix=True)).rstrip("/")
         return f"{key}/" if key else ""
 
     def _where(self, key: str) -> str:
@@ -364,7 +203,10 @@ class S3Backend:
         return self._scrub(f"{type(exc).__name__}: {exc}")
 
     def _storage_error(self, action: str, key: str, exc: BaseException) -> StorageError:
-        return StorageError(f"cannot {action} {self._where(key)}: {self._describe(exc)}")
+        return StorageError(
+            f"cannot {action} {self._where(key)}: {self._describe(exc)}",
+            path=key[len(self._base) :],
+        )
 
     # -- connection -----------------------------------------------------------------
 
@@ -372,110 +214,28 @@ class S3Backend:
         # before-send.s3.<Operation>; runs for every attempt, so retries count too.
         self.request_counts[event_name.rsplit(".", 1)[-1]] += 1
 
-    async def _connection(self) -> _Connection:
+    async def _connection(self) -> S3Connection:
         """The client of the running loop, created on first use."""
-        loop = asyncio.get_running_loop()
-        conn = self._conn
-        if conn is not None and conn.loop is loop:
-            return conn
-        if self._connect_lock is None or self._connect_lock[0] is not loop:
-            self._connect_lock = (loop, asyncio.Lock())
-        async with self._connect_lock[1]:
-            conn = self._conn
-            if conn is not None and conn.loop is loop:
-                return conn
-            if conn is not None:
-                self._abandon(conn)
-                self._conn = None
-            conn = self._conn = await self._connect(loop)
-            return conn
+        return await self._conns.get()
 
-    async def _connect(self, loop: asyncio.AbstractEventLoop) -> _Connection:
-        import aiobotocore.session  # noqa: PLC0415 - heavy, and only for S3
-        import s3fs  # noqa: PLC0415
-
-        options = dict(self._options)
-        config: dict[str, Any] = {
-            # aiohttp's pool limit caps requests in flight; botocore defaults to 10.
-            "max_pool_connections": self._concurrency,
-            "retries": {"max_attempts": _DEFAULT_RETRIES, "mode": "standard"},
-        }
-        user_config = dict(options.pop("config_kwargs", None) or {})
-        # Merged, so that {"retries": {"max_attempts": 2}} keeps standard mode.
-        config["retries"] = {**config["retries"], **(user_config.pop("retries", None) or {})}
-        config.update(user_config)
+    async def _connect(self) -> S3Connection:
         try:
-            fs = s3fs.S3FileSystem(
-                asynchronous=True,
-                skip_instance_cache=True,
-                use_listings_cache=False,
-                # No HeadObject before a read (s3fs's cat_file otherwise sends one).
-                max_concurrency=1,
-                config_kwargs=config,
-                **options,
-            )
-            if fs.session is None:
-                # Our own session, built from the session kwargs (``profile``) as
-                # s3fs would, so that the fast timestamp parser is installed on
-                # it. A session passed in by the caller is used untouched.
-                session = aiobotocore.session.AioSession(**fs.kwargs)
-                session.get_component("response_parser_factory").set_parser_defaults(
-                    timestamp_parser=_fast_ts
-                )
-                fs.session = session
-            client = await fs.set_session()
+            return await connect(self._options, self._concurrency, self._count_request)
         except Exception as e:
             raise StorageError(f"cannot connect to {self.url}: {self._describe(e)}") from e
-        events = client.meta.events
-        events.register("before-send.s3", self._count_request)
-        events.register("before-sign.s3.DeleteObjects", _add_content_md5)
-        conn = _Connection(loop=loop, fs=fs, client=client)
-        # Started here, so the loop tracks it: asyncio.run's shutdown_asyncgens()
-        # finalizes it while the loop still runs, which closes the connections
-        # cleanly even when the caller never awaits aclose().
-        conn.closer = self._closer(conn)
-        await anext(conn.closer)
-        return conn
 
-    async def _closer(self, conn: _Connection) -> AsyncGenerator[None, None]:
-        """Suspend until finalized (by :meth:`aclose` or the loop's shutdown), then close."""
-        try:
-            yield
-        finally:
-            if self._conn is conn:
-                self._conn = None
-            with contextlib.suppress(Exception):
-                await conn.client.close()
-
-    def _abandon(self, conn: _Connection) -> None:
-        """Drop a client whose event loop ended without finalizing it (``loop.close()`` alone).
-
-        Its sockets belong to that loop and cannot be closed from this one;
-        marking the aiohttp connectors closed releases what can be released
-        and stops aiohttp warning about an unclosed session later.
-        """
-        with contextlib.suppress(Exception):
-            http = conn.client._endpoint.http_session  # noqa: SLF001
-            for session in list((http._sessions or {}).values()):  # noqa: SLF001
-                connector = session.connector
-                if connector is not None and not connector.closed:
-                    connector._close()  # noqa: SLF001
+    def _abandon(self, conn: S3Connection) -> None:
+        abandon(conn)
         logger.debug("dropped the S3 client of another event loop for %s", self.url)
 
     async def aclose(self) -> None:
         """Close the client's connections; the next call opens new ones."""
-        conn, self._conn = self._conn, None
-        if conn is None:
-            return
-        if conn.loop is not asyncio.get_running_loop():
-            self._abandon(conn)
-        elif conn.closer is not None:
-            await conn.closer.aclose()
+        await self._conns.aclose()
 
     # -- list -----------------------------------------------------------------------
 
     async def _pages(
-        self, conn: _Connection, prefix: str, *, delimiter: str = ""
+        self, conn: S3Connection, prefix: str, *, delimiter: str = ""
     ) -> AsyncGenerator[dict[str, Any], None]:
         """Raw ListObjectsV2 pages of ``prefix``, one request each, in sequence."""
         kwargs: dict[str, Any] = {
@@ -505,10 +265,12 @@ class S3Backend:
             # Directory placeholders (zero-byte "a/b/" keys some tools create).
             if key.endswith("/"):
                 continue
-            out.append(ObjectInfo(key[cut:], int(obj.get("Size") or 0), _utc(obj["LastModified"])))
+            out.append(ObjectInfo(key[cut:], int(obj.get("Size") or 0), utc(obj["LastModified"])))
         return out
 
-    async def _children(self, conn: _Connection, prefix: str) -> tuple[list[str], list[ObjectInfo]]:
+    async def _children(
+        self, conn: S3Connection, prefix: str
+    ) -> tuple[list[str], list[ObjectInfo]]:
         """One delimiter listing of ``prefix``: its sub-"directories" and its direct objects."""
         dirs: list[str] = []
         objects: list[ObjectInfo] = []
@@ -516,91 +278,6 @@ class S3Backend:
             dirs.extend(p["Prefix"] for p in page.get("CommonPrefixes", ()))
             objects.extend(self._infos(page.get("Contents", ())))
         return dirs, objects
-
-    async def _plan(self, conn: _Connection, prefix: str) -> tuple[list[str], list[ObjectInfo]]:
-        """Split the listing of ``prefix`` into disjoint flat streams.
-
-        Returns the key prefixes to list (flat, concurrently) and the objects
-        already found by the delimiter listings made on the way. See
-        :func:`_fanout` for where the split happens.
-        """
-        mode = _fanout(prefix[len(self._base) :].rstrip("/"))
-        if mode is _Fanout.FLAT:
-            return [prefix], []
-        dirs, objects = await self._children(conn, prefix)
-        if mode is _Fanout.STEMS:
-            # One stream per first character of the names found: a stem covers
-            # the directories and the objects starting with it (so the objects
-            # found here are not returned), and the stems are disjoint.
-            stems = _stems(prefix, dirs, objects, self._base)
-            if len(stems) >= _MIN_STEMS or not dirs or not prefix.endswith("repositories/"):
-                return stems, []
-            # Few stems: every repository under one or two namespaces (library/,
-            # an organisation), which would be one long sequential stream. Split
-            # each namespace by the names below it instead (one delimiter listing
-            # each); the objects right under repositories/ are returned as found.
-            below: list[list[str]] = [[] for _ in dirs]
-
-            async def split(i: int) -> None:
-                sub_dirs, sub_objects = await self._children(conn, dirs[i])
-                below[i] = _stems(dirs[i], sub_dirs, sub_objects, self._base)
-
-            await _run_pool(min(self._concurrency, _LIST_WORKERS), range(len(dirs)), split)
-            return sorted(s for group in below for s in group), list(objects)
-        streams: list[str] = []
-        found = list(objects)
-        planned: list[tuple[list[str], list[ObjectInfo]]] = [([], [])] * len(dirs)
-
-        async def plan(i: int) -> None:
-            planned[i] = await self._plan(conn, dirs[i])
-
-        await _run_pool(min(self._concurrency, _LIST_WORKERS), range(len(dirs)), plan)
-        for sub_streams, sub_objects in planned:
-            streams += sub_streams
-            found += sub_objects
-        return streams, found
-
-    async def _list_concurrently(
-        self, conn: _Connection, prefixes: list[str]
-    ) -> AsyncGenerator[ObjectInfo, None]:
-        """List every prefix (flat) with bounded concurrency, streaming pages through a queue."""
-        if not prefixes:
-            return
-        workers = min(self._concurrency, _LIST_WORKERS, len(prefixes))
-        done = object()
-        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=workers * _PAGES_BUFFERED_PER_WORKER)
-
-        async def list_one(p: str) -> None:
-            async with contextlib.aclosing(self._pages(conn, p)) as pages:
-                async for page in pages:
-                    infos = self._infos(page.get("Contents", ()))
-                    if infos:
-                        await queue.put(infos)
-
-        async def produce() -> None:
-            try:
-                await _run_pool(workers, prefixes, list_one)
-            except Exception as e:  # noqa: BLE001 - handed to the consumer, which raises it
-                await queue.put(e)
-            else:
-                await queue.put(done)
-
-        producer = asyncio.ensure_future(produce())
-        try:
-            while True:
-                item = await queue.get()
-                if item is done:
-                    break
-                if isinstance(item, BaseException):
-                    raise item
-                for info in item:
-                    yield info
-        finally:
-            # Also reached when the consumer stops early: stop the listers.
-            if not producer.done():
-                producer.cancel()
-            with contextlib.suppress(BaseException):
-                await producer
 
     # -- read -----------------------------------------------------------------------
 
@@ -620,10 +297,10 @@ class S3Backend:
         async def one(path: str) -> None:
             out[path] = await self._get(conn, keys[path])
 
-        await _run_pool(min(self._concurrency, len(keys)), keys, one)
+        await run_pool(min(self._concurrency, len(keys)), keys, one)
         return {p: out[p] for p in keys}
 
-    async def _get(self, conn: _Connection, key: str) -> bytes | None:
+    async def _get(self, conn: S3Connection, key: str) -> bytes | None:
         import aiohttp  # noqa: PLC0415 - S3 dependencies load on first use
         from botocore.exceptions import (  # noqa: PLC0415
             ClientError,
@@ -711,14 +388,10 @@ class S3Backend:
                     results[i] = DeleteResult(paths[i], Outcome.FAILED, error)
 
         starts = range(0, len(keys), _PAGE)
-        await _run_pool(min(_DELETE_BATCHES_IN_FLIGHT, len(starts)), starts, batch)
+        await run_pool(min(_DELETE_BATCHES_IN_FLIGHT, len(starts)), starts, batch)
         out = [r for r in results if r is not None]
         assert len(out) == len(keys)
         return out
-
-    async def remove_empty_dirs(self, dirs: Sequence[str]) -> list[DeleteResult]:
-        """Object stores have no directories: ``MISSING`` for each."""
-        return [DeleteResult(d, Outcome.MISSING) for d in dirs]
 
     # -- multipart uploads ----------------------------------------------------------
 
@@ -743,7 +416,7 @@ class S3Backend:
             except Exception as e:
                 raise self._storage_error("list multipart uploads under", key_prefix, e) from e
             out.extend(
-                MultipartUpload(u["Key"][cut:], u["UploadId"], _utc(u["Initiated"]))
+                MultipartUpload(u["Key"][cut:], u["UploadId"], utc(u["Initiated"]))
                 for u in page.get("Uploads", ())
             )
             if not page.get("IsTruncated"):
@@ -783,8 +456,21 @@ class S3Backend:
             else:
                 results[i] = DeleteResult(upload.key, Outcome.DELETED)
 
-        await _run_pool(min(self._concurrency, len(uploads)), range(len(uploads)), one)
+        await run_pool(min(self._concurrency, len(uploads)), range(len(uploads)), one)
         return [r for r in results if r is not None]
+
+    def _listing(self, conn: S3Connection) -> Listing:
+        async def pages(prefix: str) -> AsyncGenerator[list[ObjectInfo], None]:
+            async with contextlib.aclosing(self._pages(conn, prefix)) as raw:
+                async for page in raw:
+                    yield self._infos(page.get("Contents", ()))
+
+        return Listing(
+            base=self._base,
+            concurrency=self._concurrency,
+            children=lambda prefix: self._children(conn, prefix),
+            pages=pages,
+        )
 
     # Defined last: in the class body, the name ``list`` shadows the builtin for
     # every annotation that follows it.
@@ -794,23 +480,14 @@ class S3Backend:
         Flat ListObjectsV2 (no delimiter, 1000 keys a page), never a request
         per directory. ``blobs/``, ``repositories/`` and the path down to them
         are first split with a few delimiter listings (one per level) into
-        disjoint key ranges that are listed concurrently (see :func:`_fanout`);
-        any other prefix is one stream of sequential pages. Objects are yielded
-        as pages arrive, in no particular order; keys ending in ``/``
-        (directory placeholders) are skipped.
+        disjoint key ranges that are listed concurrently (see
+        ``_objectstore.fanout``); any other prefix is one stream of
+        sequential pages. Objects are yielded as pages arrive, in no
+        particular order; keys ending in ``/`` (directory placeholders) are
+        skipped.
         """
         key_prefix = self._dir_key(prefix)
         conn = await self._connection()
-        streams, found = await self._plan(conn, key_prefix)
-        for info in found:
-            yield info
-        if len(streams) == 1:
-            async with contextlib.aclosing(self._pages(conn, streams[0])) as pages:
-                async for page in pages:
-                    for info in self._infos(page.get("Contents", ())):
-                        yield info
-            return
-        # aclosing: if the consumer stops early, the listers are cancelled now.
-        async with contextlib.aclosing(self._list_concurrently(conn, streams)) as infos:
+        async with contextlib.aclosing(list_objects(self._listing(conn), key_prefix)) as infos:
             async for info in infos:
                 yield info

@@ -1,28 +1,77 @@
-"""A backend that passes every call to another: the base of wrapping backends."""
+"""The one forwarding wrapper: a backend that passes every call to another.
+
+:class:`WrappingBackend` has exactly the capabilities of the backend it wraps:
+``isinstance(wrapper, SupportsDigest)`` is true when, and only when,
+``isinstance(wrapper.inner, SupportsDigest)`` is, for every capability of
+:data:`~registry_gc.backends.CAPABILITIES`, through any depth of wrappers.
+
+How: ``WrappingBackend(inner)`` (or a subclass's constructor) makes an
+instance of a class derived, once per wrapper class and set of capabilities,
+from the wrapper class and one forwarding mixin per capability ``inner``
+has. A capability method that the wrapper class overrides but ``inner``
+lacks is set to ``None`` on that derived class: Python's spelling of "not
+available" (as ``__hash__ = None``), which ``isinstance`` against a
+protocol honours on every Python version. (Delegating with ``__getattr__``
+would not do: from Python 3.12 on, protocol checks look attributes up
+statically.)
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypeAlias
+import functools
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
-from ._base import DeleteResult, Outcome, SupportsMultipartUploads
+from ._protocols import (
+    CAPABILITIES,
+    SupportsDigest,
+    SupportsDirectories,
+    SupportsMultipartUploads,
+    SupportsRequestCounts,
+)
 
 if TYPE_CHECKING:
+    import collections
     from collections.abc import AsyncIterator, Mapping, Sequence
 
-    from ._base import Backend, MultipartUpload, ObjectInfo
+    from typing_extensions import Self
 
-__all__ = ["WrappingBackend"]
+    from ._base import DeleteResult, MultipartUpload, ObjectInfo
+    from ._protocols import Backend
+
+__all__ = ["WrappingBackend", "capabilities"]
 
 _Results: TypeAlias = "list[DeleteResult]"
 _Uploads: TypeAlias = "list[MultipartUpload]"
 
 
+def capabilities(backend: object) -> frozenset[type]:
+    """The optional capabilities (of :data:`~registry_gc.backends.CAPABILITIES`) ``backend`` has."""
+    return frozenset(c for c in CAPABILITIES if isinstance(backend, c))
+
+
+def members(capability: type) -> tuple[str, ...]:
+    """The names a capability protocol declares (its methods and properties)."""
+    return tuple(sorted(n for n in vars(capability) if not n.startswith("_")))
+
+
 class WrappingBackend:
     """Delegates every call to ``inner``; subclasses override what they change.
 
-    It always offers the multipart-upload capability: listing finds none, and
-    aborting fails, when ``inner`` has no multipart uploads.
+    A wrapper has the optional capabilities of ``inner`` and no others (see
+    the module's documentation): a subclass may override a capability's
+    methods, and the override is there when ``inner`` has the capability.
+    Overrides reach the wrapped backend through :attr:`inner` or ``super()``.
+
+    >>> from registry_gc.backends import LocalBackend, S3Backend, SupportsDirectories
+    >>> isinstance(WrappingBackend(LocalBackend("/srv/registry")), SupportsDirectories)
+    True
+    >>> isinstance(WrappingBackend(S3Backend("bucket")), SupportsDirectories)
+    False
     """
+
+    def __new__(cls, inner: Backend, *_args: Any, **_kwargs: Any) -> Self:  # noqa: ANN401 - a subclass's own arguments
+        made: type = _made_for(cast("type", cls), capabilities(inner))
+        return cast("Self", super().__new__(made))
 
     def __init__(self, inner: Backend) -> None:
         self._inner = inner
@@ -36,11 +85,6 @@ class WrappingBackend:
     def url(self) -> str:
         """The wrapped backend's URL."""
         return self._inner.url
-
-    @property
-    def hierarchical(self) -> bool:
-        """As the wrapped backend."""
-        return self._inner.hierarchical
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._inner!r})"
@@ -57,23 +101,84 @@ class WrappingBackend:
         """Delete through the wrapped backend."""
         return await self._inner.delete(paths)
 
-    async def remove_empty_dirs(self, dirs: Sequence[str]) -> _Results:
-        """Remove directories through the wrapped backend."""
-        return await self._inner.remove_empty_dirs(dirs)
-
-    async def list_multipart_uploads(self, prefix: str) -> _Uploads:
-        """List through the wrapped backend (none when it has no multipart uploads)."""
-        if isinstance(self._inner, SupportsMultipartUploads):
-            return await self._inner.list_multipart_uploads(prefix)
-        return []
-
-    async def abort_multipart_uploads(self, uploads: Sequence[MultipartUpload]) -> _Results:
-        """Abort through the wrapped backend."""
-        if isinstance(self._inner, SupportsMultipartUploads):
-            return await self._inner.abort_multipart_uploads(uploads)
-        why = "the backend has no multipart uploads"
-        return [DeleteResult(u.key, Outcome.FAILED, why) for u in uploads]
-
     async def aclose(self) -> None:
         """Close the wrapped backend."""
         await self._inner.aclose()
+
+
+# -- one forwarding mixin per capability ---------------------------------------------------
+
+
+class _ForwardDirectories:
+    _inner: Any
+
+    async def remove_empty_dirs(self, dirs: Sequence[str]) -> _Results:
+        """Remove directories through the wrapped backend."""
+        inner: SupportsDirectories = self._inner
+        return await inner.remove_empty_dirs(dirs)
+
+
+class _ForwardDigest:
+    _inner: Any
+
+    async def digest(self, paths: Sequence[str], algorithm: str) -> dict[str, str | None]:
+        """Hash through the wrapped backend."""
+        inner: SupportsDigest = self._inner
+        return await inner.digest(paths, algorithm)
+
+
+class _ForwardMultipartUploads:
+    _inner: Any
+
+    async def list_multipart_uploads(self, prefix: str) -> _Uploads:
+        """List multipart uploads through the wrapped backend."""
+        inner: SupportsMultipartUploads = self._inner
+        return await inner.list_multipart_uploads(prefix)
+
+    async def abort_multipart_uploads(self, uploads: Sequence[MultipartUpload]) -> _Results:
+        """Abort through the wrapped backend."""
+        inner: SupportsMultipartUploads = self._inner
+        return await inner.abort_multipart_uploads(uploads)
+
+
+class _ForwardRequestCounts:
+    _inner: Any
+
+    @property
+    def request_counts(self) -> collections.Counter[str]:
+        """The wrapped backend's request counts."""
+        inner: SupportsRequestCounts = self._inner
+        return inner.request_counts
+
+
+_FORWARDERS: dict[type, type] = {
+    SupportsDirectories: _ForwardDirectories,
+    SupportsDigest: _ForwardDigest,
+    SupportsMultipartUploads: _ForwardMultipartUploads,
+    SupportsRequestCounts: _ForwardRequestCounts,
+}
+
+
+@functools.cache
+def _made_for(cls: type, present: frozenset[type]) -> type:
+    """``cls`` with the forwarding mixins of the ``present`` capabilities, the others blanked.
+
+    Only methods are blanked (``None`` hides a method, not a property, from a
+    protocol check): a wrapper class overrides capability methods only.
+    """
+    # ``type(wrapper)(other)``: start again from the class this one was made from.
+    cls = vars(cls).get("_made_from", cls)
+    mixins = tuple(_FORWARDERS[c] for c in CAPABILITIES if c in present)
+    namespace: dict[str, Any] = {
+        "__module__": cls.__module__,
+        "__qualname__": cls.__qualname__,
+        "__doc__": cls.__doc__,
+        "_made_from": cls,
+    }
+    for capability in CAPABILITIES:
+        if capability in present:
+            continue
+        for name in members(capability):
+            if any(name in vars(base) for base in cls.__mro__):
+                namespace[name] = None  # the override of a capability ``inner`` lacks
+    return type(cls.__name__, (cls, *mixins), namespace)

@@ -1,8 +1,8 @@
 """A fault-injecting storage backend: fail, slow down or interrupt any call of another one.
 
-:class:`FaultyBackend` implements the :class:`~registry_gc.backends.Backend` protocol by
-delegation (and :class:`~registry_gc.backends.SupportsMultipartUploads` when the wrapped
-backend has it), records every call and every path it deleted, in order, and can:
+:class:`FaultyBackend` is a :class:`~registry_gc.backends.WrappingBackend`: it has the
+optional capabilities of the wrapped backend (multipart uploads, directories, …) and no
+others. It records every call and every path it deleted, in order, and can:
 
 - raise on the k-th ``list``, ``read`` or ``delete`` call (counted from 1, per kind);
   a failing ``list`` may first yield some objects (``list_yield_before_fail``), as a
@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from registry_gc import StorageError
-from registry_gc.backends import DeleteResult, Outcome, SupportsMultipartUploads
+from registry_gc.backends import DeleteResult, Outcome, WrappingBackend
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -64,7 +64,7 @@ class Call:
     paths: tuple[str, ...]
 
 
-class FaultyBackend:
+class FaultyBackend(WrappingBackend):
     """Delegates to ``inner``; injects the faults its keyword arguments select.
 
     Attributes:
@@ -75,11 +75,6 @@ class FaultyBackend:
         failed: every path that came back ``FAILED`` (injected or real), in order.
         faults: the messages of the faults raised so far.
     """
-
-    def __new__(cls, inner: Backend, **_: Any) -> FaultyBackend:
-        """A plain wrapper, or one that also handles multipart uploads when ``inner`` does."""
-        multipart = cls is FaultyBackend and isinstance(inner, SupportsMultipartUploads)
-        return super().__new__(_FaultyMultipartBackend if multipart else cls)
 
     def __init__(
         self,
@@ -96,7 +91,7 @@ class FaultyBackend:
         list_yield_before_fail: int = 0,
         delete_batch: int | None = None,
     ) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.fail_list_at = fail_list_at
         self.fail_read_at = fail_read_at
         self.fail_delete_at = fail_delete_at
@@ -150,19 +145,6 @@ class FaultyBackend:
 
     # -- the Backend protocol ------------------------------------------------------------
 
-    @property
-    def url(self) -> str:
-        """The wrapped backend's URL."""
-        return self.inner.url
-
-    @property
-    def hierarchical(self) -> bool:
-        """As the wrapped backend."""
-        return self.inner.hierarchical
-
-    def __repr__(self) -> str:
-        return f"FaultyBackend({self.inner!r})"
-
     async def list(self, prefix: str) -> AsyncIterator[ObjectInfo]:
         """List through the wrapped backend, failing the configured call."""
         fail = await self._enter("list", [prefix], self.fail_list_at)
@@ -202,18 +184,14 @@ class FaultyBackend:
         self._record(results)
         return results
 
+    # -- optional capabilities: present when the wrapped backend has them ----------------
+
     async def remove_empty_dirs(self, dirs: Sequence[str]) -> list[DeleteResult]:
         """Remove directories through the wrapped backend (recorded, never failed)."""
         await self._enter("remove-dirs", dirs, None)
-        return await self.inner.remove_empty_dirs(dirs)
-
-    async def aclose(self) -> None:
-        """Close the wrapped backend."""
-        await self.inner.aclose()
-
-
-class _FaultyMultipartBackend(FaultyBackend):
-    """A :class:`FaultyBackend` over a backend with open multipart uploads (S3)."""
+        inner: Any = self.inner
+        results: list[DeleteResult] = await inner.remove_empty_dirs(dirs)
+        return results
 
     async def list_multipart_uploads(self, prefix: str) -> list[MultipartUpload]:
         """List through the wrapped backend (recorded)."""

@@ -1,0 +1,184 @@
+"""What registry-gc needs from a storage: one small protocol per capability.
+
+:class:`Backend` is the core every backend implements — where it is
+(:attr:`~Backend.url`), list, read, delete, close — and each optional
+capability is a protocol of its own, checked with ``isinstance``:
+
+=============================  ================================================
+capability                     what the collector does with it
+=============================  ================================================
+:class:`SupportsDirectories`   removes the directories a sweep leaves empty
+                               (a local disk); without it, there are none
+:class:`SupportsDigest`        ``fsck --verify-blobs`` hashes blobs while
+                               streaming them; without it, it reads one blob
+                               at a time into memory
+:class:`SupportsMultipartUploads`  finds and aborts the open multipart uploads
+                               of stale uploads (S3); without it, there are none
+:class:`SupportsRequestCounts` reports the HTTP requests a run sent
+                               (``registry_gc_storage_requests``); without it,
+                               none are reported
+=============================  ================================================
+
+Every protocol is ``runtime_checkable``: a backend has a capability when it
+has the protocol's members, whatever its class. A backend that has no
+directories, say, simply lacks ``remove_empty_dirs``; no flag or no-op
+method stands in for a capability. Wrappers built on
+:class:`~registry_gc.backends.WrappingBackend` have exactly the capabilities
+of the backend they wrap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol, TypeAlias, runtime_checkable
+
+if TYPE_CHECKING:
+    import collections
+    from collections.abc import AsyncIterator, Mapping, Sequence
+
+    from ._base import DeleteResult, MultipartUpload, ObjectInfo
+
+__all__ = [
+    "CAPABILITIES",
+    "Backend",
+    "SupportsDigest",
+    "SupportsDirectories",
+    "SupportsMultipartUploads",
+    "SupportsRequestCounts",
+]
+
+#: What ``delete`` returns (named: ``list`` is also a method of every backend).
+_Results: TypeAlias = "list[DeleteResult]"
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """The core of every backend: list, read and delete objects under the registry root.
+
+    A backend addresses objects by *paths relative to the registry root*
+    (the registry's ``rootdirectory``), ``/``-separated, without a leading
+    slash, for example ``docker/registry/v2/blobs/sha256/ab/ab…/data``. It
+    refuses, with :class:`~registry_gc.StorageError`, any path that could
+    leave the root (see :func:`~registry_gc.backends.checked_path`).
+
+    Each method takes many objects at once, so that a backend can batch and
+    overlap requests. Implementations must be safe to use from one event
+    loop at a time; the collector drives them with bounded concurrency of
+    its own.
+    """
+
+    @property
+    def url(self) -> str:
+        """Where the registry root is, for messages. Never contains credentials."""
+        ...
+
+    def list(self, prefix: str) -> AsyncIterator[ObjectInfo]:
+        """Yield every object under ``prefix`` (recursively), in no particular order.
+
+        ``""`` is the whole root. A missing prefix yields nothing.
+        Object-store "directory" placeholders (keys ending in ``/``) are
+        never yielded. Modification times are timezone-aware UTC.
+        """
+        ...
+
+    async def read(self, paths: Sequence[str]) -> Mapping[str, bytes | None]:
+        """Read many small objects; a missing object maps to ``None``.
+
+        Any other failure raises :class:`~registry_gc.StorageError`.
+        """
+        ...
+
+    async def delete(self, paths: Sequence[str]) -> _Results:
+        """Delete many objects, returning one result per path, in order.
+
+        A failure is reported in its :class:`~registry_gc.backends.DeleteResult`,
+        never dropped.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections. The backend may be used again afterwards."""
+        ...
+
+
+@runtime_checkable
+class SupportsDirectories(Protocol):
+    """Optional: a store where directories exist on their own (a local disk).
+
+    Such a store lists each *empty* directory as an
+    :class:`~registry_gc.backends.ObjectInfo` with ``is_dir=True``, and the
+    collector removes, after a sweep, the directories the sweep left empty.
+    Object stores have no directories and do not implement it.
+    """
+
+    async def remove_empty_dirs(self, dirs: Sequence[str]) -> _Results:
+        """Remove each directory that is empty, in the order given (deepest first).
+
+        A directory that is not empty is left alone (``NOT_EMPTY``); one that
+        does not exist is ``MISSING``.
+        """
+        ...
+
+
+@runtime_checkable
+class SupportsDigest(Protocol):
+    """Optional: hash objects while streaming them, in bounded memory.
+
+    ``registry-gc fsck --verify-blobs`` hashes every blob, and layers can be
+    gigabytes. Without this capability each blob is read whole
+    (:meth:`Backend.read`) and hashed, one at a time.
+    """
+
+    async def digest(self, paths: Sequence[str], algorithm: str) -> dict[str, str | None]:
+        """Hash each object with ``algorithm`` (``sha256``, ``sha384``, ``sha512``).
+
+        Returns path → lower-case hex digest, ``None`` for a missing object.
+        Any other failure raises :class:`~registry_gc.StorageError`.
+        """
+        ...
+
+
+@runtime_checkable
+class SupportsMultipartUploads(Protocol):
+    """Optional: a store where an upload in progress is an invisible multipart upload (S3).
+
+    distribution's S3 driver writes ``_uploads/<uuid>/data`` as a multipart
+    upload that listing never shows and that deleting keys never aborts, so
+    abandoned parts are billed forever. Backends with this capability let the
+    collector find and abort them.
+    """
+
+    async def list_multipart_uploads(self, prefix: str) -> list[MultipartUpload]:
+        """Every open multipart upload under ``prefix``."""
+        ...
+
+    async def abort_multipart_uploads(self, uploads: Sequence[MultipartUpload]) -> _Results:
+        """Abort each upload; one result each, in order (``MISSING`` if already gone)."""
+        ...
+
+
+@runtime_checkable
+class SupportsRequestCounts(Protocol):
+    """Optional: a backend that counts the HTTP requests it sends (S3, GCS, Azure).
+
+    :func:`~registry_gc.backends.http_requests` reads it, and
+    ``--metrics`` reports it as ``registry_gc_storage_requests``.
+    """
+
+    @property
+    def request_counts(self) -> collections.Counter[str]:
+        """Requests sent, retries included, by the store's own operation names.
+
+        ``ListObjectsV2``, ``GetObject``, ``DeleteObjects`` on S3, for example;
+        calls inside batch requests count under their own names where the
+        store bills them one by one. A caller may ``clear()`` it.
+        """
+        ...
+
+
+#: Every optional capability, in the order the documentation lists them.
+CAPABILITIES: tuple[type, ...] = (
+    SupportsDirectories,
+    SupportsDigest,
+    SupportsMultipartUploads,
+    SupportsRequestCounts,
+)
