@@ -15,7 +15,6 @@ blob is hashed too.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +24,7 @@ from . import _sync
 from ._errors import InvalidReferenceError
 from ._reads import read_each
 from ._run import open_root, refuse_empty
-from .backends._hashing import digest_paths, new_hash, streaming
+from .backends._hashing import hash_blobs, new_hash
 from .fetch import Unreadable, fetch_manifests
 from .graph import Graph, Role, walk
 from .inventory import scan
@@ -37,17 +36,12 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
     from ._run import ProgressCallback, Root
-    from .backends import Backend
     from .fetch import ManifestTable
     from .inventory import Inventory
 
 __all__ = ["CheckResult", "Problem", "check", "check_async", "check_store", "links_to_read"]
 
 log = logging.getLogger(__name__)
-
-#: Blobs given to one ``digest`` call, and calls in flight at once.
-HASH_BATCH = 8
-PARALLEL_HASHES = 4
 
 
 @attrs.frozen
@@ -516,41 +510,6 @@ def check_store(
     )
 
 
-async def _hash_blobs(
-    backend: Backend,
-    digests: Sequence[Digest],
-    progress: ProgressCallback | None,
-) -> dict[Digest, str | None]:
-    if streaming(backend) is None and digests:
-        log.warning(
-            "%s cannot stream blobs: each blob is read whole into memory to be hashed",
-            backend.url,
-        )
-    by_algorithm: dict[str, list[Digest]] = {}
-    for d in digests:
-        by_algorithm.setdefault(d.algorithm, []).append(d)
-    sem = asyncio.Semaphore(PARALLEL_HASHES)
-    out: dict[Digest, str | None] = {}
-    total = len(digests)
-
-    async def batch(algorithm: str, chunk: Sequence[Digest]) -> None:
-        async with sem:
-            got = await digest_paths(backend, [blob_path(d) for d in chunk], algorithm)
-        for d in chunk:
-            out[d] = got.get(blob_path(d))
-        if progress is not None:
-            progress("hashing", len(out), total)
-
-    await asyncio.gather(
-        *(
-            batch(alg, ds[i : i + HASH_BATCH])
-            for alg, ds in by_algorithm.items()
-            for i in range(0, len(ds), HASH_BATCH)
-        )
-    )
-    return out
-
-
 async def check_async(
     root: Root,
     names: Sequence[str] = (),
@@ -607,7 +566,7 @@ async def check_async(
                 needed = _Check(inventory, manifests, scope, mismatches)
                 needed.run()
                 targets = sorted(b for b in needed.blobs if b in inventory.blobs)
-            hashes = await _hash_blobs(backend, targets, progress)
+            hashes = await hash_blobs(backend, targets, progress)
         return check_store(
             inventory, manifests, scope, contents, mismatches=mismatches, hashes=hashes
         )

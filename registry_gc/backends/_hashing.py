@@ -10,16 +10,19 @@ when present and otherwise falls back to reading one object at a time
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from typing import TYPE_CHECKING
 
 # Re-exported: the capability was defined here before it was public.
+from ..layout import blob_path
 from ._protocols import SupportsDigest
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
+    from ..layout import Digest
     from ._protocols import Backend
 
 __all__ = ["CHUNK_SIZE", "SupportsDigest", "digest_paths", "new_hash", "streaming"]
@@ -70,4 +73,49 @@ async def digest_paths(
         h = new_hash(algorithm)
         h.update(data)
         out[path] = h.hexdigest()
+    return out
+
+
+#: Blobs given to one ``digest`` call, and calls in flight at once.
+HASH_BATCH = 8
+PARALLEL_HASHES = 4
+
+
+async def hash_blobs(
+    backend: Backend,
+    digests: Sequence[Digest],
+    progress: Callable[[str, int, int | None], None] | None = None,
+) -> dict[Digest, str | None]:
+    """Hash blobs (by digest) through ``backend``; digest → hex, ``None`` for a missing one.
+
+    Streams when the backend can (:class:`SupportsDigest`), else reads each
+    blob whole; ``progress("hashing", done, total)`` follows each batch.
+    """
+    if streaming(backend) is None and digests:
+        log.warning(
+            "%s cannot stream blobs: each blob is read whole into memory to be hashed",
+            backend.url,
+        )
+    by_algorithm: dict[str, list[Digest]] = {}
+    for d in digests:
+        by_algorithm.setdefault(d.algorithm, []).append(d)
+    sem = asyncio.Semaphore(PARALLEL_HASHES)
+    out: dict[Digest, str | None] = {}
+    total = len(digests)
+
+    async def batch(algorithm: str, chunk: Sequence[Digest]) -> None:
+        async with sem:
+            got = await digest_paths(backend, [blob_path(d) for d in chunk], algorithm)
+        for d in chunk:
+            out[d] = got.get(blob_path(d))
+        if progress is not None:
+            progress("hashing", len(out), total)
+
+    await asyncio.gather(
+        *(
+            batch(alg, ds[i : i + HASH_BATCH])
+            for alg, ds in by_algorithm.items()
+            for i in range(0, len(ds), HASH_BATCH)
+        )
+    )
     return out
