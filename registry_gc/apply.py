@@ -26,7 +26,7 @@ from .layout import REPOSITORIES_PREFIX, V2_PREFIX
 from .plan import PHASES, Category, Plan
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Awaitable, Callable, Iterable
 
     from .backends import Backend
 
@@ -152,8 +152,16 @@ async def execute(
     plan: Plan,
     *,
     progress: Callable[[str, int, int], None] | None = None,
+    move_blobs: Callable[[list[str]], Awaitable[list[DeleteResult]]] | None = None,
+    prune: bool = True,
 ) -> ApplyResult:
-    """Apply ``plan`` (async). Never raises for a failed deletion: see :class:`ApplyResult`."""
+    """Apply ``plan`` (async). Never raises for a failed deletion: see :class:`ApplyResult`.
+
+    ``move_blobs(paths)``, when given, takes the blob phase's paths instead of
+    ``delete`` (live mode moves garbage blobs into a quarantine; ``DELETED``
+    means moved away). ``prune=False`` leaves empty directories in place (a run
+    in stages prunes once, at the end).
+    """
     t0 = time.monotonic()
     outside = [p for d in plan.deletions for p in d.paths if not p.startswith(V2_PREFIX)]
     if outside or any(".." in p.split("/") for d in plan.deletions for p in d.paths):
@@ -192,7 +200,11 @@ async def execute(
             if progress is not None:
                 progress(name, done, total)
 
-        results = await _delete_all(backend, paths, tick) if paths else []
+        if move_blobs is not None and Category.BLOB in phase and paths:
+            results = await move_blobs(paths)
+            tick(len(paths))
+        else:
+            results = await _delete_all(backend, paths, tick) if paths else []
         uploads = [u for i in members for u in plan.deletions[i].multipart]
         if uploads:
             for i in members:
@@ -230,7 +242,7 @@ async def execute(
         if failed:
             stopped = True
             log.error("%d %s deletion(s) failed; later phases are skipped", len(failed), name)
-    if isinstance(backend, SupportsDirectories) and not stopped:
+    if prune and isinstance(backend, SupportsDirectories) and not stopped:
         dirs = directories_to_prune(plan, deleted_paths)
         if dirs:
             for r in await backend.remove_empty_dirs(dirs):

@@ -81,6 +81,7 @@ async def fetch_manifests(
     *,
     progress: Callable[[int, int], None] | None = None,
     observe: Callable[[Digest, bytes], None] | None = None,
+    known: ManifestTable | None = None,
 ) -> ManifestTable:
     """Read every manifest that marking may need; return them parsed.
 
@@ -89,7 +90,7 @@ async def fetch_manifests(
     rounds find more). ``observe(digest, data)`` sees every body read (``check``
     hashes them), before it is parsed and dropped.
     """
-    table: ManifestTable = {}
+    table: ManifestTable = dict(known or {})
     wanted: set[Digest] = set()
     for repo in inventory.repositories.values():
         wanted.update(repo.revisions)
@@ -99,6 +100,7 @@ async def fetch_manifests(
             wanted.update(t.index)
     counts = [0, 0]  # done, total
     rounds = 0
+    wanted = {d for d in wanted if d not in table or _unlisted_missing(table[d], inventory, d)}
     while wanted:
         rounds += 1
         await _read_round(backend, inventory.blobs, wanted, table, progress, observe, counts)
@@ -108,6 +110,11 @@ async def fetch_manifests(
             wanted.update(_layer_candidates(inventory, table))
     log.info("read %d manifests in %d round(s)", len(table), rounds)
     return table
+
+
+def _unlisted_missing(entry: Manifest | Unreadable, inventory: Inventory, digest: Digest) -> bool:
+    """A manifest missing before, which may have been written since: read it again."""
+    return isinstance(entry, Unreadable) and entry.missing and digest not in inventory.blobs
 
 
 def _readable(blobs: BlobTable, digest: Digest) -> bool:

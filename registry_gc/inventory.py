@@ -462,15 +462,24 @@ PROGRESS_STEP = 500
 
 
 async def scan(
-    backend: Backend, *, progress: Callable[[str, int, int | None], None] | None = None
+    backend: Backend,
+    *,
+    progress: Callable[[str, int, int | None], None] | None = None,
+    blobs_from: Inventory | None = None,
 ) -> Inventory:
     """List the registry once and build its :class:`Inventory` (async).
 
     ``progress("listing", listed, None)`` is called every :data:`PROGRESS_STEP` objects.
+    With ``blobs_from``, only ``repositories/`` is listed again and the blobs are
+    that inventory's (a live run looks again at what pushes changed: links,
+    tags, revisions; a blob is only ever written before the link that names it).
     """
     t0 = time.monotonic()
     inv = Inventory(backend.url, datetime.datetime.now(datetime.timezone.utc))
     builder = _Builder(inv)
+    if blobs_from is not None:
+        inv.blobs = blobs_from.blobs
+        inv.objects = len(blobs_from.blobs)
 
     async def consume(prefix: str) -> None:
         async for info in backend.list(prefix):
@@ -483,7 +492,10 @@ async def scan(
             for upload in await backend.list_multipart_uploads(REPOSITORIES_PREFIX):
                 builder.add_multipart(upload)
 
-    await asyncio.gather(consume(BLOBS_PREFIX), consume(REPOSITORIES_PREFIX), multipart())
+    if blobs_from is None:
+        await asyncio.gather(consume(BLOBS_PREFIX), consume(REPOSITORIES_PREFIX), multipart())
+    else:
+        await consume(REPOSITORIES_PREFIX)
     log.info(
         "listed %s: %d objects, %d blobs (%d bytes), %d repositories",
         backend.url,
