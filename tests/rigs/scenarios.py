@@ -6,13 +6,17 @@ shared across repositories, an untagged repository, a stray blob and uploads.
 :func:`live_blobs` computes, from the builder's own record of what it wrote
 (tag links, revision links, children, subjects) and without registry-gc, the
 blobs a ``collect(delete_untagged=True, grace=0)`` must keep.
+
+For the module suites: :func:`repushed` (one tag pushed again and again) and
+:func:`rich` (garbage of every kind, in many repositories).
 """
 
 from __future__ import annotations
 
-from registry_gc.layout import BlobData, Digest
+from registry_gc.layout import BlobData, Digest, LegacySignatureLink, Repository
 
-from tests.rigs.builder import RegistryBuilder
+from tests.rigs.builder import RegistryBuilder, sha256
+from tests.rigs.stores import DAY, rev
 
 _REPOS = "docker/registry/v2/repositories/"
 
@@ -85,3 +89,33 @@ def live_blobs(b: RegistryBuilder) -> set[Digest]:
 def blob_paths(digests: set[Digest]) -> set[str]:
     """The ``blobs/…/data`` paths of ``digests``."""
     return {BlobData(d).path for d in digests}
+
+
+def repushed(b: RegistryBuilder, n: int = 5) -> tuple[Digest, list[Digest]]:
+    """``app:latest`` pushed ``n`` times over a shared base layer."""
+    base = b.layer("app")
+    return base, [b.image("app", "latest", shared=[base]) for _ in range(n)]
+
+
+def rich(b: RegistryBuilder) -> None:
+    """A registry with garbage of every kind, in many repositories."""
+    base, _ = repushed(b, 3)
+    b.multiarch("multi", "latest")
+    b.multiarch("multi", None, kind="docker")
+    img = b.image("ref", "v1")
+    b.referrer("ref", b.referrer("ref", img))
+    b.referrer("ref", b.image("ref", None))
+    layer = b.layer("x")
+    b.image("x", None, shared=[layer, base])
+    b.image("y", "t", shared=[layer])
+    b.image("e", None)
+    b.image("e/n", "t")
+    b.layer("aborted")
+    b.upload("aborted", age=3 * DAY)
+    b.upload("y", age=3 * DAY)
+    b.link_layer("y", sha256(b"ghost"))
+    b.put(rev("y", sha256(b"ghost manifest")), sha256(b"ghost manifest").encode())
+    old = b.image("old", None)
+    sig = b.blob(b"legacy signature")
+    b.put(LegacySignatureLink(Repository("old"), old, sig).path, sig.encode())
+    b.blob(b"orphan")
