@@ -216,3 +216,38 @@ def test_second_run_deletes_nothing(store: Store) -> None:
         dirs = store.dirs()
         assert run(store, delete_untagged=True).deleted == set()
         assert store.dirs() == dirs
+
+
+# -- progress --------------------------------------------------------------------------------
+
+
+def test_collect_progress_reports_done_so_far(tmp_path: Path) -> None:
+    """The progress callback's done never decreases within a phase.
+
+    The deletion phases report what is done so far; the manifest phase passes
+    each batch's size as ``done`` (and total 0), in completion order.
+    """
+    b = RegistryBuilder(seed=4)
+    for _ in range(300):  # two read batches of manifests
+        b.image("many", None, layers=0)
+    b.write_local(tmp_path)
+    events: list[tuple[str, int, int]] = []
+    collect(tmp_path, dry_run=True, progress=lambda *e: events.append(e))
+    done = [d for phase, d, _ in events if phase == "manifests"]
+    assert done == sorted(done)
+    assert done[-1] == 300
+
+
+def test_the_listing_reports_progress_as_it_goes(tmp_path: Path) -> None:
+    """The listing phase reports objects listed so far, then the total once it is known."""
+    b = RegistryBuilder(seed=8)
+    for _ in range(400):
+        b.image("many", None, layers=1)
+    b.write_local(tmp_path)
+    events: list[tuple[str, int, int | None]] = []
+    collect(tmp_path, dry_run=True, progress=lambda *e: events.append(e))
+    listing = [(d, t) for phase, d, t in events if phase == "listing"]
+    assert len(listing) >= 2, "reported while listing, not only at the end"
+    assert [d for d, _ in listing] == sorted(d for d, _ in listing)
+    assert listing[-1][1] == listing[-1][0] == len(b.files)
+    assert all(t is None for _, t in listing[:-1])

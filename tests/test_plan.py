@@ -11,7 +11,16 @@ import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from registry_gc.layout import Digest, LayerLink, Repository, RevisionLink, UploadFile
+from registry_gc import Removals, collect
+from registry_gc.layout import (
+    Digest,
+    LayerLink,
+    Repository,
+    RevisionLink,
+    Tag,
+    TagCurrentLink,
+    UploadFile,
+)
 from registry_gc.plan import Category
 
 from tests.rigs.builder import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, RegistryBuilder, sha256
@@ -231,3 +240,27 @@ def test_invalid_repository_names_are_never_touched(disk: Store) -> None:
     assert r.reason(lnk("ok", shared)) == ("layer-link", "unreferenced")
     invalid = {a.repository for a in r.report.plan.anomalies if a.kind == "invalid-repository-name"}
     assert invalid == {"Foo", "a..b"}
+
+
+# -- explicit removals -----------------------------------------------------------------------
+
+
+def test_collect_removed_manifest_also_removes_the_tags_on_it(tmp_path: Path) -> None:
+    """Removing a manifest untags the tags pointing at it, as distribution's DELETE does.
+
+    mark() already treats those tags as no roots ("as when distribution deletes a
+    manifest by digest"), but make_plan only deletes tag directories named in
+    removed_tags: the tag is left dangling at a revision that no longer exists
+    (the registry answers MANIFEST_UNKNOWN for it and still lists it).
+    """
+    b = RegistryBuilder(seed=2)
+    doomed = b.image("app", "v1")
+    b.image("app", "v2")
+    b.write_local(tmp_path)
+    collect(
+        tmp_path,
+        removals=Removals(manifests={Repository("app"): {doomed}}),
+        grace=datetime.timedelta(0),
+    )
+    assert not (tmp_path / rev("app", doomed)).exists()
+    assert not (tmp_path / TagCurrentLink(Repository("app"), Tag("v1")).path).exists()
