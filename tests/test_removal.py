@@ -13,10 +13,7 @@ from registry_gc import (
     NotFoundError,
     Options,
     RefusedError,
-    load_manifests,
-    take_inventory,
 )
-from registry_gc.backends import LocalBackend
 from registry_gc.layout import Digest, Repository, RevisionLink, Tag
 from registry_gc.plan import Category
 from registry_gc.removal import (
@@ -29,12 +26,11 @@ from registry_gc.removal import (
 )
 
 from tests.rigs.builder import RegistryBuilder
-from tests.rigs.stores import ZERO, R
+from tests.rigs.stores import ZERO, R, surveyed
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from registry_gc import Inventory, ManifestTable
 
 # -- parse_image -----------------------------------------------------------------------------
 
@@ -92,14 +88,6 @@ def test_image_ref_kind() -> None:
 
 
 # -- resolve_removal -------------------------------------------------------------------------
-
-
-def surveyed(b: RegistryBuilder, root: Path) -> tuple[Inventory, ManifestTable]:
-    """Write ``b`` under ``root``; its inventory and manifests."""
-    b.write_local(root)
-    backend = LocalBackend(root)
-    inventory = take_inventory(backend)
-    return inventory, load_manifests(backend, inventory)
 
 
 def test_resolve_removal_names_every_missing_image(tmp_path: Path) -> None:

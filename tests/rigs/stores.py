@@ -7,6 +7,8 @@ report lists exactly what left the storage. The path helpers (:func:`rev`,
 :func:`lnk`, :func:`blob` …) name the files a builder wrote, :func:`owned` what
 an image holds in a repository. ``tests/conftest.py`` makes the ``store``
 (local and memory, in turn) and ``disk`` (local only) fixtures of it.
+:func:`surveyed` writes a tree and reads it back as the pure steps take it
+(inventory and manifests), for tests that call those steps directly.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import fsspec
-from registry_gc import collect
+from registry_gc import collect, load_manifests, take_inventory
+from registry_gc.backends import LocalBackend
 from registry_gc.layout import (
     REPOSITORIES_PREFIX,
     Digest,
@@ -36,7 +39,7 @@ from registry_gc.layout import (
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from registry_gc import Report
+    from registry_gc import Inventory, ManifestTable, Report
 
     from tests.rigs.builder import RegistryBuilder
 
@@ -216,3 +219,11 @@ def run(store: Store, b: RegistryBuilder | None = None, **kw: Any) -> Run:
     else:
         assert r.deleted == set()
     return r
+
+
+def surveyed(b: RegistryBuilder, root: Path) -> tuple[Inventory, ManifestTable]:
+    """Write ``b`` under the local directory ``root``; its inventory and manifests."""
+    b.write_local(root)
+    backend = LocalBackend(root)
+    inventory = take_inventory(backend)
+    return inventory, load_manifests(backend, inventory)
