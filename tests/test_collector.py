@@ -12,15 +12,15 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from registry_gc import ReadOnlyError, RefusedError, collect
+from registry_gc import Options, ReadOnlyError, RefusedError, collect
 from registry_gc import _run as run_module
 from registry_gc.backends import DeleteResult, LocalBackend, ReadOnlyBackend
 from registry_gc.manifests import MAX_MANIFEST_SIZE
 
 from tests.rigs.builder import OCI_INDEX, OCI_MANIFEST, RegistryBuilder, sha256
 from tests.rigs.doubles import Delegating
-from tests.rigs.scenarios import rich
-from tests.rigs.stores import DAY, ZERO, Store, blob, lnk, run
+from tests.rigs.scenarios import repushed, rich
+from tests.rigs.stores import DAY, ZERO, Store, blob, lnk, rev, run
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -251,3 +251,19 @@ def test_the_listing_reports_progress_as_it_goes(tmp_path: Path) -> None:
     assert [d for d, _ in listing] == sorted(d for d, _ in listing)
     assert listing[-1][1] == listing[-1][0] == len(b.files)
     assert all(t is None for _, t in listing[:-1])
+
+
+# -- options ---------------------------------------------------------------------------------
+
+
+def test_keyword_fields_override_the_options_value(store: Store) -> None:
+    """collect()'s keywords change the fields of options= that they name; the others stay."""
+    b = RegistryBuilder()
+    _, pushes = repushed(b)
+    store.write(b)
+    options = Options(delete_untagged=True, grace=ZERO)
+    r = run(store, options=options, delete_untagged=False)
+    assert r.deleted == set()
+    assert r.report.options == Options(delete_untagged=False, grace=ZERO)
+    r = run(store, options=options)
+    assert rev("app", pushes[0]) in r.deleted
