@@ -7,9 +7,11 @@ the exact set of deleted paths is compared with what marking must keep.
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
 import pytest
-from registry_gc.layout import Digest
+from registry_gc import Options, Removals, mark
+from registry_gc.layout import Digest, Repository, Tag
 from registry_gc.plan import Category
 
 from tests.rigs.builder import (
@@ -22,7 +24,10 @@ from tests.rigs.builder import (
 )
 from tests.rigs.layouts import buildkit_cache, legacy
 from tests.rigs.scenarios import repushed
-from tests.rigs.stores import ZERO, Store, blob, cur, idx, lnk, owned, rev, run
+from tests.rigs.stores import ZERO, Store, blob, cur, idx, lnk, owned, rev, run, surveyed
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 # -- roots: tags and revisions ---------------------------------------------------------------
 
@@ -500,3 +505,47 @@ def test_an_untagged_buildkit_cache_index_goes_with_its_entries(store: Store) ->
     r = run(store, b, delete_untagged=True, grace=ZERO)
     assert {rev("cache", d), blob(d)} | {blob(x) for x in entries} <= r.deleted
     assert {lnk("cache", x) for x in entries} <= r.deleted
+
+
+# -- mark() called directly ------------------------------------------------------------------
+
+
+def test_marks_carry_what_marking_used_and_what_is_live(tmp_path: Path) -> None:
+    """Marks hold the options, removals and cut-offs (from the listing's start), and the live."""
+    b = RegistryBuilder()
+    old = b.image("app", "t")
+    new = b.image("app", "t")
+    gone = b.image("web", "v1")
+    inventory, manifests = surveyed(b, tmp_path)
+    options = Options(delete_untagged=True, grace=ZERO)
+    removals = Removals(tags={Repository("web"): {Tag("v1")}})
+    marks = mark(inventory, manifests, options, removals=removals)
+    assert (marks.options, marks.removals) == (options, removals)
+    assert marks.cutoffs == options.cutoffs(inventory.started)
+    assert marks.live == {Repository("app"): {new}, Repository("web"): set()}
+    assert set(b.contents[new]["blobs"]) | {new} <= marks.blobs
+    assert not ({old, gone} & marks.blobs)
+    assert marks.problems == []
+
+
+def test_a_live_manifest_that_cannot_be_decoded_is_a_problem_not_an_exception(
+    tmp_path: Path,
+) -> None:
+    """mark() records the problem, naming repository and digest; make_plan is what refuses."""
+    b = RegistryBuilder()
+    d = b.manifest("bad", b"{corrupt", tag="t")
+    inventory, manifests = surveyed(b, tmp_path)
+    marks = mark(inventory, manifests)
+    (problem,) = marks.problems
+    assert f"live manifest {d} in repository 'bad'" in problem
+    assert f"registry-gc rm bad@{d}" in problem
+
+
+def test_blobs_without_any_manifest_are_a_problem_unless_allowed(tmp_path: Path) -> None:
+    """A store of blobs and no manifest is a problem; allow_no_manifests lets marking proceed."""
+    b = RegistryBuilder()
+    b.blob(b"orphan")
+    inventory, manifests = surveyed(b, tmp_path)
+    (problem,) = mark(inventory, manifests).problems
+    assert "allow_no_manifests" in problem
+    assert mark(inventory, manifests, Options(allow_no_manifests=True)).problems == []

@@ -11,7 +11,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from registry_gc import Removals, collect
+from registry_gc import Options, RefusedError, Removals, collect, make_plan, mark
 from registry_gc.layout import (
     Digest,
     LayerLink,
@@ -21,9 +21,10 @@ from registry_gc.layout import (
     TagCurrentLink,
     UploadFile,
 )
-from registry_gc.plan import Category
+from registry_gc.plan import PHASES, Category
 
 from tests.rigs.builder import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, RegistryBuilder, sha256
+from tests.rigs.scenarios import rich
 from tests.rigs.stores import (
     DAY,
     HOUR,
@@ -37,6 +38,7 @@ from tests.rigs.stores import (
     owned,
     rev,
     run,
+    surveyed,
     upload_paths,
 )
 
@@ -264,3 +266,47 @@ def test_collect_removed_manifest_also_removes_the_tags_on_it(tmp_path: Path) ->
     )
     assert not (tmp_path / rev("app", doomed)).exists()
     assert not (tmp_path / TagCurrentLink(Repository("app"), Tag("v1")).path).exists()
+
+
+# -- make_plan() called directly -------------------------------------------------------------
+
+
+def test_make_plan_refuses_marks_with_problems(tmp_path: Path) -> None:
+    """Marks with problems: RefusedError carrying every one, saying nothing was deleted."""
+    b = RegistryBuilder()
+    b.manifest("bad", b"{corrupt", tag="t")
+    b.image("ok", None)
+    inventory, manifests = surveyed(b, tmp_path)
+    marks = mark(inventory, manifests, Options(delete_untagged=True, grace=ZERO))
+    with pytest.raises(RefusedError, match=r"1 problem\(s\) found; nothing was deleted") as info:
+        make_plan(inventory, marks)
+    assert info.value.problems == marks.problems
+
+
+def test_deletions_come_in_the_order_of_the_phases(tmp_path: Path) -> None:
+    """Tags, revisions and tag history, layer links, blobs, uploads, then repositories."""
+    b = RegistryBuilder()
+    rich(b)
+    inventory, manifests = surveyed(b, tmp_path)
+    removals = Removals(tags={Repository("y"): {Tag("t")}})
+    options = Options(delete_untagged=True, grace=ZERO, prune_damaged=True)
+    plan = make_plan(inventory, mark(inventory, manifests, options, removals=removals))
+    order = {c: i for i, phase in enumerate(PHASES) for c in phase}
+    phases = [order[d.category] for d in plan.deletions]
+    assert phases == sorted(phases)
+    assert set(phases) == set(range(len(PHASES))), "rich() has garbage for every phase"
+
+
+def test_the_plan_counts_from_the_cutoffs_marking_used(tmp_path: Path) -> None:
+    """A blob written a minute ago is kept; marked as of two hours later, it is deleted."""
+    b = RegistryBuilder()
+    b.image("app", "t")
+    young = b.blob(b"young and unreferenced", age=60)
+    inventory, manifests = surveyed(b, tmp_path)
+    plan = make_plan(inventory, mark(inventory, manifests))
+    assert [k.path for k in plan.kept] == [blob(young)]
+    assert plan.deletions == []
+    later = datetime.datetime.now(UTC) + datetime.timedelta(hours=2)
+    plan = make_plan(inventory, mark(inventory, manifests, now=later))
+    assert [d.paths for d in plan.deletions] == [(blob(young),)]
+    assert plan.kept == []
