@@ -8,7 +8,8 @@ shared across repositories, an untagged repository, a stray blob and uploads.
 blobs a ``collect(delete_untagged=True, grace=0)`` must keep.
 
 For the module suites: :func:`repushed` (one tag pushed again and again) and
-:func:`rich` (garbage of every kind, in many repositories).
+:func:`rich` (garbage of every kind, in many repositories); for the request
+counts of the object-store backends: :func:`many_repositories` (26 of them).
 """
 
 from __future__ import annotations
@@ -119,3 +120,19 @@ def rich(b: RegistryBuilder) -> None:
     sig = b.blob(b"legacy signature")
     b.put(LegacySignatureLink(Repository("old"), old, sig).path, sig.encode())
     b.blob(b"orphan")
+
+
+def many_repositories() -> RegistryBuilder:
+    """About 1,500 keys: re-pushed tags, multi-arch images, referrers, uploads, 26 repositories."""
+    b = RegistryBuilder(seed=7)
+    shared = [b.layer("base") for _ in range(3)]
+    for i in range(26):
+        repo = f"{chr(ord('a') + i)}{i}/app"
+        for _ in range(3):  # the last push wins the tag
+            img = b.image(repo, "latest", layers=4, shared=shared[: i % 3])
+        b.referrer(repo, img)
+        if i % 4 == 0:
+            b.multiarch(repo, "multi", arches=2)
+        if i % 5 == 0:
+            b.upload(repo)
+    return b
