@@ -85,7 +85,7 @@ nitpicky = True
 # names that does not resolve still fails.
 _EXTERNAL = (
     r"(asyncio|collections|datetime|enum|os|pathlib)\..+"  # the standard library
-    r"|(attrs|fsspec|s3fs|aiobotocore|botocore|prometheus_client)(\..+)?"  # third-party types
+    r"|(attrs|fsspec|s3fs|aiobotocore|botocore|prometheus_client|_?pytest)(\..+)?"  # third-party
     r"|CollectorRegistry"  # prometheus_client's, unqualified in a type hint
 )
 nitpick_ignore_regex = [

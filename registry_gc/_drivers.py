@@ -149,6 +149,22 @@ def _s3(params: Mapping[str, Any], where: str, warnings: list[str]) -> tuple[str
     if skip_verify:
         client["verify"] = False
     options["client_kwargs"] = client
+    s3 = _s3_config(
+        path_style=path_style,
+        endpoint=bool(endpoint),
+        accelerate=accelerate,
+        dual_stack=dual_stack,
+    )
+    if s3:
+        options["config_kwargs"] = {"s3": s3}
+    prefix = _prefix(params)
+    return (f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"), options
+
+
+def _s3_config(
+    *, path_style: bool | None, endpoint: bool, accelerate: bool | None, dual_stack: bool | None
+) -> dict[str, Any]:
+    """The ``s3`` configuration of botocore for the addressing and endpoint parameters."""
     s3: dict[str, Any] = {}
     # distribution 2.x forces path-style addressing whenever regionendpoint is
     # set (forcepathstyle defaults to true and only applies then); 3.x honours
@@ -162,10 +178,7 @@ def _s3(params: Mapping[str, Any], where: str, warnings: list[str]) -> tuple[str
         s3["use_accelerate_endpoint"] = True
     if dual_stack:
         s3["use_dualstack_endpoint"] = True
-    if s3:
-        options["config_kwargs"] = {"s3": s3}
-    prefix = _prefix(params)
-    return (f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"), options
+    return s3
 
 
 def _gcs(params: Mapping[str, Any], where: str) -> tuple[str, dict[str, Any]]:
@@ -184,6 +197,48 @@ def _gcs(params: Mapping[str, Any], where: str) -> tuple[str, dict[str, Any]]:
     return (f"gs://{bucket}/{prefix}" if prefix else f"gs://{bucket}"), options
 
 
+def _azure_credentials(
+    params: Mapping[str, Any], credentials: Mapping[str, Any], where: str, warnings: list[str]
+) -> tuple[dict[str, Any], str]:
+    """The options ``credentials.type`` gives (an account key among them), and the account."""
+    account = _param_str(params, "accountname")
+    key = _param_str(params, "accountkey")
+    options: dict[str, Any] = {}
+    kind = _param_str(credentials, "type")
+    if kind == "client_secret":
+        options["client_id"] = _param_str(credentials, "clientid")
+        options["tenant_id"] = _param_str(credentials, "tenantid")
+        options["client_secret"] = _param_str(credentials, "secret")
+    elif kind in ("default_credentials", "default"):
+        options["anon"] = False  # DefaultAzureCredential: workload or managed identity, az login
+        if kind == "default":
+            warnings.append(
+                f"{where}.credentials.type is 'default', which distribution refuses "
+                "('invalid credentials type'): it is spelled default_credentials"
+            )
+    elif kind == "shared_key":
+        account = _param_str(credentials, "accountname") or account
+        key = _param_str(credentials, "accountkey") or key
+    elif kind:
+        msg = (
+            f"{where}.credentials.type {kind!r} is not one of client_secret, shared_key, "
+            "default_credentials"
+        )
+        raise ConfigError(msg)
+    if key and kind in ("", "shared_key"):
+        options["account_key"] = key
+    return options, account
+
+
+def _azure_legacy_prefix(params: Mapping[str, Any], where: str, *, has_credentials: bool) -> bool:
+    """Whether blob names start with ``/`` (2.x, GitLab's fork unless told otherwise)."""
+    trim = _param_bool(params, "trimlegacyrootprefix", default=None, where=where)
+    keep = _param_bool(params, "legacyrootprefix", default=None, where=where)
+    if trim is True or keep is False:
+        return False
+    return keep is True or not has_credentials
+
+
 def _azure(
     params: Mapping[str, Any], where: str, warnings: list[str]
 ) -> tuple[str, dict[str, Any]]:
@@ -197,42 +252,15 @@ def _azure(
     configuration without ``credentials`` is read with that ``/`` prefix.
     """
     container = _required(params, "container", where)
-    account = _param_str(params, "accountname")
-    key = _param_str(params, "accountkey")
-    options: dict[str, Any] = {}
     credentials = params.get("credentials")
     if credentials is not None and not isinstance(credentials, dict):
         msg = f"{where}.credentials must be a mapping with a type"
         raise ConfigError(msg)
-    kind = _param_str(credentials, "type") if isinstance(credentials, dict) else ""
-    if kind == "client_secret":
-        assert isinstance(credentials, dict)
-        options["client_id"] = _param_str(credentials, "clientid")
-        options["tenant_id"] = _param_str(credentials, "tenantid")
-        options["client_secret"] = _param_str(credentials, "secret")
-    elif kind in ("default_credentials", "default"):
-        options["anon"] = False  # DefaultAzureCredential: workload or managed identity, az login
-        if kind == "default":
-            warnings.append(
-                f"{where}.credentials.type is 'default', which distribution refuses "
-                "('invalid credentials type'): it is spelled default_credentials"
-            )
-    elif kind == "shared_key":
-        assert isinstance(credentials, dict)
-        account = _param_str(credentials, "accountname") or account
-        key = _param_str(credentials, "accountkey") or key
-    elif kind:
-        msg = (
-            f"{where}.credentials.type {kind!r} is not one of client_secret, shared_key, "
-            "default_credentials"
-        )
-        raise ConfigError(msg)
+    options, account = _azure_credentials(params, credentials or {}, where, warnings)
     if not account:
         msg = f"{where}.accountname is not set"
         raise ConfigError(msg)
     options["account_name"] = account
-    if key and kind in ("", "shared_key"):
-        options["account_key"] = key
     service_url = _param_str(params, "serviceurl")
     realm = _param_str(params, "realm") or "core.windows.net"
     if service_url:
@@ -240,14 +268,7 @@ def _azure(
     elif realm != "core.windows.net":
         options["account_url"] = f"https://{account}.blob.{realm}"
     prefix = _prefix(params)
-    legacy = credentials is None
-    trim = _param_bool(params, "trimlegacyrootprefix", default=None, where=where)
-    keep = _param_bool(params, "legacyrootprefix", default=None, where=where)
-    if trim is True or keep is False:
-        legacy = False
-    elif keep is True:
-        legacy = True
-    if legacy:
+    if _azure_legacy_prefix(params, where, has_credentials=credentials is not None):
         log.info(
             "%s has no credentials section (distribution 2.x): its blob names start with '/'",
             where,

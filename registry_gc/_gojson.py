@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeAlias
 import attrs
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Callable, Iterator, Mapping
 
 __all__ = [
     "Decoded",
@@ -217,6 +217,15 @@ class _Decoder:
     def __init__(self) -> None:
         self.out = Decoded(None)
         self.error: str | None = None
+        # Go type kind -> how a JSON value decodes into it.
+        self.by_kind: dict[str, Callable[[GoType, object, Value, str], Value]] = {
+            "any": self.anything,
+            "string": self.string,
+            "int": self.integer,
+            "slice": self.slice,
+            "map": self.map,
+            "ptr": self.pointer,
+        }
 
     def fail(self, where: str, value: object, want: str) -> None:
         # Go records the first type error, keeps decoding, and returns it at the end.
@@ -226,34 +235,37 @@ class _Decoder:
     def value(self, typ: GoType | GoStruct, value: object, current: Value, where: str) -> Value:
         if isinstance(typ, GoStruct):
             return self.struct(typ, value, current, where)
-        kind = typ.kind
-        if kind == "any":
+        decode = self.by_kind.get(typ.kind)
+        if decode is None:  # pragma: no cover - a bug in a schema
+            msg = f"unknown Go type kind {typ.kind!r}"
+            raise AssertionError(msg)
+        return decode(typ, value, current, where)
+
+    def anything(self, _typ: GoType, _value: object, current: Value, _where: str) -> Value:
+        # A field whose value is not read (Go's interface{}): any JSON is accepted.
+        return current
+
+    def string(self, _typ: GoType, value: object, current: Value, where: str) -> Value:
+        if value is None:
             return current
-        if kind == "string":
-            if value is None:
-                return current
-            if isinstance(value, str) and not isinstance(value, GoNumber):
-                return value
-            self.fail(where, value, "a string")
+        if isinstance(value, str) and not isinstance(value, GoNumber):
+            return value
+        self.fail(where, value, "a string")
+        return current
+
+    def integer(self, _typ: GoType, value: object, current: Value, where: str) -> Value:
+        if value is None:
             return current
-        if kind == "int":
-            if value is None:
-                return current
-            if type(value) is int and _INT64_MIN <= value <= _INT64_MAX:
-                return value
-            self.fail(where, value, "an integer")
-            return current
-        if kind == "slice":
-            return self.slice(typ, value, current, where)
-        if kind == "map":
-            return self.map(typ, value, current, where)
-        if kind == "ptr":
-            if value is None:
-                return None
-            assert isinstance(typ.elem, GoStruct)
-            return self.struct(typ.elem, value, current if current is not None else {}, where)
-        msg = f"unknown Go type kind {kind!r}"  # pragma: no cover - a bug in a schema
-        raise AssertionError(msg)
+        if type(value) is int and _INT64_MIN <= value <= _INT64_MAX:
+            return value
+        self.fail(where, value, "an integer")
+        return current
+
+    def pointer(self, typ: GoType, value: object, current: Value, where: str) -> Value:
+        if value is None:
+            return None
+        assert isinstance(typ.elem, GoStruct)
+        return self.struct(typ.elem, value, current if current is not None else {}, where)
 
     def slice(self, typ: GoType, value: object, current: Value, where: str) -> Value:
         if value is None:

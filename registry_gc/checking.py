@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
     from ._run import ProgressCallback, Root
     from .fetch import ManifestTable
-    from .inventory import Inventory
+    from .inventory import Inventory, RepositoryEntry, TagEntry
 
 __all__ = ["CheckResult", "Problem", "check", "check_async", "check_store", "links_to_read"]
 
@@ -235,16 +235,7 @@ class _Check:
         tag = repo.tags[tag_name]  # type: ignore[index]
         ref = f"{repo.name}:{tag.name}"
         if tag.current is None:
-            path = TagCurrentLink(repo.name, tag.name).path
-            if tag.current_mtime is None:
-                kind, what = "missing-current-link", f"tag {ref} has no current link ({path})"
-            else:
-                kind, what = (
-                    "broken-current-link",
-                    f"the current link of tag {ref} ({path}) does not hold a digest",
-                )
-            remedy = f"push the tag again, or remove it (registry-gc rm {ref})"
-            self.add(kind, path, what, remedy, repository=repo.name, digest=None, ref=ref)
+            self.no_current(repo, tag, ref)
             return
         reach = walk(graph, [(tag.current, Role.TAG)], referrers=False)
         parents: dict[Digest, tuple[Digest, str | None]] = {}
@@ -257,15 +248,31 @@ class _Check:
             self.manifest(graph, d, ref, parents.get(d))
         for d in sorted(reach.manifests):
             m = graph.table.get(d)
-            if not isinstance(m, Manifest) or d in self.mismatches:
-                continue
-            for blob in m.blobs:
-                role = "config" if blob == m.config else "layer"
-                what = f"{role} {blob} of manifest {d}"
-                self.blob(graph, what, blob, ref, foreign=blob in m.foreign)
-            for c in m.children:
-                if c.digest not in reach.manifests:
-                    self.blob(graph, f"blob entry {c.digest} of index {d}", c.digest, ref)
+            if isinstance(m, Manifest) and d not in self.mismatches:
+                self.blobs_of(graph, d, m, ref, reach.manifests)
+
+    def no_current(self, repo: RepositoryEntry, tag: TagEntry, ref: str) -> None:
+        path = TagCurrentLink(repo.name, tag.name).path
+        if tag.current_mtime is None:
+            kind, what = "missing-current-link", f"tag {ref} has no current link ({path})"
+        else:
+            kind, what = (
+                "broken-current-link",
+                f"the current link of tag {ref} ({path}) does not hold a digest",
+            )
+        remedy = f"push the tag again, or remove it (registry-gc rm {ref})"
+        self.add(kind, path, what, remedy, repository=repo.name, digest=None, ref=ref)
+
+    def blobs_of(
+        self, graph: Graph, digest: Digest, m: Manifest, ref: str, reached: set[Digest]
+    ) -> None:
+        for blob in m.blobs:
+            role = "config" if blob == m.config else "layer"
+            what = f"{role} {blob} of manifest {digest}"
+            self.blob(graph, what, blob, ref, foreign=blob in m.foreign)
+        for c in m.children:
+            if c.digest not in reached:
+                self.blob(graph, f"blob entry {c.digest} of index {digest}", c.digest, ref)
 
     def manifest(
         self, graph: Graph, digest: Digest, ref: str, parent: tuple[Digest, str | None] | None

@@ -33,7 +33,7 @@ from .fetch import Unreadable, is_manifest
 from .manifests import Manifest
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Iterable
+    from collections.abc import Collection, Iterable, Iterator
 
     from .fetch import ManifestTable
     from .inventory import BlobTable, RepositoryEntry
@@ -161,7 +161,7 @@ def walk(
     """
     reach = into if into is not None else Reach()
     seen = reach.manifests
-    table, present = graph.table, graph.present
+    table = graph.table
     stack = list(start)
     while stack:
         digest, role = stack.pop()
@@ -169,17 +169,7 @@ def walk(
             continue
         m = table.get(digest)
         if not role.expects_manifest and not graph.is_manifest_here(digest) and not is_manifest(m):
-            # A blob (or, for an untyped entry or an ambiguous name, not a manifest we can
-            # read): keep its bytes and its link, look no further.
-            if role is Role.CHILD_UNTYPED and digest not in present:
-                reach.damage.append(Damage(digest, role, "missing", missing=True))
-            elif role is Role.CHILD_BLOB and digest not in present:
-                reach.missing.append(Missing(digest, digest, None))
-            if role is not Role.NAMED or digest in present:
-                reach.links.add(digest)
-                reach.blobs.add(digest)
-            if role is Role.CHILD_BLOB:
-                reach.required.add(digest)
+            _reach_blob(graph, reach, digest, role)
             continue
         seen.add(digest)
         reach.blobs.add(digest)
@@ -193,28 +183,57 @@ def walk(
             continue
         if m.uncertain:
             reach.uncertain.append(digest)
-        for ref in m.blobs:
-            reach.links.add(ref)
-            blob = graph.canonical(ref)
-            if ref not in m.foreign or (blob is not None and blob in present):
-                reach.required.add(ref)
-            if blob is not None:
-                reach.blobs.add(blob)
-                # Named by an alias (sha384/sha512): the registry also wrote, and may
-                # resolve through, the canonical sha256 link.
-                reach.links.add(blob)
-            absent = ref not in present and (blob is None or blob not in present)
-            if absent and ref not in m.foreign:
-                reach.missing.append(Missing(digest, ref, blob))
-        for child in m.children:
-            if child.is_blob:
-                child_role = Role.CHILD_BLOB
-            elif child.media_type is None:
-                child_role = Role.CHILD_UNTYPED
-            else:
-                child_role = Role.CHILD
-                if not graph.is_manifest_here(child.digest):
-                    reach.unlinked_children.append((digest, child.digest))
-            stack.append((child.digest, child_role))
+        _reach_references(graph, reach, digest, m)
+        stack.extend(_children(graph, reach, digest, m))
         stack.extend((x, Role.NAMED) for x in m.extra)
     return reach
+
+
+def _reach_blob(graph: Graph, reach: Reach, digest: Digest, role: Role) -> None:
+    """Reach ``digest`` as a blob (an entry that is one, or a name that is no manifest here).
+
+    Its bytes and its link are kept; the walk looks no further.
+    """
+    present = digest in graph.present
+    if role is Role.CHILD_UNTYPED and not present:
+        reach.damage.append(Damage(digest, role, "missing", missing=True))
+    elif role is Role.CHILD_BLOB and not present:
+        reach.missing.append(Missing(digest, digest, None))
+    if role is not Role.NAMED or present:
+        reach.links.add(digest)
+        reach.blobs.add(digest)
+    if role is Role.CHILD_BLOB:
+        reach.required.add(digest)
+
+
+def _reach_references(graph: Graph, reach: Reach, digest: Digest, m: Manifest) -> None:
+    """Reach the blobs manifest ``digest`` references (config, layers), and their links."""
+    present = graph.present
+    for ref in m.blobs:
+        reach.links.add(ref)
+        blob = graph.canonical(ref)
+        if ref not in m.foreign or (blob is not None and blob in present):
+            reach.required.add(ref)
+        if blob is not None:
+            reach.blobs.add(blob)
+            # Named by an alias (sha384/sha512): the registry also wrote, and may
+            # resolve through, the canonical sha256 link.
+            reach.links.add(blob)
+        absent = ref not in present and (blob is None or blob not in present)
+        if absent and ref not in m.foreign:
+            reach.missing.append(Missing(digest, ref, blob))
+
+
+def _children(
+    graph: Graph, reach: Reach, digest: Digest, m: Manifest
+) -> Iterator[tuple[Digest, Role]]:
+    """The entries of index ``digest``, each with the role its media type gives it."""
+    for child in m.children:
+        if child.is_blob:
+            yield child.digest, Role.CHILD_BLOB
+        elif child.media_type is None:
+            yield child.digest, Role.CHILD_UNTYPED
+        else:
+            if not graph.is_manifest_here(child.digest):
+                reach.unlinked_children.append((digest, child.digest))
+            yield child.digest, Role.CHILD

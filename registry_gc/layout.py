@@ -438,39 +438,56 @@ def _is_utf8(parts: list[str]) -> bool:
 
 
 def _classify_in_repository(repo: Repository, rest: list[str]) -> Key | None:
-    n = len(rest)
     top = rest[0]
     if top == "_layers":
-        # _layers/<alg>/<hex>/link
-        if n == 4 and rest[3] == "link":
-            digest = _digest_at(rest, 1)
-            if digest is not None:
-                return LayerLink(repo, digest)
-        return None
-    if top == "_manifests" and n >= 2:
+        return _layer_link(repo, rest)
+    if top == "_manifests" and len(rest) >= 2:
         if rest[1] == "revisions":
-            # revisions/<alg>/<hex>/link | revisions/<alg>/<hex>/signatures/<alg>/<hex>/link
-            revision = _digest_at(rest, 2)
-            if revision is None:
-                return None
-            if n == 5 and rest[4] == "link":
-                return RevisionLink(repo, revision)
-            if n == 8 and rest[4] == "signatures" and rest[7] == "link":
-                sig = _digest_at(rest, 5)
-                if sig is not None:
-                    return LegacySignatureLink(repo, revision, sig)
-            return None
-        if rest[1] == "tags" and n >= 5:
-            tag = Tag._trusted(rest[2])  # noqa: SLF001
-            if not tag:
-                return None
-            if n == 5 and rest[3] == "current" and rest[4] == "link":
-                return TagCurrentLink(repo, tag)
-            if n == 7 and rest[3] == "index" and rest[6] == "link":
-                digest = _digest_at(rest, 4)
-                if digest is not None:
-                    return TagIndexLink(repo, tag, digest)
+            return _revision_link(repo, rest)
+        if rest[1] == "tags":
+            return _tag_link(repo, rest)
         return None
-    if top == "_uploads" and n >= 3 and rest[1] and all(rest[2:]) and _is_utf8(rest[1:]):
+    if top == "_uploads" and len(rest) >= 3 and rest[1] and all(rest[2:]) and _is_utf8(rest[1:]):
         return UploadFile(repo, rest[1], "/".join(rest[2:]))
+    return None
+
+
+def _layer_link(repo: Repository, rest: list[str]) -> LayerLink | None:
+    """``_layers/<alg>/<hex>/link``."""
+    if len(rest) == 4 and rest[3] == "link":
+        digest = _digest_at(rest, 1)
+        if digest is not None:
+            return LayerLink(repo, digest)
+    return None
+
+
+def _revision_link(repo: Repository, rest: list[str]) -> Key | None:
+    """``_manifests/revisions/<alg>/<hex>/link`` or ``…/signatures/<alg>/<hex>/link``."""
+    revision = _digest_at(rest, 2)
+    if revision is None:
+        return None
+    n = len(rest)
+    if n == 5 and rest[4] == "link":
+        return RevisionLink(repo, revision)
+    if n == 8 and rest[4] == "signatures" and rest[7] == "link":
+        sig = _digest_at(rest, 5)
+        if sig is not None:
+            return LegacySignatureLink(repo, revision, sig)
+    return None
+
+
+def _tag_link(repo: Repository, rest: list[str]) -> Key | None:
+    """``_manifests/tags/<tag>/current/link`` or ``…/index/<alg>/<hex>/link``."""
+    n = len(rest)
+    if n < 5:
+        return None
+    tag = Tag._trusted(rest[2])  # noqa: SLF001
+    if not tag:
+        return None
+    if n == 5 and rest[3] == "current" and rest[4] == "link":
+        return TagCurrentLink(repo, tag)
+    if n == 7 and rest[3] == "index" and rest[6] == "link":
+        digest = _digest_at(rest, 4)
+        if digest is not None:
+            return TagIndexLink(repo, tag, digest)
     return None

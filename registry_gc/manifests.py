@@ -39,7 +39,7 @@ from ._errors import ManifestError
 from .layout import ALGORITHMS, Digest
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
 __all__ = [
     "MAX_MANIFEST_SIZE",
@@ -250,8 +250,15 @@ def _error(problem: str, repository: str | None, digest: str | None) -> Manifest
 class _Reader:
     """Turns a decoded struct into references, noting what it skipped."""
 
-    def __init__(self) -> None:
+    def __init__(self, declared: str) -> None:
         self.notes: list[str] = []
+        self.media_type = declared
+        self.config: Digest | None = None
+        self.layers: tuple[Digest, ...] = ()
+        self.foreign: frozenset[Digest] = frozenset()
+        self.children: tuple[ChildRef, ...] = ()
+        #: whether every digest the body names is kept (its reading is ambiguous)
+        self.union = False
 
     def digest(self, value: object, where: str) -> Digest | None:
         """A reference's digest, or ``None`` (with a note) when it names nothing storable."""
@@ -282,7 +289,7 @@ class _Reader:
                 foreign.append(d)
         return tuple(refs), frozenset(foreign)
 
-    def children(self, items: list[Any] | None) -> tuple[ChildRef, ...]:
+    def child_refs(self, items: list[Any] | None) -> tuple[ChildRef, ...]:
         out = []
         for i, item in enumerate(items or ()):
             d = self.digest(item.get("digest") if item else None, f"manifests[{i}].digest")
@@ -293,6 +300,51 @@ class _Reader:
             platform = Platform(os_, arch, spec.get("variant") or None) if os_ and arch else None
             out.append(ChildRef(d, item.get("mediaType") or None, platform))
         return tuple(out)
+
+    def schema1(self, value: dict[str, Any], document: go.Pairs) -> None:
+        sums = [
+            self.digest(item.get("blobSum") if item else None, f"fsLayers[{i}].blobSum")
+            for i, item in enumerate(value.get("fsLayers") or ())
+        ]
+        self.layers = tuple(dict.fromkeys(d for d in sums if d is not None))
+        if MEDIA_TYPES.get(self.media_type) is not ManifestKind.SCHEMA1:
+            signed = any(go.fold(k) == "signatures" for k, _ in document)
+            self.media_type = SCHEMA1_SIGNED_MEDIA_TYPE if signed else SCHEMA1_MEDIA_TYPE
+
+    def index(self, value: dict[str, Any], document: go.Pairs) -> None:
+        self.children = self.child_refs(value.get("manifests"))
+        if self.media_type:
+            return
+        self.media_type = OCI_INDEX_MEDIA_TYPE
+        image_keys = sorted(k for k, _ in document if go.fold(k) in _IMAGE_KEYS)
+        if image_keys:
+            # distribution reads it as an index; a client may read it as an image.
+            self.union = True
+            self.notes.append(
+                f"no mediaType, and both manifests[] and {'/'.join(image_keys)}: an index "
+                "to distribution, an image to some clients"
+            )
+
+    def artifact(self, value: dict[str, Any], _document: go.Pairs) -> None:
+        self.layers, self.foreign = self.descriptors(value.get("blobs"), "blobs")
+
+    def image(self, value: dict[str, Any], _document: go.Pairs) -> None:
+        if not self.media_type:
+            self.media_type = OCI_MANIFEST_MEDIA_TYPE
+        cfg = value.get("config")
+        self.config = self.digest(cfg.get("digest") if cfg else None, "config.digest")
+        self.layers, self.foreign = self.descriptors(value.get("layers"), "layers")
+
+
+#: How the references of each known kind are read.
+_READ: Final[Mapping[ManifestKind, Callable[[_Reader, dict[str, Any], go.Pairs], None]]] = {
+    ManifestKind.SCHEMA1: _Reader.schema1,
+    ManifestKind.DOCKER_LIST: _Reader.index,
+    ManifestKind.OCI_INDEX: _Reader.index,
+    ManifestKind.OCI_ARTIFACT: _Reader.artifact,
+    ManifestKind.DOCKER_MANIFEST: _Reader.image,
+    ManifestKind.OCI_MANIFEST: _Reader.image,
+}
 
 
 def _lenient(document: object) -> dict[str, Any]:
@@ -317,6 +369,17 @@ def _annotations(value: object) -> Mapping[str, str]:
     return MappingProxyType({k: v for k, v in value.items() if isinstance(v, str)})
 
 
+#: The struct distribution decodes each declared media type into (``schemaVersion`` 2).
+_STRUCTS: Final[Mapping[str, tuple[ManifestKind, go.GoStruct]]] = {
+    DOCKER_MANIFEST_MEDIA_TYPE: (ManifestKind.DOCKER_MANIFEST, _SCHEMA2),
+    OCI_MANIFEST_MEDIA_TYPE: (ManifestKind.OCI_MANIFEST, _OCI_MANIFEST),
+    DOCKER_LIST_MEDIA_TYPE: (ManifestKind.DOCKER_LIST, _LIST),
+    OCI_INDEX_MEDIA_TYPE: (ManifestKind.OCI_INDEX, _LIST),
+    OCI_ARTIFACT_MEDIA_TYPE: (ManifestKind.OCI_ARTIFACT, _ARTIFACT),
+}
+_UNKNOWN_KIND: Final = (ManifestKind.UNKNOWN, _VERSIONED)
+
+
 def _kind_of(
     version: int, declared: str, document: go.Pairs
 ) -> tuple[ManifestKind, go.GoStruct, bool]:
@@ -328,22 +391,13 @@ def _kind_of(
     body neither way); here it is read as an image, and the caller keeps every
     digest it names (the third value).
     """
-    if version == 1:
-        return ManifestKind.SCHEMA1, _SCHEMA1, False
     if version != 2:
-        return ManifestKind.UNKNOWN, _VERSIONED, False
-    kind = MEDIA_TYPES.get(declared) if declared else None
-    if kind is ManifestKind.DOCKER_MANIFEST:
-        return kind, _SCHEMA2, False
-    if kind is ManifestKind.OCI_MANIFEST:
-        return kind, _OCI_MANIFEST, False
-    if kind in _INDEX_KINDS:
-        assert kind is not None
-        return kind, _LIST, False
-    if kind is ManifestKind.OCI_ARTIFACT:
-        return kind, _ARTIFACT, False
+        kind, typ = (ManifestKind.SCHEMA1, _SCHEMA1) if version == 1 else _UNKNOWN_KIND
+        return kind, typ, False
     if declared:
-        return ManifestKind.UNKNOWN, _VERSIONED, False  # includes schema1 types with version 2
+        # A type distribution does not know, schema1 types with version 2 included.
+        kind, typ = _STRUCTS.get(declared, _UNKNOWN_KIND)
+        return kind, typ, False
     # No mediaType: an index if ``manifests`` decodes to a non-nil slice, else an image.
     try:
         listed = go.decode(_LIST, document).value.get("manifests")
@@ -374,7 +428,8 @@ def parse_manifest(
         raise _error(str(exc), repository, digest) from None
 
 
-def _parse(data: bytes) -> Manifest:
+def _document(data: bytes) -> go.Pairs:
+    """The body as a JSON object, or the error distribution's decoding gives."""
     if len(data) > MAX_MANIFEST_SIZE:
         msg = (
             f"it is {len(data)} bytes, more than the {MAX_MANIFEST_SIZE} bytes "
@@ -386,79 +441,51 @@ def _parse(data: bytes) -> Manifest:
         go.decode(_VERSIONED, document)  # raises for anything but an object or null
         msg = "the JSON is null, not a manifest"
         raise go.GoDecodeError(msg)
+    return document
+
+
+def _parse(data: bytes) -> Manifest:
+    document = _document(data)
     versioned = go.decode(_VERSIONED, document).value
     version: int = versioned.get("schemaVersion", 0)
     declared: str = versioned.get("mediaType", "")
     kind, typ, panics = _kind_of(version, declared, document)
     decoded = go.decode(typ, document)
     value = decoded.value
-    reader = _Reader()
+    reader = _Reader(declared)
     notes = reader.notes
     notes.extend(f"key {k!r} read as its field, case-insensitively" for k in decoded.folded)
     extra = _lenient(document)
-
-    config: Digest | None = None
-    layers: tuple[Digest, ...] = ()
-    foreign: frozenset[Digest] = frozenset()
-    children: tuple[ChildRef, ...] = ()
-    union = panics
     if panics:
+        reader.union = True
         notes.append(
             "no mediaType, and manifests[] does not decode: distribution cannot read it "
             "(its index reading fails), so every digest it names is kept"
         )
-    media_type = declared
-    if kind is ManifestKind.SCHEMA1:
-        sums = [
-            reader.digest(item.get("blobSum") if item else None, f"fsLayers[{i}].blobSum")
-            for i, item in enumerate(value.get("fsLayers") or ())
-        ]
-        layers = tuple(dict.fromkeys(d for d in sums if d is not None))
-        if not declared or MEDIA_TYPES.get(declared) is not ManifestKind.SCHEMA1:
-            signed = any(go.fold(k) == "signatures" for k, _ in document)
-            media_type = SCHEMA1_SIGNED_MEDIA_TYPE if signed else SCHEMA1_MEDIA_TYPE
-    elif kind in _INDEX_KINDS:
-        children = reader.children(value.get("manifests"))
-        if not declared:
-            media_type = OCI_INDEX_MEDIA_TYPE
-            image_keys = sorted(k for k, _ in document if go.fold(k) in _IMAGE_KEYS)
-            if image_keys:
-                # distribution reads it as an index; a client may read it as an image.
-                union = True
-                notes.append(
-                    f"no mediaType, and both manifests[] and {'/'.join(image_keys)}: an index "
-                    "to distribution, an image to some clients"
-                )
-    elif kind is ManifestKind.OCI_ARTIFACT:
-        layers, foreign = reader.descriptors(value.get("blobs"), "blobs")
-    elif kind is ManifestKind.UNKNOWN:
-        union = True
+    if kind is ManifestKind.UNKNOWN:
+        reader.union = True
         what = f"media type {declared[:120]!r}" if declared else f"schemaVersion {version}"
         notes.append(f"{what} is not a manifest kind distribution knows")
     else:
-        if not declared:
-            media_type = OCI_MANIFEST_MEDIA_TYPE
-        cfg = value.get("config")
-        config = reader.digest(cfg.get("digest") if cfg else None, "config.digest")
-        layers, foreign = reader.descriptors(value.get("layers"), "layers")
-
+        _READ[kind](reader, value, document)
     if decoded.repeated:
-        union = True
+        reader.union = True
         notes.append("repeated field(s) " + ", ".join(dict.fromkeys(decoded.repeated)))
     subject_value = value.get("subject") if kind is ManifestKind.OCI_ARTIFACT else None
     subject_value = subject_value or extra.get("subject")
     subject = (
         reader.digest(subject_value.get("digest"), "subject.digest") if subject_value else None
     )
-    known = {config, *layers, *(c.digest for c in children), subject}
-    extras: Iterable[str] = go.digest_strings(document) if union else ()
+    children = reader.children
+    known = {reader.config, *reader.layers, *(c.digest for c in children), subject}
+    extras: Iterable[str] = go.digest_strings(document) if reader.union else ()
     artifact_type = value.get("artifactType") or extra.get("artifactType") or None
     return Manifest(
         kind=kind,
-        media_type=media_type or kind.value,
-        config=config,
-        layers=layers,
-        foreign=foreign,
+        media_type=reader.media_type or kind.value,
+        config=reader.config,
+        layers=reader.layers,
+        foreign=reader.foreign,
         children=children,
         subject=subject,
         artifact_type=artifact_type,

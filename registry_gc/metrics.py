@@ -54,6 +54,17 @@ PREFIX = "registry_gc"
 _LAST_SUCCESS = f"{PREFIX}_last_success_timestamp_seconds"
 
 
+#: How an exception ends a run, first match wins: the command line maps exceptions
+#: to exit codes in this order (bad input before the storage).
+_OUTCOMES: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], str], ...] = (
+    (KeyboardInterrupt, "interrupted"),
+    (RefusedError, "refused"),
+    (StorageError, "storage-error"),
+    ((RegistryGCError, ValueError), "usage-error"),
+    (OSError, "storage-error"),
+)
+
+
 def outcome_of(outcome: Report | BaseException) -> str:
     """The word for how a run ended, in ``registry_gc_run_info{outcome}``.
 
@@ -63,18 +74,7 @@ def outcome_of(outcome: Report | BaseException) -> str:
     """
     if isinstance(outcome, Report):
         return "success" if outcome.ok else "failed"
-    if isinstance(outcome, KeyboardInterrupt):
-        return "interrupted"
-    if isinstance(outcome, RefusedError):
-        return "refused"
-    if isinstance(outcome, StorageError):
-        return "storage-error"
-    # As the command line maps exceptions to exit codes: bad input (2), then the storage (4).
-    if isinstance(outcome, (RegistryGCError, ValueError)):
-        return "usage-error"
-    if isinstance(outcome, OSError):
-        return "storage-error"
-    return "error"
+    return next((word for kinds, word in _OUTCOMES if isinstance(outcome, kinds)), "error")
 
 
 def _previous_success(path: str) -> float:

@@ -12,7 +12,7 @@ deletes exactly what was named and nothing else (``rm --no-gc``).
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 import attrs
 
@@ -30,7 +30,7 @@ from .plan import Category, make_plan
 from .report import Report
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from ._run import ProgressCallback, Root
     from .fetch import ManifestTable
@@ -74,6 +74,48 @@ class ImageRef:
         return "manifest" if self.digest is not None else "repository"
 
 
+#: What makes an ``rm`` argument no image name at all, checked before it is split.
+_TEXT_PROBLEMS: Final[tuple[tuple[Callable[[str], bool], str], ...]] = (
+    (
+        lambda t: not t,
+        "it is empty; give REPOSITORY, REPOSITORY:TAG or REPOSITORY@sha256:DIGEST",
+    ),
+    (
+        lambda t: "\x00" in t or any(c.isspace() for c in t),
+        "it contains a NUL byte or white space",
+    ),
+    (lambda t: "\\" in t, "a backslash is not part of any image name"),
+    (
+        lambda t: "%" in t,
+        "percent-encoded characters (such as %2F for '/') are not allowed in names",
+    ),
+    (
+        lambda t: t.startswith(("/", "~")),
+        (
+            "an absolute path is not an image name: give the repository name as the registry "
+            "knows it (library/alpine, not /library/alpine)"
+        ),
+    ),
+)
+
+
+def _name_problem(name: str, *, with_digest: bool, with_tag: bool) -> str | None:
+    """What is wrong with the repository part of an ``rm`` argument, if anything."""
+    parts = name.split("/")
+    if "." in parts or ".." in parts:
+        return "'.' and '..' are not repository name components"
+    if "" in parts:
+        return "empty name component (a leading, trailing or doubled '/')"
+    if ":" in name:
+        return (
+            "a registry address (host:port/) is not part of the name in storage: give the "
+            "repository name only"
+        )
+    if with_digest and with_tag:
+        return "give either a tag or a digest, not both"
+    return None
+
+
 def parse_image(text: str) -> ImageRef:
     """Validate an ``rm`` argument against distribution's grammar, before anything is touched.
 
@@ -90,36 +132,17 @@ def parse_image(text: str) -> ImageRef:
         msg = f"invalid image {shown}: {why}"
         raise InvalidReferenceError(msg)
 
-    if not text:
-        fail("it is empty; give REPOSITORY, REPOSITORY:TAG or REPOSITORY@sha256:DIGEST")
-    if "\x00" in text or any(c.isspace() for c in text):
-        fail("it contains a NUL byte or white space")
-    if "\\" in text:
-        fail("a backslash is not part of any image name")
-    if "%" in text:
-        fail("percent-encoded characters (such as %2F for '/') are not allowed in names")
-    if text.startswith(("/", "~")):
-        fail(
-            "an absolute path is not an image name: give the repository name as the registry "
-            "knows it (library/alpine, not /library/alpine)"
-        )
+    why = next((message for bad, message in _TEXT_PROBLEMS if bad(text)), None)
+    if why is not None:
+        fail(why)
     name, at, digest = text.partition("@")
     tag: str | None = None
     colon = name.rfind(":")
     if colon > name.rfind("/"):
         name, tag = name[:colon], name[colon + 1 :]
-    parts = name.split("/")
-    if "." in parts or ".." in parts:
-        fail("'.' and '..' are not repository name components")
-    if "" in parts:
-        fail("empty name component (a leading, trailing or doubled '/')")
-    if ":" in name:
-        fail(
-            "a registry address (host:port/) is not part of the name in storage: give the "
-            "repository name only"
-        )
-    if at and tag is not None:
-        fail("give either a tag or a digest, not both")
+    why = _name_problem(name, with_digest=bool(at), with_tag=tag is not None)
+    if why is not None:
+        fail(why)
     try:
         repository = Repository(name)
         if at:

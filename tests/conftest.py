@@ -1,7 +1,12 @@
-"""Shared fixtures: S3 servers, buckets, and the real reference registry.
+"""Shared fixtures: builder stores, S3 servers, buckets, and the real reference registry.
 
 Fixtures (see :mod:`tests.rigs` for the classes):
 
+- ``store`` (function, twice): a :class:`~tests.rigs.stores.Store` on a local directory,
+  then on a memory:// root. Suites with a store of their own (``test_inventory.py`` …)
+  define a ``store`` fixture that overrides this one.
+- ``disk`` (function): a :class:`~tests.rigs.stores.Store` on a local directory only
+  (real modification times, directories).
 - ``s3_server`` (session): a :class:`~tests.rigs.s3.SeaweedS3` (``weed mini``).
 - ``s3_bucket`` (function): a fresh, uniquely named bucket on ``s3_server``.
 - ``moto_server`` (session): a :class:`~tests.rigs.s3.MotoS3`, for fault injection.
@@ -32,6 +37,7 @@ from tests.rigs.azure import Azurite, azurite_binary
 from tests.rigs.gcs import FakeGCS, fake_gcs_binary
 from tests.rigs.registry import RealRegistry, S3Storage
 from tests.rigs.s3 import MotoS3, SeaweedS3
+from tests.rigs.stores import Store
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -87,6 +93,20 @@ def require_module(name: str) -> None:
 
 
 # -- S3 ------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["local", "memory"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A local directory and a memory:// root, in turn."""
+    s = Store(request.param, tmp_path)
+    yield s
+    s.cleanup()
+
+
+@pytest.fixture
+def disk(tmp_path: Path) -> Store:
+    """A local directory (mtimes, directories)."""
+    return Store("local", tmp_path)
 
 
 @pytest.fixture(scope="session")

@@ -53,8 +53,7 @@ from registry_gc.testing import collect as listing
 
 from tests.rigs.azure import ACCOUNT, KEY
 from tests.rigs.proxy import Request, Response, StorageProxy
-from tests.rigs.scenarios import blob_paths, live_blobs, mixed_registry
-from tests.test_s3_requests import scenario
+from tests.rigs.scenarios import blob_paths, live_blobs, many_repositories, mixed_registry
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -449,7 +448,7 @@ def test_a_call_answering_503_is_sent_again_in_a_later_batch(
 
 def test_a_run_costs_the_request_floor(azurite: Azurite, azure_container: str) -> None:
     """List pages ≈ ⌈K/5000⌉ + fan-out, GETs = T + M, no properties, Σ⌈D/256⌉ batches."""
-    b = scenario()
+    b = many_repositories()
     _write_tree(azurite, azure_container, ROOT, b)
     keys = len(b.files)
     tags = sum(1 for p in b.files if p.endswith("/current/link"))
@@ -489,7 +488,7 @@ def test_a_run_with_leased_blobs_fails_by_name_and_converges_later(
     azurite: Azurite, azure_container: str
 ) -> None:
     """Leased blobs fail the run by name, nothing live goes; once the leases go, a run converges."""
-    b = scenario()
+    b = many_repositories()
     _write_tree(azurite, azure_container, ROOT, b)
     client = azurite.service().get_container_client(azure_container)
     names = azurite.list_keys(azure_container, f"{ROOT}/{BLOBS_PREFIX}")

@@ -7,19 +7,14 @@ from every test.
 
 from __future__ import annotations
 
-import datetime
-import io
 import json
-import logging
 import os
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
-from registry_gc import Removals, cli, collect
+from registry_gc import cli
 from registry_gc import config as config_module
-from registry_gc._progress import make_progress
-from registry_gc.backends import LocalBackend
 from registry_gc.cli import _target as cli_target
 from registry_gc.cli import run
 from registry_gc.cli._target import target_of
@@ -33,12 +28,11 @@ from registry_gc.layout import (
     TagCurrentLink,
     blob_path,
 )
-from registry_gc.removal import ImageRef, parse_image
 
 from tests.rigs.builder import RegistryBuilder
+from tests.rigs.scene import Scene
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
     from pathlib import Path
 
 V2 = "docker/registry/v2/"
@@ -88,46 +82,6 @@ def rev(repo: str, d: Digest) -> str:
 def tag_dir(repo: str, tag: str) -> str:
     """A tag's directory, with a trailing slash."""
     return f"{V2}repositories/{repo}/_manifests/tags/{tag}/"
-
-
-class Scene:
-    """A store with shared layers, tag history, a multi-arch tag, a referrer, nesting, an upload."""
-
-    def __init__(self, root: Path, *, age: float | None = None) -> None:
-        b = self.b = RegistryBuilder(seed=11)
-        if age is not None:
-            b.default_age = age
-        self.root = root
-        self.base = b.layer("library/alpine", b"base" * 500)
-        self.v320 = b.image("library/alpine", "3.20", layers=1, shared=[self.base])
-        b.tag("library/alpine", "stable", self.v320)
-        self.old_prev = b.image("library/alpine", "old", layers=1)
-        self.old = b.image("library/alpine", "old", layers=2)
-        self.multi = b.multiarch("library/alpine", "latest")
-        self.children = b.contents[self.multi]["children"]
-        self.untagged = b.image("library/alpine", None)
-        self.app = b.image("team/app", "v1", layers=1, shared=[self.base])
-        self.signed = b.image("team/app", "v2")
-        self.sig = b.referrer("team/app", self.signed)
-        self.worker = b.image("team/app/worker", "v1")
-        self.upload = b.upload("team/app", size=300)
-        b.write_local(root)
-
-    def image_blobs(self, *digests: Digest) -> set[Digest]:
-        """Manifest, config and layer digests of images."""
-        out: set[Digest] = set()
-        for d in digests:
-            out.add(d)
-            out.update(self.b.contents[d]["blobs"])
-        return out
-
-    def size(self, digests: Iterable[Digest]) -> int:
-        """Bytes of those blobs."""
-        return sum(len(self.b.files[blob_path(d)]) for d in digests)
-
-    def exists(self, path: str) -> bool:
-        """Whether the path is in the written store."""
-        return (self.root / path).exists()
 
 
 @pytest.fixture
@@ -667,24 +621,6 @@ def test_rm_refused_when_a_live_manifest_is_unreadable_but_no_gc_works(
     assert not scene.exists(tag_dir("library/alpine", "old"))
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("alpine", ImageRef(Repository("alpine"))),
-        ("library/alpine:3.20", ImageRef(Repository("library/alpine"), Tag("3.20"))),
-        ("a/b/c:v1.0_x-y", ImageRef(Repository("a/b/c"), Tag("v1.0_x-y"))),
-        (
-            "a@sha256:" + "f" * 64,
-            ImageRef(Repository("a"), None, Digest("sha256:" + "f" * 64)),
-        ),
-    ],
-)
-def test_parse_image_accepts_distribution_names(text: str, expected: ImageRef) -> None:
-    """Repositories, tags and digests in distribution's grammar parse, and print back."""
-    assert parse_image(text) == expected
-    assert str(parse_image(text)) == text
-
-
 # -- ls --------------------------------------------------------------------------------------
 
 
@@ -978,113 +914,3 @@ def test_help_documents_exit_codes(capsys: pytest.CaptureFixture[str], name: str
 def test_unknown_option_is_exit_2(capsys: pytest.CaptureFixture[str], scene: Scene) -> None:
     """An option a command does not have is a usage error."""
     assert cli_run(capsys, "ls", scene.root, "--frobnicate")[0] == 2
-
-
-# -- progress --------------------------------------------------------------------------------
-
-
-class FakeTTY(io.StringIO):
-    """A text stream that says it is a terminal."""
-
-    def isatty(self) -> bool:
-        """Always."""
-        return True
-
-
-def test_progress_is_silent_off_a_terminal() -> None:
-    """Not a terminal, or quiet: no bars."""
-    assert not make_progress(stream=io.StringIO()).active
-    assert not make_progress(stream=FakeTTY(), quiet=True).active
-
-
-def test_progress_bars_on_a_terminal(scene: Scene) -> None:
-    """On a terminal, listing, reading manifests and deleting show bars."""
-    stream = FakeTTY()
-    progress = make_progress(stream=stream)
-    assert progress.active
-    with progress:
-        report = collect(
-            LocalBackend(scene.root),
-            delete_untagged=True,
-            grace=datetime.timedelta(0),
-            progress=progress.callback(),
-        )
-    assert report.deleted_count > 0
-    text = stream.getvalue()
-    for label in ("Listing objects", "Reading manifests", "Deleting blobs"):
-        assert label in text
-
-
-def test_logs_go_through_the_bars_while_they_are_shown(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A log line written while bars are live is printed by rich; the stream is restored after."""
-    stream = FakeTTY()
-    handler = logging.StreamHandler(stream)
-    logger = logging.getLogger("registry_gc")
-    monkeypatch.setattr(logger, "handlers", [handler])
-    level = logger.level
-    logger.setLevel(logging.WARNING)  # earlier commands in this process set their own
-    try:
-        with make_progress(stream=stream) as progress:
-            assert handler.stream is not stream
-            progress.advance("listing", 3)
-            logger.warning("a line in the middle")
-    finally:
-        logger.setLevel(level)
-    assert handler.stream is stream
-    assert "a line in the middle" in stream.getvalue()
-
-
-def test_the_listing_reports_progress_as_it_goes(tmp_path: Path) -> None:
-    """The listing phase reports objects listed so far, then the total once it is known."""
-    b = RegistryBuilder(seed=8)
-    for _ in range(400):
-        b.image("many", None, layers=1)
-    b.write_local(tmp_path)
-    events: list[tuple[str, int, int | None]] = []
-    collect(tmp_path, dry_run=True, progress=lambda *e: events.append(e))
-    listing = [(d, t) for phase, d, t in events if phase == "listing"]
-    assert len(listing) >= 2, "reported while listing, not only at the end"
-    assert [d for d, _ in listing] == sorted(d for d, _ in listing)
-    assert listing[-1][1] == listing[-1][0] == len(b.files)
-    assert all(t is None for _, t in listing[:-1])
-
-
-# -- found in the collector while building rm (fail until fixed) ------------------------------
-
-
-def test_collect_removed_manifest_also_removes_the_tags_on_it(tmp_path: Path) -> None:
-    """Removing a manifest untags the tags pointing at it, as distribution's DELETE does.
-
-    mark() already treats those tags as no roots ("as when distribution deletes a
-    manifest by digest"), but make_plan only deletes tag directories named in
-    removed_tags: the tag is left dangling at a revision that no longer exists
-    (the registry answers MANIFEST_UNKNOWN for it and still lists it).
-    """
-    b = RegistryBuilder(seed=2)
-    doomed = b.image("app", "v1")
-    b.image("app", "v2")
-    b.write_local(tmp_path)
-    collect(
-        tmp_path,
-        removals=Removals(manifests={Repository("app"): {doomed}}),
-        grace=datetime.timedelta(0),
-    )
-    assert not (tmp_path / rev("app", doomed)).exists()
-    assert not (tmp_path / TagCurrentLink(Repository("app"), Tag("v1")).path).exists()
-
-
-def test_collect_progress_reports_done_so_far(tmp_path: Path) -> None:
-    """The progress callback's done never decreases within a phase.
-
-    The deletion phases report what is done so far; the manifest phase passes
-    each batch's size as ``done`` (and total 0), in completion order.
-    """
-    b = RegistryBuilder(seed=4)
-    for _ in range(300):  # two read batches of manifests
-        b.image("many", None, layers=0)
-    b.write_local(tmp_path)
-    events: list[tuple[str, int, int]] = []
-    collect(tmp_path, dry_run=True, progress=lambda *e: events.append(e))
-    done = [d for phase, d, _ in events if phase == "manifests"]
-    assert done == sorted(done)
-    assert done[-1] == 300

@@ -1,10 +1,10 @@
 """End to end on S3 (SeaweedFS): registry-gc against the real registry (2.8.2) over a bucket.
 
-A smaller scenario than the filesystem one (``test_e2e_registry.py``, whose model
-of what must survive is reused): a re-pushed tag, a multi-arch index, a layer
-shared across repositories by mount, a referrer, an image pushed by digest
-only and an unfinished upload (on S3: ``startedat`` and hash-state objects
-plus an open multipart upload).
+A smaller scenario than the filesystem one (``test_e2e_registry.py``; both use
+the model of what must survive in ``tests/rigs/e2e.py``): a re-pushed tag, a
+multi-arch index, a layer shared across repositories by mount, a referrer, an
+image pushed by digest only and an unfinished upload (on S3: ``startedat`` and
+hash-state objects plus an open multipart upload).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import pytest
 
 from tests.conftest import require_tool
 from tests.rigs import oci
+from tests.rigs.e2e import NO_GRACE, Layout, Model, assert_live_layout, assert_pulls, gc
 from tests.rigs.registry import RealRegistry, S3Storage
-from tests.test_e2e_registry import NO_GRACE, Layout, Model, assert_live_layout, assert_pulls, gc
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -57,8 +57,7 @@ from registry_gc.testing import (
 from registry_gc.testing import collect as listing
 
 from tests.rigs.proxy import Request, Response, StorageProxy
-from tests.rigs.scenarios import blob_paths, live_blobs, mixed_registry
-from tests.test_s3_requests import scenario
+from tests.rigs.scenarios import blob_paths, live_blobs, many_repositories, mixed_registry
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -380,7 +379,7 @@ def test_a_run_with_refused_deletes_fails_and_keeps_the_registry_consistent(
     gcs_server: FakeGCS, gcs_bucket: str
 ) -> None:
     """Blobs GCS refuses to delete fail the run by name; links and blobs stay consistent."""
-    b = scenario()
+    b = many_repositories()
     _write_tree(gcs_server, gcs_bucket, ROOT, b)
     before = gcs_server.list_keys(gcs_bucket, f"{ROOT}/")
 
@@ -581,7 +580,7 @@ def test_updated_timestamps(text: str, expected: datetime.datetime) -> None:
 
 def test_a_run_costs_the_request_floor(gcs_server: FakeGCS, gcs_bucket: str) -> None:
     """List pages ≈ ⌈K/1000⌉ + fan-out, GETs = T + M, no metadata GET, Σ⌈D/100⌉ batches."""
-    b = scenario()
+    b = many_repositories()
     _write_tree(gcs_server, gcs_bucket, ROOT, b)
     keys = len(b.files)
     tags = sum(1 for p in b.files if p.endswith("/current/link"))

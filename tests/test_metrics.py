@@ -23,7 +23,7 @@ from registry_gc.demo import write_demo_registry
 from registry_gc.metrics import RunRecorder, write_metrics
 from registry_gc.plan import Category
 
-from tests.test_collector import FailSome
+from tests.rigs.doubles import FailSome
 
 if TYPE_CHECKING:
     from tests.rigs.s3 import MotoS3

@@ -1,11 +1,15 @@
-"""Progress bars: rich on a terminal only; plain output, and no rich import, anywhere else.
+"""Tests of registry_gc._progress: rich bars on a terminal only; plain output elsewhere.
 
-Each test runs the command line in a fresh interpreter, so that what it
-imports is its own, with standard error a pipe or a pseudo-terminal.
+The first tests run the command line in a fresh interpreter, so that what it
+imports is its own, with standard error a pipe or a pseudo-terminal; the last
+ones drive :func:`~registry_gc._progress.make_progress` in this process.
 """
 
 from __future__ import annotations
 
+import datetime
+import io
+import logging
 import os
 import pty
 import subprocess
@@ -13,7 +17,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from registry_gc import collect
+from registry_gc._progress import make_progress
+from registry_gc.backends import LocalBackend
 from registry_gc.demo import write_demo_registry
+
+from tests.rigs.scene import Scene
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -116,3 +125,58 @@ def test_quiet_draws_no_bars_on_a_terminal(demo: str) -> None:
     assert result.returncode == 0, drawn
     assert drawn == ""
     assert result.stdout.decode().splitlines() == ["imported:"]
+
+
+# -- the bars, in process --------------------------------------------------------------------
+
+
+class FakeTTY(io.StringIO):
+    """A text stream that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        """Always."""
+        return True
+
+
+def test_progress_is_silent_off_a_terminal() -> None:
+    """Not a terminal, or quiet: no bars."""
+    assert not make_progress(stream=io.StringIO()).active
+    assert not make_progress(stream=FakeTTY(), quiet=True).active
+
+
+def test_progress_bars_on_a_terminal(tmp_path: Path) -> None:
+    """On a terminal, listing, reading manifests and deleting show bars."""
+    scene = Scene(tmp_path / "store")
+    stream = FakeTTY()
+    progress = make_progress(stream=stream)
+    assert progress.active
+    with progress:
+        report = collect(
+            LocalBackend(scene.root),
+            delete_untagged=True,
+            grace=datetime.timedelta(0),
+            progress=progress.callback(),
+        )
+    assert report.deleted_count > 0
+    text = stream.getvalue()
+    for label in ("Listing objects", "Reading manifests", "Deleting blobs"):
+        assert label in text
+
+
+def test_logs_go_through_the_bars_while_they_are_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A log line written while bars are live is printed by rich; the stream is restored after."""
+    stream = FakeTTY()
+    handler = logging.StreamHandler(stream)
+    logger = logging.getLogger("registry_gc")
+    monkeypatch.setattr(logger, "handlers", [handler])
+    level = logger.level
+    logger.setLevel(logging.WARNING)  # earlier commands in this process set their own
+    try:
+        with make_progress(stream=stream) as progress:
+            assert handler.stream is not stream
+            progress.advance("listing", 3)
+            logger.warning("a line in the middle")
+    finally:
+        logger.setLevel(level)
+    assert handler.stream is stream
+    assert "a line in the middle" in stream.getvalue()

@@ -20,6 +20,7 @@ from registry_gc.layout import BLOBS_PREFIX, REPOSITORIES_PREFIX
 from registry_gc.plan import PHASES
 
 from tests.rigs.builder import RegistryBuilder
+from tests.rigs.scenarios import many_repositories
 
 if TYPE_CHECKING:
     from tests.rigs.s3 import MotoS3, SeaweedS3
@@ -27,22 +28,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.s3
 
 NO_GRACE = datetime.timedelta(0)
-
-
-def scenario() -> RegistryBuilder:
-    """About 1,500 keys: re-pushed tags, multi-arch images, referrers, uploads, 26 repositories."""
-    b = RegistryBuilder(seed=7)
-    shared = [b.layer("base") for _ in range(3)]
-    for i in range(26):
-        repo = f"{chr(ord('a') + i)}{i}/app"
-        for _ in range(3):  # the last push wins the tag
-            img = b.image(repo, "latest", layers=4, shared=shared[: i % 3])
-        b.referrer(repo, img)
-        if i % 4 == 0:
-            b.multiarch(repo, "multi", arches=2)
-        if i % 5 == 0:
-            b.upload(repo)
-    return b
 
 
 def write(server: SeaweedS3 | MotoS3, bucket: str, prefix: str, b: RegistryBuilder) -> None:
@@ -53,7 +38,7 @@ def write(server: SeaweedS3 | MotoS3, bucket: str, prefix: str, b: RegistryBuild
 
 def test_a_run_costs_the_request_floor(s3_server: SeaweedS3, s3_bucket: str) -> None:
     """List pages ≈ ⌈K/1000⌉ + fan-out, GETs = T + M exactly, no HEAD, ⌈D/1000⌉ deletes a phase."""
-    b = scenario()
+    b = many_repositories()
     write(s3_server, s3_bucket, "reg", b)
     keys = len(b.files)
     tags = sum(1 for p in b.files if p.endswith("/current/link"))
@@ -88,7 +73,7 @@ def test_a_second_run_reads_and_deletes_nothing_more_than_it_must(
     s3_server: SeaweedS3, s3_bucket: str
 ) -> None:
     """After a sweep, a re-run sends no DeleteObjects and GETs only the tags and manifests left."""
-    b = scenario()
+    b = many_repositories()
     write(s3_server, s3_bucket, "", b)
     opts = s3_server.storage_options()
     collect(f"s3://{s3_bucket}", storage_options=opts, delete_untagged=True, grace=NO_GRACE)
@@ -104,7 +89,7 @@ def test_per_key_delete_errors_fail_the_run_and_keep_the_registry_consistent(
     moto_server: MotoS3, moto_bucket: str
 ) -> None:
     """Blobs S3 refuses to delete are reported by key; the exit is non-zero; nothing live goes."""
-    b = scenario()
+    b = many_repositories()
     write(moto_server, moto_bucket, "reg", b)
     moto_server.deny(moto_bucket, f"reg/{BLOBS_PREFIX}")
     before = moto_server.list_keys(moto_bucket, "reg/")

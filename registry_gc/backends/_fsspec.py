@@ -33,19 +33,17 @@ _TIME_KEYS = ("LastModified", "mtime", "updated", "last_modified", "modified", "
 
 
 def _to_utc(value: object) -> datetime.datetime | None:
+    if isinstance(value, str) and value:
+        try:
+            value = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
     if isinstance(value, datetime.datetime):
-        if value.tzinfo is None:
-            return value.replace(tzinfo=_UTC)
-        return value.astimezone(_UTC)
+        return value.replace(tzinfo=_UTC) if value.tzinfo is None else value.astimezone(_UTC)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         try:
             return datetime.datetime.fromtimestamp(value, _UTC)
         except (OverflowError, OSError, ValueError):
-            return None
-    if isinstance(value, str) and value:
-        try:
-            return _to_utc(datetime.datetime.fromisoformat(value.replace("Z", "+00:00")))
-        except ValueError:
             return None
     return None
 

@@ -73,72 +73,104 @@ def _scan(top: str, root: str) -> Iterator[list[ObjectInfo]]:
     sweep would delete through), raises :class:`StorageError`; so does a
     directory reached through two links (or a cycle of links).
     """
-    real_root = os.path.realpath(root)
-    real_tree = os.path.join(real_root, V2_PREFIX.rstrip("/"))
-    root_len = len(root) + 1
-    chunk: list[ObjectInfo] = []
+    tree = _Tree(root)
     real_top = os.path.realpath(top)
-    if os.path.lexists(top) and not _inside(real_top, real_root):
-        raise _outside_error(top[root_len:], real_top, root)
+    if os.path.lexists(top) and not _inside(real_top, tree.real_root):
+        raise _outside_error(top[tree.root_len :], real_top, root)
     # (directory to scan, the path the registry knows it by)
     stack = [(top, top)]
     seen = {real_top}
+    chunk: list[ObjectInfo] = []
     while stack:
         current, logical = stack.pop()
-        try:
-            it = os.scandir(current)
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        empty = True
-        with it:
-            for entry in it:
-                empty = False
-                path = os.path.join(logical, entry.name)
-                if entry.is_symlink():
-                    target = os.path.realpath(entry.path)
-                    if not _inside(target, real_root):
-                        raise _outside_error(path[root_len:], target, root)
-                    if _inside(target, real_tree) and os.path.lexists(target):
-                        raise _alias_error(path[root_len:], target, root)
-                    try:
-                        st = os.stat(target)
-                    except FileNotFoundError:
-                        # A dangling link: listed as what it is, a broken file.
-                        try:
-                            st = entry.stat(follow_symlinks=False)
-                        except FileNotFoundError:
-                            continue  # the link itself went away meanwhile
-                    if stat.S_ISDIR(st.st_mode):
-                        if target in seen:
-                            # A second link to a directory already walked (or a cycle): one
-                            # directory under two names.
-                            raise _alias_error(path[root_len:], target, root)
-                        seen.add(target)
-                        stack.append((target, path))
-                        continue
-                elif entry.is_dir(follow_symlinks=False):
-                    stack.append((entry.path, path))
-                    continue
-                else:
-                    try:
-                        st = entry.stat(follow_symlinks=False)
-                    except FileNotFoundError:
-                        # Deleted since scandir saw it (a running registry finishing an
-                        # upload): not there any more, so not listed.
-                        continue
-                chunk.append(ObjectInfo(path[root_len:], st.st_size, _modified(st.st_mtime)))
-        if empty:
-            # Reported for the top too: an emptied registry is still a registry.
-            try:
-                st = os.stat(current)
-            except FileNotFoundError:
-                continue  # removed since it was scanned
-            chunk.append(ObjectInfo(logical[root_len:], 0, _modified(st.st_mtime), is_dir=True))
+        chunk.extend(tree.list_dir(current, logical, stack, seen))
         if len(chunk) >= _LIST_CHUNK:
             yield chunk
             chunk = []
     if chunk:
         yield chunk
+
+
+def _lstat(entry: os.DirEntry[str]) -> os.stat_result | None:
+    """The entry's own stat; ``None`` when it was deleted since ``scandir`` saw it.
+
+    (A running registry finishing an upload: not there any more, so not listed.)
+    """
+    try:
+        return entry.stat(follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+class _Tree:
+    """The root a scan stays inside, and how one directory of it is read."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.real_root = os.path.realpath(root)
+        self.real_tree = os.path.join(self.real_root, V2_PREFIX.rstrip("/"))
+        self.root_len = len(root) + 1
+
+    def list_dir(
+        self, current: str, logical: str, stack: list[tuple[str, str]], seen: set[str]
+    ) -> list[ObjectInfo]:
+        """The files of one directory; its subdirectories go on ``stack``.
+
+        An empty directory is listed itself (the top too: an emptied registry is
+        still a registry).
+        """
+        try:
+            it = os.scandir(current)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        out: list[ObjectInfo] = []
+        empty = True
+        root_len = self.root_len
+        with it:
+            for entry in it:
+                empty = False
+                path = os.path.join(logical, entry.name)
+                if entry.is_symlink():
+                    st = self.follow(entry, path, stack, seen)
+                elif entry.is_dir(follow_symlinks=False):
+                    stack.append((entry.path, path))
+                    continue
+                else:
+                    st = _lstat(entry)
+                if st is not None:
+                    out.append(ObjectInfo(path[root_len:], st.st_size, _modified(st.st_mtime)))
+        if empty:
+            try:
+                st = os.stat(current)
+            except FileNotFoundError:
+                return out  # removed since it was scanned
+            out.append(ObjectInfo(logical[root_len:], 0, _modified(st.st_mtime), is_dir=True))
+        return out
+
+    def follow(
+        self, entry: os.DirEntry[str], path: str, stack: list[tuple[str, str]], seen: set[str]
+    ) -> os.stat_result | None:
+        """A symbolic link: the stat of the file to list, or ``None`` (a directory, pushed)."""
+        target = os.path.realpath(entry.path)
+        shown = path[self.root_len :]
+        if not _inside(target, self.real_root):
+            raise _outside_error(shown, target, self.root)
+        if _inside(target, self.real_tree) and os.path.lexists(target):
+            raise _alias_error(shown, target, self.root)
+        try:
+            st = os.stat(target)
+        except FileNotFoundError:
+            # A dangling link: listed as what it is, a broken file (unless it went away).
+            return _lstat(entry)
+        if not stat.S_ISDIR(st.st_mode):
+            return st
+        if target in seen:
+            # A second link to a directory already walked (or a cycle): one
+            # directory under two names.
+            raise _alias_error(shown, target, self.root)
+        seen.add(target)
+        stack.append((target, path))
+        return None
 
 
 def _read_file(path: str, full: str, root: str, real_root: str) -> bytes | None:

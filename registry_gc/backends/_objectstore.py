@@ -19,7 +19,7 @@ import contextlib
 import datetime
 import enum
 import random
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 import attrs
 
@@ -282,15 +282,14 @@ async def _plan(listing: Listing, prefix: str) -> tuple[list[str], list[ObjectIn
     return streams, listed
 
 
-async def _list_concurrently(
-    listing: Listing, prefixes: list[str]
-) -> AsyncGenerator[ObjectInfo, None]:
-    """List every prefix (flat) with bounded concurrency, streaming pages through a queue."""
-    if not prefixes:
-        return
-    workers = min(listing.concurrency, LIST_WORKERS, len(prefixes))
-    done = object()
-    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=workers * _PAGES_BUFFERED_PER_WORKER)
+#: What the producer of :func:`_list_concurrently` puts last on the queue.
+_DONE: Final = object()
+
+
+async def _produce(
+    listing: Listing, prefixes: list[str], workers: int, queue: asyncio.Queue[Any]
+) -> None:
+    """List ``prefixes`` into ``queue`` (pages), then :data:`_DONE` or the exception."""
 
     async def list_one(p: str) -> None:
         async with contextlib.aclosing(listing.pages(p)) as pages:
@@ -298,19 +297,27 @@ async def _list_concurrently(
                 if infos:
                     await queue.put(infos)
 
-    async def produce() -> None:
-        try:
-            await run_pool(workers, prefixes, list_one)
-        except Exception as e:  # noqa: BLE001 - handed to the consumer, which raises it
-            await queue.put(e)
-        else:
-            await queue.put(done)
+    try:
+        await run_pool(workers, prefixes, list_one)
+    except Exception as e:  # noqa: BLE001 - handed to the consumer, which raises it
+        await queue.put(e)
+    else:
+        await queue.put(_DONE)
 
-    producer = asyncio.ensure_future(produce())
+
+async def _list_concurrently(
+    listing: Listing, prefixes: list[str]
+) -> AsyncGenerator[ObjectInfo, None]:
+    """List every prefix (flat) with bounded concurrency, streaming pages through a queue."""
+    if not prefixes:
+        return
+    workers = min(listing.concurrency, LIST_WORKERS, len(prefixes))
+    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=workers * _PAGES_BUFFERED_PER_WORKER)
+    producer = asyncio.ensure_future(_produce(listing, prefixes, workers, queue))
     try:
         while True:
             item = await queue.get()
-            if item is done:
+            if item is _DONE:
                 break
             if isinstance(item, BaseException):
                 raise item

@@ -190,32 +190,38 @@ def _from_yaml(text: str, source: str) -> _Node:
         raise ConfigError(f"{source}: not valid YAML: {e}") from None
     if root is None:
         raise ConfigError(f"{source}: the policy file is empty; it needs at least 'rules'")
-    constructor = yaml.constructor.SafeConstructor()
+    return _YAMLNodes(source).convert(root)
 
-    def convert(node: yaml.Node) -> _Node:
+
+class _YAMLNodes:
+    """YAML nodes as :class:`_Node` values that remember their line."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.constructor = yaml.constructor.SafeConstructor()
+
+    def convert(self, node: yaml.Node) -> _Node:
         line = node.start_mark.line + 1
         if isinstance(node, yaml.MappingNode):
-            out: dict[str, _Node] = {}
-            for key_node, value_node in node.value:
-                key = constructor.construct_object(key_node, deep=True)
-                if not isinstance(key, str):
-                    raise ConfigError(
-                        f"{source}:{key_node.start_mark.line + 1}: key {key!r} is not a string"
-                    )
-                if key in out:
-                    raise ConfigError(
-                        f"{source}:{key_node.start_mark.line + 1}: key {key!r} appears twice"
-                    )
-                out[key] = attrs.evolve(convert(value_node), key_line=key_node.start_mark.line + 1)
-            return _Node(out, line)
+            return _Node(self.mapping(node), line)
         if isinstance(node, yaml.SequenceNode):
-            return _Node([convert(n) for n in node.value], line)
+            return _Node([self.convert(n) for n in node.value], line)
         try:
-            return _Node(constructor.construct_object(node, deep=True), line)
+            return _Node(self.constructor.construct_object(node, deep=True), line)
         except yaml.YAMLError as e:
-            raise ConfigError(f"{source}:{line}: {e}") from None
+            raise ConfigError(f"{self.source}:{line}: {e}") from None
 
-    return convert(root)
+    def mapping(self, node: yaml.MappingNode) -> dict[str, _Node]:
+        out: dict[str, _Node] = {}
+        for key_node, value_node in node.value:
+            key = self.constructor.construct_object(key_node, deep=True)
+            key_line = key_node.start_mark.line + 1
+            if not isinstance(key, str):
+                raise ConfigError(f"{self.source}:{key_line}: key {key!r} is not a string")
+            if key in out:
+                raise ConfigError(f"{self.source}:{key_line}: key {key!r} appears twice")
+            out[key] = attrs.evolve(self.convert(value_node), key_line=key_line)
+        return out
 
 
 def _from_toml(text: str, source: str) -> _Node:

@@ -180,59 +180,101 @@ def _apply_rule(
     now: float,
     created: Mapping[Digest, float],
 ) -> None:
-    """Record, on each tag's state, what ``rule`` says about it."""
-    scope = [s for s in states if rule.in_scope(s.entry.name)]
-    ranked = [s for s in scope if s.signs is None]  # signature tags are not counted
-    kept: set[Tag] = set()
+    """Record, on each tag's state, what ``rule`` says about it.
 
-    def when(s: _TagState) -> float:
-        if rule.time_source == "created" and s.entry.current is not None:
-            return created.get(s.entry.current, s.pushed)
+    The keep criteria run in a fixed order (``keep_last``, ``keep_within``,
+    ``keep_tags``, ``keep_semver``, ``keep_latest``): a tag's first reason to
+    stay is the one its decision shows.
+    """
+    scope = [s for s in states if rule.in_scope(s.entry.name)]
+    run = _RuleRun(label, rule, created, scope)
+    run.keep_last()
+    run.keep_within(now)
+    run.keep_tags()
+    run.keep_semver()
+    run.keep_latest()
+    run.delete_tags()
+    run.delete_unkept()
+
+
+@attrs.define
+class _RuleRun:
+    """One rule over the tags in its scope."""
+
+    label: str
+    rule: Rule
+    created: Mapping[Digest, float]
+    scope: list[_TagState]
+    #: the tags a keep criterion counts: signature tags are not counted
+    ranked: list[_TagState] = attrs.field(init=False)
+    kept: set[Tag] = attrs.Factory(set)
+
+    def __attrs_post_init__(self) -> None:
+        self.ranked = [s for s in self.scope if s.signs is None]
+
+    def when(self, s: _TagState) -> float:
+        if self.rule.time_source == "created" and s.entry.current is not None:
+            return self.created.get(s.entry.current, s.pushed)
         return s.pushed
 
-    def keep(s: _TagState, why: str) -> None:
-        kept.add(s.entry.name)
-        s.keep.append(f"{label}: {why}")
+    def keep(self, s: _TagState, why: str) -> None:
+        self.kept.add(s.entry.name)
+        s.keep.append(f"{self.label}: {why}")
 
-    if rule.keep_last is not None:
-        newest = sorted(ranked, key=lambda s: (-when(s), s.entry.name))
-        for s in newest[: rule.keep_last]:
-            keep(s, f"keep_last {rule.keep_last}")
-    if rule.keep_within is not None:
-        since = now - rule.keep_within.total_seconds()
-        for s in scope:
-            if when(s) >= since:
-                keep(s, f"keep_within {format_duration(rule.keep_within)}")
-    for s in scope:
-        for p in rule.keep_tags:
-            if p.matches(s.entry.name):
-                keep(s, f'keep_tags "{p}"')
-                break
-    if rule.keep_semver is not None:
+    def keep_last(self) -> None:
+        n = self.rule.keep_last
+        if n is not None:
+            newest = sorted(self.ranked, key=lambda s: (-self.when(s), s.entry.name))
+            for s in newest[:n]:
+                self.keep(s, f"keep_last {n}")
+
+    def keep_within(self, now: float) -> None:
+        within = self.rule.keep_within
+        if within is not None:
+            since = now - within.total_seconds()
+            for s in self.scope:
+                if self.when(s) >= since:
+                    self.keep(s, f"keep_within {format_duration(within)}")
+
+    def keep_tags(self) -> None:
+        for s in self.scope:
+            p = next((p for p in self.rule.keep_tags if p.matches(s.entry.name)), None)
+            if p is not None:
+                self.keep(s, f'keep_tags "{p}"')
+
+    def keep_semver(self) -> None:
+        n = self.rule.keep_semver
+        if n is None:
+            return
         versions = [
             (v, s)
-            for s in ranked
+            for s in self.ranked
             if (v := parse_semver(s.entry.name)) is not None
-            and (rule.semver_prereleases or not v.is_prerelease)
+            and (self.rule.semver_prereleases or not v.is_prerelease)
         ]
         # Highest first; equal precedence (build metadata): the most recent first.
-        versions.sort(key=lambda vs: (vs[0].precedence, when(vs[1]), vs[1].entry.name))
-        for _, s in versions[::-1][: rule.keep_semver]:
-            keep(s, f"keep_semver {rule.keep_semver}")
-    if rule.keep_latest:
-        for s in scope:
-            if s.entry.name == "latest":
-                keep(s, "keep_latest")
-    for s in scope:
-        for p in rule.delete_tags:
-            if p.matches(s.entry.name):
-                s.delete.append(f'{label}: delete_tags "{p}"')
-                break
-    if rule.has_keep_criteria:
-        unkept = f"{label}: not kept by " + " or ".join(rule.criteria())
-        for s in ranked:
-            if s.entry.name not in kept:
-                s.delete.append(unkept)
+        versions.sort(key=lambda vs: (vs[0].precedence, self.when(vs[1]), vs[1].entry.name))
+        for _, s in versions[::-1][:n]:
+            self.keep(s, f"keep_semver {n}")
+
+    def keep_latest(self) -> None:
+        if self.rule.keep_latest:
+            for s in self.scope:
+                if s.entry.name == "latest":
+                    self.keep(s, "keep_latest")
+
+    def delete_tags(self) -> None:
+        for s in self.scope:
+            p = next((p for p in self.rule.delete_tags if p.matches(s.entry.name)), None)
+            if p is not None:
+                s.delete.append(f'{self.label}: delete_tags "{p}"')
+
+    def delete_unkept(self) -> None:
+        if self.rule.has_keep_criteria:
+            unkept = f"{self.label}: not kept by " + " or ".join(self.rule.criteria())
+            for s in self.ranked:
+                if s.entry.name not in self.kept:
+                    s.delete.append(unkept)
 
 
 def _orphan_referrers(  # noqa: PLR0917 - private helper, one call site

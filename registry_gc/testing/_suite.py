@@ -165,7 +165,8 @@ class BackendSuite:
     """
 
     #: The optional capabilities the backend has, when the subclass declares them
-    #: (see :func:`deselect_without_capabilities`); ``None``: found out at run time.
+    #: (see :func:`~registry_gc.testing.deselect_without_capabilities`); ``None``: found out
+    #: at run time.
     capabilities: tuple[type, ...] | None = None
 
     @pytest.fixture

@@ -6,13 +6,18 @@ shared across repositories, an untagged repository, a stray blob and uploads.
 :func:`live_blobs` computes, from the builder's own record of what it wrote
 (tag links, revision links, children, subjects) and without registry-gc, the
 blobs a ``collect(delete_untagged=True, grace=0)`` must keep.
+
+For the module suites: :func:`repushed` (one tag pushed again and again) and
+:func:`rich` (garbage of every kind, in many repositories); for the request
+counts of the object-store backends: :func:`many_repositories` (26 of them).
 """
 
 from __future__ import annotations
 
-from registry_gc.layout import BlobData, Digest
+from registry_gc.layout import BlobData, Digest, LegacySignatureLink, Repository
 
-from tests.rigs.builder import RegistryBuilder
+from tests.rigs.builder import RegistryBuilder, sha256
+from tests.rigs.stores import DAY, rev
 
 _REPOS = "docker/registry/v2/repositories/"
 
@@ -85,3 +90,49 @@ def live_blobs(b: RegistryBuilder) -> set[Digest]:
 def blob_paths(digests: set[Digest]) -> set[str]:
     """The ``blobs/…/data`` paths of ``digests``."""
     return {BlobData(d).path for d in digests}
+
+
+def repushed(b: RegistryBuilder, n: int = 5) -> tuple[Digest, list[Digest]]:
+    """``app:latest`` pushed ``n`` times over a shared base layer."""
+    base = b.layer("app")
+    return base, [b.image("app", "latest", shared=[base]) for _ in range(n)]
+
+
+def rich(b: RegistryBuilder) -> None:
+    """A registry with garbage of every kind, in many repositories."""
+    base, _ = repushed(b, 3)
+    b.multiarch("multi", "latest")
+    b.multiarch("multi", None, kind="docker")
+    img = b.image("ref", "v1")
+    b.referrer("ref", b.referrer("ref", img))
+    b.referrer("ref", b.image("ref", None))
+    layer = b.layer("x")
+    b.image("x", None, shared=[layer, base])
+    b.image("y", "t", shared=[layer])
+    b.image("e", None)
+    b.image("e/n", "t")
+    b.layer("aborted")
+    b.upload("aborted", age=3 * DAY)
+    b.upload("y", age=3 * DAY)
+    b.link_layer("y", sha256(b"ghost"))
+    b.put(rev("y", sha256(b"ghost manifest")), sha256(b"ghost manifest").encode())
+    old = b.image("old", None)
+    sig = b.blob(b"legacy signature")
+    b.put(LegacySignatureLink(Repository("old"), old, sig).path, sig.encode())
+    b.blob(b"orphan")
+
+
+def many_repositories() -> RegistryBuilder:
+    """About 1,500 keys: re-pushed tags, multi-arch images, referrers, uploads, 26 repositories."""
+    b = RegistryBuilder(seed=7)
+    shared = [b.layer("base") for _ in range(3)]
+    for i in range(26):
+        repo = f"{chr(ord('a') + i)}{i}/app"
+        for _ in range(3):  # the last push wins the tag
+            img = b.image(repo, "latest", layers=4, shared=shared[: i % 3])
+        b.referrer(repo, img)
+        if i % 4 == 0:
+            b.multiarch(repo, "multi", arches=2)
+        if i % 5 == 0:
+            b.upload(repo)
+    return b

@@ -1,0 +1,98 @@
+"""Tests of registry_gc.report: counts and bytes per category and repository, the JSON, the text."""
+
+from __future__ import annotations
+
+import datetime
+import json
+
+from registry_gc.layout import LayerLink, LegacySignatureLink, RevisionLink, classify
+
+from tests.rigs.builder import RegistryBuilder, sha256
+from tests.rigs.scenarios import rich
+from tests.rigs.stores import R, Store, blob, blobs_of, run
+
+DOCUMENTED_KEYS = {
+    "schema",
+    "root",
+    "dry_run",
+    "ok",
+    "options",
+    "store",
+    "totals",
+    "categories",
+    "repositories",
+    "deletions",
+    "kept",
+    "anomalies",
+    "failures",
+}
+
+
+def test_report_counts_bytes_and_json(store: Store) -> None:
+    """Counts and bytes per category and repository match the deletions; the JSON is complete."""
+    b = RegistryBuilder()
+    rich(b)
+    b.blob(b"young", age=60)
+    store.write(b)
+    sizes = {p: len(data) for p, data in b.files.items()}
+    r = run(
+        store,
+        delete_untagged=True,
+        uploads_older_than=datetime.timedelta(hours=2),
+        prune_damaged=True,  # rich() holds a dangling revision: count its deletion too
+    )
+    report = r.report
+    doc = json.loads(json.dumps(report.to_dict()))
+    assert set(doc) >= DOCUMENTED_KEYS
+    assert doc["schema"] == "registry-gc/report/v1"
+    assert doc["root"] == report.plan.url
+    assert (doc["dry_run"], doc["ok"]) == (False, True)
+    assert doc["options"] == {
+        "delete_untagged": True,
+        "grace_seconds": 3600.0,
+        "uploads_older_than_seconds": 7200.0,
+    }
+    deleted_blobs = blobs_of(r.deleted)
+    uploads = {p for p in r.deleted if "/_uploads/" in p}
+    cats = doc["categories"]
+    assert cats["blob"] == {
+        "count": len(deleted_blobs),
+        "bytes": sum(sizes[p] for p in deleted_blobs),
+        "objects": len(deleted_blobs),
+    }
+    assert cats["upload"]["bytes"] == sum(sizes[p] for p in uploads)
+    assert cats["upload"]["objects"] == len(uploads)
+    assert cats["upload"]["count"] == len(uploads) // 3
+    assert cats["layer-link"]["objects"] == sum(
+        isinstance(classify(p), LayerLink) for p in r.deleted
+    )
+    revisions = sum(isinstance(classify(p), RevisionLink) for p in r.deleted)
+    signatures = sum(isinstance(classify(p), LegacySignatureLink) for p in r.deleted)
+    assert (revisions, signatures) == (11, 1)
+    assert cats["revision"] == {"count": 11, "bytes": 0, "objects": 12}
+    assert sum(c["objects"] for c in cats.values()) == len(r.deleted)
+    totals = doc["totals"]
+    assert totals["objects"] == len(r.deleted)
+    assert totals["bytes"] == sum(sizes[p] for p in deleted_blobs | uploads)
+    assert totals["deletions"] == len(doc["deletions"])
+    assert totals["kept_for_grace"] == len(doc["kept"]) == 1
+    assert doc["kept"][0]["path"] == blob(sha256(b"young"))
+    assert totals["failed"] == 0
+    assert doc["failures"] == []
+    assert doc["store"]["blobs"] == len(blobs_of(set(b.files)))
+    assert doc["store"]["bytes"] == sum(sizes[p] for p in blobs_of(set(b.files)))
+    per_repo: dict[str, dict[str, int]] = {}
+    for d in doc["deletions"]:
+        if d["repository"] is not None:
+            entry = per_repo.setdefault(d["repository"], {})
+            entry[d["category"]] = entry.get(d["category"], 0) + 1
+    assert {k: v["categories"] for k, v in doc["repositories"].items()} == per_repo
+    assert doc["repositories"]["y"]["bytes"] == sum(
+        sizes[p] for p in uploads if p.startswith(f"{R}y/")
+    )
+    # rich() holds a dangling revision, collected on request (prune_damaged) but reported.
+    assert {a["kind"] for a in doc["anomalies"]} == {"no-manifests-directory", "missing-manifest"}
+    assert report.deleted_count == len(r.deleted)
+    text = report.render(verbose=True)
+    assert "deleted:" in text
+    assert "restart" in text
