@@ -196,21 +196,34 @@ def test_one_protocol_per_capability() -> None:
 
 
 def test_the_built_in_backends_have_their_capabilities(tmp_path: Path) -> None:
-    """Local: directories, digest; fsspec: digest; S3: multipart uploads, request counts."""
+    """Every built-in backend moves and writes; local adds directories, S3 multipart uploads."""
     import fsspec  # noqa: PLC0415
-    from registry_gc.backends import S3Backend  # noqa: PLC0415
+    from registry_gc.backends import AzureBackend, GCSBackend, S3Backend  # noqa: PLC0415
 
     assert _names(capabilities(LocalBackend(tmp_path))) == [
         "SupportsDigest",
         "SupportsDirectories",
+        "SupportsMove",
+        "SupportsWrite",
     ]
     assert _names(capabilities(FsspecBackend(fsspec.filesystem("memory"), "/x"))) == [
-        "SupportsDigest"
+        "SupportsDigest",
+        "SupportsMove",
+        "SupportsWrite",
     ]
     assert _names(capabilities(S3Backend("bucket"))) == [
+        "SupportsMove",
         "SupportsMultipartUploads",
         "SupportsRequestCounts",
+        "SupportsWrite",
     ]
+    for cloud in (GCSBackend("bucket"), AzureBackend("container")):
+        assert _names(capabilities(cloud)) == [
+            "SupportsDigest",
+            "SupportsMove",
+            "SupportsRequestCounts",
+            "SupportsWrite",
+        ]
 
 
 # -- the forwarding wrapper ---------------------------------------------------------------
