@@ -77,7 +77,7 @@ class BackendSuite(MoveAndWriteTests):
     """
 
     #: The optional capabilities the backend has, when the subclass declares them
-    #: (see :func:`deselect_without_capabilities`); ``None``: found out at run time.
+    #: (see ``deselect_without_capabilities``); ``None``: found out at run time.
     capabilities: tuple[type, ...] | None = None
 
     @pytest.fixture
