@@ -33,8 +33,10 @@ from registry_gc.backends import (
     Outcome,
     SupportsDigest,
     SupportsDirectories,
+    SupportsMove,
     SupportsMultipartUploads,
     SupportsRequestCounts,
+    SupportsWrite,
     open_backend,
 )
 from registry_gc.backends import _azure as azure_module
@@ -104,7 +106,7 @@ def _names(server: Azurite, container: str, prefix: str = f"{ROOT}/") -> set[str
 class TestAzure(BackendSuite):
     """AzureBackend over Azurite, registry root ``reg/`` inside the container."""
 
-    capabilities = (SupportsDigest, SupportsRequestCounts)
+    capabilities = (SupportsDigest, SupportsMove, SupportsWrite, SupportsRequestCounts)
 
     @pytest.fixture
     def backend(self, azurite: Azurite, azure_container: str) -> Iterator[AzureBackend]:

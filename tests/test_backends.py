@@ -30,8 +30,10 @@ from registry_gc.backends import (
     ReadOnlyBackend,
     SupportsDigest,
     SupportsDirectories,
+    SupportsMove,
     SupportsMultipartUploads,
     SupportsRequestCounts,
+    SupportsWrite,
     WrappingBackend,
     checked_path,
     http_requests,
@@ -111,6 +113,23 @@ class _Multipart:
         return [DeleteResult(u.key, Outcome.DELETED) for u in uploads]
 
 
+class _Move:
+    calls: list[tuple[str, object]]
+
+    async def move(
+        self, moves: Sequence[tuple[str, str]], *, sizes: Mapping[str, int] | None = None
+    ) -> list[DeleteResult]:
+        self.calls.append(("move", (list(moves), sizes)))
+        return [DeleteResult(src, Outcome.DELETED) for src, _ in moves]
+
+
+class _Write:
+    calls: list[tuple[str, object]]
+
+    async def write(self, items: Mapping[str, bytes]) -> None:
+        self.calls.append(("write", dict(items)))
+
+
 class _Counts:
     _counts: ClassVar[collections.Counter[str]] = collections.Counter({"GetObject": 3})
 
@@ -123,6 +142,8 @@ _IMPLEMENTATIONS: dict[type, type] = {
     SupportsDirectories: _Directories,
     SupportsDigest: _Digest,
     SupportsMultipartUploads: _Multipart,
+    SupportsMove: _Move,
+    SupportsWrite: _Write,
     SupportsRequestCounts: _Counts,
 }
 
@@ -164,6 +185,8 @@ def test_one_protocol_per_capability() -> None:
         SupportsDirectories: ("remove_empty_dirs",),
         SupportsDigest: ("digest",),
         SupportsMultipartUploads: ("abort_multipart_uploads", "list_multipart_uploads"),
+        SupportsMove: ("move",),
+        SupportsWrite: ("write",),
         SupportsRequestCounts: ("request_counts",),
     }
     for capability in CAPABILITIES:
@@ -173,21 +196,34 @@ def test_one_protocol_per_capability() -> None:
 
 
 def test_the_built_in_backends_have_their_capabilities(tmp_path: Path) -> None:
-    """Local: directories, digest; fsspec: digest; S3: multipart uploads, request counts."""
+    """Every built-in backend moves and writes; local adds directories, S3 multipart uploads."""
     import fsspec  # noqa: PLC0415
-    from registry_gc.backends import S3Backend  # noqa: PLC0415
+    from registry_gc.backends import AzureBackend, GCSBackend, S3Backend  # noqa: PLC0415
 
     assert _names(capabilities(LocalBackend(tmp_path))) == [
         "SupportsDigest",
         "SupportsDirectories",
+        "SupportsMove",
+        "SupportsWrite",
     ]
     assert _names(capabilities(FsspecBackend(fsspec.filesystem("memory"), "/x"))) == [
-        "SupportsDigest"
+        "SupportsDigest",
+        "SupportsMove",
+        "SupportsWrite",
     ]
     assert _names(capabilities(S3Backend("bucket"))) == [
+        "SupportsMove",
         "SupportsMultipartUploads",
         "SupportsRequestCounts",
+        "SupportsWrite",
     ]
+    for cloud in (GCSBackend("bucket"), AzureBackend("container")):
+        assert _names(capabilities(cloud)) == [
+            "SupportsDigest",
+            "SupportsMove",
+            "SupportsRequestCounts",
+            "SupportsWrite",
+        ]
 
 
 # -- the forwarding wrapper ---------------------------------------------------------------
@@ -251,6 +287,8 @@ def test_the_wrapper_forwards_every_call() -> None:
     assert isinstance(w, SupportsDirectories)
     assert isinstance(w, SupportsDigest)
     assert isinstance(w, SupportsMultipartUploads)
+    assert isinstance(w, SupportsMove)
+    assert isinstance(w, SupportsWrite)
     assert isinstance(w, SupportsRequestCounts)
 
     async def calls() -> list[object]:
@@ -262,6 +300,8 @@ def test_the_wrapper_forwards_every_call() -> None:
             await w.digest(["e"], "sha256"),
             await w.list_multipart_uploads("u/"),
             await w.abort_multipart_uploads([UPLOAD]),
+            await w.move([("f", "g")], sizes={"f": 1}),
+            await w.write({"h": b"i"}),
             await w.aclose(),
         ]
 
@@ -274,6 +314,8 @@ def test_the_wrapper_forwards_every_call() -> None:
         {"e": "ab" * 32},
         [UPLOAD],
         [DeleteResult(UPLOAD.key, Outcome.DELETED)],
+        [DeleteResult("f", Outcome.DELETED)],
+        None,
         None,
     ]
     assert [name for name, _ in inner.calls] == [
@@ -284,28 +326,35 @@ def test_the_wrapper_forwards_every_call() -> None:
         "digest",
         "list_multipart_uploads",
         "abort_multipart_uploads",
+        "move",
+        "write",
         "aclose",
     ]
+    assert inner.calls[7:9] == [("move", ([("f", "g")], {"f": 1})), ("write", {"h": b"i"})]
     assert w.request_counts is inner.request_counts
     assert w.inner is inner
     assert w.url == "test://"
 
 
-def test_read_only_refuses_every_deletion_whatever_the_backend() -> None:
-    """delete, remove_empty_dirs and abort_multipart_uploads raise ReadOnlyError; reads pass."""
+def test_read_only_refuses_every_change_whatever_the_backend() -> None:
+    """delete, remove_empty_dirs, abort_multipart_uploads, move, write raise ReadOnlyError."""
     inner = _backend(frozenset(CAPABILITIES))
     ro = ReadOnlyBackend(inner)
     assert isinstance(ro, SupportsDirectories)
     assert isinstance(ro, SupportsMultipartUploads)
     assert isinstance(ro, SupportsDigest)
-    for call in (
-        lambda: ro.delete(["docker/a"]),
-        lambda: ro.remove_empty_dirs(["docker/d"]),
-        lambda: ro.abort_multipart_uploads([UPLOAD]),
+    assert isinstance(ro, SupportsMove)
+    assert isinstance(ro, SupportsWrite)
+    for call, path in (
+        (lambda: ro.delete(["docker/a"]), "docker/a"),
+        (lambda: ro.remove_empty_dirs(["docker/d"]), "docker/d"),
+        (lambda: ro.abort_multipart_uploads([UPLOAD]), UPLOAD.key),
+        (lambda: ro.move([("docker/m", "q/m")], sizes={"docker/m": 1}), "docker/m"),
+        (lambda: ro.write({"q/journal": b"j"}), "q/journal"),
     ):
         with pytest.raises(ReadOnlyError, match="read-only backend test://: refusing") as e:
             asyncio.run(call())
-        assert e.value.path in ("docker/a", "docker/d", UPLOAD.key)
+        assert e.value.path == path
     assert inner.calls == []
     assert asyncio.run(ro.list_multipart_uploads("")) == [UPLOAD]
     assert asyncio.run(ro.digest(["x"], "sha256")) == {"x": "ab" * 32}
@@ -317,7 +366,11 @@ def test_read_only_over_a_backend_without_the_capability_has_nothing_to_call() -
     ro = ReadOnlyBackend(_Core())
     assert not isinstance(ro, SupportsDirectories)
     assert not isinstance(ro, SupportsMultipartUploads)
+    assert not isinstance(ro, SupportsMove)
+    assert not isinstance(ro, SupportsWrite)
     assert ro.remove_empty_dirs is None  # type: ignore[comparison-overlap]
+    assert ro.move is None  # type: ignore[comparison-overlap]
+    assert ro.write is None  # type: ignore[comparison-overlap]
     with pytest.raises(ReadOnlyError):
         asyncio.run(ro.delete(["docker/a"]))
 
@@ -337,6 +390,8 @@ def test_counting_counts_every_operation_it_forwards() -> None:
         await counting.remove_empty_dirs(["e", "f"])
         await counting.list_multipart_uploads("")
         await counting.abort_multipart_uploads([UPLOAD, UPLOAD])
+        await counting.move([("g", "q/g"), ("h", "q/h"), ("i", "q/i")])
+        await counting.write({"j": b"1", "k": b"2"})
 
     asyncio.run(work())
     assert counting.objects == {
@@ -346,6 +401,8 @@ def test_counting_counts_every_operation_it_forwards() -> None:
         "remove_empty_dirs": 2,
         "list_multipart_uploads": 1,
         "abort_multipart_uploads": 2,
+        "move": 3,
+        "write": 2,
     }
 
 

@@ -10,8 +10,16 @@ import fsspec
 import pytest
 import registry_gc
 from fsspec.implementations.memory import MemoryFileSystem
-from registry_gc.backends import UNKNOWN_TIME, FsspecBackend, SupportsDigest, SupportsDirectories
-from registry_gc.testing import BLOBS, BackendSuite, collect, run
+from registry_gc.backends import (
+    UNKNOWN_TIME,
+    FsspecBackend,
+    Outcome,
+    SupportsDigest,
+    SupportsDirectories,
+    SupportsMove,
+    SupportsWrite,
+)
+from registry_gc.testing import BLOBS, QUARANTINE, BackendSuite, blob_path, collect, run
 
 from tests.rigs.builder import RegistryBuilder
 
@@ -27,7 +35,7 @@ if TYPE_CHECKING:
 class TestMemory(BackendSuite):
     """FsspecBackend over fsspec's in-memory filesystem."""
 
-    capabilities = (SupportsDigest,)
+    capabilities = (SupportsDigest, SupportsMove, SupportsWrite)
 
     @pytest.fixture
     def root(self) -> Iterator[str]:
@@ -97,3 +105,43 @@ def test_a_store_without_timestamps_makes_everything_young() -> None:
     report = registry_gc.collect(backend, delete_untagged=True, grace=datetime.timedelta(0))
     assert report.deleted_count == 0
     assert "unknown-time" in {a.kind for a in report.plan.anomalies}
+
+
+class _FaultyMemory(MemoryFileSystem):
+    """A memory filesystem whose copies lose their last byte, or whose deletes are refused."""
+
+    protocol = "faulty"
+
+    def __init__(self, fault: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.fault = fault
+
+    def cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
+        if self.fault == "short-copy":
+            self.pipe_file(path2, self.cat_file(path1)[:-1])
+        else:
+            super().cp_file(path1, path2, **kwargs)
+
+    def rm_file(self, path: str) -> None:
+        if self.fault == "refused-delete":
+            raise PermissionError(f"refused: {path}")
+        super().rm_file(path)
+
+
+@pytest.mark.parametrize("fault", ["short-copy", "refused-delete"])
+def test_a_move_keeps_the_source_unless_the_copy_is_whole_and_it_can_go(fault: str) -> None:
+    """A copy of the wrong size keeps the source; a refused delete says both hold the bytes."""
+    fs = _FaultyMemory(fault, skip_instance_cache=True)
+    root = f"/faulty-{uuid.uuid4().hex}"
+    src, dst = blob_path("a"), QUARANTINE + "a"
+    fs.pipe_file(f"{root}/{src}", b"layer")
+    backend = FsspecBackend(fs, root)
+    (result,) = run(backend, lambda: backend.move([(src, dst)]))
+    assert result.outcome is Outcome.FAILED
+    assert result.error is not None
+    if fault == "short-copy":
+        assert result.error == f"the copy at {dst} has 4 bytes, the source 5: source kept"
+    else:
+        assert result.error.startswith(f"copied to {dst}, but the source could not be deleted")
+        assert "PermissionError: refused" in result.error
+    assert fs.cat_file(f"{root}/{src}") == b"layer"

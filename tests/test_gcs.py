@@ -38,8 +38,10 @@ from registry_gc.backends import (
     Outcome,
     SupportsDigest,
     SupportsDirectories,
+    SupportsMove,
     SupportsMultipartUploads,
     SupportsRequestCounts,
+    SupportsWrite,
     open_backend,
 )
 from registry_gc.backends._gcs_api import parse_batch_response, parse_time
@@ -101,7 +103,7 @@ def _write_tree(server: FakeGCS, bucket: str, prefix: str, b: RegistryBuilder) -
 class TestGCS(BackendSuite):
     """GCSBackend over fake-gcs-server, registry root ``reg/`` inside the bucket."""
 
-    capabilities = (SupportsDigest, SupportsRequestCounts)
+    capabilities = (SupportsDigest, SupportsMove, SupportsWrite, SupportsRequestCounts)
 
     @pytest.fixture
     def backend(self, gcs_server: FakeGCS, gcs_bucket: str) -> Iterator[GCSBackend]:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import os
-from typing import TYPE_CHECKING
+import shutil
+import stat
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from registry_gc import StorageError
@@ -13,10 +16,21 @@ from registry_gc.backends import (
     Outcome,
     SupportsDigest,
     SupportsDirectories,
+    SupportsMove,
     SupportsMultipartUploads,
     SupportsRequestCounts,
+    SupportsWrite,
 )
-from registry_gc.testing import BLOBS, REPOS, BackendSuite, collect, files, run
+from registry_gc.testing import (
+    BLOBS,
+    QUARANTINE,
+    REPOS,
+    BackendSuite,
+    blob_path,
+    collect,
+    files,
+    run,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -42,7 +56,7 @@ def _local_writer(root: Path) -> Writer:
 class TestLocal(BackendSuite):
     """LocalBackend over a temporary directory."""
 
-    capabilities = (SupportsDirectories, SupportsDigest)
+    capabilities = (SupportsDirectories, SupportsDigest, SupportsMove, SupportsWrite)
 
     @pytest.fixture
     def backend(self, tmp_path: Path) -> LocalBackend:
@@ -141,9 +155,11 @@ class TestLocal(BackendSuite):
         assert (target_dir / "data").read_bytes() == b"keep me too"
 
     def test_capabilities(self, backend: LocalBackend) -> None:
-        """A disk has directories of its own and hashes in bounded memory; nothing else."""
+        """A disk has directories, hashes in bounded memory, moves and writes; nothing else."""
         assert isinstance(backend, SupportsDirectories)
         assert isinstance(backend, SupportsDigest)
+        assert isinstance(backend, SupportsMove)
+        assert isinstance(backend, SupportsWrite)
         assert not isinstance(backend, SupportsMultipartUploads)
         assert not isinstance(backend, SupportsRequestCounts)
 
@@ -166,3 +182,245 @@ class TestLocal(BackendSuite):
         assert not (tmp_path / "root" / REPOS / "a" / "b").exists()
         assert (tmp_path / "root" / REPOS / "a").is_dir()
         assert (tmp_path / "root" / REPOS / "full" / "link").read_bytes() == b"x"
+
+
+# -- moves and writes on a disk ----------------------------------------------------------
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` (links as ``-> target``), by relative path."""
+    out: dict[str, bytes] = {}
+    for here, _, names in os.walk(root):
+        for name in names:
+            full = os.path.join(here, name)
+            rel = os.path.relpath(full, root)
+            if os.path.islink(full):
+                out[rel] = b"-> " + os.readlink(full).encode()
+            else:
+                with open(full, "rb") as f:
+                    out[rel] = f.read()
+    return out
+
+
+@pytest.fixture
+def disk(tmp_path: Path) -> tuple[LocalBackend, Path, Path]:
+    """A backend over ``tmp_path/root``, the root, and a directory outside it holding a file."""
+    root = tmp_path / "root"
+    outside = tmp_path / "outside"
+    (outside / "ab").mkdir(parents=True)
+    (outside / "ab" / "data").write_bytes(b"not the registry's")
+    _local_writer(root)(blob_path("good"), b"good")
+    return LocalBackend(root), root, outside
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["source-link", "source-directory-link", "destination-link", "destination-directory-link"],
+)
+def test_move_refuses_links_out_of_the_root(
+    disk: tuple[LocalBackend, Path, Path], where: str
+) -> None:
+    """A source or destination reached through a link out of the root refuses the whole call."""
+    backend, root, outside = disk
+    (root / QUARANTINE).mkdir(parents=True)
+    (root / REPOS / "a").mkdir(parents=True)
+    good = (blob_path("good"), QUARANTINE + "good")
+    if where == "source-link":
+        os.symlink(outside / "ab" / "data", root / REPOS / "a" / "link")
+        bad = (REPOS + "a/link", QUARANTINE + "link")
+    elif where == "source-directory-link":
+        os.symlink(outside, root / BLOBS / "sha256" / "ev")
+        bad = (BLOBS + "sha256/ev/ab/data", QUARANTINE + "ev")
+    elif where == "destination-link":
+        os.symlink(outside / "ab" / "data", root / QUARANTINE / "taken")
+        (root / REPOS / "a" / "link").write_bytes(b"sha256:a")
+        bad = (REPOS + "a/link", QUARANTINE + "taken")
+    else:
+        os.symlink(outside, root / QUARANTINE / "out")
+        (root / REPOS / "a" / "link").write_bytes(b"sha256:a")
+        bad = (REPOS + "a/link", QUARANTINE + "out/ab/data")
+    before, before_outside = _tree(root), _tree(outside)
+
+    with pytest.raises(StorageError, match="leads through a symbolic link") as e:
+        run(backend, lambda: backend.move([good, bad]))
+
+    assert e.value.path in bad
+    assert _tree(root) == before
+    assert _tree(outside) == before_outside
+
+
+def test_write_refuses_links_out_of_the_root(disk: tuple[LocalBackend, Path, Path]) -> None:
+    """Writing through a directory link out of the root refuses the call; nothing is written."""
+    backend, root, outside = disk
+    os.symlink(outside, root / "registry-gc")
+    before, before_outside = _tree(root), _tree(outside)
+    items = {REPOS + "a/link": b"sha256:a", "registry-gc/ab/data": b"overwritten?"}
+    with pytest.raises(StorageError, match="leads through a symbolic link") as e:
+        run(backend, lambda: backend.write(items))
+    assert e.value.path == "registry-gc/ab/data"
+    assert _tree(root) == before
+    assert _tree(outside) == before_outside
+
+
+def test_a_link_inside_the_root_moves_itself(disk: tuple[LocalBackend, Path, Path]) -> None:
+    """A link whose target is inside the root moves as a link; its target stays where it is."""
+    backend, root, _ = disk
+    (root / REPOS / "a").mkdir(parents=True)
+    os.symlink(root / BLOBS, root / REPOS / "a" / "blobs-link")
+    results = run(backend, lambda: backend.move([(REPOS + "a/blobs-link", QUARANTINE + "l")]))
+    assert results == [DeleteResult(REPOS + "a/blobs-link", Outcome.DELETED)]
+    assert os.readlink(root / QUARANTINE / "l") == str(root / BLOBS)
+    assert (root / blob_path("good")).read_bytes() == b"good"
+
+
+def test_move_of_a_directory_fails_and_moves_nothing(
+    disk: tuple[LocalBackend, Path, Path],
+) -> None:
+    """Only objects move: a directory given as a source is FAILED and stays whole."""
+    backend, root, _ = disk
+    src = blob_path("good").rsplit("/", 1)[0]
+    (result,) = run(backend, lambda: backend.move([(src, QUARANTINE + "dir")]))
+    assert result.outcome is Outcome.FAILED
+    assert result.error is not None
+    assert "is a directory" in result.error
+    assert (root / blob_path("good")).read_bytes() == b"good"
+    assert not (root / QUARANTINE).exists()
+
+
+def test_a_move_keeps_the_modification_time_and_mode(
+    disk: tuple[LocalBackend, Path, Path],
+) -> None:
+    """A rename keeps the file's mtime and mode: the listing shows the source's time."""
+    backend, root, _ = disk
+    os.utime(root / blob_path("good"), (1_600_000_000, 1_600_000_000))
+    os.chmod(root / blob_path("good"), 0o640)
+    run(backend, lambda: backend.move([(blob_path("good"), QUARANTINE + "good")]))
+    st = os.stat(root / QUARANTINE / "good")
+    assert st.st_mtime == 1_600_000_000
+    assert stat.S_IMODE(st.st_mode) == 0o640
+    (info,) = run(backend, lambda: collect(backend, QUARANTINE))
+    assert info.modified.timestamp() == 1_600_000_000
+
+
+@pytest.fixture
+def cross_device(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """``os.replace`` fails with EXDEV for every move of an object (not of a temporary copy)."""
+    refused: list[tuple[str, str]] = []
+    real = os.replace
+
+    def replace(src: Any, dst: Any, *args: Any, **kwargs: Any) -> None:
+        if ".registry-gc-" not in os.fspath(src):
+            refused.append((os.fspath(src), os.fspath(dst)))
+            raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
+        real(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replace)
+    return refused
+
+
+def test_a_move_across_filesystems_copies_syncs_and_unlinks(
+    disk: tuple[LocalBackend, Path, Path], cross_device: list[tuple[str, str]]
+) -> None:
+    """On EXDEV a file is copied (time and mode kept), a link re-made, then the source unlinked."""
+    backend, root, _ = disk
+    big = bytes(range(256)) * 9000  # more than two copy chunks
+    _local_writer(root)(blob_path("big"), big)
+    os.utime(root / blob_path("big"), (1_600_000_000, 1_600_000_000))
+    os.chmod(root / blob_path("big"), 0o604)
+    (root / REPOS / "a").mkdir(parents=True)
+    os.symlink("../../elsewhere", root / REPOS / "a" / "link")
+    (root / QUARANTINE).mkdir(parents=True)
+    (root / QUARANTINE / "good").write_bytes(b"an older copy")
+    moves = [
+        (blob_path("big"), QUARANTINE + "big"),
+        (REPOS + "a/link", QUARANTINE + "deep/link"),
+        (blob_path("good"), QUARANTINE + "good"),
+    ]
+
+    results = run(backend, lambda: backend.move(moves))
+
+    assert results == [DeleteResult(src, Outcome.DELETED) for src, _ in moves]
+    assert len(cross_device) == 3
+    tree = _tree(root)
+    assert tree == {
+        QUARANTINE + "big": big,
+        QUARANTINE + "deep/link": b"-> ../../elsewhere",
+        QUARANTINE + "good": b"good",
+    }
+    st = os.stat(root / QUARANTINE / "big")
+    assert (st.st_mtime, stat.S_IMODE(st.st_mode)) == (1_600_000_000, 0o604)
+
+
+def test_a_short_copy_across_filesystems_keeps_the_source(
+    disk: tuple[LocalBackend, Path, Path],
+    cross_device: list[tuple[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A copy whose size is not the source's is FAILED; the source stays, no copy is left."""
+    backend, root, _ = disk
+
+    def short(source: Any, target: Any, length: int = 0) -> None:
+        target.write(source.read()[:-1])
+
+    monkeypatch.setattr(shutil, "copyfileobj", short)
+    (result,) = run(backend, lambda: backend.move([(blob_path("good"), QUARANTINE + "good")]))
+    assert result.outcome is Outcome.FAILED
+    assert result.error is not None
+    assert "short copy" in result.error
+    assert cross_device
+    assert _tree(root) == {blob_path("good"): b"good"}
+
+
+def test_a_source_that_cannot_be_unlinked_after_the_copy_is_failed_with_both(
+    disk: tuple[LocalBackend, Path, Path],
+    cross_device: list[tuple[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """When the source cannot be unlinked after a complete copy, FAILED says both hold the bytes."""
+    backend, root, _ = disk
+    real = os.unlink
+
+    def unlink(path: Any, *args: Any, **kwargs: Any) -> None:
+        if os.fspath(path).endswith("/data"):
+            raise PermissionError(errno.EACCES, "Permission denied")
+        real(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", unlink)
+    (result,) = run(backend, lambda: backend.move([(blob_path("good"), QUARANTINE + "good")]))
+    assert result.outcome is Outcome.FAILED
+    assert result.error is not None
+    assert result.error.startswith(f"copied to {QUARANTINE}good, but the source could not be")
+    assert "both hold the bytes" in result.error
+    assert "Permission denied" in result.error
+    assert cross_device
+    assert _tree(root) == {blob_path("good"): b"good", QUARANTINE + "good": b"good"}
+
+
+def test_write_is_atomic_with_the_registrys_modes(disk: tuple[LocalBackend, Path, Path]) -> None:
+    """A write leaves no temporary file, and files get 0666 less the umask, as the registry's."""
+    backend, root, _ = disk
+    umask = os.umask(0o022)
+    try:
+        first = {QUARANTINE + "journal": b"1\n", REPOS + "a/link": b"x"}
+        run(backend, lambda: backend.write(first))
+        run(backend, lambda: backend.write({QUARANTINE + "journal": b"1\n2\n"}))
+    finally:
+        os.umask(umask)
+    assert _tree(root) == {
+        blob_path("good"): b"good",
+        QUARANTINE + "journal": b"1\n2\n",
+        REPOS + "a/link": b"x",
+    }
+    assert stat.S_IMODE(os.stat(root / QUARANTINE / "journal").st_mode) == 0o644
+
+
+def test_a_failed_write_raises_and_leaves_no_temporary_file(
+    disk: tuple[LocalBackend, Path, Path],
+) -> None:
+    """Writing over a directory raises StorageError(path=) and leaves nothing behind."""
+    backend, root, _ = disk
+    (root / REPOS / "a" / "link").mkdir(parents=True)
+    with pytest.raises(StorageError, match="cannot write") as e:
+        run(backend, lambda: backend.write({REPOS + "a/link": b"sha256:a"}))
+    assert e.value.path == REPOS + "a/link"
+    assert _tree(root) == {blob_path("good"): b"good"}

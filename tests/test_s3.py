@@ -19,8 +19,10 @@ from registry_gc.backends import (
     Outcome,
     S3Backend,
     SupportsDirectories,
+    SupportsMove,
     SupportsMultipartUploads,
     SupportsRequestCounts,
+    SupportsWrite,
     open_backend,
 )
 from registry_gc.backends._s3_client import fast_timestamp
@@ -83,7 +85,12 @@ def _s3_writer(server: Any, bucket: str, root: str) -> Writer:
 class TestS3(BackendSuite):
     """S3Backend over SeaweedFS, registry root ``reg/`` inside the bucket."""
 
-    capabilities = (SupportsMultipartUploads, SupportsRequestCounts)
+    capabilities = (
+        SupportsMultipartUploads,
+        SupportsMove,
+        SupportsWrite,
+        SupportsRequestCounts,
+    )
 
     @pytest.fixture
     def backend(self, s3_server: SeaweedS3, s3_bucket: str) -> Iterator[S3Backend]:

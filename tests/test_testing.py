@@ -31,7 +31,7 @@ class TestDictBackend(BackendSuite):
     @pytest.fixture
     def writer(self, backend: DictBackend) -> Writer:
         """Writes straight into the dict."""
-        return backend.write
+        return backend.put
 
 
 def test_importing_registry_gc_does_not_import_pytest() -> None:
@@ -61,7 +61,7 @@ class TestDictBackend(BackendSuite):
 
     @pytest.fixture
     def writer(self, backend):
-        return backend.write
+        return backend.put
 """
 
 

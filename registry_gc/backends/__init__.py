@@ -18,8 +18,10 @@ from ._protocols import (
     Backend,
     SupportsDigest,
     SupportsDirectories,
+    SupportsMove,
     SupportsMultipartUploads,
     SupportsRequestCounts,
+    SupportsWrite,
 )
 from ._readonly import ReadOnlyBackend
 from ._s3 import S3Backend
@@ -43,8 +45,10 @@ __all__ = [
     "S3Backend",
     "SupportsDigest",
     "SupportsDirectories",
+    "SupportsMove",
     "SupportsMultipartUploads",
     "SupportsRequestCounts",
+    "SupportsWrite",
     "WrappingBackend",
     "checked_path",
     "http_requests",

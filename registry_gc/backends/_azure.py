@@ -33,10 +33,10 @@ Connections belong to an event loop, as for :class:`~registry_gc.backends.S3Back
 
 The storage options and credentials are resolved in ``_azure_options``, what
 the object stores share is in ``_objectstore``. This module stays one (about
-700 lines) because what is left is one class whose parts — the pipeline and
-its retry policy, listing, reads, batched deletes — all go through the same
-connection, retry budget and request counter: split, each part would reach
-into the others' private state.
+850 lines) because what is left is one class whose parts — the pipeline and
+its retry policy, listing, reads, batched deletes, moves and writes — all go
+through the same connection, retry budget and request counter: split, each
+part would reach into the others' private state.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ from .._errors import ConfigError, StorageError
 from ._azure_options import IGNORED_OPTIONS, OPTIONS, Options, env
 from ._base import DeleteResult, ObjectInfo, Outcome
 from ._hashing import new_hash
+from ._moving import checked_moves, copy_then_delete
 from ._objectstore import Listing, LoopBound, backoff, list_objects, run_pool
 from ._paths import checked_path
 
@@ -80,6 +81,14 @@ _PAGE = 5000
 _BATCH = 256
 #: Batch requests in flight at once.
 _DELETE_BATCHES_IN_FLIGHT = 8
+#: Moves copied before their sources are deleted (four batch requests).
+_MOVE_CHUNK = 4 * _BATCH
+#: Seconds to wait for a pending copy, and between its first and last polls.
+_COPY_WAIT = 600.0
+_POLL_FIRST = 0.2
+_POLL_MAX = 5.0
+#: The content type distribution gives the objects it writes.
+_CONTENT_TYPE = "application/octet-stream"
 #: Attempts at reading a response body: the pipeline retries a request but not
 #: a body cut off after the headers arrived; only that case is retried here.
 _BODY_ATTEMPTS = 3
@@ -180,8 +189,11 @@ class AzureBackend:
     'az://registry/prod'
 
     ``request_counts`` counts every HTTP request sent, retries included, by
-    operation (``ListBlobs``, ``GetBlob``, ``BlobBatch``), and the calls
-    inside batches by theirs (``DeleteBlob``): Azure bills each of those.
+    operation (``ListBlobs``, ``GetBlob``, ``CopyBlob``, ``PutBlob``,
+    ``GetBlobProperties``, ``BlobBatch``), and the calls inside batches by
+    theirs (``DeleteBlob``): Azure bills each of those. The backend moves
+    (:class:`~registry_gc.backends.SupportsMove`) and writes
+    (:class:`~registry_gc.backends.SupportsWrite`) blobs.
     """
 
     def __init__(
@@ -402,6 +414,10 @@ class AzureBackend:
             operation = "GetBlob"
         elif method == "HEAD":
             operation = "GetBlobProperties"
+        elif method == "PUT" and request.headers.get("x-ms-copy-source"):
+            operation = "CopyBlob"
+        elif method == "PUT" and "comp=" not in query:
+            operation = "PutBlob"
         elif method == "DELETE":
             operation = "DeleteBlob"
         else:
@@ -416,7 +432,14 @@ class AzureBackend:
         return f"{url}?{params}" if params else url
 
     async def _send(
-        self, conn: _Connection, method: str, url: str, *, stream: bool = True
+        self,
+        conn: _Connection,
+        method: str,
+        url: str,
+        *,
+        stream: bool = True,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
     ) -> AsyncHttpResponse:
         """Send one request through the container's pipeline (signing, retries): the response.
 
@@ -425,7 +448,12 @@ class AzureBackend:
         """
         from azure.core.rest import HttpRequest  # noqa: PLC0415
 
-        request = HttpRequest(method, url, headers={"x-ms-version": conn.container.api_version})
+        request = HttpRequest(
+            method,
+            url,
+            headers={"x-ms-version": conn.container.api_version, **(headers or {})},
+            content=content,
+        )
         # The container's own pipeline (typed as the synchronous one by the SDK).
         pipeline: Any = conn.container._pipeline  # noqa: SLF001
         response: AsyncHttpResponse = (await pipeline.run(request, stream=stream)).http_response
@@ -687,6 +715,129 @@ class AzureBackend:
                 await budget.spend()
             pending = retry
         return outcomes
+
+    # -- move and write -------------------------------------------------------------
+
+    async def move(
+        self, moves: Sequence[tuple[str, str]], *, sizes: Mapping[str, int] | None = None
+    ) -> list[DeleteResult]:
+        """Copy server-side, then delete the sources copied (the ``SupportsMove`` capability).
+
+        One ``Copy Blob`` per blob (within one account Azure copies at once;
+        a copy it reports pending is polled with ``Get Blob Properties``
+        until it succeeds or fails); up to ``concurrency`` at once, 1024
+        pairs at a time, the sources of each 1024 copied then deleted in
+        Blob Batch requests of 256 (whose per-blob failures — a leased
+        source, say — make their moves ``FAILED``: the copy exists, and the
+        error says so). A missing source (404) is ``MISSING``; any other copy
+        failure is ``FAILED`` and leaves the source as it was. ``sizes`` is
+        not needed.
+        """
+        del sizes
+        pairs = checked_moves(moves)
+        if not pairs:
+            return []
+        conn = await self._connection()
+
+        async def copy(src: str, dst: str) -> DeleteResult | None:
+            return await self._copy(conn, src, dst)
+
+        return await copy_then_delete(
+            pairs, copy, self.delete, workers=self._concurrency, chunk=_MOVE_CHUNK
+        )
+
+    async def _answer(
+        self,
+        conn: _Connection,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+    ) -> tuple[int, Mapping[str, str], bytes, str | None]:
+        """Status, headers, body and reason of one request."""
+        response = await self._send(conn, method, url, headers=headers, content=content)
+        try:
+            body: bytes = await response.read()
+        finally:
+            await response.close()
+        return response.status_code, response.headers, body, response.reason
+
+    async def _copy(self, conn: _Connection, src: str, dst: str) -> DeleteResult | None:
+        """Copy ``src`` to ``dst`` whole: ``None``, or the ``MISSING``/``FAILED`` result."""
+        src_key, dst_key = self._key(src), self._key(dst)
+        target = self._request_url(conn, dst_key, {})
+
+        def failed(why: str) -> DeleteResult:
+            msg = f"cannot copy it to {self._where(dst_key)}, so it stays: {self._scrub(why)}"
+            return DeleteResult(src, Outcome.FAILED, msg)
+
+        source = {"x-ms-copy-source": self._request_url(conn, src_key, {})}
+        try:
+            status, headers, body, reason = await self._answer(conn, "PUT", target, headers=source)
+        except Exception as e:  # noqa: BLE001 - reported per move, never dropped
+            return failed(self._describe(e))
+        if status == 404 and _error_code(headers) != "ContainerNotFound":
+            return DeleteResult(src, Outcome.MISSING)
+        if not 200 <= status < 300:
+            return failed(_describe_status(status, headers, body, reason))
+        copy_id = headers.get("x-ms-copy-id")
+        state = headers.get("x-ms-copy-status")
+        waited, delay = 0.0, _POLL_FIRST
+        while state == "pending":
+            if waited >= _COPY_WAIT:
+                return failed(f"the copy {copy_id} is still pending after {waited:.0f} s")
+            await asyncio.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, _POLL_MAX)
+            try:
+                status, headers, body, reason = await self._answer(conn, "HEAD", target)
+            except Exception as e:  # noqa: BLE001
+                return failed(f"polling the copy {copy_id}: {self._describe(e)}")
+            if status != 200:
+                return failed(_describe_status(status, headers, body, reason))
+            if headers.get("x-ms-copy-id") != copy_id:
+                return failed(f"the copy {copy_id} was replaced by another at the destination")
+            state = headers.get("x-ms-copy-status")
+        if state not in (None, "success"):
+            why = headers.get("x-ms-copy-status-description") or ""
+            return failed(f"the copy {copy_id} ended {state}: {why}".rstrip(": "))
+        done, _, total = (headers.get("x-ms-copy-progress") or "").partition("/")
+        if total and done != total:
+            return failed(f"the copy {copy_id} holds {done} of {total} bytes")
+        return None
+
+    async def write(self, items: Mapping[str, bytes]) -> None:
+        """One ``Put Blob`` per item, ``concurrency`` at a time (the ``SupportsWrite`` capability).
+
+        The first failure (after the retries) raises
+        :class:`~registry_gc.StorageError` naming ``az://container/name``.
+        """
+        keys = {p: self._key(p) for p in items}
+        if not keys:
+            return
+        conn = await self._connection()
+        headers = {
+            "x-ms-blob-type": "BlockBlob",
+            "x-ms-blob-content-type": _CONTENT_TYPE,
+            # Signed: else aiohttp adds one of its own after the signature.
+            "Content-Type": _CONTENT_TYPE,
+        }
+
+        async def one(item: str) -> None:
+            key = keys[item]
+            url = self._request_url(conn, key, {})
+            try:
+                status, answer, body, reason = await self._answer(
+                    conn, "PUT", url, headers=headers, content=items[item]
+                )
+            except Exception as e:
+                raise self._storage_error("write", key, self._describe(e)) from e
+            if not 200 <= status < 300:
+                why = _describe_status(status, answer, body, reason)
+                raise self._storage_error("write", key, why)
+
+        await run_pool(min(self._concurrency, len(keys)), keys, one)
 
     def _listing(self, conn: _Connection) -> Listing:
         async def pages(prefix: str) -> AsyncGenerator[list[ObjectInfo], None]:

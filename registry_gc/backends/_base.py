@@ -51,7 +51,11 @@ class MultipartUpload:
 
 
 class Outcome(enum.Enum):
-    """What happened to one path given to :meth:`~registry_gc.backends.Backend.delete`."""
+    """What happened to one path given to :meth:`~registry_gc.backends.Backend.delete`.
+
+    The same outcomes report a move (:class:`~registry_gc.backends.SupportsMove`),
+    for its source: ``DELETED`` is moved, ``MISSING`` a source that did not exist.
+    """
 
     DELETED = "deleted"
     MISSING = "missing"  #: it was already gone: fine, and the end state is the same
@@ -61,7 +65,7 @@ class Outcome(enum.Enum):
 
 @attrs.frozen(slots=True)
 class DeleteResult:
-    """The outcome of deleting one path."""
+    """The outcome of deleting (or moving) one path."""
 
     path: str
     outcome: Outcome

@@ -16,7 +16,9 @@ if TYPE_CHECKING:
         Backend,
         SupportsDigest,
         SupportsDirectories,
+        SupportsMove,
         SupportsMultipartUploads,
+        SupportsWrite,
     )
 
 __all__ = ["CountingBackend", "http_requests"]
@@ -31,7 +33,8 @@ class CountingBackend(WrappingBackend):
     Operations: ``list`` (objects listed), ``read`` (paths read or hashed),
     ``delete`` (paths deleted), ``remove_empty_dirs`` (directories),
     ``list_multipart_uploads`` (uploads found), ``abort_multipart_uploads``
-    (uploads aborted). Counted as asked, whatever the outcome.
+    (uploads aborted), ``move`` (objects moved), ``write`` (objects
+    written). Counted as asked, whatever the outcome.
     """
 
     def __init__(self, inner: Backend) -> None:
@@ -83,6 +86,20 @@ class CountingBackend(WrappingBackend):
         self.objects["abort_multipart_uploads"] += len(uploads)
         inner = cast("SupportsMultipartUploads", self._inner)
         return await inner.abort_multipart_uploads(uploads)
+
+    async def move(
+        self, moves: Sequence[tuple[str, str]], *, sizes: Mapping[str, int] | None = None
+    ) -> _Results:
+        """Move through the wrapped backend, counting."""
+        self.objects["move"] += len(moves)
+        inner = cast("SupportsMove", self._inner)
+        return await inner.move(moves, sizes=sizes)
+
+    async def write(self, items: Mapping[str, bytes]) -> None:
+        """Write through the wrapped backend, counting."""
+        self.objects["write"] += len(items)
+        inner = cast("SupportsWrite", self._inner)
+        await inner.write(items)
 
 
 def http_requests(backend: Backend) -> dict[str, int] | None:

@@ -1,8 +1,9 @@
 """Any fsspec filesystem (memory, GCS, Azure, SFTP, …) through its synchronous API.
 
-The generic path: listing with ``find(detail=True)``, reads with ``cat`` and
-deletes one file at a time, each run in a worker thread. Storage-specific
-backends (local disk, S3) do better where it matters.
+The generic path: listing with ``find(detail=True)``, reads with ``cat``,
+deletes, moves (copy, check, delete) and writes one file at a time, each run
+in a worker thread. Storage-specific backends (local disk, S3) do better
+where it matters.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from .._errors import StorageError
 from ._base import UNKNOWN_TIME, DeleteResult, ObjectInfo, Outcome
 from ._hashing import CHUNK_SIZE, new_hash
+from ._moving import checked_moves, kept_both
+from ._objectstore import run_pool
 from ._paths import checked_path
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Mapping, Sequence
+    from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
     import fsspec
 
@@ -67,9 +70,11 @@ class FsspecBackend:
     'memory:///my-registry'
 
     It hashes objects while streaming them
-    (:class:`~registry_gc.backends.SupportsDigest`). It has no directories of
-    its own, even on a filesystem that does: what registry-gc deletes there,
-    it deletes file by file.
+    (:class:`~registry_gc.backends.SupportsDigest`), moves them
+    (:class:`~registry_gc.backends.SupportsMove`: copy, compare sizes, delete)
+    and writes them (:class:`~registry_gc.backends.SupportsWrite`). It has no
+    directories of its own, even on a filesystem that does: what registry-gc
+    deletes there, it deletes file by file.
     """
 
     def __init__(self, fs: fsspec.AbstractFileSystem, root: str, *, concurrency: int = 16) -> None:
@@ -207,6 +212,92 @@ class FsspecBackend:
                 return await asyncio.to_thread(one, path)
 
         return list(await asyncio.gather(*(run(p) for p in paths)))
+
+    def _with_parent(self, full: str, act: Callable[[], object]) -> None:
+        """``act()``; again after creating ``full``'s parent, when that is what it lacked.
+
+        Object stores need no parents; a filesystem with directories may.
+        """
+        try:
+            act()
+        except FileNotFoundError:
+            self._fs.makedirs(self._fs._parent(full), exist_ok=True)  # noqa: SLF001
+            act()
+
+    def _move_one(self, src: str, dst: str) -> DeleteResult:
+        """Copy ``src`` to ``dst``, compare their sizes, delete ``src``."""
+        full_src, full_dst = self._full(src), self._full(dst)
+        try:
+            info = self._fs.info(full_src)
+        except FileNotFoundError:
+            return DeleteResult(src, Outcome.MISSING)
+        except Exception as e:  # noqa: BLE001 - every failure is reported, never dropped
+            return DeleteResult(src, Outcome.FAILED, f"{type(e).__name__}: {e}")
+        if info.get("type") == "directory":
+            return DeleteResult(src, Outcome.FAILED, f"{src} is a directory: only objects move")
+        try:
+            self._with_parent(full_dst, lambda: self._fs.cp_file(full_src, full_dst))
+            copied = self._fs.info(full_dst).get("size")
+        except Exception as e:  # noqa: BLE001
+            if isinstance(e, FileNotFoundError) and not self._fs.exists(full_src):
+                return DeleteResult(src, Outcome.MISSING)  # gone since it was looked at
+            return DeleteResult(src, Outcome.FAILED, f"{type(e).__name__}: {e}")
+        size = info.get("size")
+        if copied is None or size is None or int(copied) != int(size):
+            msg = f"the copy at {dst} has {copied} bytes, the source {size}: source kept"
+            return DeleteResult(src, Outcome.FAILED, msg)
+        try:
+            self._fs.rm_file(full_src)
+        except FileNotFoundError:
+            pass  # gone meanwhile: the copy holds the bytes
+        except Exception as e:  # noqa: BLE001
+            return kept_both(src, dst, f"{type(e).__name__}: {e}")
+        return DeleteResult(src, Outcome.DELETED)
+
+    async def move(
+        self, moves: Sequence[tuple[str, str]], *, sizes: Mapping[str, int] | None = None
+    ) -> _Results:
+        """Move file by file, up to ``concurrency`` at a time (the ``SupportsMove`` capability).
+
+        Each move is ``info`` (a missing source is ``MISSING``), ``cp_file``,
+        ``info`` of the copy (its size must be the source's), then ``rm_file``
+        of the source. ``sizes`` is not needed.
+        """
+        del sizes
+        pairs = checked_moves(moves)
+        for src, dst in pairs:
+            self._full(src)
+            self._full(dst)
+        results: list[DeleteResult | None] = [None] * len(pairs)
+
+        async def one(i: int) -> None:
+            results[i] = await asyncio.to_thread(self._move_one, *pairs[i])
+
+        if pairs:
+            await run_pool(min(self._concurrency, len(pairs)), range(len(pairs)), one)
+        return [r for r in results if r is not None]
+
+    async def write(self, items: Mapping[str, bytes]) -> None:
+        """Write each object with ``pipe_file``, up to ``concurrency`` at a time.
+
+        The first failure raises :class:`~registry_gc.StorageError`; a path
+        outside the root refuses the whole call before anything is written.
+        """
+        full = {p: self._full(p) for p in items}
+
+        def one(path: str) -> None:
+            target = full[path]
+            try:
+                self._with_parent(target, lambda: self._fs.pipe_file(target, items[path]))
+            except Exception as e:
+                msg = f"cannot write {self.url}/{path}: {type(e).__name__}: {e}"
+                raise StorageError(msg, path=path) from e
+
+        async def run(path: str) -> None:
+            await asyncio.to_thread(one, path)
+
+        if full:
+            await run_pool(min(self._concurrency, len(full)), full, run)
 
     async def aclose(self) -> None:
         """Nothing to release."""

@@ -14,6 +14,9 @@ when none is given), and then this backend sends the requests itself:
   each, several in flight; each part's own status is reported (``404`` is
   ``MISSING``, anything else that is not a success is ``FAILED`` with GCS's
   message).
+- **server-side moves**: ``objects.rewrite`` (again with its
+  ``rewriteToken`` until done), then batch deletes of the sources copied;
+  writes are one media upload each.
 - **one retry layer**, this one: 408, 429, 5xx and connection errors are
   retried with jittered exponential backoff, at most ``retries`` times per
   request — and per object in a batch, where a part that answers 429 or 5xx
@@ -34,10 +37,11 @@ make them).
 
 The JSON API's formats (timestamps, error bodies, batch requests) are in
 ``_gcs_api``, what the object stores share in ``_objectstore``. This module
-stays one (about 700 lines) because what is left is one class whose parts —
+stays one (about 800 lines) because what is left is one class whose parts —
 credentials and their refresh, the retry layer, listing, reads, batched
-deletes — all go through the same connection, retry budget and request
-counter: split, each part would reach into the others' private state.
+deletes, moves and writes — all go through the same connection, retry budget
+and request counter: split, each part would reach into the others' private
+state.
 """
 
 from __future__ import annotations
@@ -67,6 +71,7 @@ from ._gcs_api import (
     parse_time,
 )
 from ._hashing import CHUNK_SIZE, new_hash
+from ._moving import checked_moves, copy_then_delete
 from ._objectstore import Listing, LoopBound, backoff, list_objects, run_pool
 from ._paths import checked_path
 
@@ -90,6 +95,12 @@ _PAGE = 1000
 _BATCH = 100
 #: Batch requests in flight at once.
 _DELETE_BATCHES_IN_FLIGHT = 8
+#: Moves copied before their sources are deleted (ten batch requests).
+_MOVE_CHUNK = 10 * _BATCH
+#: What a rewrite answers with: whether it is done, how to go on, and the sizes.
+_REWRITE_FIELDS = "done,rewriteToken,objectSize,resource(size)"
+#: The content type distribution gives the objects it writes.
+_CONTENT_TYPE = "application/octet-stream"
 #: Objects hashed at once by :meth:`GCSBackend.digest` (each streams up to a layer).
 _DIGEST_CONCURRENCY = 8
 #: Retries after the first attempt, per request (and per object of a batch).
@@ -183,9 +194,11 @@ class GCSBackend:
     'gs://my-bucket/registry'
 
     ``request_counts`` counts every HTTP request sent, retries included, by
-    JSON API method (``objects.list``, ``objects.get``, ``batch``), and the
-    calls inside batch requests by theirs (``objects.delete``): GCS bills
-    each of those as an operation.
+    JSON API method (``objects.list``, ``objects.get``, ``objects.rewrite``,
+    ``objects.insert``, ``batch``), and the calls inside batch requests by
+    theirs (``objects.delete``): GCS bills each of those as an operation.
+    The backend moves (:class:`~registry_gc.backends.SupportsMove`) and
+    writes (:class:`~registry_gc.backends.SupportsWrite`) objects.
     """
 
     def __init__(
@@ -682,6 +695,99 @@ class GCSBackend:
         except ValueError as e:
             return f"unreadable batch response: {e}"
         return match_parts(parts, token, len(keys))
+
+    # -- move and write -------------------------------------------------------------
+
+    async def move(
+        self, moves: Sequence[tuple[str, str]], *, sizes: Mapping[str, int] | None = None
+    ) -> list[DeleteResult]:
+        """Rewrite server-side, then delete the sources copied (the ``SupportsMove`` capability).
+
+        One ``objects.rewrite`` per object (sent again with its
+        ``rewriteToken`` until done: within one location and storage class
+        GCS is done in one call), whose answer's sizes must agree; up to
+        ``concurrency`` at once, 1000 pairs at a time, the sources of each
+        1000 copied then deleted in batch requests of 100 (whose per-object
+        failures make their moves ``FAILED``: the copy exists, and the error
+        says so). A missing source (404) is ``MISSING``; any other rewrite
+        failure is ``FAILED`` and leaves the source as it was. ``sizes`` is
+        not needed.
+        """
+        del sizes
+        pairs = checked_moves(moves)
+        if not pairs:
+            return []
+        conn = await self._connection()
+
+        async def copy(src: str, dst: str) -> DeleteResult | None:
+            return await self._rewrite(conn, src, dst)
+
+        return await copy_then_delete(
+            pairs, copy, self.delete, workers=self._concurrency, chunk=_MOVE_CHUNK
+        )
+
+    async def _rewrite(self, conn: _Connection, src: str, dst: str) -> DeleteResult | None:
+        """Copy ``src`` to ``dst`` whole: ``None``, or the ``MISSING``/``FAILED`` result."""
+        src_key, dst_key = self._key(src), self._key(dst)
+        bucket = quote(self._bucket, safe="")
+        path = f"{self._object_path(src_key)}/rewriteTo/b/{bucket}/o/{quote(dst_key, safe='')}"
+        params = {"fields": _REWRITE_FIELDS}
+
+        def failed(why: str) -> DeleteResult:
+            msg = f"cannot copy it to {self._where(dst_key)}, so it stays: {self._scrub(why)}"
+            return DeleteResult(src, Outcome.FAILED, msg)
+
+        while True:
+            url = self._api_url(path, params)
+            try:
+                status, _, body = await self._send(conn, "objects.rewrite", "POST", url, data=b"")
+            except Exception as e:  # noqa: BLE001 - reported per move, never dropped
+                return failed(self._describe(e))
+            if status == 404 and not is_missing_bucket(body):
+                return DeleteResult(src, Outcome.MISSING)
+            if status != 200:
+                return failed(error_message(status, body))
+            try:
+                answer: dict[str, Any] = json.loads(body)
+            except ValueError:
+                return failed(f"not JSON: {body[:80]!r}")
+            if answer.get("done"):
+                size = answer.get("objectSize")
+                copied = (answer.get("resource") or {}).get("size")
+                if size is not None and copied is not None and int(size) != int(copied):
+                    return failed(f"the copy has {copied} bytes, the source {size}")
+                return None
+            token = answer.get("rewriteToken")
+            if not token:
+                return failed("the rewrite is neither done nor to be continued")
+            params["rewriteToken"] = str(token)
+
+    async def write(self, items: Mapping[str, bytes]) -> None:
+        """One media upload per item, ``concurrency`` at a time (the ``SupportsWrite`` capability).
+
+        The first failure (after the retries) raises
+        :class:`~registry_gc.StorageError` naming ``gs://bucket/name``.
+        """
+        keys = {p: self._key(p) for p in items}
+        if not keys:
+            return
+        conn = await self._connection()
+        path = f"/upload/storage/v1/b/{quote(self._bucket, safe='')}/o"
+        headers = {"Content-Type": _CONTENT_TYPE}
+
+        async def one(item: str) -> None:
+            key = keys[item]
+            url = self._api_url(path, {"uploadType": "media", "name": key, "fields": "name"})
+            try:
+                status, _, body = await self._send(
+                    conn, "objects.insert", "POST", url, headers=headers, data=items[item]
+                )
+            except Exception as e:
+                raise self._storage_error("write", key, self._describe(e)) from e
+            if status != 200:
+                raise self._storage_error("write", key, error_message(status, body))
+
+        await run_pool(min(self._concurrency, len(keys)), keys, one)
 
     def _listing(self, conn: _Connection) -> Listing:
         async def pages(prefix: str) -> AsyncGenerator[list[ObjectInfo], None]:

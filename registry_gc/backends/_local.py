@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import errno
 import os
+import shutil
 import stat
+import uuid
 from typing import TYPE_CHECKING, TypeAlias
 
 from .._errors import StorageError
 from ..layout import V2_PREFIX
 from ._base import UNKNOWN_TIME, DeleteResult, ObjectInfo, Outcome
 from ._hashing import CHUNK_SIZE, new_hash
+from ._moving import checked_moves, kept_both
 from ._paths import checked_path
 
 if TYPE_CHECKING:
@@ -49,6 +53,146 @@ def _alias_error(logical: str, target: str, root: str) -> StorageError:
         "nothing. Replace the link with a copy of what it points at"
     )
     return StorageError(msg, path=logical)
+
+
+def _escape_error(path: str, target: str, root: str, doing: str) -> StorageError:
+    msg = (
+        f"{path} leads through a symbolic link to {target}, outside the registry root {root}: "
+        f"registry-gc never follows links out of the root, so it {doing} nothing. Replace the "
+        "link with what it points at, or run registry-gc on a root that contains it"
+    )
+    return StorageError(msg, path=path)
+
+
+def _check_inside(path: str, full: str, root: str, real_root: str, doing: str) -> None:
+    """Refuse ``path`` (at ``full``) when its directory, or itself as a link, leads out of the root.
+
+    Components that do not exist yet are no links: ``realpath`` resolves what
+    exists and appends the rest.
+    """
+    parent = os.path.realpath(os.path.dirname(full))
+    if not _inside(parent, real_root):
+        raise _escape_error(path, parent, root, doing)
+    if os.path.islink(full):
+        target = os.path.realpath(full)
+        if not _inside(target, real_root):
+            raise _escape_error(path, target, root, doing)
+
+
+def _temp_path(full: str) -> str:
+    """A fresh name next to ``full`` for writing it whole before a rename."""
+    head, tail = os.path.split(full)
+    return os.path.join(head, f".{tail}.registry-gc-{uuid.uuid4().hex[:12]}.tmp")
+
+
+def _fsync_dir(path: str) -> None:
+    """Make the names in directory ``path`` durable (where the filesystem can)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    except OSError as e:
+        if e.errno != errno.EINVAL:  # a filesystem without fsync on directories
+            raise
+    finally:
+        os.close(fd)
+
+
+def _copy_across(full_src: str, full_dst: str, st: os.stat_result) -> None:
+    """Copy ``full_src`` (lstat ``st``) to ``full_dst`` on another filesystem: whole, then renamed.
+
+    A link is copied as a link. The bytes are synced and their count checked
+    against the source's size before the copy takes ``full_dst``'s name; the
+    modification time is the source's, as a rename would keep it.
+    """
+    tmp = _temp_path(full_dst)
+    try:
+        if stat.S_ISLNK(st.st_mode):
+            os.symlink(os.readlink(full_src), tmp)
+        else:
+            with open(full_src, "rb") as source:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IMODE(st.st_mode))
+                with os.fdopen(fd, "wb") as target:
+                    shutil.copyfileobj(source, target, CHUNK_SIZE)
+                    target.flush()
+                    os.fsync(target.fileno())
+                    written = target.tell()
+                expected = os.fstat(source.fileno()).st_size
+            if written != expected:
+                msg = f"short copy to {full_dst}: {written} of {expected} bytes"
+                raise OSError(errno.EIO, msg)
+            os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
+        os.replace(tmp, full_dst)
+        tmp = ""
+        _fsync_dir(os.path.dirname(full_dst))
+    finally:
+        if tmp:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def _failed(path: str, e: OSError) -> DeleteResult:
+    return DeleteResult(path, Outcome.FAILED, f"{type(e).__name__}: {e.strerror or e}")
+
+
+def _move_file(src: str, dst: str, full_src: str, full_dst: str) -> DeleteResult:
+    """Rename ``full_src`` to ``full_dst``, creating its directory (across filesystems: copy)."""
+    try:
+        st = os.lstat(full_src)
+    except FileNotFoundError:
+        return DeleteResult(src, Outcome.MISSING)
+    except OSError as e:
+        return _failed(src, e)
+    if stat.S_ISDIR(st.st_mode):
+        return DeleteResult(src, Outcome.FAILED, f"{full_src} is a directory: only objects move")
+    try:
+        os.makedirs(os.path.dirname(full_dst), exist_ok=True)
+        try:
+            # Atomic, replaces an existing file, and moves a link itself (never its target).
+            os.replace(full_src, full_dst)
+        except OSError as e:
+            if e.errno != errno.EXDEV:
+                raise
+        else:
+            return DeleteResult(src, Outcome.DELETED)
+        _copy_across(full_src, full_dst, st)
+    except FileNotFoundError as e:
+        if not os.path.lexists(full_src):
+            return DeleteResult(src, Outcome.MISSING)  # gone since the lstat
+        return _failed(src, e)
+    except OSError as e:
+        return _failed(src, e)
+    try:
+        os.unlink(full_src)
+    except FileNotFoundError:
+        pass  # gone meanwhile: the copy holds the bytes
+    except OSError as e:
+        return kept_both(src, dst, f"{type(e).__name__}: {e.strerror or e}")
+    return DeleteResult(src, Outcome.DELETED)
+
+
+def _write_file(path: str, full: str, data: bytes) -> str:
+    """Write ``full`` whole under a temporary name, then rename it over; its directory."""
+    parent = os.path.dirname(full)
+    tmp = ""
+    try:
+        os.makedirs(parent, exist_ok=True)
+        tmp = _temp_path(full)
+        # 0o666 less the umask: the mode the registry gives the files it writes.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, full)
+        tmp = ""
+    except OSError as e:
+        msg = f"cannot write {full}: {type(e).__name__}: {e.strerror or e}"
+        raise StorageError(msg, path=path) from e
+    finally:
+        if tmp:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+    return parent
 
 
 def _modified(mtime: float) -> datetime.datetime:
@@ -204,7 +348,9 @@ class LocalBackend:
 
     A local disk has directories of its own: the backend lists empty ones
     and removes them on request (:class:`~registry_gc.backends.SupportsDirectories`).
-    It also hashes files in bounded memory (:class:`~registry_gc.backends.SupportsDigest`).
+    It also hashes files in bounded memory (:class:`~registry_gc.backends.SupportsDigest`),
+    moves files with a rename (:class:`~registry_gc.backends.SupportsMove`) and
+    writes them atomically (:class:`~registry_gc.backends.SupportsWrite`).
     """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
@@ -320,6 +466,63 @@ class LocalBackend:
             return out
 
         return await asyncio.to_thread(work)
+
+    async def move(
+        self, moves: Sequence[tuple[str, str]], *, sizes: Mapping[str, int] | None = None
+    ) -> _Results:
+        """Rename each file (the ``SupportsMove`` capability); ``sizes`` is not needed.
+
+        ``os.replace``: atomic, over an existing destination, the destination's
+        missing directories created first; a link moves itself, never its
+        target, and a file keeps its modification time. Across filesystems (a
+        mount inside the root: ``EXDEV``) the file is copied to a temporary
+        name beside the destination, synced, checked against the source's
+        size and renamed into place before the source is unlinked. A source
+        or a destination that leads out of the root through a link refuses
+        the whole call with :class:`~registry_gc.StorageError` before
+        anything moves, as do the pairs
+        :meth:`~registry_gc.backends.SupportsMove.move` refuses.
+        """
+        del sizes
+        pairs = checked_moves(moves)
+        full = [(self._full(src), self._full(dst)) for src, dst in pairs]
+
+        def work() -> _Results:
+            real_root = os.path.realpath(self._root)
+            for (src, dst), (full_src, full_dst) in zip(pairs, full, strict=True):
+                _check_inside(src, full_src, self._root, real_root, "moves")
+                _check_inside(dst, full_dst, self._root, real_root, "moves")
+            return [
+                _move_file(src, dst, full_src, full_dst)
+                for (src, dst), (full_src, full_dst) in zip(pairs, full, strict=True)
+            ]
+
+        return await asyncio.to_thread(work)
+
+    async def write(self, items: Mapping[str, bytes]) -> None:
+        """Write each file atomically (the ``SupportsWrite`` capability).
+
+        A temporary file in the same directory (created, with the missing
+        directories above it, with the modes the registry's own files get),
+        synced, then renamed over the path; the directories are synced at the
+        end. A path that leads out of the root through a link refuses the
+        whole call before anything is written.
+        """
+        full = {p: self._full(p) for p in items}
+
+        def work() -> None:
+            real_root = os.path.realpath(self._root)
+            for path, target in full.items():
+                _check_inside(path, target, self._root, real_root, "writes")
+            parents = {_write_file(p, f, items[p]): p for p, f in full.items()}
+            for parent, path in parents.items():
+                try:
+                    _fsync_dir(parent)
+                except OSError as e:
+                    msg = f"cannot sync {parent}: {type(e).__name__}: {e.strerror or e}"
+                    raise StorageError(msg, path=path) from e
+
+        await asyncio.to_thread(work)
 
     async def aclose(self) -> None:
         """Nothing to release."""

@@ -14,6 +14,12 @@ capability                     what the collector does with it
                                at a time into memory
 :class:`SupportsMultipartUploads`  finds and aborts the open multipart uploads
                                of stale uploads (S3); without it, there are none
+:class:`SupportsMove`          live mode moves garbage blobs into a quarantine
+                               outside ``docker/registry/v2`` and back; without
+                               it, live mode is not available
+:class:`SupportsWrite`         live mode writes its journal and the link files
+                               of restored blobs; without it, live mode is not
+                               available
 :class:`SupportsRequestCounts` reports the HTTP requests a run sent
                                (``registry_gc_storage_requests``); without it,
                                none are reported
@@ -42,8 +48,10 @@ __all__ = [
     "Backend",
     "SupportsDigest",
     "SupportsDirectories",
+    "SupportsMove",
     "SupportsMultipartUploads",
     "SupportsRequestCounts",
+    "SupportsWrite",
 ]
 
 #: What ``delete`` returns (named: ``list`` is also a method of every backend).
@@ -157,6 +165,62 @@ class SupportsMultipartUploads(Protocol):
 
 
 @runtime_checkable
+class SupportsMove(Protocol):
+    """Optional: move objects to other paths under the same root, never losing their bytes.
+
+    Live mode (collecting while the registry serves pushes) does not delete a
+    garbage blob: it moves it into a quarantine outside
+    ``docker/registry/v2``, where the registry cannot find it, and a later
+    run moves it back if a live manifest needs it, or deletes it. On a disk a
+    move is a rename; on an object store, a server-side copy and then a
+    delete of the source.
+    """
+
+    async def move(
+        self, moves: Sequence[tuple[str, str]], *, sizes: Mapping[str, int] | None = None
+    ) -> _Results:
+        """Move each object ``src`` to ``dst``; one result per pair, in order, ``path`` = ``src``.
+
+        ``DELETED``: moved (``src`` is gone, ``dst`` holds its bytes);
+        ``MISSING``: ``src`` did not exist, nothing was written; ``FAILED``:
+        the error says what happened, and whether ``dst`` holds a copy (the
+        source could not be deleted after a complete copy) or not. An
+        existing ``dst`` is overwritten. At no point does neither path hold
+        the bytes: the copy is complete before the source goes.
+
+        ``sizes`` (source path → size, as listed) is a hint: a store that
+        copies large objects differently (S3, above 5 GiB) uses it to choose
+        without asking the store first. A wrong size never makes a short copy.
+
+        A path that could leave the root, a pair whose ``src`` is its
+        ``dst``, a ``dst`` named twice, or a path that is both a ``src`` and a
+        ``dst`` refuses the whole call with :class:`~registry_gc.StorageError`
+        (``path`` set) before anything moves.
+        """
+        ...
+
+
+@runtime_checkable
+class SupportsWrite(Protocol):
+    """Optional: put small objects — live mode's journal, restored link files.
+
+    An existing object is overwritten; on a disk, atomically (a temporary
+    file in the same directory, then a rename), with the missing parent
+    directories created.
+    """
+
+    async def write(self, items: Mapping[str, bytes]) -> None:
+        """Write each path's bytes, overwriting.
+
+        The first failure raises :class:`~registry_gc.StorageError` with its
+        ``path``; the other items may or may not have been written. A path
+        that could leave the root refuses the whole call before anything is
+        written.
+        """
+        ...
+
+
+@runtime_checkable
 class SupportsRequestCounts(Protocol):
     """Optional: a backend that counts the HTTP requests it sends (S3, GCS, Azure).
 
@@ -180,5 +244,7 @@ CAPABILITIES: tuple[type, ...] = (
     SupportsDirectories,
     SupportsDigest,
     SupportsMultipartUploads,
+    SupportsMove,
+    SupportsWrite,
     SupportsRequestCounts,
 )

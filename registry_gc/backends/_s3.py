@@ -11,6 +11,8 @@ region handling), and then this backend calls the S3 API itself:
   HeadObject first unless told not to).
 - **DeleteObjects per-key errors are reported**: s3fs's bulk delete drops the
   response's ``Errors``.
+- **server-side moves**: ``CopyObject`` (a multipart copy above 5 GiB, in
+  ``_s3_copy``), then ``DeleteObjects`` of the sources copied, 1000 a request.
 - **parallel listing**: ``blobs/`` and ``repositories/`` are listed as
   concurrent streams (16 for blobs, one per leading hex digit) rather than
   one stream of sequential 1000-key pages: 1.6-1.8x faster on SeaweedFS on
@@ -18,9 +20,10 @@ region handling), and then this backend calls the S3 API itself:
 - **cheap timestamps**: ``LastModified`` is parsed with ``fromisoformat``
   rather than dateutil (about 3x less client CPU per listed page).
 
-Setting up the client (``_s3_client``) and what the object-store backends
-share (``_objectstore``: listing fan-out, pools, one connection per event
-loop) are modules of their own.
+Setting up the client (``_s3_client``), multipart copies (``_s3_copy``) and
+what the object-store backends share (``_objectstore``: listing fan-out,
+pools, one connection per event loop; ``_moving``: copy, then delete) are
+modules of their own.
 
 Connections belong to an event loop: the client is created lazily in the loop
 that first uses it and recreated when a call comes from another loop (so the
@@ -38,9 +41,11 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigError, StorageError
 from ._base import DeleteResult, MultipartUpload, ObjectInfo, Outcome
+from ._moving import checked_moves, copy_then_delete
 from ._objectstore import Listing, LoopBound, list_objects, run_pool, utc
 from ._paths import checked_path
 from ._s3_client import FORCED_OPTIONS, S3Connection, abandon, close, connect
+from ._s3_copy import MAX_COPY, MIN_PART, multipart_copy
 
 if TYPE_CHECKING:
     from collections.abc import (
@@ -68,6 +73,10 @@ _BODY_ATTEMPTS = 3
 _MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 #: 404 codes that are *not* about the object: a missing bucket is an error.
 _NOT_AN_OBJECT_404 = frozenset({"NoSuchBucket"})
+#: The default part size of a multipart copy.
+_COPY_PART = 1024 * 1024 * 1024
+#: The content type distribution gives the objects it writes.
+_CONTENT_TYPE = "application/octet-stream"
 
 
 def _error_code(exc: BaseException) -> tuple[str, int | None]:
@@ -91,8 +100,14 @@ class S3Backend:
             (``key``, ``secret``, ``token``, ``endpoint_url``, ``client_kwargs``,
             ``config_kwargs``, ``anon``, ``profile``, ``requester_pays``, …).
             They never appear in :attr:`url`, ``repr`` or error messages.
-        concurrency: requests in flight at once for reads (and the size of the
-            connection pool).
+        concurrency: requests in flight at once for reads, copies and writes
+            (and the size of the connection pool).
+        multipart_copy_threshold: a move copies an object larger than this
+            (bytes) with a multipart copy, smaller ones with one
+            ``CopyObject``; at most 5 GiB, S3's limit for one copy (the default).
+        multipart_copy_part_size: the size of each part of a multipart copy,
+            5 MiB to 5 GiB (default 1 GiB; larger when an object would need
+            more than 10,000 parts).
 
     >>> backend = S3Backend.from_url("s3://my-bucket/registry", {"anon": True})
     >>> backend.url
@@ -101,7 +116,9 @@ class S3Backend:
     ``request_counts`` counts every HTTP request sent, retries included, by S3
     operation name (``ListObjectsV2``, ``GetObject``, ``DeleteObjects``, …):
     the :class:`~registry_gc.backends.SupportsRequestCounts` capability. The
-    backend also has :class:`~registry_gc.backends.SupportsMultipartUploads`.
+    backend also has :class:`~registry_gc.backends.SupportsMultipartUploads`,
+    :class:`~registry_gc.backends.SupportsMove` and
+    :class:`~registry_gc.backends.SupportsWrite`.
     """
 
     def __init__(
@@ -111,11 +128,26 @@ class S3Backend:
         storage_options: Mapping[str, Any] | None = None,
         *,
         concurrency: int = 64,
+        multipart_copy_threshold: int = MAX_COPY,
+        multipart_copy_part_size: int = _COPY_PART,
     ) -> None:
         if not bucket or "/" in bucket:
             raise ConfigError(f"invalid S3 bucket name {bucket!r}")
         if concurrency < 1:
             raise ConfigError(f"concurrency must be at least 1, not {concurrency}")
+        if not 0 <= multipart_copy_threshold <= MAX_COPY:
+            msg = (
+                f"multipart_copy_threshold must be 0 to {MAX_COPY}, not {multipart_copy_threshold}"
+            )
+            raise ConfigError(msg)
+        if not MIN_PART <= multipart_copy_part_size <= MAX_COPY:
+            msg = (
+                f"multipart_copy_part_size must be {MIN_PART} to {MAX_COPY}, "
+                f"not {multipart_copy_part_size}"
+            )
+            raise ConfigError(msg)
+        self._copy_threshold = multipart_copy_threshold
+        self._copy_part_size = multipart_copy_part_size
         self._bucket = bucket
         self._root = root.strip("/")
         self._base = f"{self._root}/" if self._root else ""
@@ -139,7 +171,8 @@ class S3Backend:
         """Open ``s3://bucket/optional/prefix`` (``s3a://`` too).
 
         ``storage_options`` as for :class:`s3fs.S3FileSystem`, plus ``concurrency``
-        (default 64).
+        (default 64), ``multipart_copy_threshold`` and ``multipart_copy_part_size``
+        (bytes, see the constructor).
         """
         scheme, sep, rest = url.partition("://")
         if not sep or scheme.lower() not in ("s3", "s3a"):
@@ -156,7 +189,12 @@ class S3Backend:
             raise ConfigError(f"no bucket in {url!r}: expected s3://bucket/optional/prefix")
         options = dict(storage_options or {})
         concurrency = int(options.pop("concurrency", 64))
-        return cls(bucket, root, options, concurrency=concurrency)
+        copy: dict[str, int] = {
+            name: int(options.pop(name))
+            for name in ("multipart_copy_threshold", "multipart_copy_part_size")
+            if name in options
+        }
+        return cls(bucket, root, options, concurrency=concurrency, **copy)
 
     # -- naming ---------------------------------------------------------------------
 
@@ -392,6 +430,98 @@ class S3Backend:
         out = [r for r in results if r is not None]
         assert len(out) == len(keys)
         return out
+
+    # -- move and write -------------------------------------------------------------
+
+    async def move(
+        self, moves: Sequence[tuple[str, str]], *, sizes: Mapping[str, int] | None = None
+    ) -> list[DeleteResult]:
+        """Copy server-side, then delete the sources copied (the ``SupportsMove`` capability).
+
+        An object of at most ``multipart_copy_threshold`` bytes is one
+        ``CopyObject``; a larger one a ``HeadObject`` (its exact size and ETag)
+        and a multipart copy: ``CreateMultipartUpload``, ``UploadPartCopy``
+        per part, ``CompleteMultipartUpload`` (``AbortMultipartUpload`` on
+        failure). An object whose size ``sizes`` does not give is a
+        ``HeadObject`` first. Up to ``concurrency`` copies run at once, 1000
+        pairs at a time; the sources of each 1000 copied are then deleted with
+        one ``DeleteObjects``, whose per-key errors make their moves
+        ``FAILED`` (the copy exists, and the error says so). A missing source
+        (``NoSuchKey``) is ``MISSING``; any other copy failure is ``FAILED``
+        and leaves the source as it was.
+        """
+        pairs = checked_moves(moves)
+        if not pairs:
+            return []
+        known = dict(sizes or {})
+        conn = await self._connection()
+
+        async def copy(src: str, dst: str) -> DeleteResult | None:
+            return await self._copy(conn, src, dst, known.get(src))
+
+        return await copy_then_delete(
+            pairs, copy, self.delete, workers=self._concurrency, chunk=_PAGE
+        )
+
+    async def _copy(
+        self, conn: S3Connection, src: str, dst: str, size: int | None
+    ) -> DeleteResult | None:
+        """Copy ``src`` to ``dst`` whole: ``None``, or the ``MISSING``/``FAILED`` result."""
+        src_key, dst_key = self._key(src), self._key(dst)
+        try:
+            if size is None or size > self._copy_threshold:
+                head: dict[str, Any] = await conn.client.head_object(
+                    Bucket=self._bucket, Key=src_key, **self._request_kwargs
+                )
+                if int(head["ContentLength"]) > self._copy_threshold:
+                    await multipart_copy(
+                        conn.client,
+                        bucket=self._bucket,
+                        src_key=src_key,
+                        dst_key=dst_key,
+                        head=head,
+                        part_size=self._copy_part_size,
+                        request_kwargs=self._request_kwargs,
+                    )
+                    return None
+            await conn.client.copy_object(
+                Bucket=self._bucket,
+                Key=dst_key,
+                CopySource={"Bucket": self._bucket, "Key": src_key},
+                **self._request_kwargs,
+            )
+        except Exception as e:  # noqa: BLE001 - reported per move, never dropped
+            code, _ = _error_code(e)
+            if code in _MISSING_CODES:
+                return DeleteResult(src, Outcome.MISSING)
+            why = f"cannot copy it to {self._where(dst_key)}, so it stays: {self._describe(e)}"
+            return DeleteResult(src, Outcome.FAILED, why)
+        return None
+
+    async def write(self, items: Mapping[str, bytes]) -> None:
+        """One PutObject per item, ``concurrency`` at a time (the ``SupportsWrite`` capability).
+
+        The first failure (after botocore's retries) raises
+        :class:`~registry_gc.StorageError` naming ``s3://bucket/key``.
+        """
+        keys = {p: self._key(p) for p in items}
+        if not keys:
+            return
+        conn = await self._connection()
+
+        async def one(path: str) -> None:
+            try:
+                await conn.client.put_object(
+                    Bucket=self._bucket,
+                    Key=keys[path],
+                    Body=items[path],
+                    ContentType=_CONTENT_TYPE,
+                    **self._request_kwargs,
+                )
+            except Exception as e:
+                raise self._storage_error("write", keys[path], e) from e
+
+        await run_pool(min(self._concurrency, len(keys)), keys, one)
 
     # -- multipart uploads ----------------------------------------------------------
 

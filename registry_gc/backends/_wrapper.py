@@ -25,8 +25,10 @@ from ._protocols import (
     CAPABILITIES,
     SupportsDigest,
     SupportsDirectories,
+    SupportsMove,
     SupportsMultipartUploads,
     SupportsRequestCounts,
+    SupportsWrite,
 )
 
 if TYPE_CHECKING:
@@ -141,6 +143,26 @@ class _ForwardMultipartUploads:
         return await inner.abort_multipart_uploads(uploads)
 
 
+class _ForwardMove:
+    _inner: Any
+
+    async def move(
+        self, moves: Sequence[tuple[str, str]], *, sizes: Mapping[str, int] | None = None
+    ) -> _Results:
+        """Move through the wrapped backend."""
+        inner: SupportsMove = self._inner
+        return await inner.move(moves, sizes=sizes)
+
+
+class _ForwardWrite:
+    _inner: Any
+
+    async def write(self, items: Mapping[str, bytes]) -> None:
+        """Write through the wrapped backend."""
+        inner: SupportsWrite = self._inner
+        await inner.write(items)
+
+
 class _ForwardRequestCounts:
     _inner: Any
 
@@ -155,6 +177,8 @@ _FORWARDERS: dict[type, type] = {
     SupportsDirectories: _ForwardDirectories,
     SupportsDigest: _ForwardDigest,
     SupportsMultipartUploads: _ForwardMultipartUploads,
+    SupportsMove: _ForwardMove,
+    SupportsWrite: _ForwardWrite,
     SupportsRequestCounts: _ForwardRequestCounts,
 }
 

@@ -18,7 +18,7 @@ through the backend)::
             return lambda path, data: ...
 
 The tests of an optional capability (directories, streaming digests,
-multipart uploads, request counts) are skipped, with the reason, for a
+multipart uploads, moves, writes, request counts) are skipped, with the reason, for a
 backend that does not have it. A suite that declares its backend's
 ``capabilities`` and calls :func:`deselect_without_capabilities` from
 ``pytest_collection_modifyitems`` runs exactly the tests that apply instead.
@@ -31,15 +31,17 @@ import pytest
 
 # Plain asserts in an installed package are not rewritten unless pytest is told
 # before the module is imported: with it, a failure shows the values compared.
-pytest.register_assert_rewrite("registry_gc.testing._suite")
+pytest.register_assert_rewrite(
+    "registry_gc.testing._common", "registry_gc.testing._moves", "registry_gc.testing._suite"
+)
 
-from ._suite import (  # noqa: E402 - after the registration above
+from ._common import (  # noqa: E402 - after the registration above
     BLOBS,
     ESCAPING,
+    QUARANTINE,
     REFUSED,
     REPOS,
     V2,
-    BackendSuite,
     Writer,
     blob_path,
     collect,
@@ -50,10 +52,12 @@ from ._suite import (  # noqa: E402 - after the registration above
     skip_without,
     write_many,
 )
+from ._suite import BackendSuite  # noqa: E402
 
 __all__ = [
     "BLOBS",
     "ESCAPING",
+    "QUARANTINE",
     "REFUSED",
     "REPOS",
     "V2",

@@ -4,8 +4,9 @@
 optional capability, as a plugin might; :func:`open_dict` is its entry-point
 factory (``dict = "tests.rigs.dictstore:open_dict"`` in the group
 ``registry_gc.backends``). Each opened backend is a fresh, empty store;
-:meth:`DictBackend.write` puts objects into it behind the backend's back (the
-suite's ``writer``).
+:meth:`DictBackend.put` puts objects into it behind the backend's back (the
+suite's ``writer``). It is not called ``write``: a backend with a ``write``
+method has, by its name, :class:`~registry_gc.backends.SupportsWrite`.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class DictBackend:
     def __repr__(self) -> str:
         return f"DictBackend({self.url!r})"
 
-    def write(self, path: str, data: bytes) -> None:
+    def put(self, path: str, data: bytes) -> None:
         """Put an object (a path ending in ``/`` is a placeholder, as on an object store)."""
         with self._lock:
             self.objects[path] = (data, datetime.datetime.now(datetime.timezone.utc))

@@ -90,10 +90,13 @@ class StorageProxy:
                 if response is None:
                     response = proxy.forward(request)
                 self.send_response(response.status)
+                length = str(len(response.body))
                 for key, value in response.headers.items():
-                    if key.lower() not in _HOP_BY_HOP:
+                    if key.lower() == "content-length" and self.command == "HEAD":
+                        length = value  # the size of what a GET would answer
+                    elif key.lower() not in _HOP_BY_HOP:
                         self.send_header(key, value)
-                self.send_header("Content-Length", str(len(response.body)))
+                self.send_header("Content-Length", length)
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(response.body)
