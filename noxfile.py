@@ -77,8 +77,8 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """Mypy, strict, on the package (configuration in pyproject.toml)."""
-    # With the GCS and Azure client libraries: their types are checked too.
-    session.install(".[gcs,azure]", _dev("mypy"))
+    # With the GCS, Azure and redis client libraries: their types are checked too.
+    session.install(".[gcs,azure,redis]", _dev("mypy"))
     session.run("mypy", *session.posargs)
 
 
