@@ -6,6 +6,7 @@ Modules:
 - :mod:`tests.rigs.s3` — :class:`SeaweedS3` (``weed mini``) and :class:`MotoS3` servers.
 - :mod:`tests.rigs.gcs` — :class:`FakeGCS` (fake-gcs-server, from its PyPI wrapper).
 - :mod:`tests.rigs.azure` — :class:`Azurite` (Azurite's blob service, from npm).
+- :mod:`tests.rigs.redis` — :class:`RedisServer` (``redis-server``), distribution's cache writes.
 - :mod:`tests.rigs.proxy` — :class:`StorageProxy`: counts requests on the wire, injects faults.
 - :mod:`tests.rigs.scenarios` — a mixed registry and an independent oracle of its live blobs.
 - :mod:`tests.rigs.registry` — :class:`RealRegistry` (Debian ``docker-registry`` 2.8.2).

@@ -1,0 +1,187 @@
+"""A real ``redis-server`` (Debian package ``redis-server``) as a test rig.
+
+:class:`RedisServer` runs ``redis-server`` on 127.0.0.1 and a free port, with no
+persistence (``--save "" --appendonly no``) and its working directory in a
+temporary directory, optionally with a password (``requirepass``).
+:func:`set_descriptor` writes a blob descriptor exactly as distribution's redis
+cache does (``registry/storage/cache/redis/redis.go``), and :func:`dump` lists
+every key with its content, so that tests compare the whole keyspace.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tests.rigs.procs import LOCALHOST, ManagedProcess, StartupError, free_port, wait_until
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    import redis
+    from typing_extensions import Self
+
+REDIS_BINARY = "redis-server"
+#: What distribution stores as ``mediatype`` for a blob (``blobStore.Put``/``Stat``).
+OCTET_STREAM = "application/octet-stream"
+
+
+class RedisServer:
+    """``redis-server`` on ``127.0.0.1:<free port>``, in memory only.
+
+    Args:
+        workdir: its working directory and log (a temporary directory when None).
+        password: ``requirepass`` (the default user's password), or None.
+    """
+
+    def __init__(self, workdir: str | Path | None = None, *, password: str | None = None) -> None:
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if workdir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="rig-redis-")
+            workdir = self._tmp.name
+        self.workdir = Path(workdir)
+        self.password = password
+        self.port = free_port()
+        self.proc: ManagedProcess | None = None
+
+    @property
+    def address(self) -> str:
+        """``127.0.0.1:PORT``, as ``redis.addr`` spells it."""
+        return f"{LOCALHOST}:{self.port}"
+
+    def url(self, db: int = 0) -> str:
+        """``redis://[:password@]127.0.0.1:PORT/db``."""
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}{self.address}/{db}"
+
+    def client(self, db: int = 0) -> redis.Redis:
+        """A synchronous redis-py client on ``db`` (strings decoded)."""
+        import redis  # noqa: PLC0415 - the optional client
+
+        return redis.Redis(
+            host=LOCALHOST, port=self.port, db=db, password=self.password, decode_responses=True
+        )
+
+    def start(self) -> RedisServer:
+        """Start the server and wait until it answers PING; return self."""
+        binary = shutil.which(REDIS_BINARY)
+        if binary is None:
+            raise StartupError(f"`{REDIS_BINARY}` is not installed")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        argv = [
+            binary,
+            "--bind", LOCALHOST,
+            "--port", str(self.port),
+            "--save", "",
+            "--appendonly", "no",
+            "--dir", str(self.workdir),
+            "--protected-mode", "no",
+        ]  # fmt: skip
+        if self.password:
+            argv += ["--requirepass", self.password]
+        self.proc = proc = ManagedProcess(
+            argv, name="redis-server", cwd=self.workdir, log_path=self.workdir / "redis.log"
+        )
+        proc.start()
+        try:
+            wait_until(
+                lambda: proc.owns_ports([self.port]) and self.client().ping(),
+                timeout=20.0,
+                what=f"redis-server at {self.address}",
+                proc=proc,
+            )
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop the server (its process group); idempotent."""
+        if self.proc is not None:
+            self.proc.stop(grace=5.0)
+            self.proc = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def flush(self) -> None:
+        """Empty every database."""
+        self.client().flushall()
+
+    def __enter__(self) -> Self:
+        if self.proc is None:
+            self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<RedisServer {self.address} running={self.proc is not None and self.proc.running}>"
+
+
+# -- distribution's writes, and the whole keyspace ------------------------------------
+
+
+def set_descriptor(
+    client: redis.Redis,
+    digest: str,
+    size: int,
+    repository: str | None = None,
+    media_type: str = OCTET_STREAM,
+) -> None:
+    """Write a descriptor as distribution's redis cache does (``setDescriptor``).
+
+    Global (``repository`` None): ``HMSET blobs::<d> digest <d> size <n>``, then
+    ``HSETNX blobs::<d> mediatype <mt>``. Scoped to a repository: ``SADD
+    repository::<r>::blobs <d>``, the global write, then ``HSET
+    repository::<r>::blobs::<d> mediatype <mt>`` — the same commands, in the
+    same order, in 2.8.2 (redigo) and 3.1.1 (go-redis).
+    """
+    if repository is not None:
+        client.sadd(f"repository::{repository}::blobs", digest)
+    client.execute_command("HMSET", f"blobs::{digest}", "digest", digest, "size", size)
+    client.hsetnx(f"blobs::{digest}", "mediatype", media_type)
+    if repository is not None:
+        client.hset(f"repository::{repository}::blobs::{digest}", "mediatype", media_type)
+
+
+def cached_stat(client: redis.Redis, digest: str, repository: str | None = None) -> bool:
+    """Whether distribution's redis cache answers ``Stat`` for ``digest`` (a hit).
+
+    Its algorithm, in both versions: scoped to a repository, ``SISMEMBER`` first
+    (false → miss); then ``HMGET blobs::<d> digest size mediatype`` (a nil digest
+    or size → miss); scoped, then ``HGET repository::<r>::blobs::<d> mediatype``
+    (nil → a miss in 3.x, an error — so a fall back to the storage too — in 2.8).
+    """
+    if repository is not None and not client.sismember(f"repository::{repository}::blobs", digest):
+        return False
+    found_digest, size, _ = client.hmget(f"blobs::{digest}", ["digest", "size", "mediatype"])
+    if found_digest is None or size is None:
+        return False
+    return repository is None or (
+        client.hget(f"repository::{repository}::blobs::{digest}", "mediatype") is not None
+    )
+
+
+def dump(client: redis.Redis) -> dict[str, Any]:
+    """Every key of the client's database with its content: hashes as dicts, sets as sets."""
+    out: dict[str, Any] = {}
+    for key in client.scan_iter(count=1000):
+        kind = client.type(key)
+        if kind == "hash":
+            out[key] = client.hgetall(key)
+        elif kind == "set":
+            out[key] = client.smembers(key)
+        elif kind == "string":
+            out[key] = client.get(key)
+        else:  # pragma: no cover - distribution writes no other kind
+            out[key] = kind
+    return out
