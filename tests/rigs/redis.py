@@ -3,6 +3,7 @@
 :class:`RedisServer` runs ``redis-server`` on 127.0.0.1 and a free port, with no
 persistence (``--save "" --appendonly no``) and its working directory in a
 temporary directory, optionally with a password (``requirepass``).
+:class:`RedisClusterRig` runs three of them as a cluster (``redis-cli --cluster create``).
 :func:`set_descriptor` writes a blob descriptor exactly as distribution's redis
 cache does (``registry/storage/cache/redis/redis.go``), and :func:`dump` lists
 every key with its content, so that tests compare the whole keyspace.
@@ -15,9 +16,17 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tests.rigs.procs import LOCALHOST, ManagedProcess, StartupError, free_port, wait_until
+from tests.rigs.procs import (
+    LOCALHOST,
+    ManagedProcess,
+    StartupError,
+    free_port,
+    run,
+    wait_until,
+)
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from types import TracebackType
 
     import redis
@@ -34,9 +43,17 @@ class RedisServer:
     Args:
         workdir: its working directory and log (a temporary directory when None).
         password: ``requirepass`` (the default user's password), or None.
+        extra_args: more ``redis-server`` options (``--cluster-enabled yes``).
     """
 
-    def __init__(self, workdir: str | Path | None = None, *, password: str | None = None) -> None:
+    def __init__(
+        self,
+        workdir: str | Path | None = None,
+        *,
+        password: str | None = None,
+        extra_args: Sequence[str] = (),
+    ) -> None:
+        self.extra_args = list(extra_args)
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if workdir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="rig-redis-")
@@ -81,6 +98,7 @@ class RedisServer:
         ]  # fmt: skip
         if self.password:
             argv += ["--requirepass", self.password]
+        argv += self.extra_args
         self.proc = proc = ManagedProcess(
             argv, name="redis-server", cwd=self.workdir, log_path=self.workdir / "redis.log"
         )
@@ -125,6 +143,62 @@ class RedisServer:
 
     def __repr__(self) -> str:
         return f"<RedisServer {self.address} running={self.proc is not None and self.proc.running}>"
+
+
+class RedisClusterRig:
+    """Three ``redis-server`` masters (no replicas) joined into one cluster, in ``workdir``."""
+
+    def __init__(self, workdir: str | Path) -> None:
+        self.workdir = Path(workdir)
+        self.nodes = [
+            RedisServer(
+                self.workdir / f"node{i}",
+                extra_args=["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"],
+            )
+            for i in range(3)
+        ]
+
+    @property
+    def addresses(self) -> list[str]:
+        """``127.0.0.1:PORT`` of each node."""
+        return [node.address for node in self.nodes]
+
+    def start(self) -> RedisClusterRig:
+        """Start the nodes, assign the slots (``redis-cli --cluster create``), wait until ok."""
+        cli = shutil.which("redis-cli")
+        if cli is None:
+            raise StartupError("`redis-cli` is not installed (Debian package redis-tools)")
+        try:
+            for node in self.nodes:
+                node.start()
+            run(
+                [cli, "--cluster", "create", *self.addresses, "--cluster-yes"],
+                timeout=60,
+                check=True,
+            )
+            wait_until(
+                lambda: all(
+                    "cluster_state:ok" in str(node.client().execute_command("CLUSTER", "INFO"))
+                    for node in self.nodes
+                ),
+                timeout=30.0,
+                what="the redis cluster",
+            )
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop every node; idempotent."""
+        for node in self.nodes:
+            node.stop()
+
+    def client(self) -> redis.RedisCluster:
+        """A synchronous redis-py cluster client (strings decoded)."""
+        import redis  # noqa: PLC0415 - the optional client
+
+        return redis.RedisCluster(host=LOCALHOST, port=self.nodes[0].port, decode_responses=True)
 
 
 # -- distribution's writes, and the whole keyspace ------------------------------------
