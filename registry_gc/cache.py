@@ -221,26 +221,8 @@ def _links(links: Iterable[tuple[str, str]]) -> list[tuple[Repository, Digest]]:
     )
 
 
-class _Closing:
-    """``async with cache:`` closes it."""
-
-    async def aclose(self) -> None:  # pragma: no cover - overridden
-        """Release what the cache holds open; idempotent."""
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-
 @attrs.frozen
-class NoCache(_Closing):
+class NoCache:
     """The registry caches nothing (no ``storage.cache.blobdescriptor``): nothing to forget."""
 
     kind: ClassVar[str] = "none"
@@ -255,9 +237,20 @@ class NoCache(_Closing):
     async def aclose(self) -> None:
         """Nothing to release."""
 
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
 
 @attrs.frozen
-class InMemoryCache(_Closing):
+class InMemoryCache:
     """The registry caches in its own memory (``inmemory``): nothing outside can clear it.
 
     :meth:`forget` removes nothing and says so (``cleared`` false);
@@ -290,8 +283,19 @@ class InMemoryCache(_Closing):
     async def aclose(self) -> None:
         """Nothing to release."""
 
+    async def __aenter__(self) -> Self:
+        return self
 
-class RedisDescriptorCache(_Closing):
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class RedisDescriptorCache:
     """The registry's redis blob-descriptor cache, reached with redis-py's asyncio client.
 
     Build it with :meth:`from_config` (the registry's ``redis`` section) or
@@ -479,6 +483,17 @@ class RedisDescriptorCache(_Closing):
         self._closed = True
         for client in (self._client, *self._others):
             await client.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
 
 
 def descriptor_cache(
