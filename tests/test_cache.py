@@ -43,7 +43,7 @@ from registry_gc.config import (
     parse_registry_config,
 )
 
-from tests.conftest import require_tool
+from tests.conftest import require_module, require_tool
 from tests.rigs import oci
 from tests.rigs.procs import ManagedProcess, free_port, wait_until
 from tests.rigs.redis import (
@@ -52,6 +52,7 @@ from tests.rigs.redis import (
     RedisServer,
     cached_stat,
     dump,
+    make_tls_files,
     set_descriptor,
 )
 from tests.rigs.registry import RealRegistry, blob_data_key, layer_link_key
@@ -528,6 +529,19 @@ def test_forget_removes_exactly_the_entries_of_the_blobs_and_links(redis_db: Red
         "redis", blobs=2, links=3, blob_entries=2, link_members=3, link_entries=3
     )
     assert result.removed == 8
+    assert result.to_dict() == {
+        "cache": "redis",
+        "blobs": 2,
+        "links": 3,
+        "blob_entries": 2,
+        "link_members": 3,
+        "link_entries": 3,
+        "cleared": True,
+    }
+    assert result.render() == (
+        "redis blob-descriptor cache: forgot 2 blob(s) and 3 link(s): 2 blob entries, "
+        "3 repository memberships, 3 repository entries"
+    )
     expected = dict(before)
     for gone in (
         blob_key(d["a-only"]),
@@ -675,6 +689,43 @@ def test_cache_repr_and_messages_hide_the_url_password(tmp_path: Path) -> None:
     assert PASSWORD not in repr(cache)
     assert "***@127.0.0.1:1" in repr(cache)
     asyncio.run(cache.aclose())
+
+
+def test_tls_with_a_client_certificate_and_ca_files(tmp_path: Path) -> None:
+    """With tls (certificate, key, rootcas), forget() reaches a TLS-only redis checking clients."""
+    require_tool("redis-server")
+    require_module("cryptography")
+    files = make_tls_files(tmp_path / "tls")
+    with RedisServer(tmp_path / "redis", tls=files) as server:
+        client = server.client()
+        digest = digest_of("x")
+        set_descriptor(client, digest, 1, "app")
+        section = {
+            "addrs": [server.address],
+            "tls": {
+                "certificate": str(files.client_cert),
+                "key": str(files.client_key),
+                "rootcas": [str(files.ca)],
+            },
+        }
+        cfg = parse_registry_config(config_with(section), env={})
+        assert forget(cfg, [digest], [("app", digest)]).removed == 3
+        assert dump(client) == {}
+        # Without the CA file the server's certificate is not trusted: a StorageError.
+        section["tls"] = {"certificate": str(files.client_cert), "key": str(files.client_key)}
+        with pytest.raises(StorageError, match=server.address):
+            forget(parse_registry_config(config_with(section), env={}), [digest])
+
+
+def test_an_unreadable_ca_file_is_a_config_error(tmp_path: Path) -> None:
+    """A CA file that cannot be read fails when the cache is opened, naming the file."""
+    cfg = parse_registry_config(
+        config_with({"addrs": ["c:6379"], "tls": {"rootcas": [str(tmp_path / "nope.pem")]}}),
+        env={},
+        source="/r.yml",
+    )
+    with pytest.raises(ConfigError, match=r"/r\.yml: cannot read the redis CA file .*nope\.pem"):
+        descriptor_cache(cfg)
 
 
 def test_sentinel_mode_reaches_the_master_it_names(tmp_path: Path, redis_db: RedisServer) -> None:

@@ -3,7 +3,8 @@
 :class:`RedisServer` runs ``redis-server`` on 127.0.0.1 and a free port, with no
 persistence (``--save "" --appendonly no``) and its working directory in a
 temporary directory, optionally with a password (``requirepass``).
-:class:`RedisClusterRig` runs three of them as a cluster (``redis-cli --cluster create``).
+:class:`RedisClusterRig` runs three of them as a cluster (``redis-cli --cluster create``);
+with :func:`make_tls_files`, one serves TLS only and requires a client certificate.
 :func:`set_descriptor` writes a blob descriptor exactly as distribution's redis
 cache does (``registry/storage/cache/redis/redis.go``), and :func:`dump` lists
 every key with its content, so that tests compare the whole keyspace.
@@ -11,8 +12,11 @@ every key with its content, so that tests compare the whole keyspace.
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +41,96 @@ REDIS_BINARY = "redis-server"
 OCTET_STREAM = "application/octet-stream"
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files: a CA, a server certificate for 127.0.0.1, a client certificate."""
+
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+
+def make_tls_files(directory: Path) -> TlsFiles:
+    """Write a throw-away CA and the certificates it signs (``cryptography``) into ``directory``."""
+    from cryptography import x509  # noqa: PLC0415 - only the TLS tests need it
+    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
+    from cryptography.x509.oid import NameOID  # noqa: PLC0415
+
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def name(common: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+    def write(stem: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> None:
+        (directory / f"{stem}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        (directory / f"{stem}.key").write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+
+    def builder(subject: str, issuer: str, public: Any) -> x509.CertificateBuilder:
+        return (
+            x509.CertificateBuilder()
+            .subject_name(name(subject))
+            .issuer_name(name(issuer))
+            .public_key(public)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+        )
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        builder("registry-gc test CA", "registry-gc test CA", ca_key.public_key())
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    write("ca", ca, ca_key)
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    server = (
+        builder("127.0.0.1", "registry-gc test CA", server_key.public_key())
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(LOCALHOST))]),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    write("server", server, server_key)
+    client_key = ec.generate_private_key(ec.SECP256R1())
+    client = builder("registry", "registry-gc test CA", client_key.public_key()).sign(
+        ca_key, hashes.SHA256()
+    )
+    write("client", client, client_key)
+    return TlsFiles(
+        ca=directory / "ca.crt",
+        server_cert=directory / "server.crt",
+        server_key=directory / "server.key",
+        client_cert=directory / "client.crt",
+        client_key=directory / "client.key",
+    )
+
+
 class RedisServer:
     """``redis-server`` on ``127.0.0.1:<free port>``, in memory only.
 
@@ -44,6 +138,7 @@ class RedisServer:
         workdir: its working directory and log (a temporary directory when None).
         password: ``requirepass`` (the default user's password), or None.
         extra_args: more ``redis-server`` options (``--cluster-enabled yes``).
+        tls: serve TLS only (on :attr:`port`), requiring a client certificate.
     """
 
     def __init__(
@@ -52,8 +147,10 @@ class RedisServer:
         *,
         password: str | None = None,
         extra_args: Sequence[str] = (),
+        tls: TlsFiles | None = None,
     ) -> None:
         self.extra_args = list(extra_args)
+        self.tls = tls
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if workdir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="rig-redis-")
@@ -77,8 +174,21 @@ class RedisServer:
         """A synchronous redis-py client on ``db`` (strings decoded)."""
         import redis  # noqa: PLC0415 - the optional client
 
+        tls: dict[str, Any] = {}
+        if self.tls is not None:
+            tls = {
+                "ssl": True,
+                "ssl_ca_certs": str(self.tls.ca),
+                "ssl_certfile": str(self.tls.client_cert),
+                "ssl_keyfile": str(self.tls.client_key),
+            }
         return redis.Redis(
-            host=LOCALHOST, port=self.port, db=db, password=self.password, decode_responses=True
+            host=LOCALHOST,
+            port=self.port,
+            db=db,
+            password=self.password,
+            decode_responses=True,
+            **tls,
         )
 
     def start(self) -> RedisServer:
@@ -98,6 +208,15 @@ class RedisServer:
         ]  # fmt: skip
         if self.password:
             argv += ["--requirepass", self.password]
+        if self.tls is not None:
+            argv[argv.index("--port") + 1] = "0"
+            argv += [
+                "--tls-port", str(self.port),
+                "--tls-cert-file", str(self.tls.server_cert),
+                "--tls-key-file", str(self.tls.server_key),
+                "--tls-ca-cert-file", str(self.tls.ca),
+                "--tls-auth-clients", "yes",
+            ]  # fmt: skip
         argv += self.extra_args
         self.proc = proc = ManagedProcess(
             argv, name="redis-server", cwd=self.workdir, log_path=self.workdir / "redis.log"
