@@ -17,25 +17,11 @@ pulls then fail. What to do depends on the cache:
   push needed), and :meth:`~InMemoryCache.forget` reports the entries left
   stale (``cleared`` is false) so that the caller can let the operator choose.
 
-The redis keys, as distribution writes them (``registry/storage/cache/redis``,
-the same in 2.8 and 3.x; 3.x also caches manifests under the same keys):
-
-==========================================  =====  ============================
-key                                         type   content
-==========================================  =====  ============================
-``blobs::<digest>``                         hash   ``digest``, ``size``, ``mediatype``
-``repository::<repo>::blobs``               set    the digests linked in ``<repo>``
-``repository::<repo>::blobs::<digest>``     hash   ``mediatype`` (per repository)
-==========================================  =====  ============================
-
-:meth:`RedisDescriptorCache.forget` sends, pipelined, per blob
-``DEL blobs::<digest>`` and per link ``SREM repository::<repo>::blobs <digest>``
-and ``DEL repository::<repo>::blobs::<digest>``. A lookup in a repository
-needs all three (set membership, then the global hash, then the repository's
-hash): after the ``DEL`` of the global hash the blob is a miss in every
-repository, and after the ``SREM`` the link is a miss in its repository. A
-miss sends the registry to the storage, and it caches again only what it
-finds there.
+The redis keys are distribution's (``registry/storage/cache/redis``, the same
+in 2.8 and 3.x, manifests included in 3.x): the hash ``blobs::<digest>``, the
+set ``repository::<repo>::blobs`` and the hash
+``repository::<repo>::blobs::<digest>``. Which commands remove them, and why
+they are enough: :meth:`RedisDescriptorCache.forget`, and ``docs/cache.md``.
 
 >>> import asyncio
 >>> result = asyncio.run(NoCache().forget([Digest("sha256:" + "a" * 64)]))
@@ -414,7 +400,11 @@ class RedisDescriptorCache:
         Per blob ``DEL blobs::<digest>``; per link ``SREM
         repository::<repo>::blobs <digest>`` and ``DEL
         repository::<repo>::blobs::<digest>``; pipelined, a thousand commands per
-        round trip. Entries already gone are no error.
+        round trip. Entries already gone are no error. A lookup in a repository
+        needs the set member, the global hash and the repository's hash: without
+        the global hash a blob misses everywhere, without the other two a link
+        misses in its repository (either alone is enough; 3.x's ``Clear`` removes
+        both). A miss sends the registry to the storage.
 
         ``DEL`` rather than the registry's own ``HDEL blobs::<digest> digest size
         mediatype``: both 2.8 and 3.x read the hash with ``HMGET`` and take a
