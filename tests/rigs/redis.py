@@ -25,6 +25,7 @@ from tests.rigs.procs import (
     ManagedProcess,
     StartupError,
     free_port,
+    free_port_pairs,
     run,
     wait_until,
 )
@@ -139,6 +140,7 @@ class RedisServer:
         password: ``requirepass`` (the default user's password), or None.
         extra_args: more ``redis-server`` options (``--cluster-enabled yes``).
         tls: serve TLS only (on :attr:`port`), requiring a client certificate.
+        port: the port (a free one when None).
     """
 
     def __init__(
@@ -148,6 +150,7 @@ class RedisServer:
         password: str | None = None,
         extra_args: Sequence[str] = (),
         tls: TlsFiles | None = None,
+        port: int | None = None,
     ) -> None:
         self.extra_args = list(extra_args)
         self.tls = tls
@@ -157,7 +160,7 @@ class RedisServer:
             workdir = self._tmp.name
         self.workdir = Path(workdir)
         self.password = password
-        self.port = free_port()
+        self.port = port or free_port()
         self.proc: ManagedProcess | None = None
 
     @property
@@ -269,12 +272,14 @@ class RedisClusterRig:
 
     def __init__(self, workdir: str | Path) -> None:
         self.workdir = Path(workdir)
+        # Each node also listens on its port + 10000 (the cluster bus).
         self.nodes = [
             RedisServer(
                 self.workdir / f"node{i}",
                 extra_args=["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"],
+                port=port,
             )
-            for i in range(3)
+            for i, port in enumerate(free_port_pairs(3, offset=10000))
         ]
 
     @property
