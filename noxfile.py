@@ -103,9 +103,9 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """Mypy, strict, on the package (configuration in pyproject.toml)."""
-    # With the GCS and Azure client libraries: their types are checked too; with
+    # With the GCS, Azure and redis client libraries: their types are checked too; with
     # pytest (the testing extra), which registry_gc.testing imports.
-    session.install(".[gcs,azure,testing]", _dev("mypy"))
+    session.install(".[gcs,azure,redis,testing]", _dev("mypy"))
     session.run("mypy", *session.posargs)
 
 

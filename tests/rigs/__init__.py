@@ -28,6 +28,7 @@ Servers, the real registry and its clients:
 - :mod:`tests.rigs.s3` — :class:`SeaweedS3` (``weed mini``) and :class:`MotoS3` servers.
 - :mod:`tests.rigs.gcs` — :class:`FakeGCS` (fake-gcs-server, from its PyPI wrapper).
 - :mod:`tests.rigs.azure` — :class:`Azurite` (Azurite's blob service, from npm).
+- :mod:`tests.rigs.redis` — :class:`RedisServer` (``redis-server``), distribution's cache writes.
 - :mod:`tests.rigs.registry` — :class:`RealRegistry` (Debian ``docker-registry`` 2.8.2).
 - :mod:`tests.rigs.e2e` — the end-to-end model: what was pushed, what must survive.
 - :mod:`tests.rigs.push` — a urllib registry HTTP API v2 client.

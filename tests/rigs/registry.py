@@ -6,6 +6,8 @@ moto). The configuration always has deletes enabled, upload purging off, redirec
 the access log off, no storage health check and **no blob descriptor cache**, so what the
 registry serves always reflects the storage (no restart needed after a GC or after a
 test deletes files behind its back; :meth:`RealRegistry.restart` exists anyway).
+``extra_config`` can set one: ``tests/test_cache.py`` runs it with
+``storage.cache.blobdescriptor: redis`` and a ``redis`` section.
 """
 
 from __future__ import annotations
