@@ -15,9 +15,11 @@ moment later. A live run (``collect(..., live=True)``, ``registry-gc gc
 4. **Remove**: journal every link first, delete the links, then *move* each
    garbage blob into the quarantine (:mod:`registry_gc.quarantine`), outside
    ``docker/registry/v2``; make the registry's blob-descriptor cache forget
-   them (:mod:`registry_gc.cache`).
+   them (``registry_gc.cache``).
 5. **Settle**: wait, so that every request that saw the store before the
-   removal has finished; make the cache forget once more.
+   removal has finished; make the cache forget once more (with redis, wait
+   once more after that: a request that used an entry written back in
+   between has finished too).
 6. **Verify**: list ``repositories/`` again and heal again — any push that
    raced steps 3 to 5 is visible now and gets back what it needs. Record the
    verification.
@@ -457,11 +459,15 @@ class _LiveRun:
         self,
         inventory: Inventory,
         manifests: ManifestTable,
-        settled_from: datetime.datetime,
+        verifying_from: datetime.datetime,
         *,
         applied_ok: bool,
     ) -> None:
-        """Look at the store once more and heal; record the verification when all went well."""
+        """Look at the store once more and heal; record the verification when all went well.
+
+        ``verifying_from`` (when this look began) is what the run records: the
+        quarantine's grace period counts from it.
+        """
         blobs = _without(inventory.blobs, set(self.moved))
         final, manifests = await self.look_again(inventory, manifests, blobs)
         await self.heal(final, manifests)
@@ -472,8 +478,8 @@ class _LiveRun:
         if self.result.verified and (self.started_run or uncovered):
             await self._start()
             entry = self.quarantine.run(self.run)
-            entry.files.append(await mark_verified(self.backend, self.run, settled_from))
-            entry.verified_at = settled_from
+            entry.files.append(await mark_verified(self.backend, self.run, verifying_from))
+            entry.verified_at = verifying_from
 
     # -- purging -------------------------------------------------------------
 
@@ -484,7 +490,7 @@ class _LiveRun:
         purged = await purge_runs(self.backend, runs)
         self.result.purged_runs = purged.runs
         self.result.purged_blobs = purged.blobs
-        self.result.purged_bytes = purged.bytes
+        self.result.purged_bytes = purged.size
         self.result.purge_failures = purged.failures
         for run in purged.runs:
             rid = RunId.parse(run)
@@ -523,7 +529,7 @@ async def sweep_live(
     settle: datetime.timedelta = DEFAULT_SETTLE,
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
 ) -> Report:
-    """The live run, on what :func:`~registry_gc._run.survey` found (see the module doc).
+    """The live run, on what the first listing and reading found (see the module doc).
 
     ``cache`` is the registry's blob-descriptor cache (``None``: unknown, and
     then treated as one that cannot be cleared). ``sleep`` waits the settle
@@ -560,12 +566,17 @@ async def sweep_live(
     with timings.step("apply"):
         applied = report.result = await run.remove(again, plan)
         await run.forget()
-    settled_from = _now()
     with timings.step("settle"):
         await sleep(settle.total_seconds())
         await run.forget()
+        if cache is not None and cache.kind == "redis":
+            # A request that read the storage before the removal may have written its
+            # entry back after the first forget; one that used such an entry ends
+            # within a second settle time, before the verification looks.
+            await sleep(settle.total_seconds())
+    verifying_from = _now()
     with timings.step("verify"):
-        await run.verify(again, manifests, settled_from, applied_ok=applied.ok)
+        await run.verify(again, manifests, verifying_from, applied_ok=applied.ok)
     with timings.step("purge"):
         if result.held is None and result.ok:
             await run.purge()
@@ -574,7 +585,7 @@ async def sweep_live(
         await prune_quarantine_dirs(backend, [b.path for b in run.moved.values()])
     result.quarantine_runs = sum(1 for r in quarantine.runs.values() if r.blobs or r.links)
     result.quarantine_blobs = quarantine.blob_count
-    result.quarantine_bytes = quarantine.bytes
+    result.quarantine_bytes = quarantine.size
     if result.held and result.quarantine_blobs:
         log.warning("quarantine held: %s", result.held)
     timings["total"] = timings.total()

@@ -19,6 +19,9 @@ Layout, under the registry's root directory (never under ``docker/``)::
 ``<run>`` is the run's start time and a random suffix
 (``20261203T221500.123456Z-3f9a1c``): run ids sort by start time.
 
+>>> import datetime
+>>> from registry_gc.layout import Digest
+>>> from registry_gc.quarantine import QUARANTINE_PREFIX, RunId, quarantine_blob_path
 >>> run = RunId.new(datetime.datetime(2026, 12, 3, 22, 15, tzinfo=datetime.timezone.utc))
 >>> quarantine_blob_path(run, Digest("sha256:" + "ab" * 32)).startswith(
 ...     QUARANTINE_PREFIX + str(run) + "/docker/registry/v2/blobs/sha256/ab/"
@@ -63,6 +66,7 @@ if TYPE_CHECKING:
 __all__ = [
     "QUARANTINE_PREFIX",
     "JournaledLink",
+    "PurgeResult",
     "Quarantine",
     "QuarantineRun",
     "QuarantinedBlob",
@@ -177,7 +181,7 @@ class QuarantineRun:
     info: dict[str, Any] = attrs.Factory(dict)
 
     @property
-    def bytes(self) -> int:
+    def size(self) -> int:
         """Bytes its blobs hold."""
         return sum(b.size for b in self.blobs.values())
 
@@ -188,7 +192,7 @@ class QuarantineRun:
             "started": iso_time(self.id.started),
             "verified_at": iso_time(self.verified_at) if self.verified_at else None,
             "blobs": len(self.blobs),
-            "bytes": self.bytes,
+            "bytes": self.size,
             "links": len(self.links),
         }
         if now is not None:
@@ -238,9 +242,9 @@ class Quarantine:
         return sum(len(r.blobs) for r in self.runs.values())
 
     @property
-    def bytes(self) -> int:
+    def size(self) -> int:
         """Bytes held."""
-        return sum(r.bytes for r in self.runs.values())
+        return sum(r.size for r in self.runs.values())
 
     def covered_at(self, run: RunId) -> datetime.datetime | None:
         """When a verification first looked at the store after ``run`` moved its blobs.
@@ -432,7 +436,7 @@ class PurgeResult:
 
     runs: list[str] = attrs.Factory(list)
     blobs: int = 0
-    bytes: int = 0
+    size: int = 0
     failures: list[tuple[str, str]] = attrs.Factory(list)
 
 
@@ -461,7 +465,7 @@ async def purge_runs(backend: Backend, runs: Sequence[QuarantineRun]) -> PurgeRe
         else:
             result.runs.append(str(run.id))
         result.blobs += len(run.blobs)
-        result.bytes += run.bytes
+        result.size += run.size
     await prune_quarantine_dirs(
         backend, [p for run in runs for p in (*(b.path for b in run.blobs.values()), *run.files)]
     )

@@ -69,9 +69,9 @@ class QuarantineListing:
         return sum(len(r.blobs) for r in self.runs)
 
     @property
-    def bytes(self) -> int:
+    def size(self) -> int:
         """Bytes held."""
-        return sum(r.bytes for r in self.runs)
+        return sum(r.size for r in self.runs)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (schema ``registry-gc/quarantine/v1``)."""
@@ -79,7 +79,7 @@ class QuarantineListing:
             "schema": "registry-gc/quarantine/v1",
             "root": self.url,
             "blobs": self.blobs,
-            "bytes": self.bytes,
+            "bytes": self.size,
             "runs": [r.to_dict(now=self.now) for r in self.runs],
             "strays": list(self.strays),
         }
@@ -94,13 +94,13 @@ class QuarantineListing:
                 str(r.id),
                 iso_time(r.verified_at) if r.verified_at else "not verified",
                 str(len(r.blobs)),
-                human_bytes(r.bytes),
+                human_bytes(r.size),
                 str(len(r.links)),
             )
             for r in self.runs
         )
         lines = table(rows, right=(2, 3, 4))
-        total = human_bytes(self.bytes)
+        total = human_bytes(self.size)
         lines.append(f"total: {self.blobs} blob(s), {total} in {len(self.runs)} run(s)")
         lines.extend(f"not a quarantine object (left alone): {p}" for p in self.strays[:20])
         return "\n".join(lines)
@@ -262,7 +262,7 @@ class QuarantinePurge:
             "restored": {"blobs": list(self.restored_blobs), "links": list(self.restored_links)},
             "purged": [r.to_dict() for r in self.purged],
             "purged_blobs": sum(len(r.blobs) for r in self.purged),
-            "purged_bytes": sum(r.bytes for r in self.purged),
+            "purged_bytes": sum(r.size for r in self.purged),
             "kept": [r.to_dict() for r in self.kept],
             "failures": [{"path": p, "error": e} for p, e in self.failures],
         }
@@ -271,7 +271,7 @@ class QuarantinePurge:
         """What was restored, purged and kept."""
         verb = "would purge" if self.dry_run else "purged"
         blobs = sum(len(r.blobs) for r in self.purged)
-        size = human_bytes(sum(r.bytes for r in self.purged))
+        size = human_bytes(sum(r.size for r in self.purged))
         lines = []
         if self.restored_blobs or self.restored_links:
             lines.append(

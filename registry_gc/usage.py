@@ -278,7 +278,7 @@ async def disk_usage_async(
         return attrs.evolve(
             measure(inventory, manifests, marks, plan),
             quarantine_blobs=quarantine.blob_count,
-            quarantine_size=quarantine.bytes,
+            quarantine_size=quarantine.size,
         )
     finally:
         await backend.aclose()
