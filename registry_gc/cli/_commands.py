@@ -84,7 +84,7 @@ def _race_notice(target: Target, args: argparse.Namespace) -> None:
         log.warning(
             "--grace 0 while the registry accepts pushes (%s does not enable "
             "storage.maintenance.readonly): a push racing this run can lose its layers; stop the "
-            "registry or put it in read-only mode first",
+            "registry or put it in read-only mode first, or collect with --live",
             cfg.source,
         )
 
