@@ -33,6 +33,7 @@ from registry_gc.backends import (
     Outcome,
     SupportsDigest,
     SupportsDirectories,
+    SupportsListDir,
     SupportsMove,
     SupportsMultipartUploads,
     SupportsRequestCounts,
@@ -106,7 +107,13 @@ def _names(server: Azurite, container: str, prefix: str = f"{ROOT}/") -> set[str
 class TestAzure(BackendSuite):
     """AzureBackend over Azurite, registry root ``reg/`` inside the container."""
 
-    capabilities = (SupportsDigest, SupportsMove, SupportsWrite, SupportsRequestCounts)
+    capabilities = (
+        SupportsDigest,
+        SupportsMove,
+        SupportsWrite,
+        SupportsRequestCounts,
+        SupportsListDir,
+    )
 
     @pytest.fixture
     def backend(self, azurite: Azurite, azure_container: str) -> Iterator[AzureBackend]:

@@ -30,6 +30,7 @@ from registry_gc.backends import (
     ReadOnlyBackend,
     SupportsDigest,
     SupportsDirectories,
+    SupportsListDir,
     SupportsMove,
     SupportsMultipartUploads,
     SupportsRequestCounts,
@@ -130,6 +131,14 @@ class _Write:
         self.calls.append(("write", dict(items)))
 
 
+class _ListDir:
+    calls: list[tuple[str, object]]
+
+    async def list_dir(self, prefix: str) -> tuple[list[str], list[ObjectInfo]]:
+        self.calls.append(("list_dir", prefix))
+        return [prefix + "d"], [ObjectInfo(prefix + "o", 2, NOW)]
+
+
 class _Counts:
     _counts: ClassVar[collections.Counter[str]] = collections.Counter({"GetObject": 3})
 
@@ -145,6 +154,7 @@ _IMPLEMENTATIONS: dict[type, type] = {
     SupportsMove: _Move,
     SupportsWrite: _Write,
     SupportsRequestCounts: _Counts,
+    SupportsListDir: _ListDir,
 }
 
 #: Every subset of the optional capabilities.
@@ -188,6 +198,7 @@ def test_one_protocol_per_capability() -> None:
         SupportsMove: ("move",),
         SupportsWrite: ("write",),
         SupportsRequestCounts: ("request_counts",),
+        SupportsListDir: ("list_dir",),
     }
     for capability in CAPABILITIES:
         assert issubclass(capability, Protocol)  # type: ignore[arg-type]
@@ -203,6 +214,7 @@ def test_the_built_in_backends_have_their_capabilities(tmp_path: Path) -> None:
     assert _names(capabilities(LocalBackend(tmp_path))) == [
         "SupportsDigest",
         "SupportsDirectories",
+        "SupportsListDir",
         "SupportsMove",
         "SupportsWrite",
     ]
@@ -212,6 +224,7 @@ def test_the_built_in_backends_have_their_capabilities(tmp_path: Path) -> None:
         "SupportsWrite",
     ]
     assert _names(capabilities(S3Backend("bucket"))) == [
+        "SupportsListDir",
         "SupportsMove",
         "SupportsMultipartUploads",
         "SupportsRequestCounts",
@@ -220,6 +233,7 @@ def test_the_built_in_backends_have_their_capabilities(tmp_path: Path) -> None:
     for cloud in (GCSBackend("bucket"), AzureBackend("container")):
         assert _names(capabilities(cloud)) == [
             "SupportsDigest",
+            "SupportsListDir",
             "SupportsMove",
             "SupportsRequestCounts",
             "SupportsWrite",
@@ -290,6 +304,7 @@ def test_the_wrapper_forwards_every_call() -> None:
     assert isinstance(w, SupportsMove)
     assert isinstance(w, SupportsWrite)
     assert isinstance(w, SupportsRequestCounts)
+    assert isinstance(w, SupportsListDir)
 
     async def calls() -> list[object]:
         return [
@@ -302,6 +317,7 @@ def test_the_wrapper_forwards_every_call() -> None:
             await w.abort_multipart_uploads([UPLOAD]),
             await w.move([("f", "g")], sizes={"f": 1}),
             await w.write({"h": b"i"}),
+            await w.list_dir("p/"),
             await w.aclose(),
         ]
 
@@ -316,6 +332,7 @@ def test_the_wrapper_forwards_every_call() -> None:
         [DeleteResult(UPLOAD.key, Outcome.DELETED)],
         [DeleteResult("f", Outcome.DELETED)],
         None,
+        (["p/d"], [ObjectInfo("p/o", 2, NOW)]),
         None,
     ]
     assert [name for name, _ in inner.calls] == [
@@ -328,6 +345,7 @@ def test_the_wrapper_forwards_every_call() -> None:
         "abort_multipart_uploads",
         "move",
         "write",
+        "list_dir",
         "aclose",
     ]
     assert inner.calls[7:9] == [("move", ([("f", "g")], {"f": 1})), ("write", {"h": b"i"})]

@@ -38,6 +38,7 @@ from registry_gc.backends import (
     Outcome,
     SupportsDigest,
     SupportsDirectories,
+    SupportsListDir,
     SupportsMove,
     SupportsMultipartUploads,
     SupportsRequestCounts,
@@ -103,7 +104,13 @@ def _write_tree(server: FakeGCS, bucket: str, prefix: str, b: RegistryBuilder) -
 class TestGCS(BackendSuite):
     """GCSBackend over fake-gcs-server, registry root ``reg/`` inside the bucket."""
 
-    capabilities = (SupportsDigest, SupportsMove, SupportsWrite, SupportsRequestCounts)
+    capabilities = (
+        SupportsDigest,
+        SupportsMove,
+        SupportsWrite,
+        SupportsRequestCounts,
+        SupportsListDir,
+    )
 
     @pytest.fixture
     def backend(self, gcs_server: FakeGCS, gcs_bucket: str) -> Iterator[GCSBackend]:

@@ -19,6 +19,7 @@ from registry_gc.backends import (
     Outcome,
     S3Backend,
     SupportsDirectories,
+    SupportsListDir,
     SupportsMove,
     SupportsMultipartUploads,
     SupportsRequestCounts,
@@ -90,6 +91,7 @@ class TestS3(BackendSuite):
         SupportsMove,
         SupportsWrite,
         SupportsRequestCounts,
+        SupportsListDir,
     )
 
     @pytest.fixture

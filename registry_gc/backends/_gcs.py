@@ -72,7 +72,7 @@ from ._gcs_api import (
 )
 from ._hashing import CHUNK_SIZE, new_hash
 from ._moving import checked_moves, copy_then_delete
-from ._objectstore import Listing, LoopBound, backoff, list_objects, run_pool
+from ._objectstore import Listing, LoopBound, backoff, list_objects, run_pool, subdirectories
 from ._paths import checked_path
 
 if TYPE_CHECKING:
@@ -816,6 +816,16 @@ class GCSBackend:
             children=lambda prefix: self._children(conn, prefix),
             pages=pages,
         )
+
+    async def list_dir(self, prefix: str) -> tuple[list[str], list[ObjectInfo]]:
+        """One delimiter listing of ``prefix``: its sub-directories and its objects.
+
+        The :class:`~registry_gc.backends.SupportsListDir` capability; one
+        request per page of names.
+        """
+        conn = await self._connection()
+        dirs, objects = await self._children(conn, self._dir_key(prefix))
+        return subdirectories(self._base, dirs), objects
 
     # Defined last: in the class body, the name ``list`` shadows the builtin for
     # every annotation that follows it.

@@ -404,6 +404,26 @@ class LocalBackend:
     def _full(self, path: str, *, prefix: bool = False) -> str:
         return os.path.join(self._root, checked_path(path, prefix=prefix))
 
+    async def list_dir(self, prefix: str) -> tuple[list[str], list[ObjectInfo]]:
+        """One ``scandir`` of ``prefix``: its sub-directories and its files.
+
+        The :class:`~registry_gc.backends.SupportsListDir` capability. Links are
+        checked and followed as :meth:`list` checks and follows them; an empty
+        directory lists itself.
+        """
+        top = self._full(prefix, prefix=True).rstrip("/")
+
+        def one_level() -> tuple[list[str], list[ObjectInfo]]:
+            tree = _Tree(self._root)
+            real_top = os.path.realpath(top)
+            if os.path.lexists(top) and not _inside(real_top, tree.real_root):
+                raise _outside_error(top[tree.root_len :], real_top, self._root)
+            below: list[tuple[str, str]] = []
+            files = tree.list_dir(top, top, below, {real_top})
+            return sorted(logical[tree.root_len :] for _, logical in below), files
+
+        return await asyncio.to_thread(one_level)
+
     async def list(self, prefix: str) -> AsyncIterator[ObjectInfo]:
         """Yield every file (and every empty directory) under ``prefix``."""
         top = self._full(prefix, prefix=True).rstrip("/")

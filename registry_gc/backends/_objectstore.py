@@ -37,6 +37,7 @@ __all__ = [
     "list_objects",
     "run_pool",
     "stems",
+    "subdirectories",
     "utc",
 ]
 
@@ -217,6 +218,11 @@ def stems(prefix: str, dirs: list[str], objects: list[ObjectInfo], base: str) ->
     names = [d[len(prefix) :] for d in dirs]
     names += [(base + o.path)[len(prefix) :] for o in objects]
     return sorted({prefix + n[0] for n in names if n})
+
+
+def subdirectories(base: str, dirs: list[str]) -> list[str]:
+    """Key prefixes of a delimiter listing (``<base>a/b/``) as paths under the root (``a/b``)."""
+    return [d[len(base) :].rstrip("/") for d in dirs if d.startswith(base) and len(d) > len(base)]
 
 
 @attrs.frozen

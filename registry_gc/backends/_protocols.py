@@ -23,6 +23,10 @@ capability                     what the collector does with it
 :class:`SupportsRequestCounts` reports the HTTP requests a run sent
                                (``registry_gc_storage_requests``); without it,
                                none are reported
+:class:`SupportsListDir`       a distributed run splits its listing by
+                               directory (one delimiter listing per level);
+                               without it, the run lists the store in one
+                               first pass and then splits what it found
 =============================  ================================================
 
 Every protocol is ``runtime_checkable``: a backend has a capability when it
@@ -48,6 +52,7 @@ __all__ = [
     "Backend",
     "SupportsDigest",
     "SupportsDirectories",
+    "SupportsListDir",
     "SupportsMove",
     "SupportsMultipartUploads",
     "SupportsRequestCounts",
@@ -239,6 +244,26 @@ class SupportsRequestCounts(Protocol):
         ...
 
 
+@runtime_checkable
+class SupportsListDir(Protocol):
+    """Optional: list one level of a directory — its sub-directories and its objects.
+
+    :mod:`registry_gc.distributed` splits the listing of a large store into
+    parts for its workers by directory: ``blobs/<alg>/<xx>`` and the names
+    under ``repositories/``. On an object store this is one delimiter listing
+    (``Delimiter=/``); on a disk, one ``scandir``.
+    """
+
+    async def list_dir(self, prefix: str) -> tuple[list[str], list[ObjectInfo]]:
+        """The sub-directories directly under ``prefix``, and the objects directly in it.
+
+        Sub-directories are paths relative to the root without a trailing
+        ``/``; objects are listed as :meth:`Backend.list` lists them (an empty
+        directory on a disk lists itself). A missing prefix gives two empty lists.
+        """
+        ...
+
+
 #: Every optional capability, in the order the documentation lists them.
 CAPABILITIES: tuple[type, ...] = (
     SupportsDirectories,
@@ -247,4 +272,5 @@ CAPABILITIES: tuple[type, ...] = (
     SupportsMove,
     SupportsWrite,
     SupportsRequestCounts,
+    SupportsListDir,
 )

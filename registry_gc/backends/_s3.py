@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 from .._errors import ConfigError, StorageError
 from ._base import DeleteResult, MultipartUpload, ObjectInfo, Outcome
 from ._moving import checked_moves, copy_then_delete
-from ._objectstore import Listing, LoopBound, list_objects, run_pool, utc
+from ._objectstore import Listing, LoopBound, list_objects, run_pool, subdirectories, utc
 from ._paths import checked_path
 from ._s3_client import FORCED_OPTIONS, S3Connection, abandon, close, connect
 from ._s3_copy import MAX_COPY, MIN_PART, multipart_copy
@@ -601,6 +601,16 @@ class S3Backend:
             children=lambda prefix: self._children(conn, prefix),
             pages=pages,
         )
+
+    async def list_dir(self, prefix: str) -> tuple[list[str], list[ObjectInfo]]:
+        """One delimiter listing of ``prefix``: its sub-directories and its objects.
+
+        The :class:`~registry_gc.backends.SupportsListDir` capability; one
+        request per page of names.
+        """
+        conn = await self._connection()
+        dirs, objects = await self._children(conn, self._dir_key(prefix))
+        return subdirectories(self._base, dirs), objects
 
     # Defined last: in the class body, the name ``list`` shadows the builtin for
     # every annotation that follows it.

@@ -25,6 +25,7 @@ from ._protocols import (
     CAPABILITIES,
     SupportsDigest,
     SupportsDirectories,
+    SupportsListDir,
     SupportsMove,
     SupportsMultipartUploads,
     SupportsRequestCounts,
@@ -173,6 +174,15 @@ class _ForwardRequestCounts:
         return inner.request_counts
 
 
+class _ForwardListDir:
+    _inner: Any
+
+    async def list_dir(self, prefix: str) -> tuple[list[str], list[ObjectInfo]]:
+        """List one level through the wrapped backend."""
+        inner: SupportsListDir = self._inner
+        return await inner.list_dir(prefix)
+
+
 _FORWARDERS: dict[type, type] = {
     SupportsDirectories: _ForwardDirectories,
     SupportsDigest: _ForwardDigest,
@@ -180,6 +190,7 @@ _FORWARDERS: dict[type, type] = {
     SupportsMove: _ForwardMove,
     SupportsWrite: _ForwardWrite,
     SupportsRequestCounts: _ForwardRequestCounts,
+    SupportsListDir: _ForwardListDir,
 }
 
 

@@ -39,6 +39,7 @@ from ..backends import (
     ReadOnlyBackend,
     SupportsDigest,
     SupportsDirectories,
+    SupportsListDir,
     SupportsMove,
     SupportsMultipartUploads,
     SupportsRequestCounts,
@@ -420,6 +421,31 @@ class BackendSuite(MoveAndWriteTests):
         assert run(backend, lambda: backend.list_multipart_uploads("")) == []
         assert run(backend, lambda: backend.list_multipart_uploads(REPOS)) == []
         assert run(backend, lambda: backend.abort_multipart_uploads([])) == []
+
+    # -- SupportsListDir ---------------------------------------------------------------
+
+    @needs(SupportsListDir)
+    def test_list_dir_one_level(self, backend: Backend, writer: Writer) -> None:
+        """list_dir gives the sub-directories (no slash) and the objects directly in a prefix."""
+        if not isinstance(backend, SupportsListDir):
+            skip_without(backend, SupportsListDir)
+        write_many(
+            writer,
+            {
+                REPOS + "a/_layers/sha256/ab/link": b"x",
+                REPOS + "b/c/_manifests/revisions/sha256/cd/link": b"y",
+                REPOS + "stray": b"z",
+                blob_path("one"): b"1",
+            },
+        )
+        dirs, objects = run(backend, lambda: backend.list_dir(REPOS))
+        assert sorted(dirs) == [REPOS + "a", REPOS + "b"]
+        assert [(o.path, o.size) for o in objects] == [(REPOS + "stray", 1)]
+        dirs, objects = run(backend, lambda: backend.list_dir(REPOS + "b/"))
+        assert (dirs, objects) == ([REPOS + "b/c"], [])
+        dirs, _ = run(backend, lambda: backend.list_dir(BLOBS))
+        assert dirs == [BLOBS + "sha256"]
+        assert run(backend, lambda: backend.list_dir(REPOS + "nope/")) == ([], [])
 
     # -- SupportsRequestCounts ---------------------------------------------------------
 
