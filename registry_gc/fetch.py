@@ -43,7 +43,9 @@ __all__ = [
     "fetch_manifests",
     "is_manifest",
     "load_manifests",
+    "named_digests",
     "read_configs",
+    "read_manifests",
 ]
 
 log = logging.getLogger(__name__)
@@ -110,6 +112,37 @@ async def fetch_manifests(
             wanted.update(_layer_candidates(inventory, table))
     log.info("read %d manifests in %d round(s)", len(table), rounds)
     return table
+
+
+async def read_manifests(
+    backend: Backend,
+    blobs: BlobTable,
+    digests: set[Digest],
+    table: ManifestTable,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    observe: Callable[[Digest, bytes], None] | None = None,
+) -> list[Manifest]:
+    """One round of :func:`fetch_manifests`: read and parse ``digests`` into ``table``.
+
+    ``blobs`` says which are listed (an unlisted one is read once, to tell a
+    manifest written since the listing from a missing one) and how large each
+    is. Returns the manifests that parsed, for the next round: the digests they
+    name (:func:`named_digests`). :mod:`registry_gc.distributed` runs the rounds
+    itself, each worker for the digests of its blob prefixes.
+    """
+    counts = [0, 0]
+    await _read_round(backend, blobs, digests, table, progress, observe, counts)
+    return [m for d in digests if isinstance(m := table[d], Manifest)]
+
+
+def named_digests(manifests: Iterable[Manifest]) -> Iterator[Digest]:
+    """What these manifests name that may be a manifest: entries not plainly blobs, extras.
+
+    A round of :func:`fetch_manifests` reads those of them that are listed and
+    not read yet.
+    """
+    return _named(manifests)
 
 
 def _unlisted_missing(entry: Manifest | Unreadable, inventory: Inventory, digest: Digest) -> bool:

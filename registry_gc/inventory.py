@@ -46,7 +46,8 @@ from .layout import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
+    from typing import Any
 
     from .backends import Backend, MultipartUpload, ObjectInfo
 
@@ -466,6 +467,9 @@ async def scan(
     *,
     progress: Callable[[str, int, int | None], None] | None = None,
     blobs_from: Inventory | None = None,
+    prefixes: Sequence[str] | None = None,
+    listed: Iterable[ObjectInfo] = (),
+    uploads: Iterable[MultipartUpload] | None = None,
 ) -> Inventory:
     """List the registry once and build its :class:`Inventory` (async).
 
@@ -473,6 +477,13 @@ async def scan(
     With ``blobs_from``, only ``repositories/`` is listed again and the blobs are
     that inventory's (a live run looks again at what pushes changed: links,
     tags, revisions; a blob is only ever written before the link that names it).
+
+    A part of the store (:mod:`registry_gc.distributed` lists one per worker):
+    ``prefixes`` are the directories to list instead of ``blobs/`` and
+    ``repositories/``, ``listed`` objects found on the way to them (by a
+    delimiter listing) and ``uploads`` the open multipart uploads under them,
+    listed already (``None``: listed here, under each prefix inside
+    ``repositories/``). The inventory then holds exactly what those hold.
     """
     t0 = time.monotonic()
     inv = Inventory(backend.url, datetime.datetime.now(datetime.timezone.utc))
@@ -487,13 +498,27 @@ async def scan(
             if progress is not None and inv.objects % PROGRESS_STEP == 0:
                 progress("listing", inv.objects, None)
 
-    async def multipart() -> None:
+    async def multipart(prefix: str) -> None:
         if isinstance(backend, SupportsMultipartUploads):
-            for upload in await backend.list_multipart_uploads(REPOSITORIES_PREFIX):
+            for upload in await backend.list_multipart_uploads(prefix):
                 builder.add_multipart(upload)
 
-    if blobs_from is None:
-        await asyncio.gather(consume(BLOBS_PREFIX), consume(REPOSITORIES_PREFIX), multipart())
+    if prefixes is not None:
+        for info in listed:
+            builder.add(info)
+        for upload in uploads or ():
+            builder.add_multipart(upload)
+        mine = [p for p in prefixes if p.startswith(REPOSITORIES_PREFIX)]
+        await _gather_bounded(
+            [
+                *(consume(p) for p in prefixes),
+                *(multipart(p) for p in (mine if uploads is None else ())),
+            ]
+        )
+    elif blobs_from is None:
+        await asyncio.gather(
+            consume(BLOBS_PREFIX), consume(REPOSITORIES_PREFIX), multipart(REPOSITORIES_PREFIX)
+        )
     else:
         await consume(REPOSITORIES_PREFIX)
     log.info(
@@ -512,6 +537,21 @@ async def scan(
     builder.finish(contents)
     inv.seconds = time.monotonic() - t0
     return inv
+
+
+#: Prefixes listed at once by a :func:`scan` of given ``prefixes``.
+PARALLEL_PREFIXES = 16
+
+
+async def _gather_bounded(coros: list[Coroutine[Any, Any, None]]) -> None:
+    """Await ``coros``, at most :data:`PARALLEL_PREFIXES` at a time."""
+    sem = asyncio.Semaphore(PARALLEL_PREFIXES)
+
+    async def one(coro: Coroutine[Any, Any, None]) -> None:
+        async with sem:
+            await coro
+
+    await asyncio.gather(*(one(c) for c in coros))
 
 
 def take_inventory(backend: Backend) -> Inventory:

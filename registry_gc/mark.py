@@ -34,6 +34,7 @@ from .options import Cutoffs, Options, Removals
 
 if TYPE_CHECKING:
     import datetime
+    from collections.abc import Collection
 
     from .fetch import ManifestTable
     from .inventory import Inventory, RepositoryEntry
@@ -79,6 +80,7 @@ def mark(
     *,
     removals: Removals | None = None,
     now: datetime.datetime | None = None,
+    live_elsewhere: Collection[Digest] = (),
 ) -> Marks:
     """Mark everything live in ``inventory``.
 
@@ -88,6 +90,10 @@ def mark(
     (``rm``, retention policies). The grace period counts back from ``now``
     (default: when the listing started). The result carries all three, so that
     :func:`~registry_gc.plan.make_plan` plans with exactly what marking used.
+
+    ``live_elsewhere`` are manifests live in repositories ``inventory`` does not
+    hold (it holds part of the store: :mod:`registry_gc.distributed`): their
+    referrers here are live too, as a subject live in any repository makes them.
     """
     options = options or Options()
     removals = removals or Removals()
@@ -117,7 +123,7 @@ def mark(
         )
         worker.mark()
         workers.append(worker)
-    _referrers_across_repositories(workers, marks)
+    _referrers_across_repositories(workers, marks, live_elsewhere)
     marks.grace_blobs -= marks.blobs
     marks.blobs |= marks.grace_blobs
     if manifest_count == 0 and len(inventory.blobs) > 0 and not options.allow_no_manifests:
@@ -131,14 +137,16 @@ def mark(
     return marks
 
 
-def _referrers_across_repositories(workers: list[_Repository], marks: Marks) -> None:
+def _referrers_across_repositories(
+    workers: list[_Repository], marks: Marks, live_elsewhere: Collection[Digest] = ()
+) -> None:
     """Keep referrers whose subject is live in another repository, until nothing changes.
 
     A subject names a manifest by digest; OCI puts the referrer in the subject's
     repository, but cosign's ``COSIGN_REPOSITORY`` (and other tools) put
     signatures, attestations and SBOMs in a repository of their own.
     """
-    frontier: set[Digest] = set().union(*marks.live.values())
+    frontier: set[Digest] = set().union(*marks.live.values(), live_elsewhere)
     while frontier:
         added: set[Digest] = set()
         for worker in workers:

@@ -6,8 +6,9 @@ import asyncio
 import json
 from typing import Any
 
-from registry_gc import collect, fetch
+from registry_gc import collect, fetch, take_inventory
 from registry_gc.backends import WrappingBackend, open_backend
+from registry_gc.layout import Digest
 
 from tests.rigs.builder import RegistryBuilder
 from tests.rigs.stores import ZERO, Store, blob
@@ -46,3 +47,21 @@ def test_manifest_reads_hold_bounded_memory(disk: Store) -> None:
     assert report.manifests_read >= 80
     budget = fetch.PARALLEL_BATCHES * fetch.BATCH_BYTES
     assert 3 * 1024 * 1024 < backend.peak <= budget
+
+
+def test_one_round_reads_exactly_the_digests_given(disk: Store) -> None:
+    """read_manifests reads the digests given and no more; named_digests says what comes next."""
+    b = RegistryBuilder()
+    index = b.multiarch("app", "v1", arches=2)
+    b.write_local(disk.dir)
+    backend = open_backend(str(disk.dir))
+    inventory = take_inventory(backend)
+    table: fetch.ManifestTable = {}
+    fresh = asyncio.run(fetch.read_manifests(backend, inventory.blobs, {index}, table))
+    assert set(table) == {index}
+    assert fresh == [table[index]]
+    children = set(b.contents[index]["children"])
+    assert set(fetch.named_digests(fresh)) == children
+    missing = Digest("sha256:" + "ab" * 32)
+    asyncio.run(fetch.read_manifests(backend, inventory.blobs, {missing}, table))
+    assert table[missing] == fetch.Unreadable(missing=True)

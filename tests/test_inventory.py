@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import fsspec
 import pytest
-from registry_gc.backends import ObjectInfo, open_backend
+from registry_gc.backends import MultipartUpload, ObjectInfo, open_backend
 from registry_gc.inventory import Inventory, scan, take_inventory
 from registry_gc.layout import (
     REPOSITORIES_PREFIX,
@@ -21,6 +21,7 @@ from registry_gc.layout import (
     LayerLink,
     LegacySignatureLink,
     Repository,
+    Tag,
     TagCurrentLink,
     UploadFile,
     parse_blob_path,
@@ -480,3 +481,22 @@ def test_keys_ending_in_slash_are_anomalies_not_crashes() -> None:
     assert repo.uploads == {}
     unrecognized = {a.path for a in inv.anomalies if a.kind == "unrecognized-path"}
     assert unrecognized == {p for p in entries if p.endswith("/")}
+
+
+def test_scan_of_given_prefixes_holds_exactly_what_they_hold(store: Store) -> None:
+    """scan(prefixes=…) lists only those directories, plus objects and uploads found already."""
+    b = RegistryBuilder()
+    b.image("a", "1")
+    b.image("a/b", "2")
+    b.image("c", "3")
+    backend = open_backend(store.write(b, time.time()))
+    now = datetime.datetime.now(UTC)
+    stray = ObjectInfo(f"{R}stray", 3, now)
+    upload = MultipartUpload(f"{R}a/_uploads/u1/data", "id-1", now)
+    inv = asyncio.run(scan(backend, prefixes=[f"{R}a/"], listed=[stray], uploads=[upload]))
+    assert set(inv.repositories) == {"a", "a/b"}
+    assert inv.repository("a").tags[Tag("1")].current is not None  # current links are read
+    assert len(inv.blobs) == 0
+    assert inv.repository("a").uploads["u1"].multipart == [upload]
+    assert kinds(inv)["unrecognized-path"] == {f"{R}stray"}
+    assert inv.objects == 1 + len(b.paths(f"{R}a/")), "objects found on the way count too"

@@ -549,3 +549,17 @@ def test_blobs_without_any_manifest_are_a_problem_unless_allowed(tmp_path: Path)
     (problem,) = mark(inventory, manifests).problems
     assert "allow_no_manifests" in problem
     assert mark(inventory, manifests, Options(allow_no_manifests=True)).problems == []
+
+
+def test_a_subject_live_elsewhere_keeps_its_referrers_here(tmp_path: Path) -> None:
+    """live_elsewhere: a referrer whose subject is live in a repository not marked here is live."""
+    b = RegistryBuilder()
+    image = b.image("app", "v1")
+    sig = b.referrer("app-sigs", image)
+    inventory, manifests = surveyed(b, tmp_path)
+    del inventory.repositories[Repository("app")]  # a part of the store: app is elsewhere
+    opts = Options(delete_untagged=True, allow_no_manifests=True)
+    alone = mark(inventory, manifests, opts)
+    assert sig not in alone.live[Repository("app-sigs")]
+    told = mark(inventory, manifests, opts, live_elsewhere={image})
+    assert sig in told.live[Repository("app-sigs")]
