@@ -105,7 +105,7 @@ def typecheck(session: nox.Session) -> None:
     """Mypy, strict, on the package (configuration in pyproject.toml)."""
     # With the GCS, Azure and redis client libraries: their types are checked too; with
     # pytest (the testing extra), which registry_gc.testing imports.
-    session.install(".[gcs,azure,redis,testing]", _dev("mypy"))
+    session.install(".[gcs,azure,redis,testing,distributed,inventory]", _dev("mypy"))
     session.run("mypy", *session.posargs)
 
 

@@ -5,6 +5,7 @@ from importlib.metadata import PackageNotFoundError, version
 from ._errors import (
     BackendNotFoundError,
     ConfigError,
+    DistributedError,
     InvalidReferenceError,
     ManifestError,
     NotFoundError,
@@ -61,6 +62,7 @@ __all__ = [
     "ConfigError",
     "Deletion",
     "Digest",
+    "DistributedError",
     "InvalidReferenceError",
     "Inventory",
     "Kept",

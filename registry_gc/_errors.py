@@ -12,7 +12,8 @@ the exception also inherits it, so ``except ValueError`` keeps working::
     ├── RefusedError                           the collector refuses to sweep (nothing deleted)
     ├── ConfigError (ValueError)               a config.yml, a policy or an option is unusable
     ├── BackendNotFoundError (LookupError)     no backend for a URL scheme
-    └── TargetNotEmptyError (FileExistsError)  a directory to write into is not empty
+    ├── TargetNotEmptyError (FileExistsError)  a directory to write into is not empty
+    └── DistributedError (RuntimeError)        a distributed run's task failed, or its worker died
 
 Messages name the object and say what to do; the object is also in structured
 fields (:attr:`~RegistryGCError.path`, :attr:`~RegistryGCError.repository`,
@@ -31,6 +32,7 @@ from __future__ import annotations
 __all__ = [
     "BackendNotFoundError",
     "ConfigError",
+    "DistributedError",
     "InvalidReferenceError",
     "ManifestError",
     "NotFoundError",
@@ -116,3 +118,12 @@ class BackendNotFoundError(RegistryGCError, LookupError):
 
 class TargetNotEmptyError(RegistryGCError, FileExistsError):
     """A directory to write into (``registry-gc demo DIR``) exists and is not empty."""
+
+
+class DistributedError(RegistryGCError, RuntimeError):
+    """A task of a distributed run failed, or a worker holding part of the run was lost.
+
+    Raised before anything is deleted when it happens while the run lists,
+    reads or plans (the run stops: run it again); a failure while deleting is
+    reported per deletion instead, as for a run in one process.
+    """

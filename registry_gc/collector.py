@@ -8,14 +8,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from . import _sync
+from ._errors import ConfigError
 from ._run import Timings, open_root, survey
 from .apply import execute
+from .backends import Backend
 from .created import read_created_times
 from .mark import mark
 from .options import DEFAULT_GRACE, DEFAULT_UPLOADS_OLDER_THAN, Options, Removals
@@ -28,7 +31,6 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from ._run import ProgressCallback, Root
-    from .backends import Backend
     from .cache import DescriptorCache
     from .fetch import ManifestTable
     from .inventory import Inventory
@@ -159,8 +161,37 @@ async def collect_async(
     live: bool = False,
     cache: DescriptorCache | None = None,
     settle: datetime.timedelta | None = None,
+    client: Any = None,  # noqa: ANN401 - a distributed.Client (an optional extra)
+    partitions: int | None = None,
+    inventory: str | None = None,
+    inventory_max_age: datetime.timedelta | None = None,
 ) -> Report:
     """:func:`collect`, for callers that run an event loop."""
+    if client is not None or inventory is not None:
+        return await asyncio.to_thread(
+            _collect_elsewhere,
+            root,
+            options_of(
+                options,
+                delete_untagged=delete_untagged,
+                grace=grace,
+                uploads_older_than=uploads_older_than,
+                prune_damaged=prune_damaged,
+                allow_no_manifests=allow_no_manifests,
+                allow_empty=allow_empty,
+            ),
+            dry_run=dry_run,
+            removals=removals,
+            policy=policy,
+            now=now,
+            storage_options=storage_options,
+            progress=progress,
+            live=live,
+            client=client,
+            partitions=partitions,
+            inventory=inventory,
+            inventory_max_age=inventory_max_age,
+        )
     options = options_of(
         options,
         delete_untagged=delete_untagged,
@@ -173,7 +204,7 @@ async def collect_async(
     backend = open_root(root, storage_options, read_only=dry_run)
     try:
         timings = Timings()
-        inventory, manifests = await survey(
+        listed, manifests = await survey(
             backend, allow_empty=options.allow_empty, progress=progress, timings=timings
         )
         if live and not dry_run:
@@ -181,7 +212,7 @@ async def collect_async(
 
             return await sweep_live(
                 backend,
-                inventory,
+                listed,
                 manifests,
                 options=options,
                 removals=removals or Removals(),
@@ -194,7 +225,7 @@ async def collect_async(
             )
         return await sweep(
             backend,
-            inventory,
+            listed,
             manifests,
             options=options,
             removals=removals or Removals(),
@@ -227,6 +258,10 @@ def collect(
     live: bool = False,
     cache: DescriptorCache | None = None,
     settle: datetime.timedelta | None = None,
+    client: Any = None,  # noqa: ANN401 - a distributed.Client (an optional extra)
+    partitions: int | None = None,
+    inventory: str | None = None,
+    inventory_max_age: datetime.timedelta | None = None,
 ) -> Report:
     """Garbage-collect the registry at ``root`` and return the :class:`~registry_gc.Report`.
 
@@ -263,12 +298,48 @@ def collect(
     is *damaged*: everything it links is kept and the report names why, unless
     ``prune_damaged`` (then what cannot be read counts as absent).
 
+    ``client`` (a ``distributed.Client``) runs the collection on a Dask
+    cluster (:mod:`registry_gc.distributed`, ``docs/distributed.md``): the
+    same plan, its work split by key prefix into ``partitions`` repository
+    partitions and blob shards (default: twice the workers). ``root`` is then
+    a URL or path each worker opens, and ``storage_options`` hold no
+    credential: workers use their own environment's. ``inventory`` is the
+    URL of an S3 Inventory report's ``manifest.json``, whose snapshot lists
+    the blobs (:mod:`registry_gc.s3inventory`: only candidates, each checked
+    against the store before it is deleted), refused when older than
+    ``inventory_max_age`` (default 3 days). Neither combines with ``live``
+    or ``policy``.
+
     Raises :class:`~registry_gc.RefusedError` (nothing deleted) when a live manifest is
     present but cannot be decoded, when blobs exist but no manifest does
     (unless ``allow_no_manifests``), or when the root holds no registry
     (unless ``allow_empty``). A failed deletion does not raise: see
     :attr:`Report.ok` and the report's failures.
     """
+    if client is not None or inventory is not None:
+        return _collect_elsewhere(
+            root,
+            options_of(
+                options,
+                delete_untagged=delete_untagged,
+                grace=grace,
+                uploads_older_than=uploads_older_than,
+                prune_damaged=prune_damaged,
+                allow_no_manifests=allow_no_manifests,
+                allow_empty=allow_empty,
+            ),
+            dry_run=dry_run,
+            removals=removals,
+            policy=policy,
+            now=now,
+            storage_options=storage_options,
+            progress=progress,
+            live=live,
+            client=client,
+            partitions=partitions,
+            inventory=inventory,
+            inventory_max_age=inventory_max_age,
+        )
     coro = collect_async(
         root,
         options,
@@ -299,6 +370,60 @@ def collect(
             await cache.aclose()
 
     return _sync.run(closing())
+
+
+def _collect_elsewhere(
+    root: Root,
+    options: Options,
+    *,
+    dry_run: bool,
+    removals: Removals | None,
+    policy: Policy | None,
+    now: datetime.datetime | None,
+    storage_options: Mapping[str, Any] | None,
+    progress: ProgressCallback | None,
+    live: bool,
+    client: Any,  # noqa: ANN401
+    partitions: int | None,
+    inventory: str | None,
+    inventory_max_age: datetime.timedelta | None,
+) -> Report:
+    """The run on a Dask cluster (``client``), or from an S3 Inventory (in this process)."""
+    from .distributed import InProcessExecutor, collect_distributed, executor_for  # noqa: PLC0415
+
+    how = "a distributed run" if client is not None else "a run from an S3 Inventory"
+    if live:
+        msg = (
+            f"live mode is not available in {how}: run live in one process (collect(live=True), "
+            "gc --live), or stop the registry (or make it read-only) for the distributed sweep"
+        )
+        raise ConfigError(msg)
+    if policy is not None:
+        msg = (
+            f"retention policies are not available in {how} yet: remove the tags by policy in "
+            "one process (gc --policy … --dry-run shows which), then collect"
+        )
+        raise ConfigError(msg)
+    if isinstance(root, Backend):
+        msg = (
+            f"{how} opens the store on each worker: give root as a URL or a path "
+            f"(and non-secret storage_options), not a backend object ({root!r})"
+        )
+        raise ConfigError(msg)
+    executor = executor_for(client) if client is not None else InProcessExecutor()
+    return collect_distributed(
+        root,
+        executor,
+        options,
+        dry_run=dry_run,
+        removals=removals,
+        now=now,
+        storage_options=storage_options,
+        progress=progress,
+        partitions=partitions,
+        inventory=inventory,
+        inventory_max_age=inventory_max_age,
+    )
 
 
 def _log_decisions(decisions: TagDecisions) -> None:

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from .inventory import Inventory, RepositoryEntry
     from .layout import Digest, Repository, Tag
 
-__all__ = ["Marks", "mark"]
+__all__ = ["Marks", "mark", "no_manifests_problem"]
 
 
 @attrs.define
@@ -127,14 +127,19 @@ def mark(
     marks.grace_blobs -= marks.blobs
     marks.blobs |= marks.grace_blobs
     if manifest_count == 0 and len(inventory.blobs) > 0 and not options.allow_no_manifests:
-        marks.problems.append(
-            f"{inventory.url}: found {len(inventory.blobs)} blobs but not a single manifest "
-            "(no revision link, no tag) — is this the registry's root directory, and is every "
-            "repository readable? registry-gc will not delete every blob on that evidence; "
-            "if the registry really holds no image any more, run again allowing a store "
-            "without manifests (allow_no_manifests)"
-        )
+        marks.problems.append(no_manifests_problem(inventory.url, len(inventory.blobs)))
     return marks
+
+
+def no_manifests_problem(url: str, blobs: int) -> str:
+    """Why a store with ``blobs`` blobs and not one manifest is not swept."""
+    return (
+        f"{url}: found {blobs} blobs but not a single manifest "
+        "(no revision link, no tag) — is this the registry's root directory, and is every "
+        "repository readable? registry-gc will not delete every blob on that evidence; "
+        "if the registry really holds no image any more, run again allowing a store "
+        "without manifests (allow_no_manifests)"
+    )
 
 
 def _referrers_across_repositories(

@@ -7,6 +7,7 @@ import registry_gc
 from registry_gc import (
     BackendNotFoundError,
     ConfigError,
+    DistributedError,
     InvalidReferenceError,
     ManifestError,
     NotFoundError,
@@ -28,6 +29,7 @@ TREE: dict[type[RegistryGCError], tuple[type[Exception], type[Exception] | None]
     ConfigError: (RegistryGCError, ValueError),
     BackendNotFoundError: (RegistryGCError, LookupError),
     TargetNotEmptyError: (RegistryGCError, FileExistsError),
+    DistributedError: (RegistryGCError, RuntimeError),
 }
 
 

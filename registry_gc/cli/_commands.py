@@ -16,6 +16,7 @@ from ..metrics import RunRecorder
 from ..options import Options
 from ..removal import parse_image, remove
 from ..usage import disk_usage
+from ._cluster import elsewhere
 from ._output import emit
 from ._policy import policy_from_args
 from ._target import live_cache, split_operands, target_of
@@ -108,17 +109,32 @@ def gc(args: argparse.Namespace) -> int:
         cache = live_cache(args, target)
         if not args.live:
             _race_notice(target, args)
-        with make_progress(quiet=args.quiet) as progress:
-            report = recorder.report = collect(
-                recorder.wrap(target.open()),
-                _options(args),
-                dry_run=args.dry_run,
-                policy=policy,
-                progress=progress.callback(),
-                live=args.live,
-                cache=cache,
-                settle=args.settle,
-            )
+        with make_progress(quiet=args.quiet) as progress, elsewhere(args, target) as away:
+            if away is not None:
+                report = recorder.report = collect(
+                    target.url,
+                    _options(args),
+                    dry_run=args.dry_run,
+                    policy=policy,
+                    progress=progress.callback(),
+                    live=args.live,
+                    storage_options=away.storage_options,
+                    client=away.client,
+                    partitions=args.partitions,
+                    inventory=args.inventory,
+                    inventory_max_age=args.inventory_max_age,
+                )
+            else:
+                report = recorder.report = collect(
+                    recorder.wrap(target.open()),
+                    _options(args),
+                    dry_run=args.dry_run,
+                    policy=policy,
+                    progress=progress.callback(),
+                    live=args.live,
+                    cache=cache,
+                    settle=args.settle,
+                )
     emit(
         args,
         _with_config(report.to_dict(), target),

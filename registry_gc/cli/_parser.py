@@ -131,6 +131,57 @@ def _add_collect(p: argparse.ArgumentParser, *, dry_run: bool = True, verb: str 
     )
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        msg = f"expected a whole number of at least 1, not {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+def _add_distributed(p: argparse.ArgumentParser) -> None:
+    """Running on a Dask cluster, and S3 Inventory as the listing of blobs."""
+    group = p.add_argument_group(
+        "distributed runs (docs: distributed.md; pip install 'registry-gc[distributed]')"
+    )
+    where = group.add_mutually_exclusive_group()
+    where.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run on the Dask cluster of this scheduler (tcp://host:8786): workers open the "
+        "storage with the credentials of their own environment; none is sent to them",
+    )
+    where.add_argument(
+        "--workers",
+        type=_positive,
+        metavar="N",
+        help="run on a Dask cluster of N worker processes on this machine",
+    )
+    group.add_argument(
+        "--partitions",
+        type=_positive,
+        metavar="N",
+        help="split the run into N repository partitions and N blob shards (at most 256; "
+        "default: twice the workers)",
+    )
+    group.add_argument(
+        "--inventory",
+        metavar="URL",
+        help="take the blobs from this S3 Inventory report (its manifest.json, CSV or Parquet) "
+        "instead of listing them; every blob to delete is checked against the store first",
+    )
+    group.add_argument(
+        "--inventory-max-age",
+        type=_duration_arg,
+        default=None,
+        metavar="DURATION",
+        help="refuse an S3 Inventory report older than this (default 3d)",
+    )
+
+
 def _add_live(p: argparse.ArgumentParser) -> None:
     """Live mode: collecting while the registry serves pushes."""
     p.add_argument(
@@ -241,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_storage(gc)
     _add_collect(gc)
     _add_live(gc)
+    _add_distributed(gc)
     gc.add_argument(
         "--allow-no-manifests",
         action="store_true",
