@@ -23,6 +23,11 @@ Fixtures (see :mod:`tests.rigs` for the classes):
 - ``redis_server`` (session): a :class:`~tests.rigs.redis.RedisServer` (``redis-server``,
   in memory only).
 - ``redis_db`` (function): ``redis_server``, emptied before the test.
+- ``dask_client`` (session): a ``distributed.Client`` of a ``LocalCluster`` of two worker
+  processes (one thread each), whose environment holds the S3 credentials of ``worker_s3``
+  (and only theirs): what a distributed run needs, it must get from there.
+- ``worker_s3`` (session): a :class:`~tests.rigs.s3.SeaweedS3` whose credentials are
+  unique to the session (:data:`tests.rigs.dask.WORKER_KEY`, ``WORKER_SECRET``).
 
 Missing binaries skip the test on a laptop and fail it when ``CI=true``.
 """
@@ -220,6 +225,46 @@ def redis_db(redis_server: RedisServer) -> RedisServer:
     """The session ``redis-server``, every database emptied before the test."""
     redis_server.flush()
     return redis_server
+
+
+# -- Dask ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def dask_client() -> Iterator[object]:
+    """A Client of a LocalCluster of two worker processes, S3 credentials in their environment."""
+    require_module("distributed")
+    from distributed import Client, LocalCluster  # noqa: PLC0415 - an optional extra
+    from tests.rigs.dask import worker_environment  # noqa: PLC0415
+
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            env=worker_environment(),
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+@pytest.fixture(scope="session")
+def worker_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    """A SeaweedFS server whose credentials only the ``dask_client`` workers (and tests) know."""
+    require_tool("weed")
+    require_module("boto3")
+    from tests.rigs.dask import WORKER_KEY, WORKER_SECRET  # noqa: PLC0415
+
+    server = SeaweedS3(
+        tmp_path_factory.mktemp("weed-workers"), key=WORKER_KEY, secret=WORKER_SECRET
+    )
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
 
 
 # -- registry ------------------------------------------------------------------------
