@@ -103,6 +103,8 @@ def gc(args: argparse.Namespace) -> int:
                 dry_run=args.dry_run,
                 policy=policy,
                 progress=progress.callback(),
+                plan_out=args.plan_out,
+                deletions_out=args.deletions_out,
             )
     emit(
         args,
@@ -132,6 +134,8 @@ def rm(args: argparse.Namespace) -> int:
                 collect=not args.no_gc,
                 dry_run=args.dry_run,
                 progress=progress.callback(),
+                plan_out=args.plan_out,
+                deletions_out=args.deletions_out,
             )
             recorder.report = removed.report
     for ref in removed.kept:

@@ -32,7 +32,9 @@ def _duration_arg(text: str) -> timedelta:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def _add_storage(p: argparse.ArgumentParser, *, root: bool = True) -> None:
+def _add_storage(
+    p: argparse.ArgumentParser, *, root: bool = True, allow_empty: bool = True
+) -> None:
     if root:
         p.add_argument(
             "root",
@@ -63,9 +65,12 @@ def _add_storage(p: argparse.ArgumentParser, *, root: bool = True) -> None:
         metavar="URL",
         help="S3-compatible endpoint (shorthand for -o endpoint_url=URL)",
     )
-    p.add_argument(
-        "--allow-empty", action="store_true", help="do not fail when ROOT holds no registry data"
-    )
+    if allow_empty:
+        p.add_argument(
+            "--allow-empty",
+            action="store_true",
+            help="do not fail when ROOT holds no registry data",
+        )
 
 
 def _add_output(p: argparse.ArgumentParser) -> None:
@@ -88,6 +93,22 @@ def _add_metrics(p: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="write the run's figures to PATH in the Prometheus text format, for "
         "node_exporter's textfile collector (atomically; also when the run fails)",
+    )
+
+
+def _add_plan_files(p: argparse.ArgumentParser, *, plan_out: bool = True) -> None:
+    if plan_out:
+        p.add_argument(
+            "--plan-out",
+            metavar="FILE",
+            help="write the plan to FILE (JSON Lines) before deleting anything; with --dry-run, "
+            "a plan to review and run later with `registry-gc apply FILE`",
+        )
+    p.add_argument(
+        "--deletions-out",
+        metavar="FILE",
+        help="after the run, write every deletion with what became of it to FILE (JSON Lines, "
+        "the plan file format with a status per line)",
     )
 
 
@@ -157,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="sweep even when blobs exist but no manifest at all (normally refused)",
     )
     add_policy_arguments(gc)
+    _add_plan_files(gc)
     _add_output(gc)
     _add_metrics(gc)
     gc.set_defaults(func=commands.gc)
@@ -187,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="delete only the tag directories, revision links and repositories named; "
         "collect nothing",
     )
+    _add_plan_files(rm)
     _add_output(rm)
     _add_metrics(rm)
     rm.set_defaults(func=commands.rm)

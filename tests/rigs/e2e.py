@@ -4,7 +4,8 @@
 set by a reachability walk of its own (tags, index children, referrers of live
 manifests), never by asking the package; :class:`Layout` parses a store's keys
 into registry terms; :func:`assert_live_layout` compares the two after a run,
-:func:`assert_pulls` pulls through the registry, :func:`gc` runs the command line.
+:func:`assert_pulls` pulls through the registry, :func:`gc` runs the command line
+(:func:`gc_listed` also returns the deletion lines of ``--deletions-out``).
 Used by ``test_e2e_registry.py`` (filesystem) and ``test_e2e_s3.py`` (S3).
 """
 
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 import pytest
 from registry_gc import cli
 
-from tests.rigs import oci
+from tests.rigs import oci, planfiles
 from tests.rigs.skopeo import pull_all
 
 if TYPE_CHECKING:
@@ -183,6 +184,18 @@ def gc(capsys: pytest.CaptureFixture[str], root: str | Path, *args: str) -> dict
     assert code == 0, f"{captured.out}\n{captured.err}"
     report: dict = json.loads(captured.out)
     return report
+
+
+def gc_listed(
+    capsys: pytest.CaptureFixture[str], root: str | Path, *args: str
+) -> tuple[dict, list[dict]]:
+    """:func:`gc` with ``--deletions-out``: the report and the deletion lines."""
+    out = planfiles.out_file()
+    report = gc(capsys, root, *args, "--deletions-out", str(out))
+    listed = planfiles.deletions(out)
+    done = sum(1 for d in listed if d["status"] in {"planned", "deleted"})
+    assert done == report["totals"]["deletions"], (done, report["totals"])
+    return report, listed
 
 
 def assert_pulls(reg: RealRegistry, repo: str, ref: str, dest: Path) -> None:
