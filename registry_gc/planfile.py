@@ -22,7 +22,8 @@ where the listing does not say: links have no recorded size), so that a later
 apply can tell whether the object changed. A file without its footer was cut
 short and is refused. ``docs/json-schema.md`` describes every field.
 
->>> import io
+>>> import datetime, io
+>>> from registry_gc import Category, Deletion, Options, Reason, Removals
 >>> text = io.StringIO()
 >>> header = PlanHeader(
 ...     root="memory:///r",
@@ -45,27 +46,29 @@ PlanFooter(deletions=1, bytes=0)
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import json
 import os
 import tempfile
-from typing import IO, TYPE_CHECKING, Any, Final, NoReturn
+from typing import IO, TYPE_CHECKING, Any, Final
 
-import attrs
-
-from ._errors import ConfigError, InvalidReferenceError, PlanFileError
-from ._render import iso_time
+from ._errors import ConfigError
+from ._planformat import (
+    DROPPED,
+    SCHEMA,
+    PathRecord,
+    PlanEntry,
+    PlanFooter,
+    PlanHeader,
+    identity_of,
+)
+from ._planread import PlanReader, read_plan
 from .backends import UNKNOWN_TIME
 from .layout import (
-    V2_PREFIX,
     BlobData,
-    Digest,
     LayerLink,
     LegacySignatureLink,
-    Repository,
     RevisionLink,
-    Tag,
     TagCurrentLink,
     TagIndexLink,
     Unrecognized,
@@ -73,16 +76,14 @@ from .layout import (
     blob_digest,
     classify,
 )
-from .options import Options, Removals
-from .plan import Category, Deletion, Reason
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Mapping, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
 
     from .apply import Status
     from .inventory import Inventory, RepositoryEntry
     from .layout import Key
-    from .plan import Plan
+    from .plan import Category, Deletion, Plan, Reason
 
 __all__ = [
     "DROPPED",
@@ -102,152 +103,7 @@ __all__ = [
     "write_plan",
 ]
 
-#: The format of plan files; bumped on any incompatible change.
-SCHEMA: Final = "registry-gc/plan/v1"
-_SCHEMA_FAMILY: Final = "registry-gc/plan/"
 _UNKNOWN: Final = UNKNOWN_TIME.timestamp()
-#: A status a ``--deletions-out`` line may carry besides :class:`~registry_gc.Status`:
-#: ``apply`` dropped the entry (see :attr:`PlanEntry.dropped`).
-DROPPED: Final = "dropped"
-
-
-@attrs.frozen
-class PathRecord:
-    """One storage path of a deletion, with its size and modification time as listed.
-
-    ``None`` where the listing does not say (the size of a link, a time the
-    storage does not give).
-    """
-
-    path: str
-    size: int | None = None
-    mtime: datetime.datetime | None = None
-
-    def to_json(self) -> list[Any]:
-        """``[path, size, mtime]`` as the file holds it."""
-        return [self.path, self.size, None if self.mtime is None else iso_time(self.mtime)]
-
-
-@attrs.frozen(kw_only=True)
-class PlanHeader:
-    """The first line of a plan file: where, when and with what the plan was made."""
-
-    #: the backend URL of the registry root (never with credentials)
-    root: str
-    #: when the file was written
-    created: datetime.datetime
-    #: when the listing the plan rests on started (its age counts from here)
-    listing_started: datetime.datetime
-    #: ``registry-gc <version>``
-    tool: str
-    options: Options
-    #: what was removed by name (``rm``, a retention policy): apply plans with the same
-    removals: Removals
-    #: whether the run that wrote the file deleted nothing
-    dry_run: bool
-
-    def age(self, now: datetime.datetime | None = None) -> datetime.timedelta:
-        """How long ago the listing started (at ``now``, default now)."""
-        now = now or datetime.datetime.now(datetime.timezone.utc)
-        return now - self.listing_started
-
-    def to_dict(self) -> dict[str, Any]:
-        """The header line's JSON object."""
-        o, r = self.options, self.removals
-        return {
-            "schema": SCHEMA,
-            "root": self.root,
-            "created": iso_time(self.created),
-            "listing_started": iso_time(self.listing_started),
-            "tool": self.tool,
-            "options": {
-                "delete_untagged": o.delete_untagged,
-                "grace": o.grace.total_seconds(),
-                "uploads_older_than": o.uploads_older_than.total_seconds(),
-                "prune_damaged": o.prune_damaged,
-                "allow_no_manifests": o.allow_no_manifests,
-                "allow_empty": o.allow_empty,
-            },
-            "removals": {
-                "tags": {k: sorted(v) for k, v in sorted(r.tags.items())},
-                "manifests": {k: sorted(v) for k, v in sorted(r.manifests.items())},
-                "repositories": sorted(r.repositories),
-            },
-            "dry_run": self.dry_run,
-        }
-
-    @classmethod
-    def of(
-        cls,
-        inventory: Inventory,
-        options: Options,
-        removals: Removals,
-        *,
-        dry_run: bool,
-        created: datetime.datetime | None = None,
-    ) -> PlanHeader:
-        """The header of a plan made from ``inventory`` with ``options`` and ``removals``."""
-        from . import __version__  # noqa: PLC0415 - the package imports this module
-
-        return cls(
-            root=inventory.url,
-            created=created or datetime.datetime.now(datetime.timezone.utc),
-            listing_started=inventory.started,
-            tool=f"registry-gc {__version__}",
-            options=options,
-            removals=removals,
-            dry_run=dry_run,
-        )
-
-
-@attrs.frozen(kw_only=True)
-class PlanEntry:
-    """One deletion line of a plan file, as read."""
-
-    #: its line number in the file (the header is line 1)
-    line: int
-    category: Category
-    reason: Reason
-    repository: str | None
-    digest: str | None
-    #: a tag name or an upload id
-    name: str | None
-    size: int
-    paths: tuple[PathRecord, ...]
-    #: open multipart uploads to abort: (key, upload id)
-    multipart: tuple[tuple[str, str], ...] = ()
-    #: what a run did with it (``--deletions-out``); ``None`` in a plan
-    status: str | None = None
-    error: str | None = None
-    #: why ``apply`` did not execute it (with status ``dropped``)
-    dropped: str | None = None
-
-    @property
-    def identity(self) -> tuple[str, str | None, str | None, str | None]:
-        """What the deletion is about, whatever its paths: how a fresh plan's deletion is found.
-
-        A tag by its name (its digest may have moved), an upload by its id, a
-        repository by its name; everything else by repository and digest (and
-        tag, for tag history).
-        """
-        return identity_of(self.category, self.repository, self.digest, self.name)
-
-
-def identity_of(
-    category: Category, repository: str | None, digest: str | None, name: str | None
-) -> tuple[str, str | None, str | None, str | None]:
-    """:attr:`PlanEntry.identity` of a deletion given by its fields."""
-    if category in {Category.TAG, Category.UPLOAD, Category.REPOSITORY}:
-        digest = None
-    return (category.value, repository, digest, name)
-
-
-@attrs.frozen
-class PlanFooter:
-    """The last line of a plan file: how many deletions it lists, and their bytes."""
-
-    deletions: int
-    bytes: int
 
 
 # -- what the listing knew of each path ---------------------------------------------------------
@@ -499,261 +355,3 @@ def same_root(a: str, b: str) -> bool:
         return f"{scheme.lower()}://{rest}"
 
     return norm(a) == norm(b)
-
-
-# -- reading ------------------------------------------------------------------------------------
-
-_REDO: Final = "write the plan again (gc --dry-run --plan-out FILE)"
-
-
-class PlanReader:
-    """A plan file read one entry at a time; the header is read (and checked) at once.
-
-    Iterating yields every :class:`PlanEntry`, checking each line as it comes;
-    at the end, :attr:`footer` holds the footer, and a file without one raises
-    :class:`~registry_gc.PlanFileError`, as does any line that is not what the
-    format says (naming the file and the line). ``name`` is the file's name in
-    messages.
-    """
-
-    def __init__(self, lines: Iterable[str], *, name: str) -> None:
-        self.name = name
-        self._lines = iter(lines)
-        self._number = 0
-        self.footer: PlanFooter | None = None
-        self.entries = 0
-        first = self._next_object()
-        if first is None:
-            self._fail(None, "is empty: it is not a plan file", what=_REDO)
-        self.header = _parse_header(first, self)
-
-    def _fail(self, line: int | None, message: str, *, what: str = _REDO) -> NoReturn:
-        where = f"plan file {self.name}" + (f", line {line}" if line is not None else "")
-        msg = f"{where}: {message}; nothing was deleted: {what}"
-        raise PlanFileError(msg, path=self.name, line=line)
-
-    def _next_object(self) -> dict[str, Any] | None:
-        for text in self._lines:
-            self._number += 1
-            if not text.strip():
-                continue
-            try:
-                value = json.loads(text)
-            except ValueError as e:
-                detail = getattr(e, "msg", str(e))
-                column = getattr(e, "colno", None)
-                at = f" at column {column}" if column is not None else ""
-                self._fail(self._number, f"not valid JSON ({detail}{at}): the file is damaged")
-            if not isinstance(value, dict):
-                self._fail(self._number, f"a {type(value).__name__}, not a JSON object")
-            return value
-        return None
-
-    def __iter__(self) -> Iterator[PlanEntry]:
-        while True:
-            obj = self._next_object()
-            if obj is None:
-                self._fail(
-                    None,
-                    f"ends after line {self._number} without its footer line "
-                    '({"end": true, …}): it was cut short',
-                )
-            if obj.get("end") is True:
-                self.footer = _parse_footer(obj, self)
-                extra = self._next_object()
-                if extra is not None:
-                    self._fail(self._number, "a line after the footer")
-                return
-            self.entries += 1
-            yield _parse_entry(obj, self)
-
-    def fail(self, line: int | None, message: str, *, what: str = _REDO) -> NoReturn:
-        """Raise :class:`~registry_gc.PlanFileError` about ``line`` of this file."""
-        self._fail(line, message, what=what)
-
-    @property
-    def line(self) -> int:
-        """The number of the line read last."""
-        return self._number
-
-
-@contextlib.contextmanager
-def read_plan(path: str | os.PathLike[str]) -> Iterator[PlanReader]:
-    """Open the plan file at ``path``: a context manager giving its :class:`PlanReader`.
-
-    A file that cannot be opened raises :class:`~registry_gc.ConfigError`;
-    one that is no plan file, :class:`~registry_gc.PlanFileError`.
-    """
-    name = os.fspath(path)
-    try:
-        f = open(name, encoding="utf-8")  # noqa: SIM115 - closed below
-    except OSError as e:
-        msg = f"cannot read the plan file {name}: {e.strerror or e}"
-        raise ConfigError(msg, path=name) from e
-    with f:
-        try:
-            yield PlanReader(f, name=name)
-        except UnicodeDecodeError as e:
-            msg = f"plan file {name} is not UTF-8 text ({e.reason}); nothing was deleted"
-            raise PlanFileError(msg, path=name) from None
-
-
-# -- parsing one line ---------------------------------------------------------------------------
-
-
-def _field(obj: Mapping[str, Any], key: str, kinds: type | tuple[type, ...], r: PlanReader) -> Any:  # noqa: ANN401
-    if key not in obj:
-        r.fail(r.line, f"has no {key!r}")
-    value = obj[key]
-    if isinstance(value, bool) and bool not in (kinds if isinstance(kinds, tuple) else (kinds,)):
-        r.fail(r.line, f"{key!r} is {value!r}, not of the expected type")
-    if not isinstance(value, kinds):
-        r.fail(r.line, f"{key!r} is {value!r}, not of the expected type")
-    return value
-
-
-def _time(value: Any, key: str, r: PlanReader) -> datetime.datetime:  # noqa: ANN401
-    try:
-        t = datetime.datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        t = None
-    if t is None or t.tzinfo is None:
-        r.fail(r.line, f"{key!r} is {value!r}, not an RFC 3339 time with a zone")
-    return t
-
-
-def _seconds(value: Any, key: str, r: PlanReader) -> datetime.timedelta:  # noqa: ANN401
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        r.fail(r.line, f"options.{key} is {value!r}, not a number of seconds")
-    return datetime.timedelta(seconds=value)
-
-
-def _parse_header(obj: dict[str, Any], r: PlanReader) -> PlanHeader:
-    schema = obj.get("schema")
-    if not isinstance(schema, str) or not schema.startswith(_SCHEMA_FAMILY):
-        r.fail(r.line, "has no registry-gc plan header: it is not a plan file")
-    if schema != SCHEMA:
-        from . import __version__  # noqa: PLC0415
-
-        r.fail(
-            r.line,
-            f"is in format {schema!r}, which registry-gc {__version__} does not read "
-            f"(it reads {SCHEMA!r})",
-            what="apply it with the registry-gc that wrote it, or plan again with this one",
-        )
-    o = _field(obj, "options", dict, r)
-    try:
-        options = Options(
-            delete_untagged=_field(o, "delete_untagged", bool, r),
-            grace=_seconds(_field(o, "grace", (int, float), r), "grace", r),
-            uploads_older_than=_seconds(
-                _field(o, "uploads_older_than", (int, float), r), "uploads_older_than", r
-            ),
-            prune_damaged=_field(o, "prune_damaged", bool, r),
-            allow_no_manifests=_field(o, "allow_no_manifests", bool, r),
-            allow_empty=_field(o, "allow_empty", bool, r),
-        )
-    except ConfigError as e:
-        r.fail(r.line, f"options: {e}")
-    return PlanHeader(
-        root=_field(obj, "root", str, r),
-        created=_time(_field(obj, "created", str, r), "created", r),
-        listing_started=_time(_field(obj, "listing_started", str, r), "listing_started", r),
-        tool=_field(obj, "tool", str, r),
-        options=options,
-        removals=_parse_removals(_field(obj, "removals", dict, r), r),
-        dry_run=_field(obj, "dry_run", bool, r),
-    )
-
-
-def _parse_removals(obj: dict[str, Any], r: PlanReader) -> Removals:
-    def names(key: str) -> list[str]:
-        value = obj.get(key, [])
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            r.fail(r.line, f"removals.{key} is not a list of names")
-        return value
-
-    def per_repository(key: str) -> dict[str, list[str]]:
-        value = obj.get(key, {})
-        if not isinstance(value, dict) or not all(
-            isinstance(v, list) and all(isinstance(x, str) for x in v) for v in value.values()
-        ):
-            r.fail(r.line, f"removals.{key} is not an object of lists of names")
-        return value
-
-    try:
-        return Removals(
-            tags={Repository(k): {Tag(t) for t in v} for k, v in per_repository("tags").items()},
-            repositories={Repository(n) for n in names("repositories")},
-            manifests={
-                Repository(k): {Digest(d) for d in v}
-                for k, v in per_repository("manifests").items()
-            },
-        )
-    except InvalidReferenceError as e:
-        r.fail(r.line, f"removals: {e}")
-
-
-def _parse_footer(obj: dict[str, Any], r: PlanReader) -> PlanFooter:
-    deletions = _field(obj, "deletions", int, r)
-    size = _field(obj, "bytes", int, r)
-    return PlanFooter(deletions, size)
-
-
-def _optional_str(obj: Mapping[str, Any], key: str, r: PlanReader) -> str | None:
-    value = obj.get(key)
-    if value is not None and not isinstance(value, str):
-        r.fail(r.line, f"{key!r} is {value!r}, not a string or null")
-    return value
-
-
-def _parse_path(item: Any, r: PlanReader) -> PathRecord:  # noqa: ANN401
-    if not (isinstance(item, list) and len(item) == 3 and isinstance(item[0], str)):
-        r.fail(r.line, f"path {item!r} is not [path, size, time]")
-    path, size, mtime = item
-    parts = path.split("/")
-    if not path.startswith(V2_PREFIX) or ".." in parts or "." in parts or "" in parts:
-        r.fail(
-            r.line,
-            f"deletes {path!r}, which is not a path inside {V2_PREFIX}: the file was edited",
-            what="registry-gc deletes nothing outside the registry's tree; plan again",
-        )
-    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
-        r.fail(r.line, f"the size of {path} is {size!r}, not a byte count or null")
-    return PathRecord(path, size, None if mtime is None else _time(mtime, path, r))
-
-
-def _parse_entry(obj: dict[str, Any], r: PlanReader) -> PlanEntry:
-    try:
-        category = Category(_field(obj, "category", str, r))
-        reason = Reason(_field(obj, "reason", str, r))
-    except ValueError as e:
-        r.fail(r.line, str(e))
-    size = _field(obj, "size", int, r)
-    if size < 0:
-        r.fail(r.line, f"size is {size}, not a byte count")
-    paths = _field(obj, "paths", list, r)
-    multipart = obj.get("multipart", [])
-    if not isinstance(multipart, list) or not all(
-        isinstance(u, list) and len(u) == 2 and all(isinstance(x, str) for x in u)
-        for u in multipart
-    ):
-        r.fail(r.line, "multipart is not a list of [key, upload id]")
-    records = tuple(_parse_path(p, r) for p in paths)
-    for key, _ in multipart:
-        _parse_path([key, None, None], r)
-    status = _optional_str(obj, "status", r)
-    return PlanEntry(
-        line=r.line,
-        category=category,
-        reason=reason,
-        repository=_optional_str(obj, "repository", r),
-        digest=_optional_str(obj, "digest", r),
-        name=_optional_str(obj, "name", r),
-        size=size,
-        paths=records,
-        multipart=tuple((k, u) for k, u in multipart),
-        status=status,
-        error=_optional_str(obj, "error", r),
-        dropped=_optional_str(obj, "dropped", r),
-    )
