@@ -16,6 +16,7 @@ from ._errors import (
     TargetNotEmptyError,
 )
 from .apply import ApplyResult, Status, apply_plan
+from .applying import DEFAULT_MAX_AGE, ApplyReport, Dropped, apply_planfile, apply_planfile_async
 from .backends import Backend, open_backend
 from .checking import CheckResult, check, check_async
 from .collector import collect, collect_async
@@ -40,8 +41,10 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 __all__ = [
     "DEFAULT_GRACE",
+    "DEFAULT_MAX_AGE",
     "DEFAULT_UPLOADS_OLDER_THAN",
     "Anomaly",
+    "ApplyReport",
     "ApplyResult",
     "Backend",
     "BackendNotFoundError",
@@ -50,6 +53,7 @@ __all__ = [
     "ConfigError",
     "Deletion",
     "Digest",
+    "Dropped",
     "InvalidReferenceError",
     "Inventory",
     "Kept",
@@ -81,6 +85,8 @@ __all__ = [
     "Usage",
     "__version__",
     "apply_plan",
+    "apply_planfile",
+    "apply_planfile_async",
     "check",
     "check_async",
     "collect",

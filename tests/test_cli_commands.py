@@ -722,6 +722,146 @@ def test_plan_files_in_a_missing_directory_stop_before_anything(
         assert files(scene.root) == before
 
 
+# -- apply -----------------------------------------------------------------------------------
+
+
+def dry_plan(capsys: pytest.CaptureFixture[str], scene: Scene, tmp_path: Path) -> Path:
+    """``gc -m --grace 0 --dry-run --plan-out`` of the scene: the plan file."""
+    out = tmp_path / "plan.jsonl"
+    code, _, err = cli_run(
+        capsys, "gc", scene.root, "-m", "--grace", "0", "-d", "--plan-out", out, "-q"
+    )
+    assert code == 0, err
+    return out
+
+
+def test_apply_executes_a_reviewed_plan(
+    capsys: pytest.CaptureFixture[str], scene: Scene, tmp_path: Path
+) -> None:
+    """Plan, then apply PLAN ROOT: exit 0, the report names the plan, the garbage is gone."""
+    out = dry_plan(capsys, scene, tmp_path)
+    planned = planfiles.paths(planfiles.deletions(out))
+    before = files(scene.root)
+    code, text, err = cli_run(capsys, "apply", out, scene.root)
+    assert code == 0, err
+    assert f"registry-gc apply {out}: planned " in text
+    assert f"plan: {len(planfiles.deletions(out))} deletion(s); " in text
+    assert before - files(scene.root) == planned
+
+
+def test_apply_without_root_uses_the_plans_root_and_prints_json(
+    capsys: pytest.CaptureFixture[str], scene: Scene, tmp_path: Path
+) -> None:
+    """No ROOT, no --config, no default configuration: the header's root; --json adds `plan`."""
+    out = dry_plan(capsys, scene, tmp_path)
+    listing = tmp_path / "applied.jsonl"
+    code, report = cli_json(capsys, "apply", out, "--deletions-out", listing)
+    assert code == 0
+    assert report["command"] == "apply"
+    assert report["schema"] == "registry-gc/report/v2"
+    assert report["root"] == str(scene.root)
+    assert report["plan"]["file"] == str(out)
+    assert report["plan"]["executed"] == report["totals"]["deletions"] > 0
+    assert report["plan"]["dropped"] == {
+        "gone": 0,
+        "changed": 0,
+        "no-longer-garbage": 0,
+        "still-needed": 0,
+    }
+    _, lines, _ = planfiles.read(listing)
+    assert {line["status"] for line in lines} == {"deleted"}
+
+
+def test_apply_dry_run_deletes_nothing(
+    capsys: pytest.CaptureFixture[str], scene: Scene, tmp_path: Path
+) -> None:
+    """A dry-run apply: exit 0, nothing deleted, the figures of the real apply."""
+    out = dry_plan(capsys, scene, tmp_path)
+    before = files(scene.root)
+    code, report = cli_json(capsys, "apply", out, "-d")
+    assert code == 0
+    assert report["dry_run"] is True
+    assert files(scene.root) == before
+    code, real = cli_json(capsys, "apply", out)
+    same = ("deletions", "objects", "bytes", "kept_for_grace", "anomalies")
+    assert {k: real["totals"][k] for k in same} == {k: report["totals"][k] for k in same}
+    assert real["totals"]["directories_removed"] > report["totals"]["directories_removed"] == 0
+
+
+def test_apply_uses_the_default_configuration_when_it_names_the_plans_root(
+    capsys: pytest.CaptureFixture[str],
+    scene: Scene,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The registry's default config.yml is used when it is for the plan's root, else not."""
+    out = dry_plan(capsys, scene, tmp_path)
+    other = write_config(tmp_path, {"filesystem": {"rootdirectory": str(tmp_path / "x")}}, "o.yml")
+    monkeypatch.setattr(config_module, "DEFAULT_CONFIG_PATHS", (str(other),))
+    code, report = cli_json(capsys, "apply", out, "-d")
+    assert code == 0
+    assert "registry_config" not in report
+    same = write_config(tmp_path, {"filesystem": {"rootdirectory": str(scene.root)}}, "s.yml")
+    monkeypatch.setattr(config_module, "DEFAULT_CONFIG_PATHS", (str(same),))
+    code, report = cli_json(capsys, "apply", out, "-d")
+    assert code == 0
+    assert report["registry_config"]["path"] == str(same)
+
+
+def test_apply_refusals_exit_3_and_name_the_plan(
+    capsys: pytest.CaptureFixture[str], scene: Scene, tmp_path: Path
+) -> None:
+    """Another root, an old plan, a plan cut short: exit 3, the file and line named, no change."""
+    out = dry_plan(capsys, scene, tmp_path)
+    before = files(scene.root)
+    elsewhere = tmp_path / "elsewhere"
+    Scene(elsewhere)
+    code, _, err = cli_run(capsys, "apply", out, elsewhere)
+    assert code == 3
+    assert f"registry-gc: error: plan file {out}, line 1: was made for {scene.root}" in err
+    assert "nothing was deleted" in err
+    code, _, err = cli_run(capsys, "apply", out, "--max-age", "0s")
+    assert code == 3
+    assert "more than --max-age 0s allows" in err
+    assert "give a longer --max-age" in err
+    cut = tmp_path / "cut.jsonl"
+    cut.write_text("".join(out.read_text().splitlines(keepends=True)[:-1]))
+    code, report = cli_json(capsys, "apply", cut)
+    assert code == 3
+    assert report["ok"] is False
+    assert "cut short" in report["error"]
+    assert files(scene.root) == before
+
+
+def test_apply_bad_input_exits_2(
+    capsys: pytest.CaptureFixture[str], scene: Scene, tmp_path: Path
+) -> None:
+    """A missing plan file, a bad --max-age, ROOT and --config together: exit 2."""
+    code, _, err = cli_run(capsys, "apply", tmp_path / "none.jsonl", scene.root)
+    assert code == 2
+    assert "cannot read the plan file" in err
+    out = dry_plan(capsys, scene, tmp_path)
+    code, _, err = cli_run(capsys, "apply", out, "--max-age", "soon")
+    assert code == 2
+    assert "invalid duration" in err
+    cfg = write_config(tmp_path, {"filesystem": {"rootdirectory": str(scene.root)}})
+    code, _, err = cli_run(capsys, "apply", out, scene.root, "--config", cfg)
+    assert code == 2
+    assert "not both" in err
+
+
+def test_apply_writes_metrics_as_apply(
+    capsys: pytest.CaptureFixture[str], scene: Scene, tmp_path: Path
+) -> None:
+    """--metrics-file: the run is labelled command="apply"."""
+    out = dry_plan(capsys, scene, tmp_path)
+    metrics = tmp_path / "m.prom"
+    code, _, err = cli_run(capsys, "apply", out, "--metrics-file", metrics, "-q")
+    assert code == 0, err
+    assert 'command="apply"' in metrics.read_text()
+    assert "registry_gc_run_success 1.0" in metrics.read_text()
+
+
 # -- ls --------------------------------------------------------------------------------------
 
 

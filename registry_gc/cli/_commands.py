@@ -8,12 +8,15 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigError
 from .._progress import make_progress
+from ..applying import apply_planfile
 from ..checking import check
 from ..collector import collect
+from ..config import find_default_config, load_registry_config
 from ..layout import Repository
 from ..listing import list_images
 from ..metrics import RunRecorder
 from ..options import Options
+from ..planfile import read_plan, same_root
 from ..removal import parse_image, remove
 from ..usage import disk_usage
 from ._output import emit
@@ -26,7 +29,7 @@ if TYPE_CHECKING:
     from ..report import Report
     from ._target import Target
 
-__all__ = ["demo", "du", "fsck", "gc", "ls", "rm"]
+__all__ = ["apply", "demo", "du", "fsck", "gc", "ls", "rm"]
 
 log = logging.getLogger("registry_gc")
 
@@ -151,6 +154,49 @@ def rm(args: argparse.Namespace) -> int:
     )
     _restart_notice(target, removed.report)
     return removed.exit_code
+
+
+def _plan_root(args: argparse.Namespace) -> str | None:
+    """ROOT, or with neither ROOT nor --config the plan's own root.
+
+    The registry's default configuration is used instead when it names that
+    same root (its credentials come with it).
+    """
+    if args.root or args.config:
+        return str(args.root) if args.root else None
+    with read_plan(args.plan) as reader:
+        named = reader.header.root
+    default = find_default_config()
+    if default is None:
+        return named
+    try:
+        configured = load_registry_config(default).url
+    except ConfigError:
+        return named  # an unusable default configuration: the plan says where
+    return None if same_root(configured, named) else named
+
+
+def apply(args: argparse.Namespace) -> int:
+    """``registry-gc apply``: :func:`~registry_gc.apply_planfile`."""
+    with RunRecorder(args.metrics_file, command="apply", dry_run=args.dry_run) as recorder:
+        target = args.target = target_of(args, _plan_root(args))
+        with make_progress(quiet=args.quiet) as progress:
+            applied = apply_planfile(
+                recorder.wrap(target.open()),
+                args.plan,
+                max_age=args.max_age,
+                dry_run=args.dry_run,
+                progress=progress.callback(),
+                deletions_out=args.deletions_out,
+            )
+            recorder.report = applied.report
+    emit(
+        args,
+        _with_config(applied.to_dict(), target),
+        lambda: applied.render(verbose=args.verbose > 0),
+    )
+    _restart_notice(target, applied.report)
+    return applied.exit_code
 
 
 def ls(args: argparse.Namespace) -> int:

@@ -5,8 +5,9 @@ set by a reachability walk of its own (tags, index children, referrers of live
 manifests), never by asking the package; :class:`Layout` parses a store's keys
 into registry terms; :func:`assert_live_layout` compares the two after a run,
 :func:`assert_pulls` pulls through the registry, :func:`gc` runs the command line
-(:func:`gc_listed` also returns the deletion lines of ``--deletions-out``).
-Used by ``test_e2e_registry.py`` (filesystem) and ``test_e2e_s3.py`` (S3).
+(:func:`gc_listed` also returns the deletion lines of ``--deletions-out``;
+:func:`s3_args` gives a bucket's URL and options as arguments).
+Used by ``test_e2e_registry.py`` (filesystem), ``test_e2e_s3.py`` (S3) and ``test_e2e_apply.py``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from tests.rigs.push import RegistryClient
-    from tests.rigs.registry import RealRegistry
+    from tests.rigs.registry import RealRegistry, S3Storage
 
 V2 = "docker/registry/v2/"
 #: registry-gc with everything old enough to go (the store was pushed seconds ago).
@@ -196,6 +197,23 @@ def gc_listed(
     done = sum(1 for d in listed if d["status"] in {"planned", "deleted"})
     assert done == report["totals"]["deletions"], (done, report["totals"])
     return report, listed
+
+
+def s3_args(storage: S3Storage) -> list[str]:
+    """``s3://BUCKET[/PREFIX]`` and the storage options, as CLI arguments."""
+    prefix = storage.key_prefix.rstrip("/")
+    url = f"s3://{storage.bucket}/{prefix}" if prefix else f"s3://{storage.bucket}"
+    return [
+        url,
+        "-o",
+        f"endpoint_url={storage.endpoint_url}",
+        "-o",
+        f"key={storage.key}",
+        "-o",
+        f"secret={storage.secret}",
+        "-o",
+        f'client_kwargs={{"region_name": "{storage.region}"}}',
+    ]
 
 
 def assert_pulls(reg: RealRegistry, repo: str, ref: str, dest: Path) -> None:
