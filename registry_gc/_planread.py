@@ -29,7 +29,7 @@ class PlanReader:
     """A plan file read one entry at a time; the header is read (and checked) at once.
 
     Iterating yields every :class:`PlanEntry`, checking each line as it comes;
-    at the end, :attr:`footer` holds the footer, and a file without one raises
+    at the end, ``footer`` holds the footer, and a file without one raises
     :class:`~registry_gc.PlanFileError`, as does any line that is not what the
     format says (naming the file and the line). ``name`` is the file's name in
     messages.
