@@ -134,16 +134,13 @@ def write_plan_files(
         header = PlanHeader.of(
             report.inventory, report.options, report.removals, dry_run=report.dry_run
         )
-        result = report.result
-        statuses = [report.status(i) for i in range(len(report.plan.deletions))]
-        errors = {f.path: f.error for f in result.failures} if result is not None else None
+        statuses = errors = None
+        if with_status:
+            result = report.result
+            statuses = [report.status(i) for i in range(len(report.plan.deletions))]
+            errors = {f.path: f.error for f in result.failures} if result is not None else None
         footer = write_plan(
-            target,
-            header,
-            report.inventory,
-            report.plan,
-            statuses=statuses if with_status else None,
-            errors=errors if with_status else None,
+            target, header, report.inventory, report.plan, statuses=statuses, errors=errors
         )
         log.info("wrote %d deletion(s) to %s", footer.deletions, target)
 

@@ -181,9 +181,12 @@ def _fields(
     }
 
 
+# ASCII only: names read from storage may hold surrogates (not UTF-8), which escape.
+_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
+
+
 def _dumps(obj: Mapping[str, Any]) -> str:
-    # ASCII only: names read from storage may hold surrogates (not UTF-8), which escape.
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=True) + "\n"
+    return _ENCODER.encode(obj) + "\n"
 
 
 class PlanWriter:
