@@ -11,20 +11,27 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import tempfile
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from registry_gc import (
     ApplyReport,
     Dropped,
+    Manifest,
     Options,
     PlanFileError,
     RefusedError,
     apply_planfile,
     check,
     collect,
+    load_manifests,
     remove,
+    take_inventory,
 )
 from registry_gc.apply import execute
 from registry_gc.backends import LocalBackend
@@ -34,11 +41,10 @@ from tests.rigs import planfiles
 from tests.rigs.builder import RegistryBuilder
 from tests.rigs.doubles import Delegating
 from tests.rigs.scenarios import mixed_registry, rich
-from tests.rigs.stores import DAY, ZERO, Store, blob, cur, idx, lnk, owned, rev
+from tests.rigs.stores import DAY, ZERO, R, Store, blob, cur, idx, lnk, owned, rev
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
-    from pathlib import Path
 
     from registry_gc import ApplyResult, Plan
     from registry_gc.backends import Backend, ObjectInfo
@@ -564,3 +570,98 @@ def test_the_report_renders_and_serializes(disk: Store, tmp_path: Path) -> None:
     assert doc["plan"]["footer"] == {"deletions": 2, "bytes": len(b"stray") + len(b"other")}
     assert doc["totals"]["deletions"] == 1
     assert BlobData(stray).path not in {p for d in applied.report.plan.deletions for p in d.paths}
+
+
+# -- whatever changes, apply breaks nothing that stays -------------------------------------------
+
+_CHANGES = st.lists(
+    st.tuples(
+        st.sampled_from(["retag", "revision", "blob", "delete", "reuse"]), st.integers(0, 10**6)
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+def _served(root: Path) -> dict[tuple[str, str], set[str]]:
+    """(repository, revision) → the blobs it needs that are in the store (manifest included)."""
+    backend = LocalBackend(root)
+    inventory = take_inventory(backend)
+    table = load_manifests(backend, inventory)
+    out: dict[tuple[str, str], set[str]] = {}
+    for name, repo in inventory.repositories.items():
+        for digest in repo.revisions:
+            m = table.get(digest)
+            needed = {digest, *(m.blobs if isinstance(m, Manifest) else ())}
+            out[name, digest] = {d for d in needed if d in inventory.blobs}
+    return out
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**16), changes=_CHANGES)
+def test_changes_between_plan_and_apply_never_break_what_stays(
+    seed: int, changes: list[tuple[str, int]]
+) -> None:
+    """Pushes, rewrites, deletions after the plan: apply keeps every tag and revision whole."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "registry"
+        b = mixed_registry(seed)
+        b.write_local(root)
+        out = plan(root, Path(tmp) / "plan.jsonl")
+        lines = planfiles.deletions(out)
+        planned = planfiles.paths(lines)
+        revisions = [(d["repository"], d["digest"]) for d in lines if d["category"] == "revision"]
+        blobs = [d["digest"] for d in lines if d["category"] == "blob"]
+        tags = sorted({(r, t) for r, t in _tags(root)})
+        for what, n in changes:
+            if what == "retag" and revisions and tags:
+                repo, digest = revisions[n % len(revisions)]
+                same_repo = [t for r, t in tags if r == repo]
+                if same_repo:
+                    retag(root, repo, same_repo[n % len(same_repo)], digest)
+            elif what == "revision" and revisions:
+                repo, digest = revisions[n % len(revisions)]
+                if (root / rev(repo, digest)).exists():
+                    write(root, rev(repo, digest), digest.encode())
+            elif what == "blob" and blobs:
+                path = root / blob(blobs[n % len(blobs)])
+                if path.exists():
+                    write(root, blob(blobs[n % len(blobs)]), path.read_bytes())
+            elif what == "delete" and planned:
+                path = root / sorted(planned)[n % len(planned)]
+                path.unlink(missing_ok=True)
+            elif what == "reuse" and blobs:
+                _push_over(root, blobs[n % len(blobs)], n)
+        before = {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+        served = _served(root)
+        broken = {(p.kind, p.path) for p in check(root).problems}  # by the changes themselves
+        apply_planfile(root, out)
+        after = {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+        assert before - after <= planned, "deleted something the plan does not list"
+        problems = [p for p in check(root).problems if (p.kind, p.path) not in broken]
+        assert not problems, [p.message for p in problems]
+        for key, had in _served(root).items():
+            assert had == served.get(key, had), f"{key} lost {served[key] - had}"
+
+
+def _tags(root: Path) -> list[tuple[str, str]]:
+    """(repository, tag) of every current link in the store."""
+    out = []
+    base = root / R
+    for link in base.rglob("current/link"):
+        rest = str(link.relative_to(base))
+        repo, _, tail = rest.partition("/_manifests/tags/")
+        out.append((repo, tail.split("/")[0]))
+    return out
+
+
+def _push_over(root: Path, digest: str, n: int) -> None:
+    """Push a new tagged image in a new repository whose layer is ``digest`` (a mount)."""
+    data = (root / blob(digest)).read_bytes()
+    b = RegistryBuilder(seed=n)
+    b.put(blob(digest), data)  # type: ignore[arg-type]
+    image = b.image(f"reuse{n % 7}", "v1", layers=1, shared=[digest])  # type: ignore[list-item]
+    for path, content in b.files.items():
+        if not (root / path).exists():
+            write(root, path, content)
+    retag(root, f"reuse{n % 7}", "v1", image)
