@@ -8,6 +8,7 @@ from ._errors import (
     InvalidReferenceError,
     ManifestError,
     NotFoundError,
+    PlanFileError,
     ReadOnlyError,
     RefusedError,
     RegistryGCError,
@@ -15,6 +16,7 @@ from ._errors import (
     TargetNotEmptyError,
 )
 from .apply import ApplyResult, Status, apply_plan
+from .applying import DEFAULT_MAX_AGE, ApplyReport, Dropped, apply_planfile, apply_planfile_async
 from .backends import Backend, open_backend
 from .checking import CheckResult, check, check_async
 from .collector import collect, collect_async
@@ -49,10 +51,12 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 __all__ = [
     "DEFAULT_GRACE",
+    "DEFAULT_MAX_AGE",
     "DEFAULT_SETTLE",
     "DEFAULT_UPLOADS_OLDER_THAN",
     "QUARANTINE_PREFIX",
     "Anomaly",
+    "ApplyReport",
     "ApplyResult",
     "Backend",
     "BackendNotFoundError",
@@ -61,6 +65,7 @@ __all__ = [
     "ConfigError",
     "Deletion",
     "Digest",
+    "Dropped",
     "InvalidReferenceError",
     "Inventory",
     "Kept",
@@ -74,6 +79,7 @@ __all__ = [
     "NotFoundError",
     "Options",
     "Plan",
+    "PlanFileError",
     "Policy",
     "QuarantineListing",
     "QuarantinePurge",
@@ -95,6 +101,8 @@ __all__ = [
     "Usage",
     "__version__",
     "apply_plan",
+    "apply_planfile",
+    "apply_planfile_async",
     "check",
     "check_async",
     "collect",
