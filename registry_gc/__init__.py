@@ -9,6 +9,7 @@ from ._errors import (
     InvalidReferenceError,
     ManifestError,
     NotFoundError,
+    PlanFileError,
     ReadOnlyError,
     RefusedError,
     RegistryGCError,
@@ -16,6 +17,7 @@ from ._errors import (
     TargetNotEmptyError,
 )
 from .apply import ApplyResult, Status, apply_plan
+from .applying import DEFAULT_MAX_AGE, ApplyReport, Dropped, apply_planfile, apply_planfile_async
 from .backends import Backend, open_backend
 from .checking import CheckResult, check, check_async
 from .collector import collect, collect_async
@@ -50,10 +52,12 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 __all__ = [
     "DEFAULT_GRACE",
+    "DEFAULT_MAX_AGE",
     "DEFAULT_SETTLE",
     "DEFAULT_UPLOADS_OLDER_THAN",
     "QUARANTINE_PREFIX",
     "Anomaly",
+    "ApplyReport",
     "ApplyResult",
     "Backend",
     "BackendNotFoundError",
@@ -63,6 +67,7 @@ __all__ = [
     "Deletion",
     "Digest",
     "DistributedError",
+    "Dropped",
     "InvalidReferenceError",
     "Inventory",
     "Kept",
@@ -76,6 +81,7 @@ __all__ = [
     "NotFoundError",
     "Options",
     "Plan",
+    "PlanFileError",
     "Policy",
     "QuarantineListing",
     "QuarantinePurge",
@@ -97,6 +103,8 @@ __all__ = [
     "Usage",
     "__version__",
     "apply_plan",
+    "apply_planfile",
+    "apply_planfile_async",
     "check",
     "check_async",
     "collect",

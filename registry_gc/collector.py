@@ -23,11 +23,13 @@ from .created import read_created_times
 from .mark import mark
 from .options import DEFAULT_GRACE, DEFAULT_UPLOADS_OLDER_THAN, Options, Removals
 from .plan import make_plan
+from .planfile import PlanHeader, check_writable, write_plan
 from .policy import select_tags
 from .report import Report
 
 if TYPE_CHECKING:
     import datetime
+    import os
     from collections.abc import Mapping
 
     from ._run import ProgressCallback, Root
@@ -44,6 +46,7 @@ __all__ = [
     "collect",
     "collect_async",
     "options_of",
+    "write_plan_files",
 ]
 
 log = logging.getLogger(__name__)
@@ -112,8 +115,14 @@ async def sweep(
     now: datetime.datetime | None,
     timings: Timings,
     progress: ProgressCallback | None,
+    plan_out: str | os.PathLike[str] | None = None,
+    deletions_out: str | os.PathLike[str] | None = None,
 ) -> Report:
-    """Mark, plan and (unless ``dry_run``) apply, on what :func:`survey` found."""
+    """Mark, plan and (unless ``dry_run``) apply, on what :func:`survey` found.
+
+    ``plan_out`` receives the plan before anything is deleted, ``deletions_out``
+    every deletion with what became of it afterwards (:func:`write_plan_files`).
+    """
     with timings.step("plan"):
         marks, removals, decisions = await decide(
             backend,
@@ -134,12 +143,43 @@ async def sweep(
         timings=timings,
         manifests_read=len(manifests),
         decisions=decisions,
+        removals=removals,
     )
+    write_plan_files(report, plan_out=plan_out)
     if not dry_run:
         with timings.step("apply"):
             report.result = await execute(backend, plan, progress=progress)
+    write_plan_files(report, deletions_out=deletions_out)
     timings["total"] = timings.total()
     return report
+
+
+def write_plan_files(
+    report: Report,
+    *,
+    plan_out: str | os.PathLike[str] | None = None,
+    deletions_out: str | os.PathLike[str] | None = None,
+) -> None:
+    """Stream ``report``'s plan, or its deletions with their status, to a plan file.
+
+    ``plan_out`` gets the plan; ``deletions_out`` every deletion with what became
+    of it (:mod:`registry_gc.planfile`); either may be ``None``.
+    """
+    for target, with_status in ((plan_out, False), (deletions_out, True)):
+        if target is None:
+            continue
+        header = PlanHeader.of(
+            report.inventory, report.options, report.removals, dry_run=report.dry_run
+        )
+        statuses = errors = None
+        if with_status:
+            result = report.result
+            statuses = [report.status(i) for i in range(len(report.plan.deletions))]
+            errors = {f.path: f.error for f in result.failures} if result is not None else None
+        footer = write_plan(
+            target, header, report.inventory, report.plan, statuses=statuses, errors=errors
+        )
+        log.info("wrote %d deletion(s) to %s", footer.deletions, target)
 
 
 async def collect_async(
@@ -161,6 +201,8 @@ async def collect_async(
     live: bool = False,
     cache: DescriptorCache | None = None,
     settle: datetime.timedelta | None = None,
+    plan_out: str | os.PathLike[str] | None = None,
+    deletions_out: str | os.PathLike[str] | None = None,
     client: Any = None,  # noqa: ANN401 - a distributed.Client (an optional extra)
     partitions: int | None = None,
     inventory: str | None = None,
@@ -187,6 +229,7 @@ async def collect_async(
             storage_options=storage_options,
             progress=progress,
             live=live,
+            plan_files=plan_out is not None or deletions_out is not None,
             client=client,
             partitions=partitions,
             inventory=inventory,
@@ -201,6 +244,7 @@ async def collect_async(
         allow_no_manifests=allow_no_manifests,
         allow_empty=allow_empty,
     )
+    check_writable(plan_out, deletions_out)
     backend = open_root(root, storage_options, read_only=dry_run)
     try:
         timings = Timings()
@@ -222,6 +266,8 @@ async def collect_async(
                 progress=progress,
                 cache=cache,
                 settle=DEFAULT_SETTLE if settle is None else settle,
+                plan_out=plan_out,
+                deletions_out=deletions_out,
             )
         return await sweep(
             backend,
@@ -234,6 +280,8 @@ async def collect_async(
             now=now,
             timings=timings,
             progress=progress,
+            plan_out=plan_out,
+            deletions_out=deletions_out,
         )
     finally:
         await backend.aclose()
@@ -258,6 +306,8 @@ def collect(
     live: bool = False,
     cache: DescriptorCache | None = None,
     settle: datetime.timedelta | None = None,
+    plan_out: str | os.PathLike[str] | None = None,
+    deletions_out: str | os.PathLike[str] | None = None,
     client: Any = None,  # noqa: ANN401 - a distributed.Client (an optional extra)
     partitions: int | None = None,
     inventory: str | None = None,
@@ -315,6 +365,12 @@ def collect(
     (unless ``allow_no_manifests``), or when the root holds no registry
     (unless ``allow_empty``). A failed deletion does not raise: see
     :attr:`Report.ok` and the report's failures.
+
+    ``plan_out`` (a path) receives the plan as a plan file
+    (:mod:`registry_gc.planfile`) before anything is deleted — with
+    ``dry_run``, the plan to review and run later with
+    :func:`~registry_gc.apply_planfile`; ``deletions_out`` receives, after the
+    run, every deletion with its status. Both are streamed, line by line.
     """
     if client is not None or inventory is not None:
         return _collect_elsewhere(
@@ -335,6 +391,7 @@ def collect(
             storage_options=storage_options,
             progress=progress,
             live=live,
+            plan_files=plan_out is not None or deletions_out is not None,
             client=client,
             partitions=partitions,
             inventory=inventory,
@@ -358,6 +415,8 @@ def collect(
         live=live,
         cache=cache,
         settle=settle,
+        plan_out=plan_out,
+        deletions_out=deletions_out,
     )
     if cache is None:
         return _sync.run(coro)
@@ -383,6 +442,7 @@ def _collect_elsewhere(
     storage_options: Mapping[str, Any] | None,
     progress: ProgressCallback | None,
     live: bool,
+    plan_files: bool,
     client: Any,  # noqa: ANN401
     partitions: int | None,
     inventory: str | None,
@@ -396,6 +456,12 @@ def _collect_elsewhere(
         msg = (
             f"live mode is not available in {how}: run live in one process (collect(live=True), "
             "gc --live), or stop the registry (or make it read-only) for the distributed sweep"
+        )
+        raise ConfigError(msg)
+    if plan_files:
+        msg = (
+            f"plan files (plan_out, deletions_out; --plan-out, --deletions-out) are not "
+            f"available in {how}: plan in one process with them, or run without"
         )
         raise ConfigError(msg)
     if policy is not None:

@@ -44,7 +44,7 @@ import attrs
 from ._render import human_bytes
 from .apply import ApplyResult, Status, directories_to_prune, execute
 from .backends import Outcome, SupportsDirectories, SupportsMove
-from .collector import decide, log_plan
+from .collector import decide, log_plan, write_plan_files
 from .fetch import fetch_manifests
 from .inventory import BlobTable, scan
 from .layout import (
@@ -78,6 +78,7 @@ from .quarantine import (
 from .report import Report
 
 if TYPE_CHECKING:
+    import os
     from collections.abc import Awaitable, Callable
 
     from ._run import ProgressCallback, Timings
@@ -532,12 +533,16 @@ async def sweep_live(
     cache: DescriptorCache | None,
     settle: datetime.timedelta = DEFAULT_SETTLE,
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    plan_out: str | os.PathLike[str] | None = None,
+    deletions_out: str | os.PathLike[str] | None = None,
 ) -> Report:
     """The live run, on what the first listing and reading found (see the module doc).
 
     ``cache`` is the registry's blob-descriptor cache (``None``: unknown, and
     then treated as one that cannot be cleared). ``sleep`` waits the settle
-    time (tests pass their own).
+    time (tests pass their own). ``plan_out`` receives the plan both looks
+    agree on, before anything moves; ``deletions_out`` every deletion with its
+    status afterwards (a blob ``deleted`` there was moved into the quarantine).
     """
     require_live_capabilities(backend)
     t0 = now or inventory.started
@@ -565,8 +570,9 @@ async def sweep_live(
         plan = _intersection(first, make_plan(again, marks))
     result.dropped = len(first.deletions) - len(plan.deletions)
     log_plan(plan)
-    report = Report(again, plan, dry_run=False, options=options, timings=timings)
+    report = Report(again, plan, dry_run=False, options=options, timings=timings, removals=removals)
     report.manifests_read, report.decisions, report.live = len(manifests), decisions, result
+    write_plan_files(report, plan_out=plan_out)
     with timings.step("apply"):
         applied = report.result = await run.remove(again, plan)
         await run.forget()
@@ -592,6 +598,7 @@ async def sweep_live(
     result.quarantine_bytes = quarantine.size
     if result.held and result.quarantine_blobs:
         log.warning("quarantine held: %s", result.held)
+    write_plan_files(report, deletions_out=deletions_out)
     timings["total"] = timings.total()
     return report
 

@@ -1,7 +1,10 @@
-"""Report: counts and bytes per category and per repository, every deletion's reason, JSON.
+"""Report: counts and bytes per category and per repository, the reasons, JSON.
 
 The JSON form (:meth:`Report.to_dict`) is a stable, documented schema
-(``docs/json-schema.md``); its ``schema`` field names its version.
+(``docs/json-schema.md``); its ``schema`` field names its version. It is a
+summary, bounded by the number of repositories, anomalies and failures, not by
+the size of the store: the list of every deletion is streamed to a file
+instead (:mod:`registry_gc.planfile`, ``--deletions-out``).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import attrs
 
 from ._render import human_bytes, iso_time, iso_timestamp
 from .apply import ApplyResult, Status
-from .options import Options
+from .options import Options, Removals
 from .plan import Category
 
 if TYPE_CHECKING:
@@ -24,8 +27,9 @@ if TYPE_CHECKING:
 
 __all__ = ["SCHEMA", "Report", "human_bytes"]
 
-#: The JSON schema identifier; bumped on any incompatible change.
-SCHEMA = "registry-gc/report/v1"
+#: The JSON schema identifier; bumped on any incompatible change (v2: no ``deletions``
+#: list, ``kept`` summed per category).
+SCHEMA = "registry-gc/report/v2"
 
 CACHE_NOTICE = (
     "A running registry caches blob descriptors (storage.cache.blobdescriptor, in-memory or "
@@ -51,6 +55,8 @@ class Report:
     decisions: TagDecisions | None = None
     #: what a live run moved, restored and purged (``None``: not a live run)
     live: LiveResult | None = None
+    #: what the run removed by name (``rm``, a retention policy's tags)
+    removals: Removals = attrs.Factory(Removals)
 
     @property
     def ok(self) -> bool:
@@ -84,6 +90,15 @@ class Report:
             entry["count"] += 1
             entry["bytes"] += d.size
             entry["objects"] += len(d.paths)
+        return out
+
+    def kept_categories(self) -> dict[str, dict[str, int]]:
+        """Category → ``{"count", "bytes"}`` of the garbage kept for the grace period."""
+        out: dict[str, dict[str, int]] = {c.value: {"count": 0, "bytes": 0} for c in Category}
+        for k in self.plan.kept:
+            entry = out[k.category.value]
+            entry["count"] += 1
+            entry["bytes"] += k.size
         return out
 
     def repositories(self) -> dict[str, dict[str, Any]]:
@@ -166,30 +181,7 @@ class Report:
             },
             "categories": self.categories(),
             "repositories": self.repositories(),
-            "deletions": [
-                {
-                    "category": d.category.value,
-                    "reason": d.reason.value,
-                    "repository": d.repository,
-                    "digest": d.digest,
-                    "name": d.name,
-                    "bytes": d.size,
-                    "paths": list(d.paths),
-                    "status": self.status(i).value,
-                }
-                for i, d in enumerate(plan.deletions)
-            ],
-            "kept": [
-                {
-                    "category": k.category.value,
-                    "path": k.path,
-                    "repository": k.repository,
-                    "digest": k.digest,
-                    "bytes": k.size,
-                    "age_seconds": round(k.age, 3),
-                }
-                for k in plan.kept
-            ],
+            "kept": self.kept_categories(),
             "anomalies": [
                 {"kind": a.kind, "path": a.path, "repository": a.repository, "message": a.message}
                 for a in plan.anomalies

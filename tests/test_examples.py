@@ -131,6 +131,14 @@ def test_cron_script_collects_and_leaves_a_report(tmp_path: Path) -> None:
     assert len(reports) == 1
     report = json.loads(reports[0].read_text())
     assert report["ok"] is True
+    (listing,) = (tmp_path / "reports").glob("gc-*.deletions.jsonl")
+    lines = [json.loads(line) for line in listing.read_text().splitlines()]
+    assert lines[-1] == {
+        "end": True,
+        "deletions": report["totals"]["deletions"],
+        "bytes": report["totals"]["bytes"],
+    }
+    assert {line["status"] for line in lines[1:-1]} == {"deleted"}
     assert report["options"] == {
         "delete_untagged": True,
         "grace_seconds": 3600.0,

@@ -42,6 +42,7 @@ from registry_gc.cache import InMemoryCache, NoCache, RedisDescriptorCache
 from registry_gc.layout import REPOSITORIES_PREFIX, Digest
 from registry_gc.live import sweep_live
 
+from tests.rigs import planfiles
 from tests.rigs.builder import OCI_INDEX, OCI_MANIFEST, RegistryBuilder, sha256
 from tests.rigs.dictstore import DictBackend
 from tests.rigs.faults import FaultyBackend, InjectedFaultError
@@ -221,6 +222,29 @@ def test_moved_blobs_are_byte_for_byte_in_the_quarantine(disk: Store) -> None:
     assert deleted_links - {p for p in deleted_links if "/_manifests/tags/" in p} <= set(journaled)
     for path, target in journaled.items():
         assert before[path][0].decode() == target
+
+
+def test_plan_and_deletions_files_of_a_live_run(disk: Store, tmp_path: Path) -> None:
+    """--plan-out gets the plan both looks agreed on; --deletions-out what became of each line."""
+    b, _d = scene()
+    disk.write(b)
+    before = set(disk.files())
+    plan_out, deletions_out = tmp_path / "plan.jsonl", tmp_path / "deletions.jsonl"
+    report = live(disk, plan_out=plan_out, deletions_out=deletions_out)
+    assert report.live is not None
+    header, planned, _ = planfiles.read(plan_out)
+    assert header["root"]
+    assert len(planned) == len(report.plan.deletions) > 0
+    done = planfiles.deletions(deletions_out)
+    assert [e["paths"] for e in done] == [e["paths"] for e in planned]
+    assert {e["status"] for e in done} == {"deleted"}
+    gone = planfiles.paths(done)
+    assert gone <= before
+    assert not gone & set(disk.files())
+    # the blobs among them went through the quarantine (moved, then purged: grace 0)
+    assert report.live.moved_blobs == sum(
+        1 for p in gone if p.startswith("docker/registry/v2/blobs/")
+    )
 
 
 # -- races ------------------------------------------------------------------------------------

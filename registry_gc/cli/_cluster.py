@@ -76,9 +76,33 @@ def _client(args: argparse.Namespace, target: Target) -> Iterator[Away]:
             yield Away(client, options)
 
 
+#: What a distributed (or S3 Inventory) run cannot do: (attribute, flag, why).
+_NOT_ELSEWHERE = (
+    ("live", "--live", "live mode runs in one process (or stop the registry for the sweep)"),
+    ("plan_out", "--plan-out", "plan files are written by a run in one process"),
+    ("deletions_out", "--deletions-out", "plan files are written by a run in one process"),
+)
+
+
+def _refuse_combinations(args: argparse.Namespace, how: str, *, policy: bool) -> None:
+    """Refuse, before any cluster starts or anything is read, what ``how`` cannot do safely."""
+    wrong = [f"{flag} ({why})" for attr, flag, why in _NOT_ELSEWHERE if getattr(args, attr, None)]
+    if policy:
+        wrong.append("a retention policy (policies run in one process)")
+    if wrong:
+        msg = f"{how} cannot be combined with {'; '.join(wrong)}: nothing was read or deleted"
+        raise ConfigError(msg)
+
+
 @contextlib.contextmanager
-def elsewhere(args: argparse.Namespace, target: Target) -> Iterator[Away | None]:
-    """The cluster (or S3 Inventory run) ``args`` ask for, for the run; ``None``: this process."""
+def elsewhere(
+    args: argparse.Namespace, target: Target, *, policy: bool = False
+) -> Iterator[Away | None]:
+    """The cluster (or S3 Inventory run) ``args`` ask for, for the run; ``None``: this process.
+
+    A combination the distributed run cannot do safely (live mode, plan files,
+    a retention ``policy``) is refused (:class:`ConfigError`) before anything starts.
+    """
     scheduler = getattr(args, "scheduler", None)
     workers = getattr(args, "workers", None)
     inventory = getattr(args, "inventory", None)
@@ -92,6 +116,8 @@ def elsewhere(args: argparse.Namespace, target: Target) -> Iterator[Away | None]
                 raise ConfigError(msg)
         yield None
         return
+    how = "--scheduler" if scheduler else "--workers" if workers else "--inventory"
+    _refuse_combinations(args, how, policy=policy)
     if scheduler or workers:
         yield from _client(args, target)
         return

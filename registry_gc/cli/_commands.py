@@ -8,12 +8,15 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigError
 from .._progress import make_progress
+from ..applying import apply_planfile
 from ..checking import check
 from ..collector import collect
+from ..config import find_default_config, load_registry_config
 from ..layout import Digest, Repository
 from ..listing import list_images
 from ..metrics import RunRecorder
 from ..options import Options
+from ..planfile import read_plan, same_root
 from ..removal import parse_image, remove
 from ..usage import disk_usage
 from ._cluster import elsewhere
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
     from ._target import Target
 
 __all__ = [
+    "apply",
     "demo",
     "du",
     "fsck",
@@ -109,7 +113,10 @@ def gc(args: argparse.Namespace) -> int:
         cache = live_cache(args, target)
         if not args.live:
             _race_notice(target, args)
-        with make_progress(quiet=args.quiet) as progress, elsewhere(args, target) as away:
+        with (
+            make_progress(quiet=args.quiet) as progress,
+            elsewhere(args, target, policy=policy is not None) as away,
+        ):
             if away is not None:
                 report = recorder.report = collect(
                     target.url,
@@ -134,6 +141,8 @@ def gc(args: argparse.Namespace) -> int:
                     live=args.live,
                     cache=cache,
                     settle=args.settle,
+                    plan_out=args.plan_out,
+                    deletions_out=args.deletions_out,
                 )
     emit(
         args,
@@ -164,6 +173,8 @@ def rm(args: argparse.Namespace) -> int:
                 collect=not args.no_gc,
                 dry_run=args.dry_run,
                 progress=progress.callback(),
+                plan_out=args.plan_out,
+                deletions_out=args.deletions_out,
             )
             recorder.report = removed.report
     for ref in removed.kept:
@@ -179,6 +190,49 @@ def rm(args: argparse.Namespace) -> int:
     )
     _restart_notice(target, removed.report)
     return removed.exit_code
+
+
+def _plan_root(args: argparse.Namespace) -> str | None:
+    """ROOT, or with neither ROOT nor --config the plan's own root.
+
+    The registry's default configuration is used instead when it names that
+    same root (its credentials come with it).
+    """
+    if args.root or args.config:
+        return str(args.root) if args.root else None
+    with read_plan(args.plan) as reader:
+        named = reader.header.root
+    default = find_default_config()
+    if default is None:
+        return named
+    try:
+        configured = load_registry_config(default).url
+    except ConfigError:
+        return named  # an unusable default configuration: the plan says where
+    return None if same_root(configured, named) else named
+
+
+def apply(args: argparse.Namespace) -> int:
+    """``registry-gc apply``: :func:`~registry_gc.apply_planfile`."""
+    with RunRecorder(args.metrics_file, command="apply", dry_run=args.dry_run) as recorder:
+        target = args.target = target_of(args, _plan_root(args))
+        with make_progress(quiet=args.quiet) as progress:
+            applied = apply_planfile(
+                recorder.wrap(target.open()),
+                args.plan,
+                max_age=args.max_age,
+                dry_run=args.dry_run,
+                progress=progress.callback(),
+                deletions_out=args.deletions_out,
+            )
+            recorder.report = applied.report
+    emit(
+        args,
+        _with_config(applied.to_dict(), target),
+        lambda: applied.render(verbose=args.verbose > 0),
+    )
+    _restart_notice(target, applied.report)
+    return applied.exit_code
 
 
 def ls(args: argparse.Namespace) -> int:
