@@ -138,3 +138,23 @@ def differential(session: nox.Session) -> None:
         *session.posargs,
         env=env,
     )
+
+
+@nox.session
+def distributed(session: nox.Session) -> None:
+    """The distributed tests with many generated stores: 200 on local disk (66 on S3) by default.
+
+    Two local worker processes, as in CI; ``REGISTRY_GC_DIST_EXAMPLES`` sets the number.
+    """
+    session.install(".[test]")
+    env = {"REGISTRY_GC_DIST_EXAMPLES": os.environ.get("REGISTRY_GC_DIST_EXAMPLES", "200")}
+    session.run(
+        "pytest",
+        "tests/test_distributed.py",
+        "tests/test_s3inventory.py",
+        "tests/test_cli_distributed.py",
+        "--timeout=7200",
+        "--durations=10",
+        *session.posargs,
+        env=env,
+    )

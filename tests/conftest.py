@@ -245,7 +245,7 @@ def dask_client() -> Iterator[object]:
             n_workers=2,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",
             env=worker_environment(),
         ) as cluster,
         Client(cluster) as client,

@@ -347,6 +347,59 @@ def test_property_cluster_plans_what_one_process_plans(
     shutil.rmtree(tmp)
 
 
+@pytest.mark.s3
+@settings(
+    max_examples=max(2, EXAMPLES // 3),
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    seed=st.integers(0, 10**6),
+    size=st.integers(2, 8),
+    partitions=st.integers(1, 5),
+    delete_untagged=st.booleans(),
+)
+def test_property_s3_cluster_plans_what_one_process_plans(
+    dask_client: Any,
+    worker_s3: Any,
+    seed: int,
+    size: int,
+    partitions: int,
+    delete_untagged: bool,
+) -> None:
+    """SeaweedFS, random stores: the workers (their own credentials) plan what one process does."""
+    bucket = worker_s3.make_bucket()
+    try:
+        rigs.random_registry(seed, size).write_fs(worker_s3.filesystem(), f"{bucket}/reg")
+        url = f"s3://{bucket}/reg"
+        where = {
+            "endpoint_url": worker_s3.endpoint_url,
+            "client_kwargs": {"region_name": "us-east-1"},
+        }
+        options = Options(delete_untagged=delete_untagged, grace=ZERO)
+        now = datetime.datetime.now(UTC)
+        single = _outcome(
+            lambda: collect(
+                url, options, dry_run=True, now=now, storage_options=worker_s3.storage_options()
+            )
+        )
+        dist = _outcome(
+            lambda: collect(
+                url,
+                options,
+                dry_run=True,
+                now=now,
+                storage_options=where,
+                client=dask_client,
+                partitions=partitions,
+            )
+        )
+        _assert_same_outcome(single, dist)
+    finally:
+        worker_s3.drop_bucket(bucket)
+
+
 def _outcome(run: Callable[[], Report]) -> Report | RefusedError:
     """The report of ``run``, or the refusal it raised."""
     try:
@@ -444,6 +497,8 @@ def test_s3_cluster_plans_and_deletes_what_one_process_does_no_secret_travels(
             storage_options={**where, "key": rigs.WORKER_KEY, "secret": secret},
             client=dask_client,
         )
+    for bucket in (one, two):
+        worker_s3.drop_bucket(bucket)
 
 
 # -- faults on the workers -----------------------------------------------------------------------

@@ -65,7 +65,7 @@ def _client(args: argparse.Namespace, target: Target) -> Iterator[Away]:
                 n_workers=args.workers,
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
+                dashboard_address=":0",
                 env=env,
             ) as cluster,
             Client(cluster) as client,  # type: ignore[no-untyped-call]
