@@ -497,7 +497,8 @@ class Pusher:
                 action()
             except REQUEST_ERRORS as exc:
                 counts["failed_tries"] += 1
-                self.errors.append(f"{self.model.clock():7.2f}s {self.name} {op}: {exc}"[:400])
+                text = " ".join(str(exc).split())
+                self.errors.append(f"{self.model.clock():7.2f}s {self.name} {op}: {text}"[:400])
                 if self.stop.is_set():
                     break
             else:
@@ -808,14 +809,16 @@ class SoakResult:
             ),
             (
                 f"  acknowledged pushes: {self.acked_puts} manifest PUTs "
-                f"({self.acked_tag_puts} by tag), {self.acked_deletes} deletes; "
+                f"({self.acked_puts / max(self.seconds, 1e-9):.1f}/s, "
+                f"{self.acked_tag_puts} by tag), {self.acked_deletes} deletes; "
                 f"failed operations: {self.failed_ops}; uncertain tags: {self.uncertain}"
             ),
         ]
+        per_s = max(self.seconds, 1e-9)
         for op, c in self.ops.items():
             lines.append(
-                f"    {op:8} {c['attempts']:5} tried, {c['ok']:5} ok "
-                f"({c['retried_ok']} after a retry), {c['failed']} failed "
+                f"    {op:8} {c['attempts']:5} tried, {c['ok']:5} ok ({c['ok'] / per_s:4.1f}/s; "
+                f"{c['retried_ok']} after a retry), {c['failed']} failed "
                 f"({c['failed_tries']} failed tries), {c['fallback']} had nothing old to race"
             )
         b = self.blobs
@@ -825,7 +828,8 @@ class SoakResult:
         )
         live = ", ".join(f"{k} {self.live_total(k)}" for k in LIVE_KEYS)
         lines.append(
-            f"  runs: {len(runs)} (exit codes {dict(codes)}), "
+            f"  runs: {len(runs)} (exit codes {dict(codes)}; "
+            f"{sum(r.end - r.start for r in runs) / max(len(runs), 1):.1f} s each), "
             f"{sum(r.deleted for r in runs)} objects deleted; {live}; restores {self.restores} "
             f"({sum(r.reported_live for r in runs)} reports with a live object)"
         )
@@ -836,6 +840,9 @@ class SoakResult:
         lines.extend(f"    {describe_failure(f)}" for f in self.transient[:20])
         lines.append(f"  lost images: {len(self.lost)} of {self.expected} expected")
         lines.append(f"  acknowledged images seen broken (transient or lost): {self.broken}")
+        if self.broken:
+            kinds = Counter(f.missing.what for f in [*self.transient, *self.lost] if f.missing)
+            lines.append(f"    what was missing: {dict(kinds.most_common())}")
         lines.extend(f"    {describe_failure(f)}" for f in self.lost[:40])
         if self.tag_mismatches:
             lines.append(
