@@ -23,11 +23,21 @@ from .fetch import ManifestTable, fetch_manifests, load_manifests
 from .inventory import Anomaly, Inventory, take_inventory
 from .layout import Digest, Repository, Tag
 from .listing import Listing, list_images, list_images_async
+from .live import DEFAULT_SETTLE, LiveResult
 from .manifests import Manifest, ManifestKind, parse_manifest
 from .mark import Marks, mark
 from .options import DEFAULT_GRACE, DEFAULT_UPLOADS_OLDER_THAN, Options, Removals
 from .plan import Category, Deletion, Kept, Plan, Reason, make_plan
 from .policy import Policy, Rule, TagDecisions, load_policy, parse_policy
+from .quarantine import QUARANTINE_PREFIX
+from .quarantining import (
+    QuarantineListing,
+    QuarantinePurge,
+    QuarantineRestore,
+    list_quarantine,
+    purge_quarantine,
+    restore_quarantined,
+)
 from .removal import RemoveReport, remove, remove_async
 from .report import Report
 from .usage import Usage, disk_usage, disk_usage_async
@@ -39,7 +49,9 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 __all__ = [
     "DEFAULT_GRACE",
+    "DEFAULT_SETTLE",
     "DEFAULT_UPLOADS_OLDER_THAN",
+    "QUARANTINE_PREFIX",
     "Anomaly",
     "ApplyResult",
     "Backend",
@@ -53,6 +65,7 @@ __all__ = [
     "Inventory",
     "Kept",
     "Listing",
+    "LiveResult",
     "Manifest",
     "ManifestError",
     "ManifestKind",
@@ -62,6 +75,9 @@ __all__ = [
     "Options",
     "Plan",
     "Policy",
+    "QuarantineListing",
+    "QuarantinePurge",
+    "QuarantineRestore",
     "ReadOnlyError",
     "Reason",
     "RefusedError",
@@ -89,6 +105,7 @@ __all__ = [
     "format_duration",
     "list_images",
     "list_images_async",
+    "list_quarantine",
     "load_manifests",
     "load_policy",
     "make_plan",
@@ -97,7 +114,9 @@ __all__ = [
     "parse_duration",
     "parse_manifest",
     "parse_policy",
+    "purge_quarantine",
     "remove",
     "remove_async",
+    "restore_quarantined",
     "take_inventory",
 ]

@@ -29,8 +29,11 @@ if TYPE_CHECKING:
 
     from ._run import ProgressCallback, Root
     from .backends import Backend
+    from .cache import DescriptorCache
     from .fetch import ManifestTable
     from .inventory import Inventory
+    from .mark import Marks
+    from .plan import Plan
     from .policy import Policy, TagDecisions
 
 __all__ = [
@@ -50,6 +53,51 @@ def options_of(options: Options | None = None, **fields: Any) -> Options:  # noq
     return attrs.evolve(options or Options(), **changed)
 
 
+async def decide(
+    backend: Backend,
+    inventory: Inventory,
+    manifests: ManifestTable,
+    *,
+    options: Options,
+    removals: Removals,
+    policy: Policy | None,
+    now: datetime.datetime | None,
+) -> tuple[Marks, Removals, TagDecisions | None]:
+    """Mark, after a retention policy (if any) decided which tags go.
+
+    Returns the marks, the removals they were made with (``removals`` and the
+    policy's), and the policy's decisions.
+    """
+    decisions: TagDecisions | None = None
+    reference = now or inventory.started
+    if policy is not None:
+        created = await read_created_times(backend, inventory, manifests, policy)
+        decisions = select_tags(
+            inventory, manifests, policy, reference, grace=options.grace, created=created
+        )
+        _log_decisions(decisions)
+        removals = removals.merged(decisions.removals())
+    marks = mark(inventory, manifests, options, removals=removals, now=now)
+    refined = decisions.after_mark(marks) if decisions is not None else None
+    if refined is not None:
+        # Signature tags of images this run deletes go too: mark once more without them.
+        decisions = refined
+        removals = removals.merged(decisions.removals())
+        marks = mark(inventory, manifests, options, removals=removals, now=now)
+    return marks, removals, decisions
+
+
+def log_plan(plan: Plan) -> None:
+    """One line on what a plan deletes and keeps."""
+    log.info(
+        "plan: %d deletion(s), %d bytes; %d kept for the grace period; %d anomalies",
+        len(plan.deletions),
+        sum(d.size for d in plan.deletions),
+        len(plan.kept),
+        len(plan.anomalies),
+    )
+
+
 async def sweep(
     backend: Backend,
     inventory: Inventory,
@@ -65,30 +113,17 @@ async def sweep(
 ) -> Report:
     """Mark, plan and (unless ``dry_run``) apply, on what :func:`survey` found."""
     with timings.step("plan"):
-        decisions: TagDecisions | None = None
-        reference = now or inventory.started
-        if policy is not None:
-            created = await read_created_times(backend, inventory, manifests, policy)
-            decisions = select_tags(
-                inventory, manifests, policy, reference, grace=options.grace, created=created
-            )
-            _log_decisions(decisions)
-            removals = removals.merged(decisions.removals())
-        marks = mark(inventory, manifests, options, removals=removals, now=now)
-        refined = decisions.after_mark(marks) if decisions is not None else None
-        if refined is not None:
-            # Signature tags of images this run deletes go too: mark once more without them.
-            decisions = refined
-            removals = removals.merged(decisions.removals())
-            marks = mark(inventory, manifests, options, removals=removals, now=now)
+        marks, removals, decisions = await decide(
+            backend,
+            inventory,
+            manifests,
+            options=options,
+            removals=removals,
+            policy=policy,
+            now=now,
+        )
         plan = make_plan(inventory, marks)
-    log.info(
-        "plan: %d deletion(s), %d bytes; %d kept for the grace period; %d anomalies",
-        len(plan.deletions),
-        sum(d.size for d in plan.deletions),
-        len(plan.kept),
-        len(plan.anomalies),
-    )
+    log_plan(plan)
     report = Report(
         inventory,
         plan,
@@ -121,6 +156,9 @@ async def collect_async(
     prune_damaged: bool | None = None,
     allow_no_manifests: bool | None = None,
     allow_empty: bool | None = None,
+    live: bool = False,
+    cache: DescriptorCache | None = None,
+    settle: datetime.timedelta | None = None,
 ) -> Report:
     """:func:`collect`, for callers that run an event loop."""
     options = options_of(
@@ -138,6 +176,22 @@ async def collect_async(
         inventory, manifests = await survey(
             backend, allow_empty=options.allow_empty, progress=progress, timings=timings
         )
+        if live and not dry_run:
+            from .live import DEFAULT_SETTLE, sweep_live  # noqa: PLC0415 - live imports this module
+
+            return await sweep_live(
+                backend,
+                inventory,
+                manifests,
+                options=options,
+                removals=removals or Removals(),
+                policy=policy,
+                now=now,
+                timings=timings,
+                progress=progress,
+                cache=cache,
+                settle=DEFAULT_SETTLE if settle is None else settle,
+            )
         return await sweep(
             backend,
             inventory,
@@ -170,6 +224,9 @@ def collect(
     prune_damaged: bool | None = None,
     allow_no_manifests: bool | None = None,
     allow_empty: bool | None = None,
+    live: bool = False,
+    cache: DescriptorCache | None = None,
+    settle: datetime.timedelta | None = None,
 ) -> Report:
     """Garbage-collect the registry at ``root`` and return the :class:`~registry_gc.Report`.
 
@@ -190,6 +247,16 @@ def collect(
     :class:`~registry_gc.policy.Policy`) deletes tags by rule first, and the
     report's ``decisions`` say what it kept and deleted, and why.
 
+    ``live=True`` collects while the registry keeps serving pushes
+    (:mod:`registry_gc.live`, ``docs/live.md``): garbage blobs are moved into a
+    quarantine rather than deleted, the store is read again after a ``settle``
+    time (default 10 s) and whatever a push that raced the run needs is put
+    back; ``cache`` is the registry's blob-descriptor cache
+    (:func:`registry_gc.cache.descriptor_cache`), which the run makes forget
+    what it removed — ``None`` means unknown, and then the quarantine is kept
+    rather than purged. The report's ``live`` says what moved, what was
+    restored and what was purged.
+
     A repository that cannot be fully read — a tag, index entry or revision
     whose manifest is missing, an untagged revision that cannot be decoded (it
     may be a referrer), a live manifest of a kind distribution does not know —
@@ -202,24 +269,36 @@ def collect(
     (unless ``allow_empty``). A failed deletion does not raise: see
     :attr:`Report.ok` and the report's failures.
     """
-    return _sync.run(
-        collect_async(
-            root,
-            options,
-            dry_run=dry_run,
-            removals=removals,
-            policy=policy,
-            now=now,
-            storage_options=storage_options,
-            progress=progress,
-            delete_untagged=delete_untagged,
-            grace=grace,
-            uploads_older_than=uploads_older_than,
-            prune_damaged=prune_damaged,
-            allow_no_manifests=allow_no_manifests,
-            allow_empty=allow_empty,
-        )
+    coro = collect_async(
+        root,
+        options,
+        dry_run=dry_run,
+        removals=removals,
+        policy=policy,
+        now=now,
+        storage_options=storage_options,
+        progress=progress,
+        delete_untagged=delete_untagged,
+        grace=grace,
+        uploads_older_than=uploads_older_than,
+        prune_damaged=prune_damaged,
+        allow_no_manifests=allow_no_manifests,
+        allow_empty=allow_empty,
+        live=live,
+        cache=cache,
+        settle=settle,
     )
+    if cache is None:
+        return _sync.run(coro)
+
+    async def closing() -> Report:
+        # The cache's connections belong to this call's event loop: close them in it.
+        try:
+            return await coro
+        finally:
+            await cache.aclose()
+
+    return _sync.run(closing())
 
 
 def _log_decisions(decisions: TagDecisions) -> None:

@@ -18,6 +18,7 @@ from .plan import Category
 
 if TYPE_CHECKING:
     from .inventory import Inventory
+    from .live import LiveResult
     from .plan import Plan
     from .policy import TagDecisions
 
@@ -48,11 +49,13 @@ class Report:
     manifests_read: int = 0
     #: what a retention policy decided for each tag (``None`` without a policy)
     decisions: TagDecisions | None = None
+    #: what a live run moved, restored and purged (``None``: not a live run)
+    live: LiveResult | None = None
 
     @property
     def ok(self) -> bool:
-        """``True`` when every deletion that was attempted succeeded."""
-        return self.result is None or self.result.ok
+        """``True`` when every deletion that was attempted succeeded (and, live, every restore)."""
+        return (self.result is None or self.result.ok) and (self.live is None or self.live.ok)
 
     @property
     def exit_code(self) -> int:
@@ -200,6 +203,7 @@ class Report:
                 }
                 for f in (result.failures if result else [])
             ],
+            "live": self.live.to_dict() if self.live is not None else None,
             "tags": [
                 {
                     "repository": d.repository,
@@ -236,10 +240,36 @@ class Report:
             lines.extend(f"    - {d.repository}:{d.tag}: {d.rule}" for d in self.decisions.kept())
         return lines
 
+    def _render_outcome(self) -> list[str]:
+        """Failures, skipped deletions, directories, the cache notice, live mode's figures."""
+        lines: list[str] = []
+        result = self.result
+        if result is not None:
+            if result.failures:
+                lines.append(f"  FAILED ({len(result.failures)}):")
+                lines.extend(f"    - {f.path}: {f.error}" for f in result.failures[:50])
+                if len(result.failures) > 50:
+                    lines.append(f"    … and {len(result.failures) - 50} more (use --json)")
+                skipped = result.status.count(Status.SKIPPED)
+                if skipped:
+                    lines.append(
+                        f"  {skipped} later deletion(s) were skipped so that nothing is deleted "
+                        "while something referencing it remains; fix the cause and run again"
+                    )
+            if result.directories_removed:
+                lines.append(f"  removed {result.directories_removed} empty directories")
+            if self.deleted_count and result.ok and self.live is None:
+                lines.append("  " + CACHE_NOTICE)
+        if self.live is not None:
+            lines.extend("  " + line for line in self.live.render())
+        return lines
+
     def render(self, *, verbose: bool = False) -> str:
         """A readable summary for a terminal."""
         plan = self.plan
         verb = "would delete" if self.dry_run else "deleted"
+        if self.live is not None:
+            verb = "removed (blobs moved into the quarantine)"
         store = (
             f"  store: {self.inventory.objects} objects, {len(self.inventory.repositories)} "
             f"repositories, {plan.total_blobs} blobs ({human_bytes(plan.total_bytes)}); "
@@ -282,21 +312,5 @@ class Report:
                 lines.append(
                     f"    … and {len(plan.anomalies) - len(shown)} more (use -v or --json)"
                 )
-        if self.result is not None:
-            result = self.result
-            if result.failures:
-                lines.append(f"  FAILED ({len(result.failures)}):")
-                lines.extend(f"    - {f.path}: {f.error}" for f in result.failures[:50])
-                if len(result.failures) > 50:
-                    lines.append(f"    … and {len(result.failures) - 50} more (use --json)")
-                skipped = result.status.count(Status.SKIPPED)
-                if skipped:
-                    lines.append(
-                        f"  {skipped} later deletion(s) were skipped so that nothing is deleted "
-                        "while something referencing it remains; fix the cause and run again"
-                    )
-            if result.directories_removed:
-                lines.append(f"  removed {result.directories_removed} empty directories")
-            if self.deleted_count and result.ok:
-                lines.append("  " + CACHE_NOTICE)
+        lines.extend(self._render_outcome())
         return "\n".join(lines)

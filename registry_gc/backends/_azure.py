@@ -126,6 +126,18 @@ def _describe_status(
     return f"{head}: {message}" if message else head
 
 
+def _copy_shortfall(headers: Mapping[str, str], copy_id: str | None) -> str | None:
+    """Why the finished copy ``copy_id`` (its blob's ``headers``) is not whole, or ``None``."""
+    state = headers.get("x-ms-copy-status")
+    if state not in (None, "success"):
+        why = headers.get("x-ms-copy-status-description") or ""
+        return f"the copy {copy_id} ended {state}: {why}".rstrip(": ")
+    done, _, total = (headers.get("x-ms-copy-progress") or "").partition("/")
+    if total and done != total:
+        return f"the copy {copy_id} holds {done} of {total} bytes"
+    return None
+
+
 @attrs.define(slots=True)
 class _Connection:
     """A container client (pipeline, session, credential), bound to the loop that made it."""
@@ -782,30 +794,40 @@ class AzureBackend:
         if not 200 <= status < 300:
             return failed(_describe_status(status, headers, body, reason))
         copy_id = headers.get("x-ms-copy-id")
-        state = headers.get("x-ms-copy-status")
+        if headers.get("x-ms-copy-status") == "pending":
+            polled = await self._poll_copy(conn, target, copy_id)
+            if isinstance(polled, str):
+                return failed(polled)
+            headers = polled
+        why = _copy_shortfall(headers, copy_id)
+        return None if why is None else failed(why)
+
+    async def _poll_copy(
+        self, conn: _Connection, target: str, copy_id: str | None
+    ) -> Mapping[str, str] | str:
+        """Wait for the pending copy ``copy_id`` at ``target`` to end.
+
+        The destination's headers once the copy is no longer pending, or why
+        the wait failed: it timed out, a poll failed, or another copy replaced
+        this one.
+        """
         waited, delay = 0.0, _POLL_FIRST
-        while state == "pending":
+        while True:
             if waited >= _COPY_WAIT:
-                return failed(f"the copy {copy_id} is still pending after {waited:.0f} s")
+                return f"the copy {copy_id} is still pending after {waited:.0f} s"
             await asyncio.sleep(delay)
             waited += delay
             delay = min(delay * 2, _POLL_MAX)
             try:
                 status, headers, body, reason = await self._answer(conn, "HEAD", target)
-            except Exception as e:  # noqa: BLE001
-                return failed(f"polling the copy {copy_id}: {self._describe(e)}")
+            except Exception as e:  # noqa: BLE001 - reported per move, never dropped
+                return f"polling the copy {copy_id}: {self._describe(e)}"
             if status != 200:
-                return failed(_describe_status(status, headers, body, reason))
+                return _describe_status(status, headers, body, reason)
             if headers.get("x-ms-copy-id") != copy_id:
-                return failed(f"the copy {copy_id} was replaced by another at the destination")
-            state = headers.get("x-ms-copy-status")
-        if state not in (None, "success"):
-            why = headers.get("x-ms-copy-status-description") or ""
-            return failed(f"the copy {copy_id} ended {state}: {why}".rstrip(": "))
-        done, _, total = (headers.get("x-ms-copy-progress") or "").partition("/")
-        if total and done != total:
-            return failed(f"the copy {copy_id} holds {done} of {total} bytes")
-        return None
+                return f"the copy {copy_id} was replaced by another at the destination"
+            if headers.get("x-ms-copy-status") != "pending":
+                return headers
 
     async def write(self, items: Mapping[str, bytes]) -> None:
         """One ``Put Blob`` per item, ``concurrency`` at a time (the ``SupportsWrite`` capability).

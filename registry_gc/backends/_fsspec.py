@@ -224,21 +224,33 @@ class FsspecBackend:
             self._fs.makedirs(self._fs._parent(full), exist_ok=True)  # noqa: SLF001
             act()
 
-    def _move_one(self, src: str, dst: str) -> DeleteResult:
-        """Copy ``src`` to ``dst``, compare their sizes, delete ``src``."""
-        full_src, full_dst = self._full(src), self._full(dst)
+    def _source_info(self, src: str, full_src: str) -> Mapping[str, Any] | DeleteResult:
+        """The ``info`` of the file to move, or its ``MISSING``/``FAILED`` result.
+
+        A directory is ``FAILED``: only objects move.
+        """
         try:
-            info = self._fs.info(full_src)
+            info: Mapping[str, Any] = self._fs.info(full_src)
         except FileNotFoundError:
             return DeleteResult(src, Outcome.MISSING)
         except Exception as e:  # noqa: BLE001 - every failure is reported, never dropped
             return DeleteResult(src, Outcome.FAILED, f"{type(e).__name__}: {e}")
         if info.get("type") == "directory":
             return DeleteResult(src, Outcome.FAILED, f"{src} is a directory: only objects move")
+        return info
+
+    def _copy_checked(
+        self, src: str, dst: str, full_src: str, full_dst: str, info: Mapping[str, Any]
+    ) -> DeleteResult | None:
+        """Copy ``src`` (``info``) to ``dst`` and compare their sizes.
+
+        ``None`` when the copy is whole, else the ``MISSING``/``FAILED``
+        result, the source left as it was.
+        """
         try:
             self._with_parent(full_dst, lambda: self._fs.cp_file(full_src, full_dst))
             copied = self._fs.info(full_dst).get("size")
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # noqa: BLE001 - every failure is reported, never dropped
             if isinstance(e, FileNotFoundError) and not self._fs.exists(full_src):
                 return DeleteResult(src, Outcome.MISSING)  # gone since it was looked at
             return DeleteResult(src, Outcome.FAILED, f"{type(e).__name__}: {e}")
@@ -246,13 +258,28 @@ class FsspecBackend:
         if copied is None or size is None or int(copied) != int(size):
             msg = f"the copy at {dst} has {copied} bytes, the source {size}: source kept"
             return DeleteResult(src, Outcome.FAILED, msg)
+        return None
+
+    def _delete_copied(self, src: str, dst: str, full_src: str) -> DeleteResult:
+        """Delete ``src`` once its copy at ``dst`` is whole."""
         try:
             self._fs.rm_file(full_src)
         except FileNotFoundError:
             pass  # gone meanwhile: the copy holds the bytes
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # noqa: BLE001 - every failure is reported, never dropped
             return kept_both(src, dst, f"{type(e).__name__}: {e}")
         return DeleteResult(src, Outcome.DELETED)
+
+    def _move_one(self, src: str, dst: str) -> DeleteResult:
+        """Copy ``src`` to ``dst``, compare their sizes, delete ``src``."""
+        full_src, full_dst = self._full(src), self._full(dst)
+        info = self._source_info(src, full_src)
+        if isinstance(info, DeleteResult):
+            return info
+        failed = self._copy_checked(src, dst, full_src, full_dst, info)
+        if failed is not None:
+            return failed
+        return self._delete_copied(src, dst, full_src)
 
     async def move(
         self, moves: Sequence[tuple[str, str]], *, sizes: Mapping[str, int] | None = None

@@ -144,6 +144,29 @@ _ANONYMOUS = "anon"
 #: An access token this close to expiry is refreshed first.
 _REFRESH_MARGIN = datetime.timedelta(minutes=2)
 
+
+def _rewrite_progress(body: bytes) -> tuple[str | None, str | None]:
+    """What a 200 answer to ``objects.rewrite`` says, as ``(token, why)``.
+
+    ``(None, None)``: the copy is done, and whole. ``(token, None)``: send the
+    rewrite again with ``rewriteToken=token``. ``(None, why)``: the copy failed.
+    """
+    try:
+        answer: dict[str, Any] = json.loads(body)
+    except ValueError:
+        return None, f"not JSON: {body[:80]!r}"
+    if answer.get("done"):
+        size = answer.get("objectSize")
+        copied = (answer.get("resource") or {}).get("size")
+        if size is not None and copied is not None and int(size) != int(copied):
+            return None, f"the copy has {copied} bytes, the source {size}"
+        return None, None
+    token = answer.get("rewriteToken")
+    if not token:
+        return None, "the rewrite is neither done nor to be continued"
+    return str(token), None
+
+
 # -- the backend ------------------------------------------------------------------------
 
 
@@ -747,20 +770,12 @@ class GCSBackend:
                 return DeleteResult(src, Outcome.MISSING)
             if status != 200:
                 return failed(error_message(status, body))
-            try:
-                answer: dict[str, Any] = json.loads(body)
-            except ValueError:
-                return failed(f"not JSON: {body[:80]!r}")
-            if answer.get("done"):
-                size = answer.get("objectSize")
-                copied = (answer.get("resource") or {}).get("size")
-                if size is not None and copied is not None and int(size) != int(copied):
-                    return failed(f"the copy has {copied} bytes, the source {size}")
-                return None
-            token = answer.get("rewriteToken")
-            if not token:
-                return failed("the rewrite is neither done nor to be continued")
-            params["rewriteToken"] = str(token)
+            token, why = _rewrite_progress(body)
+            if why is not None:
+                return failed(why)
+            if token is None:
+                return None  # done
+            params["rewriteToken"] = token
 
     async def write(self, items: Mapping[str, bytes]) -> None:
         """One media upload per item, ``concurrency`` at a time (the ``SupportsWrite`` capability).

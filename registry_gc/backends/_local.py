@@ -134,8 +134,11 @@ def _failed(path: str, e: OSError) -> DeleteResult:
     return DeleteResult(path, Outcome.FAILED, f"{type(e).__name__}: {e.strerror or e}")
 
 
-def _move_file(src: str, dst: str, full_src: str, full_dst: str) -> DeleteResult:
-    """Rename ``full_src`` to ``full_dst``, creating its directory (across filesystems: copy)."""
+def _source_stat(src: str, full_src: str) -> os.stat_result | DeleteResult:
+    """The ``lstat`` of the file to move, or its ``MISSING``/``FAILED`` result.
+
+    A directory is ``FAILED``: only objects move.
+    """
     try:
         st = os.lstat(full_src)
     except FileNotFoundError:
@@ -144,15 +147,33 @@ def _move_file(src: str, dst: str, full_src: str, full_dst: str) -> DeleteResult
         return _failed(src, e)
     if stat.S_ISDIR(st.st_mode):
         return DeleteResult(src, Outcome.FAILED, f"{full_src} is a directory: only objects move")
+    return st
+
+
+def _rename(full_src: str, full_dst: str) -> bool:
+    """``os.replace``: ``True`` once renamed, ``False`` across filesystems (``EXDEV``).
+
+    Atomic, replaces an existing file, and moves a link itself (never its target).
+    """
+    try:
+        os.replace(full_src, full_dst)
+    except OSError as e:
+        if e.errno != errno.EXDEV:
+            raise
+        return False
+    return True
+
+
+def _place(src: str, full_src: str, full_dst: str, st: os.stat_result) -> DeleteResult | None:
+    """Put ``full_src`` (lstat ``st``) at ``full_dst``, creating its directory.
+
+    ``DELETED`` once renamed; ``None`` once copied whole across filesystems
+    (the source is still to be unlinked); else the ``MISSING``/``FAILED``
+    result, the source left as it was.
+    """
     try:
         os.makedirs(os.path.dirname(full_dst), exist_ok=True)
-        try:
-            # Atomic, replaces an existing file, and moves a link itself (never its target).
-            os.replace(full_src, full_dst)
-        except OSError as e:
-            if e.errno != errno.EXDEV:
-                raise
-        else:
+        if _rename(full_src, full_dst):
             return DeleteResult(src, Outcome.DELETED)
         _copy_across(full_src, full_dst, st)
     except FileNotFoundError as e:
@@ -161,6 +182,11 @@ def _move_file(src: str, dst: str, full_src: str, full_dst: str) -> DeleteResult
         return _failed(src, e)
     except OSError as e:
         return _failed(src, e)
+    return None
+
+
+def _unlink_copied(src: str, dst: str, full_src: str) -> DeleteResult:
+    """Unlink ``full_src`` once its copy at ``dst`` is complete."""
     try:
         os.unlink(full_src)
     except FileNotFoundError:
@@ -168,6 +194,17 @@ def _move_file(src: str, dst: str, full_src: str, full_dst: str) -> DeleteResult
     except OSError as e:
         return kept_both(src, dst, f"{type(e).__name__}: {e.strerror or e}")
     return DeleteResult(src, Outcome.DELETED)
+
+
+def _move_file(src: str, dst: str, full_src: str, full_dst: str) -> DeleteResult:
+    """Rename ``full_src`` to ``full_dst``, creating its directory (across filesystems: copy)."""
+    st = _source_stat(src, full_src)
+    if isinstance(st, DeleteResult):
+        return st
+    placed = _place(src, full_src, full_dst, st)
+    if placed is not None:  # renamed, or failed with the source in place
+        return placed
+    return _unlink_copied(src, dst, full_src)
 
 
 def _write_file(path: str, full: str, data: bytes) -> str:

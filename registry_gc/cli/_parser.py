@@ -15,6 +15,7 @@ from ._target import storage_option
 
 if TYPE_CHECKING:
     from datetime import timedelta
+    from typing import Any
 
 __all__ = ["EXIT_CODES_HELP", "build_parser"]
 
@@ -130,6 +131,94 @@ def _add_collect(p: argparse.ArgumentParser, *, dry_run: bool = True, verb: str 
     )
 
 
+def _add_live(p: argparse.ArgumentParser) -> None:
+    """Live mode: collecting while the registry serves pushes."""
+    p.add_argument(
+        "--live",
+        action="store_true",
+        help="collect while the registry keeps serving pushes: move garbage blobs into a "
+        "quarantine beside docker/registry/v2 instead of deleting them, look at the store "
+        "again after --settle, and put back whatever a racing push needs (docs: live.md)",
+    )
+    p.add_argument(
+        "--settle",
+        type=_duration_arg,
+        default=None,
+        metavar="DURATION",
+        help="with --live: how long to wait after removing before verifying; longer than any "
+        "single request to the registry takes (default 10s)",
+    )
+    p.add_argument(
+        "--cache",
+        choices=["none", "redis", "inmemory"],
+        help="with --live: the registry's blob-descriptor cache (storage.cache.blobdescriptor), "
+        "when no --config says it. Unknown, the quarantine is kept as for inmemory",
+    )
+    p.add_argument(
+        "--redis-url",
+        metavar="URL",
+        help="with --live: the registry's redis cache, as this machine reaches it "
+        "(redis://[:password@]host:port/db, rediss://…); default: the configuration's redis",
+    )
+
+
+def _add_quarantine(sub: Any) -> None:  # noqa: ANN401 - argparse's private subparsers type
+    """``registry-gc quarantine ls | restore | purge``."""
+    q = sub.add_parser(
+        "quarantine",
+        help="what live mode's quarantine holds: ls, restore DIGEST…, purge",
+        description="Live runs (gc --live) move garbage blobs into a quarantine beside "
+        "docker/registry/v2 (registry-gc/quarantine/<run>/) and journal the links they delete. "
+        "List it, put blobs back, or purge what has been verified unneeded for long enough.",
+        epilog=EXIT_CODES_HELP,
+    )
+    actions = q.add_subparsers(dest="action", metavar="ACTION", required=True)
+    ls = actions.add_parser("ls", help="list the runs in the quarantine", epilog=EXIT_CODES_HELP)
+    _add_storage(ls)
+    _add_output(ls)
+    ls.set_defaults(func=commands.quarantine_ls)
+    restore = actions.add_parser(
+        "restore",
+        help="move blobs back into blobs/ and write back the links that named them",
+        usage="registry-gc quarantine restore [options] [ROOT] DIGEST [DIGEST ...]",
+        epilog=EXIT_CODES_HELP,
+    )
+    restore.add_argument(
+        "operands", nargs="+", metavar="DIGEST", help="sha256:… (preceded by ROOT unless --config)"
+    )
+    _add_storage(restore, root=False)
+    _add_output(restore)
+    restore.set_defaults(func=commands.quarantine_restore)
+    purge = actions.add_parser(
+        "purge",
+        help="restore what live manifests need, then delete runs verified long enough ago",
+        description="Restore from the quarantine whatever a live manifest needs, then delete "
+        "every run that a verification covered longer ago than --older-than. With an "
+        "in-memory blob-descriptor cache, restart the registry first.",
+        epilog=EXIT_CODES_HELP,
+    )
+    _add_storage(purge)
+    purge.add_argument(
+        "--older-than",
+        type=_duration_arg,
+        default=DEFAULT_GRACE,
+        metavar="DURATION",
+        help="purge runs verified longer ago than this (default 1h)",
+    )
+    purge.add_argument(
+        "-m",
+        "--delete-untagged",
+        action="store_true",
+        help="count manifests no tag reaches as unneeded (by default every revision is live, "
+        "so whatever any revision needs is restored rather than purged)",
+    )
+    purge.add_argument(
+        "-d", "--dry-run", action="store_true", help="restore and delete nothing; report"
+    )
+    _add_output(purge)
+    purge.set_defaults(func=commands.quarantine_purge)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (public for the docs)."""
     parser = argparse.ArgumentParser(
@@ -151,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_storage(gc)
     _add_collect(gc)
+    _add_live(gc)
     gc.add_argument(
         "--allow-no-manifests",
         action="store_true",
@@ -251,6 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_output(fsck)
     fsck.set_defaults(func=commands.fsck)
+
+    _add_quarantine(sub)
 
     demo = sub.add_parser(
         "demo",
