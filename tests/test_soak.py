@@ -180,6 +180,9 @@ def test_live_mode_loses_no_acknowledged_push(
     assert [r for r in runs if r is None or r.code != 0] == [], "every live run exits 0"
     assert result.lost == [], result.summary()
     assert result.tag_mismatches == [], result.summary()
-    assert result.findings == [], result.summary()
+    # A run removes, then heals what a racing push made live: while it runs, an
+    # acknowledged manifest's revision link can be missing (a DELETE answers 404).
+    # Between runs, never.
+    assert result.findings_between_runs == [], result.summary()
     if cache != "inmemory":
         assert result.transient == [], result.summary()

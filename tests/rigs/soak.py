@@ -49,6 +49,7 @@ import http.client
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import threading
@@ -83,6 +84,7 @@ WEIGHTS = (25, 20, 15, 15, 10, 15)
 REQUEST_ERRORS = (RegistryError, OSError, http.client.HTTPException)
 #: The figures a live run reports in the top-level ``live`` object of its ``--json``.
 LIVE_KEYS = ("moved_blobs", "restored_blobs", "restored_links", "purged_blobs")
+DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 #: Every status: requests whose answer the caller inspects itself.
 ANY_STATUS = range(100, 600)
 ACCEPT = {"Accept": ", ".join(oci.MANIFEST_MEDIA_TYPES)}
@@ -116,6 +118,14 @@ def layers_of(obj: Manifest) -> list[oci.Blob]:
 def _flavour(blob: oci.Blob) -> str:
     """``"docker"`` for a Docker layer media type, else ``"oci"``."""
     return "docker" if blob.media_type == oci.DOCKER_LAYER else "oci"
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+class NoRetryError(Exception):
+    """An operation that must not be tried again (its answer is the finding)."""
 
 
 def short(digest: str) -> str:
@@ -221,8 +231,12 @@ class Model:
         self.acked_tag_puts = 0
         self.acked_deletes = 0
         self.uncertain = 0
-        #: what the pushers saw that should not happen (e.g. a DELETE of a tagged manifest: 404)
-        self.findings: list[str] = []
+        #: (when, what) the pushers saw that a registry at rest never answers: a DELETE of a
+        #: tagged manifest answered 404 (its revision link was gone at that moment)
+        #: (sent, answered, what)
+        self.findings: list[tuple[float, float, str]] = []
+        #: (when, why) a tag became uncertain
+        self.ambiguous: list[tuple[float, str]] = []
 
     # -- events ---------------------------------------------------------------------------
 
@@ -238,10 +252,11 @@ class Model:
             found = [e for e in self._events.get(digest, ()) if e[0] <= until]
         return found[-last:]
 
-    def finding(self, text: str) -> None:
-        """Record something the registry should not have answered."""
+    def finding(self, sent: float, text: str) -> None:
+        """Record an answer to a request sent at ``sent`` that a registry at rest never gives."""
+        now = self.clock()
         with self._lock:
-            self.findings.append(f"{self.clock():7.2f}s {text}")
+            self.findings.append((sent, now, text))
 
     # -- acknowledgements -------------------------------------------------------------------
 
@@ -285,11 +300,13 @@ class Model:
             if subject in self._tagged(repo):
                 self._referrers[repo, subject][ref.digest] = (ref, self.clock())
 
-    def tag_uncertain(self, owner: int, repo: str, tag: str) -> None:
+    def tag_uncertain(self, owner: int, repo: str, tag: str, why: str = "") -> None:
         """A ``PUT`` of ``repo:tag`` failed in a way that may have moved the tag."""
+        now = self.clock()
         with self._lock:
             self._seq += 1
             self.uncertain += 1
+            self.ambiguous.append((now, f"{repo}:{tag}: {why}"[:300]))
             self._uncertain_seq[repo, tag] = self._seq
             old = self._tags.get((repo, tag))
             self._tags[repo, tag] = None
@@ -310,7 +327,7 @@ class Model:
             if gone is not None:
                 self._untagged(repo, owner, gone)
 
-    def delete_uncertain(self, owner: int, repo: str, digest: str) -> None:
+    def delete_uncertain(self, owner: int, repo: str, digest: str, why: str = "") -> None:
         """A ``DELETE`` failed in a way that may have removed the manifest and its tags."""
         with self._lock:
             keys = [
@@ -319,7 +336,7 @@ class Model:
                 if key[0] == repo and value is not None and value[0].digest == digest
             ]
         for _, tag in keys:
-            self.tag_uncertain(owner, repo, tag)
+            self.tag_uncertain(owner, repo, tag, f"DELETE {short(digest)}: {why}")
 
     # -- queries ----------------------------------------------------------------------------
 
@@ -495,9 +512,12 @@ class Pusher:
         for attempt in range(2):
             try:
                 action()
+            except NoRetryError:
+                counts["failed_tries"] += 1
+                break
             except REQUEST_ERRORS as exc:
                 counts["failed_tries"] += 1
-                text = " ".join(str(exc).split())
+                text = _one_line(exc)
                 self.errors.append(f"{self.model.clock():7.2f}s {self.name} {op}: {text}"[:400])
                 if self.stop.is_set():
                     break
@@ -665,11 +685,11 @@ class Pusher:
         except RegistryError as exc:
             self.model.note(obj.digest, f"{self.name} {op}: PUT {repo}:{ref} -> {exc.status}")
             if tag is not None and exc.status >= 500:
-                self.model.tag_uncertain(self.index, repo, tag)
+                self.model.tag_uncertain(self.index, repo, tag, f"PUT: {_one_line(exc)}")
             raise
-        except REQUEST_ERRORS:
+        except REQUEST_ERRORS as exc:
             if tag is not None:
-                self.model.tag_uncertain(self.index, repo, tag)
+                self.model.tag_uncertain(self.index, repo, tag, f"PUT: {_one_line(exc)}")
             raise
         served = resp.headers.get("docker-content-digest", obj.digest)
         if served != obj.digest:
@@ -682,18 +702,21 @@ class Pusher:
 
     def _delete(self, repo: str, digest: str) -> None:
         """DELETE the manifest by digest; record the acknowledgement (or the uncertainty)."""
+        sent = self.model.clock()
         try:
             self.client.request("DELETE", f"/v2/{repo}/manifests/{digest}", expect=(202,))
         except RegistryError as exc:
             if exc.status == 404:
+                # Nothing was deleted or untagged: the tag stays, to be checked after the run.
                 self.model.finding(
-                    f"{self.name}: DELETE {repo}@{digest} of a tagged manifest answered 404"
+                    sent, f"{self.name}: DELETE {repo}@{digest} of a tagged manifest answered 404"
                 )
-            elif exc.status >= 500:
-                self.model.delete_uncertain(self.index, repo, digest)
+                raise NoRetryError(exc) from exc
+            if exc.status >= 500:
+                self.model.delete_uncertain(self.index, repo, digest, _one_line(exc))
             raise
-        except REQUEST_ERRORS:
-            self.model.delete_uncertain(self.index, repo, digest)
+        except REQUEST_ERRORS as exc:
+            self.model.delete_uncertain(self.index, repo, digest, _one_line(exc))
             raise
         self.model.note(digest, f"{self.name} delete: DELETE {repo} 202")
         self.model.delete_acked(self.index, repo, digest)
@@ -772,11 +795,25 @@ class SoakResult:
     expected: int
     lost: list[Failure]
     tag_mismatches: list[str]
-    findings: list[str]
+    findings: list[tuple[float, float, str]]
+    ambiguous: list[tuple[float, str]]
     errors: list[str]
     explanations: list[str]
     elapsed: float = 0.0
     final_run: Run | None = None
+
+    def when(self, start: float, end: float | None = None) -> str:
+        """``during run #n`` when a run overlaps ``[start, end]``, else ``between runs``."""
+        end = start if end is None else end
+        for r in [*self.runs, *([self.final_run] if self.final_run else [])]:
+            if r.start <= end and start <= r.end:
+                return f"during run #{r.number}"
+        return "between runs"
+
+    @property
+    def findings_between_runs(self) -> list[tuple[float, float, str]]:
+        """Findings while no run was in progress (a run removes, then heals: not then)."""
+        return [f for f in self.findings if self.when(f[0], f[1]) == "between runs"]
 
     @property
     def broken(self) -> int:
@@ -826,7 +863,8 @@ class SoakResult:
             f"  blobs: {b['uploaded']} uploaded, {b['head_skip']} skipped after HEAD 200, "
             f"{b['mount_201']} mounted (201), {b['mount_202']} mounts refused (202)"
         )
-        live = ", ".join(f"{k} {self.live_total(k)}" for k in LIVE_KEYS)
+        others = sorted({k for r in runs for k in r.live} - set(LIVE_KEYS))
+        live = ", ".join(f"{k} {self.live_total(k)}" for k in [*LIVE_KEYS, *others])
         lines.append(
             f"  runs: {len(runs)} (exit codes {dict(codes)}; "
             f"{sum(r.end - r.start for r in runs) / max(len(runs), 1):.1f} s each), "
@@ -851,7 +889,13 @@ class SoakResult:
             lines.extend(f"    {m}" for m in self.tag_mismatches[:20])
         if self.findings:
             lines.append(f"  findings: {len(self.findings)}")
-            lines.extend(f"    {f}" for f in self.findings[:20])
+            lines.extend(
+                f"    {sent:7.2f}-{answered:.2f}s {self.when(sent, answered)}: {what}"
+                for sent, answered, what in self.findings[:20]
+            )
+        if self.ambiguous:
+            lines.append(f"  tags made uncertain: {len(self.ambiguous)}")
+            lines.extend(f"    {t:7.2f}s {self.when(t)}: {a}" for t, a in self.ambiguous[:20])
         odd = [r for r in runs if r.code != 0 or r.note]
         if odd:
             lines.append("  runs that did not exit 0:")
@@ -1045,20 +1089,21 @@ class Soak:
 
     def explain(self, failure: Failure) -> list[str]:
         """What happened to the failed image and its missing object, and the runs around it."""
-        out = [describe_failure(failure)]
         digests = [failure.expected.digest]
         if failure.missing and failure.missing.digest != failure.expected.digest:
             digests.append(failure.missing.digest)
+        return [describe_failure(failure), *self.timeline(digests, failure.at)]
+
+    def timeline(self, digests: Sequence[str], until: float) -> list[str]:
+        """The last events of each digest up to ``until``, and the runs from then to ``until``."""
+        out: list[str] = []
         times: list[float] = []
         for digest in digests:
-            for at, text in self.model.events(digest, failure.at):
+            for at, text in self.model.events(digest, until):
                 out.append(f"  {short(digest)} {at:7.2f}s {text}")
                 times.append(at)
-        if times:
-            low, high = min(times) - 2.0, max(*times, failure.at) + 0.5
-            out.extend(
-                f"  run {r.describe()}" for r in self.runs if r.end >= low and r.start <= high
-            )
+        low, high = min(times, default=until) - 2.0, max(*times, until) + 0.5
+        out.extend(f"  run {r.describe()}" for r in self.runs if r.end >= low and r.start <= high)
         return out
 
     def _result(
@@ -1075,6 +1120,9 @@ class Soak:
         explanations: list[str] = []
         for failure in [*lost[:3], *self.transient[:3]]:
             explanations.extend(self.explain(failure))
+        for sent, answered, what in self.model.findings[:3]:
+            explanations.append(f"{sent:7.2f}-{answered:.2f}s {what}")
+            explanations.extend(self.timeline(DIGEST.findall(what), answered))
         m = self.model
         return SoakResult(
             label=self.label,
@@ -1095,6 +1143,7 @@ class Soak:
             lost=lost,
             tag_mismatches=mismatches,
             findings=list(m.findings),
+            ambiguous=list(m.ambiguous),
             errors=sorted(errors),
             explanations=explanations,
             final_run=final_run,
@@ -1120,6 +1169,7 @@ __all__ = [
     "Failure",
     "Missing",
     "Model",
+    "NoRetryError",
     "Pusher",
     "Run",
     "Soak",
