@@ -63,6 +63,7 @@ from typing import TYPE_CHECKING, Any
 
 from tests.rigs import oci
 from tests.rigs.push import RegistryClient, RegistryError
+from tests.rigs.registry import V2_PREFIX, blob_data_key, layer_link_key, revision_link_key
 from tests.rigs.skopeo import pull_all
 
 if TYPE_CHECKING:
@@ -512,8 +513,10 @@ class Pusher:
         for attempt in range(2):
             try:
                 action()
-            except NoRetryError:
+            except NoRetryError as exc:
                 counts["failed_tries"] += 1
+                text = _one_line(exc.__cause__ or exc)
+                self.errors.append(f"{self.model.clock():7.2f}s {self.name} {op}: {text}"[:400])
                 break
             except REQUEST_ERRORS as exc:
                 counts["failed_tries"] += 1
@@ -712,12 +715,13 @@ class Pusher:
                     sent, f"{self.name}: DELETE {repo}@{digest} of a tagged manifest answered 404"
                 )
                 raise NoRetryError(exc) from exc
-            if exc.status >= 500:
+            if exc.status >= 500:  # half done, perhaps: the tags are uncertain, no retry
                 self.model.delete_uncertain(self.index, repo, digest, _one_line(exc))
+                raise NoRetryError(exc) from exc
             raise
         except REQUEST_ERRORS as exc:
             self.model.delete_uncertain(self.index, repo, digest, _one_line(exc))
-            raise
+            raise NoRetryError(exc) from exc
         self.model.note(digest, f"{self.name} delete: DELETE {repo} 202")
         self.model.delete_acked(self.index, repo, digest)
 
@@ -740,6 +744,20 @@ class Run:
     reported_live: bool = False
     checked: int = 0
     failures: int = 0
+    #: the live run's id (its quarantine directory)
+    run_id: str = ""
+    #: paths the run deleted (moved, for blobs of a live run)
+    removed: frozenset[str] = frozenset()
+    #: blob digests and link paths the live run restored
+    restored: frozenset[str] = frozenset()
+
+    def touching(self, digest: str) -> tuple[list[str], list[str]]:
+        """What of ``digest`` (its blob, its links) this run removed, and restored."""
+        hexpart = digest.partition(":")[2]
+        return (
+            sorted(p for p in self.removed if hexpart in p),
+            sorted(p for p in self.restored if hexpart in p),
+        )
 
     def describe(self) -> str:
         """``#3 12.10-12.95s exit 0, deleted 40, moved_blobs 3 …``."""
@@ -759,6 +777,28 @@ class Failure:
     expected: Expected
     missing: Missing | None
     skopeo: str = ""
+    #: the state of the missing object in the storage when the failure was seen
+    storage: str = ""
+
+
+def report_paths(report: Mapping[str, Any] | None) -> tuple[str, frozenset[str], frozenset[str]]:
+    """A run's id, the paths it deleted, what it restored (tolerant: empty when absent)."""
+    removed: set[str] = set()
+    deletions = report.get("deletions") if report else None
+    for d in deletions if isinstance(deletions, list) else ():
+        paths = d.get("paths") if isinstance(d, dict) else None
+        removed.update(p for p in paths or () if isinstance(p, str))
+    live = report.get("live") if report else None
+    restored: set[str] = set()
+    run_id = ""
+    if isinstance(live, dict):
+        run_id = str(live.get("run") or "")
+        back = live.get("restored")
+        if isinstance(back, dict):
+            for key in ("blobs", "links"):
+                items = back.get(key)
+                restored.update(i for i in items or () if isinstance(i, str))
+    return run_id, frozenset(removed), frozenset(restored)
 
 
 def gc_env() -> dict[str, str]:
@@ -912,7 +952,7 @@ class SoakResult:
 def describe_failure(f: Failure) -> str:
     """One line: when, after which run, what, what was missing."""
     where = f"after run #{f.run}" if f.run is not None else "at the end"
-    what = str(f.missing) if f.missing else "downloads over HTTP"
+    what = str(f.missing)[:160] if f.missing else "downloads over HTTP"
     extra = f"; skopeo: {f.skopeo}" if f.skopeo else ""
     return f"{f.at:7.2f}s {where}: {f.expected.describe()}: {what}{extra}"
 
@@ -961,6 +1001,7 @@ class Soak:
         self.checks = 0
         self.checked_images = 0
         self.checked_last = 0
+        self.final: Run | None = None
         self.loop_error: BaseException | None = None
         self._env = gc_env()
 
@@ -990,6 +1031,7 @@ class Soak:
         if proc.returncode != 0 or report is None:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
             note = " | ".join(tail)[:600]
+        run_id, removed, restored = report_paths(report)
         return Run(
             number,
             start,
@@ -999,6 +1041,9 @@ class Soak:
             live_figures(report),
             note,
             reported_live=isinstance(report, dict) and isinstance(report.get("live"), dict),
+            run_id=run_id,
+            removed=removed,
+            restored=restored,
         )
 
     def _loop(self) -> None:
@@ -1020,11 +1065,32 @@ class Soak:
         for exp in expected:
             missing = verify(self.checker, exp.repo, exp.obj)
             if missing is not None and not self.model.changed_since(exp, seq):
-                failures.append(Failure(self.clock(), run, exp, missing))
+                where = self.probe(exp.repo, missing) if len(failures) < 5 else ""
+                failures.append(Failure(self.clock(), run, exp, missing, storage=where))
         self.checks += 1
         self.checked_images += len(expected)
         self.checked_last = len(expected)
         return failures
+
+    def probe(self, repo: str, missing: Missing) -> str:
+        """Where the missing object is in the storage: its data, its link, the quarantine."""
+        try:
+            fs, root = self.registry.storage_fs()
+            d = missing.digest
+            link = revision_link_key if missing.what in {"manifest", "index"} else layer_link_key
+            found = [
+                f"{name} {'present' if fs.exists(f'{root}/{key}') else 'absent'}"
+                for name, key in (("blob data", blob_data_key(d)), ("link", link(repo, d)))
+            ]
+            base = root[: -len(V2_PREFIX)].rstrip("/")
+            pattern = f"{base}/registry-gc/quarantine/*/{V2_PREFIX}/{blob_data_key(d)}"
+            runs = sorted(
+                {p.split("/quarantine/", 1)[1].split("/", 1)[0] for p in fs.glob(pattern)}
+            )
+            found.append(f"in quarantine runs {runs}" if runs else "not in the quarantine")
+            return ", ".join(found)
+        except Exception as exc:  # a diagnosis, never a reason to stop the soak
+            return f"probe failed: {_one_line(exc)}"[:200]
 
     # -- the whole soak ------------------------------------------------------------------------
 
@@ -1051,7 +1117,7 @@ class Soak:
         if stuck or loop.is_alive():
             raise RuntimeError(f"soak threads did not stop: {stuck or 'the GC loop'}")
         pushed_for = self.clock()
-        final_run = self.run_collector(len(self.runs) + 1)
+        final_run = self.final = self.run_collector(len(self.runs) + 1)
         lost, mismatches, expected = self.final_check()
         result = self._result(final_run, lost, mismatches, expected)
         result.seconds = pushed_for
@@ -1081,7 +1147,8 @@ class Soak:
                 err = " ".join(result.stderr.strip().splitlines()[-2:])[:300]
             if missing is None and not err:
                 return None
-            return Failure(self.clock(), None, exp, missing, err or "")
+            where = self.probe(exp.repo, missing) if missing else ""
+            return Failure(self.clock(), None, exp, missing, err or "", storage=where)
 
         with ThreadPoolExecutor(max_workers=4) as pool:
             found = list(pool.map(pull, range(len(expected)), expected))
@@ -1092,7 +1159,10 @@ class Soak:
         digests = [failure.expected.digest]
         if failure.missing and failure.missing.digest != failure.expected.digest:
             digests.append(failure.missing.digest)
-        return [describe_failure(failure), *self.timeline(digests, failure.at)]
+        out = [describe_failure(failure)]
+        if failure.storage:
+            out.append(f"  storage then: {failure.storage}")
+        return [*out, *self.timeline(digests, failure.at)]
 
     def timeline(self, digests: Sequence[str], until: float) -> list[str]:
         """The last events of each digest up to ``until``, and the runs from then to ``until``."""
@@ -1103,7 +1173,16 @@ class Soak:
                 out.append(f"  {short(digest)} {at:7.2f}s {text}")
                 times.append(at)
         low, high = min(times, default=until) - 2.0, max(*times, until) + 0.5
-        out.extend(f"  run {r.describe()}" for r in self.runs if r.end >= low and r.start <= high)
+        for r in [*self.runs, *([self.final] if self.final else [])]:
+            touched = [
+                f"    {how} {p}"
+                for digest in digests
+                for how, paths in zip(("removed", "restored"), r.touching(digest), strict=True)
+                for p in paths
+            ]
+            if touched or (r.end >= low and r.start <= high):
+                out.append(f"  run {r.describe()} {r.run_id}".rstrip())
+                out.extend(touched)
         return out
 
     def _result(
