@@ -594,6 +594,12 @@ def test_soak_model_expects_last_tags_and_referrers_of_tagged_subjects() -> None
     model.tag_uncertain(1, "app", "w1-1")
     assert model.tags_now() == {("app", "w1-0"): new.digest}
     assert model.changed_since(next(e for e in before if e.digest == old.digest), seq)
+    # A DELETE in flight: the registry may already have removed the revision link.
+    seq, before = model.snapshot()
+    (current,) = before
+    assert not model.changed_since(current, seq)
+    model.delete_started("app", current.digest)
+    assert model.changed_since(current, seq)
 
 
 def test_soak_live_figures_read_any_report() -> None:
