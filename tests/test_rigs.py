@@ -596,7 +596,7 @@ def test_soak_model_expects_last_tags_and_referrers_of_tagged_subjects() -> None
     assert model.changed_since(next(e for e in before if e.digest == old.digest), seq)
     # A DELETE in flight: the registry may already have removed the revision link.
     seq, before = model.snapshot()
-    (current,) = before
+    current = next(e for e in before if e.digest == new.digest)
     assert not model.changed_since(current, seq)
     model.delete_started("app", current.digest)
     assert model.changed_since(current, seq)
