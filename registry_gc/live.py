@@ -228,9 +228,13 @@ def _deletion_key(category: Category, paths: tuple[str, ...]) -> tuple[str, tupl
 
 
 def _intersection(first: Plan, second: Plan) -> Plan:
-    """``second`` with only the deletions ``first`` also has (same category and paths)."""
-    keys = {_deletion_key(d.category, d.paths) for d in first.deletions}
-    kept = [d for d in second.deletions if _deletion_key(d.category, d.paths) in keys]
+    """``second`` with only the deletions ``first`` also has (same category and paths).
+
+    The deletions are ``first``'s: the second look lists ``repositories/`` only,
+    so only the first knows an upload's open multipart uploads (object stores).
+    """
+    keys = {_deletion_key(d.category, d.paths) for d in second.deletions}
+    kept = [d for d in first.deletions if _deletion_key(d.category, d.paths) in keys]
     return attrs.evolve(second, deletions=kept)
 
 

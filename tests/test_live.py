@@ -631,3 +631,32 @@ def test_live_on_s3_heals_a_push_during_the_settle_time(s3_server: Any, s3_bucke
     for x in b.contents[d["old2"]]["blobs"]:
         if x not in b.contents[d["new"]]["blobs"] and x not in b.contents[d["old1"]]["blobs"]:
             assert blob(x) not in files
+
+
+@pytest.mark.s3
+def test_live_on_s3_aborts_the_multipart_uploads_of_stale_uploads(
+    s3_server: Any, s3_bucket: str
+) -> None:
+    """The second look lists no multipart uploads: the first look's are aborted all the same."""
+    b, _ = scene()
+    client = s3_server.client()
+    for path, data in b.files.items():
+        client.put_object(Bucket=s3_bucket, Key=f"reg/{path}", Body=data)
+    upload = "docker/registry/v2/repositories/app/_uploads/0b9d1c6e-0000-4000-8000-000000000001"
+    client.put_object(Bucket=s3_bucket, Key=f"reg/{upload}/startedat", Body=b"2026-01-01T00:00:00Z")
+    client.create_multipart_upload(Bucket=s3_bucket, Key=f"reg/{upload}/data")
+    assert client.list_multipart_uploads(Bucket=s3_bucket).get("Uploads")
+    report = collect(
+        f"s3://{s3_bucket}/reg",
+        storage_options=s3_server.storage_options(),
+        live=True,
+        delete_untagged=True,
+        grace=ZERO,
+        uploads_older_than=ZERO,
+        cache=NoCache(),
+        settle=ZERO,
+    )
+    assert report.ok
+    assert report.live is not None
+    assert report.live.verified
+    assert not client.list_multipart_uploads(Bucket=s3_bucket).get("Uploads")

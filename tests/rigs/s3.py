@@ -217,6 +217,11 @@ class SeaweedS3(S3Server):
             f"-master.port.grpc={p['master'] + 10000}",
             "-master.telemetry=false",
             f"-volume.port={p['volume']}",
+            # Every bucket is a collection with volumes of its own, and the automatic
+            # limit (free disk / 1 GiB) ran out after some fifty buckets in one session
+            # ("No writable volumes and no free volumes left"). Volumes are not
+            # preallocated: a high count costs nothing.
+            "-volume.max=2000",
             f"-volume.port.grpc={p['volume'] + 10000}",
             f"-filer.port={p['filer']}",
             f"-filer.port.grpc={p['filer'] + 10000}",
