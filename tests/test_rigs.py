@@ -600,6 +600,13 @@ def test_soak_model_expects_last_tags_and_referrers_of_tagged_subjects() -> None
     assert not model.changed_since(current, seq)
     model.delete_started("app", current.digest)
     assert model.changed_since(current, seq)
+    # ... and a snapshot taken while it is in flight does not expect the image at all
+    _, during = model.snapshot()
+    assert current.digest not in {e.digest for e in during}
+    # answered 404 (nothing deleted): the tag is expected again
+    model.delete_ended("app", current.digest)
+    _, after = model.snapshot()
+    assert current.digest in {e.digest for e in after}
 
 
 def test_soak_live_figures_read_any_report() -> None:

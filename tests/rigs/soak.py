@@ -226,6 +226,8 @@ class Model:
             repo: deque(maxlen=48) for repo in REPOS
         }
         self._deleted_seq: dict[tuple[str, str], int] = {}
+        #: DELETEs sent and not answered yet (the registry may be half-way through one)
+        self._deleting: Counter[tuple[str, str]] = Counter()
         self._uncertain_seq: dict[tuple[str, str], int] = {}
         #: digest → the last events that touched it, for explaining a failure
         self._events: dict[str, deque[tuple[float, str]]] = defaultdict(lambda: deque(maxlen=64))
@@ -325,6 +327,14 @@ class Model:
         with self._lock:
             self._seq += 1
             self._deleted_seq[repo, digest] = self._seq
+            self._deleting[repo, digest] += 1
+
+    def delete_ended(self, repo: str, digest: str) -> None:
+        """The ``DELETE`` of :meth:`delete_started` was answered (or failed): not in flight."""
+        with self._lock:
+            self._deleting[repo, digest] -= 1
+            if self._deleting[repo, digest] <= 0:
+                del self._deleting[repo, digest]
 
     def delete_acked(self, owner: int, repo: str, digest: str) -> None:
         """``DELETE /v2/<repo>/manifests/<digest>`` answered 202: its tags are gone too."""
@@ -378,7 +388,9 @@ class Model:
             tagged: dict[tuple[str, str], list[str]] = defaultdict(list)
             objs: dict[tuple[str, str], tuple[Manifest, float]] = {}
             for (repo, tag), value in self._tags.items():
-                if value is None:
+                if value is None or (repo, value[0].digest) in self._deleting:
+                    # A DELETE in flight may have removed the revision link already (the
+                    # registry untags last): not a manifest that must pull now.
                     continue
                 key = (repo, value[0].digest)
                 tagged[key].append(tag)
@@ -689,6 +701,7 @@ class Pusher:
     def _put_manifest(self, repo: str, ref: str, obj: Manifest, op: str) -> None:
         """PUT the manifest; record the acknowledgement (or the uncertainty)."""
         tag = None if ref.startswith("sha256:") else ref
+        sent = self.model.clock()
         try:
             resp = self.client.request(
                 "PUT",
@@ -709,7 +722,9 @@ class Pusher:
         served = resp.headers.get("docker-content-digest", obj.digest)
         if served != obj.digest:
             self.model.finding(f"PUT {repo}:{ref} answered digest {served}, not {obj.digest}")
-        self.model.note(obj.digest, f"{self.name} {op}: PUT {repo}:{short(ref)} 201")
+        self.model.note(
+            obj.digest, f"{self.name} {op}: PUT {repo}:{short(ref)} 201 (sent at {sent:.2f}s)"
+        )
         if tag is None:
             self.model.digest_acked()
         else:
@@ -719,6 +734,13 @@ class Pusher:
         """DELETE the manifest by digest; record the acknowledgement (or the uncertainty)."""
         sent = self.model.clock()
         self.model.delete_started(repo, digest)
+        self.model.note(digest, f"{self.name} delete: DELETE {repo} sent")
+        try:
+            self._send_delete(repo, digest, sent)
+        finally:
+            self.model.delete_ended(repo, digest)
+
+    def _send_delete(self, repo: str, digest: str, sent: float) -> None:
         try:
             self.client.request("DELETE", f"/v2/{repo}/manifests/{digest}", expect=(202,))
         except RegistryError as exc:
@@ -1059,7 +1081,6 @@ class Soak:
             note = " | ".join(tail)[:600]
         run_id, restored = report_paths(report)
         removed = deleted_paths(deletions_out)
-        deletions_out.unlink(missing_ok=True)
         return Run(
             number,
             start,
@@ -1099,7 +1120,7 @@ class Soak:
         with ThreadPoolExecutor(max_workers=4) as pool:
             failures = [f for f in pool.map(one, expected) if f is not None]
         failures = [
-            dataclasses.replace(f, storage=self.probe(f.expected.repo, f.missing))
+            dataclasses.replace(f, storage=self.probe(f.expected.repo, f.missing, f.expected.tags))
             if i < 5 and f.missing
             else f
             for i, f in enumerate(failures)
@@ -1109,8 +1130,8 @@ class Soak:
         self.checked_last = len(expected)
         return failures
 
-    def probe(self, repo: str, missing: Missing) -> str:
-        """Where the missing object is in the storage: its data, its link, the quarantine."""
+    def probe(self, repo: str, missing: Missing, tags: Sequence[str] = ()) -> str:
+        """Where the missing object is: its data, its link, the quarantine, the tags, the log."""
         try:
             fs, root = self.registry.storage_fs()
             d = missing.digest
@@ -1125,9 +1146,37 @@ class Soak:
                 {p.split("/quarantine/", 1)[1].split("/", 1)[0] for p in fs.glob(pattern)}
             )
             found.append(f"in quarantine runs {runs}" if runs else "not in the quarantine")
+            for tag in tags:
+                key = f"{root}/repositories/{repo}/_manifests/tags/{tag}/current/link"
+                target = fs.cat_file(key).decode()[7:19] if fs.exists(key) else "absent"
+                found.append(f"tag {tag} current {target}")
+            found.extend(self.registry_log_lines(d))
             return ", ".join(found)
         except Exception as exc:  # a diagnosis, never a reason to stop the soak
             return f"probe failed: {_one_line(exc)}"[:200]
+
+    def registry_log_lines(self, digest: str, last: int = 6) -> list[str]:
+        """The registry's log lines naming ``digest`` (requests and errors), shortened."""
+        hexpart = digest.split(":", 1)[-1]
+        try:
+            text = self.registry.log_path.read_text("utf-8", "replace")
+        except OSError:
+            return []
+        picked = []
+        for line in text.splitlines():
+            if hexpart not in line:
+                continue
+            fields = dict(re.findall(r'([\w.]+)=("[^"]*"|\S+)', line))
+            picked.append(
+                "log "
+                + " ".join(
+                    fields.get(k, "").strip('"')
+                    for k in ("time", "level", "http.request.method", "http.response.status")
+                )
+                + " "
+                + fields.get("msg", "").strip('"')[:80]
+            )
+        return picked[-last:]
 
     # -- the whole soak ------------------------------------------------------------------------
 
