@@ -11,7 +11,10 @@
 - ``nox -s bench -- ARGS`` — ``benchmarks/run.py ARGS``;
 - ``nox -s differential`` — the differential test against the real registry with
   3000 generated bodies (``REGISTRY_GC_DIFF_BODIES``, ``REGISTRY_GC_DIFF_SEED`` to
-  change size and seed; the ``tests`` session runs it with 300, derandomized).
+  change size and seed; the ``tests`` session runs it with 300, derandomized);
+- ``nox -s soak`` — the soaks (``tests/test_soak.py``: pushers racing ``gc`` run back
+  to back, with and without ``--live``) with 600 s of pushing each instead of CI's 60
+  (``REGISTRY_GC_SOAK_SECONDS`` to change it; ``-- -k "disk and redis"`` selects).
 
 The end-to-end tests need ``docker-registry`` and ``skopeo``, the alert rules'
 test ``promtool`` (Debian packages ``docker-registry``, ``skopeo``, ``prometheus``):
@@ -154,6 +157,22 @@ def distributed(session: nox.Session) -> None:
         "tests/test_s3inventory.py",
         "tests/test_cli_distributed.py",
         "--timeout=7200",
+        "--durations=10",
+        *session.posargs,
+        env=env,
+    )
+
+
+@nox.session
+def soak(session: nox.Session) -> None:
+    """The soaks for longer: 600 s of pushing each by default (CI pushes for 60 s)."""
+    session.install(".[test]")
+    env = {"REGISTRY_GC_SOAK_SECONDS": os.environ.get("REGISTRY_GC_SOAK_SECONDS", "600")}
+    session.run(
+        "pytest",
+        "tests/test_soak.py",
+        "-m",
+        "soak",
         "--durations=10",
         *session.posargs,
         env=env,

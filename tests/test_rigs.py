@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import io
 import json
+import random
 import tarfile
 import time
 from typing import TYPE_CHECKING
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.conftest import require_tool
-from tests.rigs import oci
+from tests.rigs import oci, soak
 from tests.rigs import registry as rig_registry
 from tests.rigs.procs import (
     ManagedProcess,
@@ -535,3 +536,122 @@ def test_two_seaweed_instances_side_by_side(s3_server: SeaweedS3, tmp_path: Path
         second.client().put_object(Bucket=bucket, Key="k", Body=b"v")
         assert second.list_keys(bucket) == {"k": 1}
         assert bucket not in {b["Name"] for b in s3_server.client().list_buckets()["Buckets"]}
+
+
+# -- the soak's model and checks (tests/rigs/soak.py) ----------------------------------------------
+
+
+@pytest.mark.registry
+def test_registry_deletes_tags_only_by_digest_as_the_soak_model_says(
+    registry: RealRegistry,
+) -> None:
+    """2.8.2 refuses DELETE by tag; DELETE by digest untags every tag naming it (the model too)."""
+    client = registry.client()
+    a, b = oci.docker_image("soak-del-a"), oci.docker_image("soak-del-b")
+    model = soak.Model(time.monotonic)
+    client.push_image("app", "t1", a)
+    client.push_manifest("app", "t2", a)
+    client.push_image("app", "t3", b)
+    for tag, obj in (("t1", a), ("t2", a), ("t3", b)):
+        model.tag_acked(0, "app", tag, obj)
+    with pytest.raises(RegistryError) as refused:
+        client.request("DELETE", "/v2/app/manifests/t1", expect=(202,))
+    assert refused.value.status == 400
+    client.delete_manifest("app", a.digest)
+    model.delete_acked(0, "app", a.digest)
+    assert client.tags("app") == ["t3"]
+    assert model.tags_now() == {("app", "t3"): b.digest}
+    _, expected = model.snapshot()
+    assert [(e.repo, e.digest, e.tags) for e in expected] == [("app", b.digest, ("t3",))]
+
+
+def test_soak_model_expects_last_tags_and_referrers_of_tagged_subjects() -> None:
+    """A tag's last acknowledged manifest must pull; a referrer only while its subject is tagged."""
+    model = soak.Model(time.monotonic)
+    old, new = oci.docker_image("soak-m-old"), oci.multiarch("soak-m-new")
+    model.tag_acked(1, "app", "w1-0", old)
+    sig = oci.referrer(old, "soak-m-sig")
+    model.referrer_acked("app", old.digest, sig)
+    _, expected = model.snapshot()
+    assert {e.digest for e in expected} == {old.digest, sig.digest}
+    child_sig = oci.referrer(new.children[0], "soak-m-child-sig")
+    model.tag_acked(1, "app", "w1-0", new)  # old is untagged: it and its referrer may go
+    model.referrer_acked("app", new.children[0].digest, child_sig)
+    model.referrer_acked("app", old.digest, oci.referrer(old, "late"))  # subject untagged
+    _, expected = model.snapshot()
+    assert {(e.digest, e.subject) for e in expected} == {
+        (new.digest, None),
+        (child_sig.digest, new.children[0].digest),
+    }
+    assert model.pick_retired(random.Random(0), "app") == old
+    assert model.pick_retired(random.Random(0), "app", owner=2) is None
+    # Re-tagging the old image does not bring back the referrer it had: it may be gone.
+    model.tag_acked(1, "app", "w1-1", old)
+    _, expected = model.snapshot()
+    assert sig.digest not in {e.digest for e in expected}
+    # A PUT whose outcome is unknown: the tag is not checked until its next acknowledgement.
+    seq, before = model.snapshot()
+    model.tag_uncertain(1, "app", "w1-1")
+    assert model.tags_now() == {("app", "w1-0"): new.digest}
+    assert model.changed_since(next(e for e in before if e.digest == old.digest), seq)
+    # A DELETE in flight: the registry may already have removed the revision link.
+    seq, before = model.snapshot()
+    current = next(e for e in before if e.digest == new.digest)
+    assert not model.changed_since(current, seq)
+    model.delete_started("app", current.digest)
+    assert model.changed_since(current, seq)
+    # ... and a snapshot taken while it is in flight does not expect the image at all
+    _, during = model.snapshot()
+    assert current.digest not in {e.digest for e in during}
+    # answered 404 (nothing deleted): the tag is expected again
+    model.delete_ended("app", current.digest)
+    _, after = model.snapshot()
+    assert current.digest in {e.digest for e in after}
+
+
+def test_soak_live_figures_read_any_report() -> None:
+    """The live object's figures, 0 when absent; other numbers kept; lists counted."""
+    assert soak.live_figures(None) == dict.fromkeys(soak.LIVE_KEYS, 0)
+    assert soak.live_figures({"totals": {"objects": 3}}) == dict.fromkeys(soak.LIVE_KEYS, 0)
+    report = {"live": {"moved_blobs": 4, "restored_blobs": [1, 2], "settle": 1.5, "ok": True}}
+    assert soak.live_figures(report) == {
+        "moved_blobs": 4,
+        "restored_blobs": 2,
+        "restored_links": 0,
+        "purged_blobs": 0,
+        "settle": 1,
+    }
+    assert soak.deleted_objects({"totals": {"objects": 3}}) == 3
+    assert soak.deleted_objects(soak.read_report("not json")) == 0
+
+
+def test_soak_reads_what_a_run_deleted_from_its_deletions_file(tmp_path: Path) -> None:
+    """Only lines with status deleted count; a missing or cut file reads as nothing deleted."""
+    out = tmp_path / "deletions.jsonl"
+    lines = [
+        {"schema": "registry-gc/plan/v1"},
+        {"status": "deleted", "paths": [["docker/a/data", 3, 1.0], ["docker/a/link", 1, 1.0]]},
+        {"status": "failed", "paths": [["docker/b/data", 3, 1.0]]},
+    ]
+    out.write_text("\n".join(json.dumps(line) for line in lines) + "\n{cut")
+    assert soak.deleted_paths(out) == {"docker/a/data", "docker/a/link"}
+    assert soak.deleted_paths(tmp_path / "absent.jsonl") == frozenset()
+    report = {"live": {"run": "r1", "restored": {"blobs": ["x"], "links": ["y"]}}}
+    assert soak.report_paths(report) == ("r1", frozenset({"x", "y"}))
+    assert soak.report_paths(None) == ("", frozenset())
+
+
+@pytest.mark.registry
+def test_soak_verify_gets_every_blob_and_names_what_is_missing(registry: RealRegistry) -> None:
+    """verify() downloads every manifest, config and layer by digest; a missing one is named."""
+    client = registry.client()
+    index = oci.multiarch("soak-verify")
+    client.push_image("app", "v1", index)
+    assert soak.verify(client, "app", index) is None
+    child = index.children[1]
+    assert isinstance(child, oci.Image)
+    registry.delete_key(blob_data_key(child.layers[0].digest))
+    missing = soak.verify(client, "app", index)
+    assert missing is not None
+    assert (missing.what, missing.digest) == ("layer", child.layers[0].digest)
+    assert missing.detail.startswith("HTTP 404")

@@ -34,6 +34,8 @@ Servers, the real registry and its clients:
 - :mod:`tests.rigs.planfiles` — plan files (``--plan-out``, ``--deletions-out``) read as JSON.
 - :mod:`tests.rigs.push` — a urllib registry HTTP API v2 client.
 - :mod:`tests.rigs.skopeo` — ``skopeo`` copy/inspect wrappers.
+- :mod:`tests.rigs.soak` — :class:`Soak`: pusher threads racing the collector run back to
+  back against the real registry, a model of what must pull, checks after each run.
 - :mod:`tests.rigs.differential`, :mod:`tests.rigs.manifest_gen` — the differential test
   against the real registry: generated manifest bodies, the registry as the oracle.
 """
