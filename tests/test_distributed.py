@@ -300,6 +300,22 @@ def test_live_policies_and_backend_objects_are_refused(tmp_path: Path) -> None:
         collect(str(tmp_path), client=object())
 
 
+@pytest.mark.parametrize("option", ["plan_out", "deletions_out"])
+def test_plan_files_are_refused_before_anything_is_read_or_deleted(
+    tmp_path: Path, option: str
+) -> None:
+    """plan_out/deletions_out with a client or an inventory: ConfigError, no file, no deletion."""
+    root = _write(mixed_registry(), tmp_path / "s", datetime.datetime.now(UTC))
+    before = rigs.tree(root)
+    out = tmp_path / "plan.jsonl"
+    with pytest.raises(ConfigError, match=r"plan files .* are not available in a distributed run"):
+        collect(root, grace=ZERO, delete_untagged=True, client=InProcessExecutor(), **{option: out})
+    with pytest.raises(ConfigError, match="not available in a run from an S3 Inventory"):
+        collect(root, grace=ZERO, inventory=str(tmp_path / "manifest.json"), **{option: out})
+    assert not out.exists()
+    assert rigs.tree(root) == before
+
+
 # -- the same plan, on two worker processes ----------------------------------------------------
 
 
