@@ -6,6 +6,7 @@ test_s3, test_gcs, test_azure) that runs the shared suite of :mod:`registry_gc.t
 
 from __future__ import annotations
 
+import array
 import asyncio
 import collections
 import datetime
@@ -25,10 +26,12 @@ from registry_gc.backends import (
     FsspecBackend,
     LocalBackend,
     MultipartUpload,
+    ListedBatch,
     ObjectInfo,
     Outcome,
     ReadOnlyBackend,
     SupportsDigest,
+    SupportsListBatches,
     SupportsDirectories,
     SupportsMove,
     SupportsMultipartUploads,
@@ -49,6 +52,7 @@ if TYPE_CHECKING:
 
 NOW = datetime.datetime(2026, 1, 2, tzinfo=datetime.timezone.utc)
 UPLOAD = MultipartUpload("docker/registry/v2/repositories/a/_uploads/u/data", "id", NOW)
+BATCH = ListedBatch("q", ["x"], array.array("q", [1]), array.array("d", [NOW.timestamp()]))
 
 
 # -- in-test backends with every combination of capabilities ------------------------------
@@ -130,6 +134,14 @@ class _Write:
         self.calls.append(("write", dict(items)))
 
 
+class _ListBatches:
+    calls: list[tuple[str, object]]
+
+    async def list_batches(self, prefix: str) -> AsyncIterator[list[ListedBatch]]:
+        self.calls.append(("list_batches", prefix))
+        yield [BATCH]
+
+
 class _Counts:
     _counts: ClassVar[collections.Counter[str]] = collections.Counter({"GetObject": 3})
 
@@ -145,6 +157,7 @@ _IMPLEMENTATIONS: dict[type, type] = {
     SupportsMove: _Move,
     SupportsWrite: _Write,
     SupportsRequestCounts: _Counts,
+    SupportsListBatches: _ListBatches,
 }
 
 #: Every subset of the optional capabilities.
@@ -188,6 +201,7 @@ def test_one_protocol_per_capability() -> None:
         SupportsMove: ("move",),
         SupportsWrite: ("write",),
         SupportsRequestCounts: ("request_counts",),
+        SupportsListBatches: ("list_batches",),
     }
     for capability in CAPABILITIES:
         assert issubclass(capability, Protocol)  # type: ignore[arg-type]
@@ -203,6 +217,7 @@ def test_the_built_in_backends_have_their_capabilities(tmp_path: Path) -> None:
     assert _names(capabilities(LocalBackend(tmp_path))) == [
         "SupportsDigest",
         "SupportsDirectories",
+        "SupportsListBatches",
         "SupportsMove",
         "SupportsWrite",
     ]
@@ -290,10 +305,12 @@ def test_the_wrapper_forwards_every_call() -> None:
     assert isinstance(w, SupportsMove)
     assert isinstance(w, SupportsWrite)
     assert isinstance(w, SupportsRequestCounts)
+    assert isinstance(w, SupportsListBatches)
 
     async def calls() -> list[object]:
         return [
             [i async for i in w.list("p/")],
+            [c async for c in w.list_batches("q/")],
             await w.read(["a"]),
             await w.delete(["b"]),
             await w.remove_empty_dirs(["d"]),
@@ -308,6 +325,7 @@ def test_the_wrapper_forwards_every_call() -> None:
     got = asyncio.run(calls())
     assert got == [
         [ObjectInfo("p/x", 1, NOW)],
+        [[BATCH]],
         {"a": b"data"},
         [DeleteResult("b", Outcome.DELETED)],
         [DeleteResult("d", Outcome.NOT_EMPTY)],
@@ -320,6 +338,7 @@ def test_the_wrapper_forwards_every_call() -> None:
     ]
     assert [name for name, _ in inner.calls] == [
         "list",
+        "list_batches",
         "read",
         "delete",
         "remove_empty_dirs",
@@ -330,7 +349,7 @@ def test_the_wrapper_forwards_every_call() -> None:
         "write",
         "aclose",
     ]
-    assert inner.calls[7:9] == [("move", ([("f", "g")], {"f": 1})), ("write", {"h": b"i"})]
+    assert inner.calls[8:10] == [("move", ([("f", "g")], {"f": 1})), ("write", {"h": b"i"})]
     assert w.request_counts is inner.request_counts
     assert w.inner is inner
     assert w.url == "test://"

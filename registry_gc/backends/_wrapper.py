@@ -25,6 +25,7 @@ from ._protocols import (
     CAPABILITIES,
     SupportsDigest,
     SupportsDirectories,
+    SupportsListBatches,
     SupportsMove,
     SupportsMultipartUploads,
     SupportsRequestCounts,
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 
     from typing_extensions import Self
 
-    from ._base import DeleteResult, MultipartUpload, ObjectInfo
+    from ._base import DeleteResult, ListedBatch, MultipartUpload, ObjectInfo
     from ._protocols import Backend
 
 __all__ = ["WrappingBackend", "capabilities"]
@@ -173,6 +174,15 @@ class _ForwardRequestCounts:
         return inner.request_counts
 
 
+class _ForwardListBatches:
+    _inner: Any
+
+    def list_batches(self, prefix: str) -> AsyncIterator[list[ListedBatch]]:
+        """List in batches through the wrapped backend."""
+        inner: SupportsListBatches = self._inner
+        return inner.list_batches(prefix)
+
+
 _FORWARDERS: dict[type, type] = {
     SupportsDirectories: _ForwardDirectories,
     SupportsDigest: _ForwardDigest,
@@ -180,6 +190,7 @@ _FORWARDERS: dict[type, type] = {
     SupportsMove: _ForwardMove,
     SupportsWrite: _ForwardWrite,
     SupportsRequestCounts: _ForwardRequestCounts,
+    SupportsListBatches: _ForwardListBatches,
 }
 
 
