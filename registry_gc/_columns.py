@@ -185,6 +185,11 @@ class IdSet(AbstractSet["Digest"]):
         self._ids = _ids_of(index, digests)
         return self
 
+    @classmethod
+    def _from_iterable(cls, it: Iterable[Digest]) -> frozenset[Digest]:  # type: ignore[override]
+        # What ``a & b``, ``a - b`` … return: a plain frozenset.
+        return frozenset(it)
+
     def ids(self) -> array[int]:
         """The ids, ascending (do not modify)."""
         return self._ids
@@ -230,6 +235,11 @@ class IdFlags(MutableSet["Digest"]):
         for d in digests:
             self.add(d)  # type: ignore[arg-type]
 
+    @classmethod
+    def _from_iterable(cls, it: Iterable[Digest]) -> set[Digest]:  # type: ignore[override]
+        # What ``a & b``, ``a - b`` … return: a plain set.
+        return set(it)
+
     def flags(self) -> bytearray:
         """One byte per id (do not modify; ids past its end are not in the set)."""
         return self._flags
@@ -269,9 +279,11 @@ class IdFlags(MutableSet["Digest"]):
         return self.has_id(self.index.find(digest))
 
     def __iter__(self) -> Iterator[Digest]:
-        name = self.index.digest
-        flags = self._flags
-        return (name(i) for i in range(len(flags)) if flags[i])
+        name, flags = self.index.digest, self._flags
+        i = flags.find(1)
+        while i >= 0:
+            yield name(i)
+            i = flags.find(1, i + 1)
 
     def __len__(self) -> int:
         return self._count
