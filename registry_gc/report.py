@@ -27,6 +27,9 @@ __all__ = ["SCHEMA", "Report", "human_bytes"]
 #: The JSON schema identifier; bumped on any incompatible change.
 SCHEMA = "registry-gc/report/v1"
 
+#: Deletions ``render(verbose=True)`` lists one per line, at most.
+VERBOSE_DELETIONS = 1000
+
 CACHE_NOTICE = (
     "A running registry caches blob descriptors (storage.cache.blobdescriptor, in-memory or "
     "redis): restart it (or flush redis keys blobs::* and repository::*) so that pushes do not "
@@ -249,6 +252,20 @@ class Report:
             lines.extend(f"    - {d.repository}:{d.tag}: {d.rule}" for d in self.decisions.kept())
         return lines
 
+    def _deletion_lines(self) -> list[str]:
+        """One line per deletion, at most :data:`VERBOSE_DELETIONS` (a run may plan millions)."""
+        deletions = self.plan.deletions
+        lines = []
+        for i in range(min(len(deletions), VERBOSE_DELETIONS)):
+            d = deletions[i]
+            what = d.digest or d.name or (d.paths[0] if d.paths else "")
+            repo = f" in {d.repository}" if d.repository else ""
+            lines.append(f"    [{self.status(i)}] {d.category.value} {what}{repo}: {d.reason}")
+        if len(deletions) > VERBOSE_DELETIONS:
+            more = len(deletions) - VERBOSE_DELETIONS
+            lines.append(f"    … and {more} more deletion(s) (every one: --deletions-out FILE)")
+        return lines
+
     def render(self, *, verbose: bool = False) -> str:
         """A readable summary for a terminal."""
         plan = self.plan
@@ -281,10 +298,7 @@ class Report:
                 detail = ", ".join(f"{k} {v}" for k, v in sorted(r["categories"].items()))
                 lines.append(f"    {name}: {detail}; {human_bytes(r['bytes'])}")
         if verbose:
-            for i, d in enumerate(plan.deletions):
-                what = d.digest or d.name or (d.paths[0] if d.paths else "")
-                repo = f" in {d.repository}" if d.repository else ""
-                lines.append(f"    [{self.status(i)}] {d.category.value} {what}{repo}: {d.reason}")
+            lines.extend(self._deletion_lines())
         if self.decisions is not None:
             lines.extend(self._render_decisions(verbose=verbose))
         if plan.anomalies:

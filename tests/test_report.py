@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import datetime
 import json
+from typing import TYPE_CHECKING
 
+from registry_gc import report as report_module
 from registry_gc.layout import LayerLink, LegacySignatureLink, RevisionLink, classify
 
 from tests.rigs.builder import RegistryBuilder, sha256
 from tests.rigs.scenarios import rich
 from tests.rigs.stores import R, Store, blob, blobs_of, run
+
+if TYPE_CHECKING:
+    import pytest
 
 DOCUMENTED_KEYS = {
     "schema",
@@ -96,3 +101,19 @@ def test_report_counts_bytes_and_json(store: Store) -> None:
     text = report.render(verbose=True)
     assert "deleted:" in text
     assert "restart" in text
+
+
+def test_verbose_render_caps_the_deletion_list(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``-v`` lists at most VERBOSE_DELETIONS deletions and says how many more there are."""
+    b = RegistryBuilder()
+    rich(b)
+    r = run(store, b, dry_run=True, delete_untagged=True, prune_damaged=True)
+    total = len(r.report.plan.deletions)
+    assert total > 3
+    monkeypatch.setattr(report_module, "VERBOSE_DELETIONS", 2)
+    text = r.report.render(verbose=True)
+    listed = [line for line in text.splitlines() if line.startswith("    [")]
+    assert len(listed) == 2
+    assert f"… and {total - 2} more deletion(s)" in text

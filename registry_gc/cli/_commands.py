@@ -106,7 +106,7 @@ def gc(args: argparse.Namespace) -> int:
             )
     emit(
         args,
-        _with_config(report.to_dict(), target),
+        lambda: _with_config(report.to_dict(), target),
         lambda: report.render(verbose=args.verbose > 0),
     )
     _restart_notice(target, report)
