@@ -94,8 +94,8 @@ nitpick_ignore_regex = [
     # (``_Results = "list[DeleteResult]"``), which autodoc shows by name, and
     # private helpers a docstring mentions.
     (r"py:(class|obj|func|meth|attr)", r"_[A-Za-z]\w*"),
-    # The commands' shared type aliases (registry_gc._run), shown by name in signatures.
-    (r"py:(class|obj|data)", r"(ProgressCallback|Root)"),
+    # The commands' shared types (registry_gc._run), shown by name in signatures.
+    (r"py:(class|obj|data)", r"(ProgressCallback|Root|Timings)"),
 ]
 
 # -- the package's own cross-references ----------------------------------------------

@@ -8,6 +8,7 @@ from ._errors import (
     InvalidReferenceError,
     ManifestError,
     NotFoundError,
+    PlanFileError,
     ReadOnlyError,
     RefusedError,
     RegistryGCError,
@@ -15,6 +16,7 @@ from ._errors import (
     TargetNotEmptyError,
 )
 from .apply import ApplyResult, Status, apply_plan
+from .applying import DEFAULT_MAX_AGE, ApplyReport, Dropped, apply_planfile, apply_planfile_async
 from .backends import Backend, open_backend
 from .checking import CheckResult, check, check_async
 from .collector import collect, collect_async
@@ -23,11 +25,21 @@ from .fetch import ManifestTable, fetch_manifests, load_manifests
 from .inventory import Anomaly, Inventory, take_inventory
 from .layout import Digest, Repository, Tag
 from .listing import Listing, list_images, list_images_async
+from .live import DEFAULT_SETTLE, LiveResult
 from .manifests import Manifest, ManifestKind, parse_manifest
 from .mark import Marks, mark
 from .options import DEFAULT_GRACE, DEFAULT_UPLOADS_OLDER_THAN, Options, Removals
 from .plan import Category, Deletion, Kept, Plan, Reason, make_plan
 from .policy import Policy, Rule, TagDecisions, load_policy, parse_policy
+from .quarantine import QUARANTINE_PREFIX
+from .quarantining import (
+    QuarantineListing,
+    QuarantinePurge,
+    QuarantineRestore,
+    list_quarantine,
+    purge_quarantine,
+    restore_quarantined,
+)
 from .removal import RemoveReport, remove, remove_async
 from .report import Report
 from .usage import Usage, disk_usage, disk_usage_async
@@ -39,8 +51,12 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 __all__ = [
     "DEFAULT_GRACE",
+    "DEFAULT_MAX_AGE",
+    "DEFAULT_SETTLE",
     "DEFAULT_UPLOADS_OLDER_THAN",
+    "QUARANTINE_PREFIX",
     "Anomaly",
+    "ApplyReport",
     "ApplyResult",
     "Backend",
     "BackendNotFoundError",
@@ -49,10 +65,12 @@ __all__ = [
     "ConfigError",
     "Deletion",
     "Digest",
+    "Dropped",
     "InvalidReferenceError",
     "Inventory",
     "Kept",
     "Listing",
+    "LiveResult",
     "Manifest",
     "ManifestError",
     "ManifestKind",
@@ -61,7 +79,11 @@ __all__ = [
     "NotFoundError",
     "Options",
     "Plan",
+    "PlanFileError",
     "Policy",
+    "QuarantineListing",
+    "QuarantinePurge",
+    "QuarantineRestore",
     "ReadOnlyError",
     "Reason",
     "RefusedError",
@@ -79,6 +101,8 @@ __all__ = [
     "Usage",
     "__version__",
     "apply_plan",
+    "apply_planfile",
+    "apply_planfile_async",
     "check",
     "check_async",
     "collect",
@@ -89,6 +113,7 @@ __all__ = [
     "format_duration",
     "list_images",
     "list_images_async",
+    "list_quarantine",
     "load_manifests",
     "load_policy",
     "make_plan",
@@ -97,7 +122,9 @@ __all__ = [
     "parse_duration",
     "parse_manifest",
     "parse_policy",
+    "purge_quarantine",
     "remove",
     "remove_async",
+    "restore_quarantined",
     "take_inventory",
 ]

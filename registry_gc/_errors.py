@@ -10,6 +10,7 @@ the exception also inherits it, so ``except ValueError`` keeps working::
     │   └── ReadOnlyError (PermissionError)    a delete reached a read-only backend
     ├── ManifestError (ValueError)             a manifest cannot be read or understood
     ├── RefusedError                           the collector refuses to sweep (nothing deleted)
+    │   └── PlanFileError                      a plan file cannot be applied as it is
     ├── ConfigError (ValueError)               a config.yml, a policy or an option is unusable
     ├── BackendNotFoundError (LookupError)     no backend for a URL scheme
     └── TargetNotEmptyError (FileExistsError)  a directory to write into is not empty
@@ -34,6 +35,7 @@ __all__ = [
     "InvalidReferenceError",
     "ManifestError",
     "NotFoundError",
+    "PlanFileError",
     "ReadOnlyError",
     "RefusedError",
     "RegistryGCError",
@@ -104,6 +106,18 @@ class RefusedError(RegistryGCError):
     ) -> None:
         super().__init__(message, path=path, repository=repository, digest=digest)
         self.problems: list[str] = list(problems or [])
+
+
+class PlanFileError(RefusedError):
+    """A plan file is damaged, of another format, too old or for another root; nothing deleted.
+
+    ``path`` is the plan file; ``line`` the line at fault (1 is the header),
+    ``None`` when the fault is the file as a whole (a missing footer).
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None) -> None:
+        super().__init__(message, [message], path=path)
+        self.line = line
 
 
 class ConfigError(RegistryGCError, ValueError):

@@ -225,6 +225,22 @@ class ManifestTable(MutableMapping["Digest", Entry]):
             (blobs if is_blob else named).append(refs[k])
         return blobs, named
 
+    def layer_ids(self, i: int) -> list[int]:
+        """The ids manifest id ``i`` names as its config and layers (none for an index)."""
+        row = self._row_of(i)
+        if row < 0:
+            return []
+        code = self._code[row]
+        if code == _OBJECT:
+            entry = self._objects[row]
+            if not isinstance(entry, Manifest):
+                return []
+            intern = self.index.intern
+            return [intern(d) for d in entry.blobs]
+        if _KIND_OF_CODE[code][2]:
+            return []
+        return [d for d in self._refs[self._start[row] + 2 : self._start[row + 1]] if d >= 0]
+
     def ids(self) -> Iterator[int]:
         """The ids that have an entry."""
         rows = self._row

@@ -20,17 +20,22 @@ from .created import read_created_times
 from .mark import mark
 from .options import DEFAULT_GRACE, DEFAULT_UPLOADS_OLDER_THAN, Options, Removals
 from .plan import make_plan
+from .planfile import PlanHeader, check_writable, write_plan
 from .policy import select_tags
 from .report import Report
 
 if TYPE_CHECKING:
     import datetime
+    import os
     from collections.abc import Mapping
 
     from ._run import ProgressCallback, Root
     from .backends import Backend
+    from .cache import DescriptorCache
     from .fetch import ManifestTable
     from .inventory import Inventory
+    from .mark import Marks
+    from .plan import Plan
     from .policy import Policy, TagDecisions
 
 __all__ = [
@@ -39,6 +44,7 @@ __all__ = [
     "collect",
     "collect_async",
     "options_of",
+    "write_plan_files",
 ]
 
 log = logging.getLogger(__name__)
@@ -48,6 +54,51 @@ def options_of(options: Options | None = None, **fields: Any) -> Options:  # noq
     """``options`` (or the defaults) with the ``fields`` that are not ``None`` changed."""
     changed = {k: v for k, v in fields.items() if v is not None}
     return attrs.evolve(options or Options(), **changed)
+
+
+async def decide(
+    backend: Backend,
+    inventory: Inventory,
+    manifests: ManifestTable,
+    *,
+    options: Options,
+    removals: Removals,
+    policy: Policy | None,
+    now: datetime.datetime | None,
+) -> tuple[Marks, Removals, TagDecisions | None]:
+    """Mark, after a retention policy (if any) decided which tags go.
+
+    Returns the marks, the removals they were made with (``removals`` and the
+    policy's), and the policy's decisions.
+    """
+    decisions: TagDecisions | None = None
+    reference = now or inventory.started
+    if policy is not None:
+        created = await read_created_times(backend, inventory, manifests, policy)
+        decisions = select_tags(
+            inventory, manifests, policy, reference, grace=options.grace, created=created
+        )
+        _log_decisions(decisions)
+        removals = removals.merged(decisions.removals())
+    marks = mark(inventory, manifests, options, removals=removals, now=now)
+    refined = decisions.after_mark(marks) if decisions is not None else None
+    if refined is not None:
+        # Signature tags of images this run deletes go too: mark once more without them.
+        decisions = refined
+        removals = removals.merged(decisions.removals())
+        marks = mark(inventory, manifests, options, removals=removals, now=now)
+    return marks, removals, decisions
+
+
+def log_plan(plan: Plan) -> None:
+    """One line on what a plan deletes and keeps."""
+    log.info(
+        "plan: %d deletion(s), %d bytes; %d kept for the grace period; %d anomalies",
+        len(plan.deletions),
+        sum(d.size for d in plan.deletions),
+        len(plan.kept),
+        len(plan.anomalies),
+    )
 
 
 async def sweep(
@@ -62,33 +113,26 @@ async def sweep(
     now: datetime.datetime | None,
     timings: Timings,
     progress: ProgressCallback | None,
+    plan_out: str | os.PathLike[str] | None = None,
+    deletions_out: str | os.PathLike[str] | None = None,
 ) -> Report:
-    """Mark, plan and (unless ``dry_run``) apply, on what :func:`survey` found."""
+    """Mark, plan and (unless ``dry_run``) apply, on what :func:`survey` found.
+
+    ``plan_out`` receives the plan before anything is deleted, ``deletions_out``
+    every deletion with what became of it afterwards (:func:`write_plan_files`).
+    """
     with timings.step("plan"):
-        decisions: TagDecisions | None = None
-        reference = now or inventory.started
-        if policy is not None:
-            created = await read_created_times(backend, inventory, manifests, policy)
-            decisions = select_tags(
-                inventory, manifests, policy, reference, grace=options.grace, created=created
-            )
-            _log_decisions(decisions)
-            removals = removals.merged(decisions.removals())
-        marks = mark(inventory, manifests, options, removals=removals, now=now)
-        refined = decisions.after_mark(marks) if decisions is not None else None
-        if refined is not None:
-            # Signature tags of images this run deletes go too: mark once more without them.
-            decisions = refined
-            removals = removals.merged(decisions.removals())
-            marks = mark(inventory, manifests, options, removals=removals, now=now)
+        marks, removals, decisions = await decide(
+            backend,
+            inventory,
+            manifests,
+            options=options,
+            removals=removals,
+            policy=policy,
+            now=now,
+        )
         plan = make_plan(inventory, marks)
-    log.info(
-        "plan: %d deletion(s), %d bytes; %d kept for the grace period; %d anomalies",
-        len(plan.deletions),
-        sum(d.size for d in plan.deletions),
-        len(plan.kept),
-        len(plan.anomalies),
-    )
+    log_plan(plan)
     report = Report(
         inventory,
         plan,
@@ -97,12 +141,43 @@ async def sweep(
         timings=timings,
         manifests_read=len(manifests),
         decisions=decisions,
+        removals=removals,
     )
+    write_plan_files(report, plan_out=plan_out)
     if not dry_run:
         with timings.step("apply"):
             report.result = await execute(backend, plan, progress=progress)
+    write_plan_files(report, deletions_out=deletions_out)
     timings["total"] = timings.total()
     return report
+
+
+def write_plan_files(
+    report: Report,
+    *,
+    plan_out: str | os.PathLike[str] | None = None,
+    deletions_out: str | os.PathLike[str] | None = None,
+) -> None:
+    """Stream ``report``'s plan, or its deletions with their status, to a plan file.
+
+    ``plan_out`` gets the plan; ``deletions_out`` every deletion with what became
+    of it (:mod:`registry_gc.planfile`); either may be ``None``.
+    """
+    for target, with_status in ((plan_out, False), (deletions_out, True)):
+        if target is None:
+            continue
+        header = PlanHeader.of(
+            report.inventory, report.options, report.removals, dry_run=report.dry_run
+        )
+        statuses = errors = None
+        if with_status:
+            result = report.result
+            statuses = [report.status(i) for i in range(len(report.plan.deletions))]
+            errors = {f.path: f.error for f in result.failures} if result is not None else None
+        footer = write_plan(
+            target, header, report.inventory, report.plan, statuses=statuses, errors=errors
+        )
+        log.info("wrote %d deletion(s) to %s", footer.deletions, target)
 
 
 async def collect_async(
@@ -121,6 +196,11 @@ async def collect_async(
     prune_damaged: bool | None = None,
     allow_no_manifests: bool | None = None,
     allow_empty: bool | None = None,
+    live: bool = False,
+    cache: DescriptorCache | None = None,
+    settle: datetime.timedelta | None = None,
+    plan_out: str | os.PathLike[str] | None = None,
+    deletions_out: str | os.PathLike[str] | None = None,
 ) -> Report:
     """:func:`collect`, for callers that run an event loop."""
     options = options_of(
@@ -132,12 +212,31 @@ async def collect_async(
         allow_no_manifests=allow_no_manifests,
         allow_empty=allow_empty,
     )
+    check_writable(plan_out, deletions_out)
     backend = open_root(root, storage_options, read_only=dry_run)
     try:
         timings = Timings()
         inventory, manifests = await survey(
             backend, allow_empty=options.allow_empty, progress=progress, timings=timings
         )
+        if live and not dry_run:
+            from .live import DEFAULT_SETTLE, sweep_live  # noqa: PLC0415 - live imports this module
+
+            return await sweep_live(
+                backend,
+                inventory,
+                manifests,
+                options=options,
+                removals=removals or Removals(),
+                policy=policy,
+                now=now,
+                timings=timings,
+                progress=progress,
+                cache=cache,
+                settle=DEFAULT_SETTLE if settle is None else settle,
+                plan_out=plan_out,
+                deletions_out=deletions_out,
+            )
         return await sweep(
             backend,
             inventory,
@@ -149,6 +248,8 @@ async def collect_async(
             now=now,
             timings=timings,
             progress=progress,
+            plan_out=plan_out,
+            deletions_out=deletions_out,
         )
     finally:
         await backend.aclose()
@@ -170,6 +271,11 @@ def collect(
     prune_damaged: bool | None = None,
     allow_no_manifests: bool | None = None,
     allow_empty: bool | None = None,
+    live: bool = False,
+    cache: DescriptorCache | None = None,
+    settle: datetime.timedelta | None = None,
+    plan_out: str | os.PathLike[str] | None = None,
+    deletions_out: str | os.PathLike[str] | None = None,
 ) -> Report:
     """Garbage-collect the registry at ``root`` and return the :class:`~registry_gc.Report`.
 
@@ -190,6 +296,16 @@ def collect(
     :class:`~registry_gc.policy.Policy`) deletes tags by rule first, and the
     report's ``decisions`` say what it kept and deleted, and why.
 
+    ``live=True`` collects while the registry keeps serving pushes
+    (:mod:`registry_gc.live`, ``docs/live.md``): garbage blobs are moved into a
+    quarantine rather than deleted, the store is read again after a ``settle``
+    time (default 10 s) and whatever a push that raced the run needs is put
+    back; ``cache`` is the registry's blob-descriptor cache
+    (:func:`registry_gc.cache.descriptor_cache`), which the run makes forget
+    what it removed — ``None`` means unknown, and then the quarantine is kept
+    rather than purged. The report's ``live`` says what moved, what was
+    restored and what was purged.
+
     A repository that cannot be fully read — a tag, index entry or revision
     whose manifest is missing, an untagged revision that cannot be decoded (it
     may be a referrer), a live manifest of a kind distribution does not know —
@@ -201,25 +317,45 @@ def collect(
     (unless ``allow_no_manifests``), or when the root holds no registry
     (unless ``allow_empty``). A failed deletion does not raise: see
     :attr:`Report.ok` and the report's failures.
+
+    ``plan_out`` (a path) receives the plan as a plan file
+    (:mod:`registry_gc.planfile`) before anything is deleted — with
+    ``dry_run``, the plan to review and run later with
+    :func:`~registry_gc.apply_planfile`; ``deletions_out`` receives, after the
+    run, every deletion with its status. Both are streamed, line by line.
     """
-    return _sync.run(
-        collect_async(
-            root,
-            options,
-            dry_run=dry_run,
-            removals=removals,
-            policy=policy,
-            now=now,
-            storage_options=storage_options,
-            progress=progress,
-            delete_untagged=delete_untagged,
-            grace=grace,
-            uploads_older_than=uploads_older_than,
-            prune_damaged=prune_damaged,
-            allow_no_manifests=allow_no_manifests,
-            allow_empty=allow_empty,
-        )
+    coro = collect_async(
+        root,
+        options,
+        dry_run=dry_run,
+        removals=removals,
+        policy=policy,
+        now=now,
+        storage_options=storage_options,
+        progress=progress,
+        delete_untagged=delete_untagged,
+        grace=grace,
+        uploads_older_than=uploads_older_than,
+        prune_damaged=prune_damaged,
+        allow_no_manifests=allow_no_manifests,
+        allow_empty=allow_empty,
+        live=live,
+        cache=cache,
+        settle=settle,
+        plan_out=plan_out,
+        deletions_out=deletions_out,
     )
+    if cache is None:
+        return _sync.run(coro)
+
+    async def closing() -> Report:
+        # The cache's connections belong to this call's event loop: close them in it.
+        try:
+            return await coro
+        finally:
+            await cache.aclose()
+
+    return _sync.run(closing())
 
 
 def _log_decisions(decisions: TagDecisions) -> None:

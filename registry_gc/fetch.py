@@ -144,12 +144,15 @@ def _layer_candidates(inventory: Inventory, table: ManifestTable) -> set[int]:
 
     distribution resolves a manifest through ``_layers/<digest>/link`` as well as
     through its revision link (``manifestLinkPathFns``, because 2.1.0 linked
-    manifests there). A link that only a manifest's layers name is a layer.
+    manifests there). A link that only a manifest's config and layers name is a
+    layer. An index entry of a media type that is no manifest's is not enough:
+    the registry still serves its blob as a manifest through that link when it
+    reads as one, and what it references then, so it is read.
     """
     index = inventory.index
     layers = bytearray(len(index))
     for i in table.ids():
-        for b in table.reference_ids(i)[0]:
+        for b in table.layer_ids(i):
             if b < len(layers):
                 layers[b] = 1
     out: set[int] = set()

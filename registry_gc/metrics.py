@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry, Gauge
 
     from .backends import Backend
+    from .live import LiveResult
 
 __all__ = ["PREFIX", "RunRecorder", "build_registry", "outcome_of", "write_metrics"]
 
@@ -198,6 +199,39 @@ def _report_metrics(report: Report, gauge: Callable[..., Gauge]) -> None:
     gauge("anomalies", "Anomalies the last run found.").set(len(plan.anomalies))
     gauge("failed_deletions", "Deletions that failed in the last run.").set(
         len(result.failures) if result is not None else 0
+    )
+    if report.live is not None:
+        _live_metrics(report.live, gauge)
+
+
+def _live_metrics(live: LiveResult, gauge: Callable[..., Gauge]) -> None:
+    """A live run's quarantine: what it holds, what moved, came back and went."""
+    gauge("quarantine_bytes", "Bytes in the quarantine after the last live run.").set(
+        live.quarantine_bytes
+    )
+    gauge("quarantine_blobs", "Blob copies in the quarantine after the last live run.").set(
+        live.quarantine_blobs
+    )
+    gauge("quarantine_held", "1 when the quarantine is held (the cache cannot be cleared).").set(
+        1 if live.held else 0
+    )
+    gauge("live_moved_bytes", "Bytes the last live run moved into the quarantine.").set(
+        live.moved_bytes
+    )
+    gauge("live_restored_blobs", "Blobs the last live run restored for racing pushes.").set(
+        len(live.restored_blobs)
+    )
+    gauge("live_restored_links", "Links the last live run wrote back for racing pushes.").set(
+        len(live.restored_links)
+    )
+    gauge("live_restore_failures", "What the last live run needed and could not restore.").set(
+        len(live.restore_failures)
+    )
+    gauge("live_purged_bytes", "Bytes the last live run purged from the quarantine.").set(
+        live.purged_bytes
+    )
+    gauge("live_verified", "1 when the last live run verified the store after removing.").set(
+        1 if live.verified else 0
     )
 
 

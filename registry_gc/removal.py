@@ -20,16 +20,18 @@ from . import _sync
 from ._errors import InvalidReferenceError, NotFoundError, RefusedError
 from ._run import Timings, open_root, refuse_empty, survey
 from .apply import execute
-from .collector import sweep
+from .collector import sweep, write_plan_files
 from .graph import Graph, Role, walk
 from .inventory import scan
 from .layout import Digest, Repository, Tag, repository_prefix
 from .mark import Marks
 from .options import Options, Removals
 from .plan import Category, make_plan
+from .planfile import check_writable
 from .report import Report
 
 if TYPE_CHECKING:
+    import os
     from collections.abc import Callable, Mapping, Sequence
 
     from ._run import ProgressCallback, Root
@@ -336,6 +338,8 @@ async def remove_async(
     dry_run: bool = False,
     storage_options: Mapping[str, Any] | None = None,
     progress: ProgressCallback | None = None,
+    plan_out: str | os.PathLike[str] | None = None,
+    deletions_out: str | os.PathLike[str] | None = None,
 ) -> RemoveReport:
     """:func:`remove`, for callers that run an event loop."""
     refs = [i if isinstance(i, ImageRef) else parse_image(i) for i in images]
@@ -343,6 +347,7 @@ async def remove_async(
         msg = "nothing to remove: give REPOSITORY, REPOSITORY:TAG or REPOSITORY@DIGEST"
         raise InvalidReferenceError(msg)
     options = options or Options()
+    check_writable(plan_out, deletions_out)
     backend = open_root(root, storage_options, read_only=dry_run)
     try:
         timings = Timings()
@@ -352,10 +357,19 @@ async def remove_async(
             refuse_empty(inventory, allow_empty=options.allow_empty)
             removal = resolve_removal(inventory, refs)
             plan = explicit_plan(inventory, removal, options=options)
-            report = Report(inventory, plan, dry_run, options, timings=timings)
+            report = Report(
+                inventory,
+                plan,
+                dry_run,
+                options,
+                timings=timings,
+                removals=removals_of(removal, {r: set(d) for r, d in removal.manifests.items()}),
+            )
+            write_plan_files(report, plan_out=plan_out)
             if not dry_run:
                 with timings.step("apply"):
                     report.result = await execute(backend, report.plan, progress=progress)
+            write_plan_files(report, deletions_out=deletions_out)
             timings["total"] = timings.total()
             return RemoveReport(removal, report, collected=False)
         inventory, manifests = await survey(
@@ -375,6 +389,8 @@ async def remove_async(
                 now=None,
                 timings=timings,
                 progress=progress,
+                plan_out=plan_out,
+                deletions_out=deletions_out,
             )
         except RefusedError as e:
             hint = "; collect=False removes the names without collecting"
@@ -404,6 +420,8 @@ def remove(
     dry_run: bool = False,
     storage_options: Mapping[str, Any] | None = None,
     progress: ProgressCallback | None = None,
+    plan_out: str | os.PathLike[str] | None = None,
+    deletions_out: str | os.PathLike[str] | None = None,
 ) -> RemoveReport:
     """Remove repositories, tags or manifests by name, then collect what they leave behind.
 
@@ -416,7 +434,8 @@ def remove(
     ``collect`` (the default), the same run collects what the removal made
     unreferenced, with ``options`` as :func:`~registry_gc.collect` takes them
     (a manifest still needed by a live image is kept and listed in ``kept``);
-    without it, exactly the names go and nothing else.
+    without it, exactly the names go and nothing else. ``plan_out`` and
+    ``deletions_out`` write plan files as for :func:`~registry_gc.collect`.
 
     >>> report = remove("memory://empty", ["app:old"], dry_run=True)
     Traceback (most recent call last):
@@ -432,5 +451,7 @@ def remove(
             dry_run=dry_run,
             storage_options=storage_options,
             progress=progress,
+            plan_out=plan_out,
+            deletions_out=deletions_out,
         )
     )

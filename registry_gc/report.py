@@ -1,7 +1,10 @@
-"""Report: counts and bytes per category and per repository, every deletion's reason, JSON.
+"""Report: counts and bytes per category and per repository, the reasons, JSON.
 
 The JSON form (:meth:`Report.to_dict`) is a stable, documented schema
-(``docs/json-schema.md``); its ``schema`` field names its version.
+(``docs/json-schema.md``); its ``schema`` field names its version. It is a
+summary, bounded by the number of repositories, anomalies and failures, not by
+the size of the store: the list of every deletion is streamed to a file
+instead (:mod:`registry_gc.planfile`, ``--deletions-out``).
 """
 
 from __future__ import annotations
@@ -13,19 +16,22 @@ import attrs
 from ._deletions import DeletionList, Tally
 from ._render import human_bytes, iso_time, iso_timestamp
 from .apply import ApplyResult, Status, StatusList
-from .options import Options
+from .options import Options, Removals
+from .plan import Category
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from .inventory import Inventory
+    from .live import LiveResult
     from .plan import Plan
     from .policy import TagDecisions
 
 __all__ = ["SCHEMA", "Report", "human_bytes"]
 
-#: The JSON schema identifier; bumped on any incompatible change.
-SCHEMA = "registry-gc/report/v1"
+#: The JSON schema identifier; bumped on any incompatible change (v2: no ``deletions``
+#: list, ``kept`` summed per category).
+SCHEMA = "registry-gc/report/v2"
 
 #: Deletions ``render(verbose=True)`` lists one per line, at most.
 VERBOSE_DELETIONS = 1000
@@ -52,6 +58,10 @@ class Report:
     manifests_read: int = 0
     #: what a retention policy decided for each tag (``None`` without a policy)
     decisions: TagDecisions | None = None
+    #: what a live run moved, restored and purged (``None``: not a live run)
+    live: LiveResult | None = None
+    #: what the run removed by name (``rm``, a retention policy's tags)
+    removals: Removals = attrs.Factory(Removals)
     #: the tally of the counted deletions, with the result it was made for
     _tallied: tuple[object, Tally] | None = attrs.field(
         default=None, init=False, repr=False, eq=False
@@ -59,8 +69,8 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        """``True`` when every deletion that was attempted succeeded."""
-        return self.result is None or self.result.ok
+        """``True`` when every deletion that was attempted succeeded (and, live, every restore)."""
+        return (self.result is None or self.result.ok) and (self.live is None or self.live.ok)
 
     @property
     def exit_code(self) -> int:
@@ -106,6 +116,15 @@ class Report:
             c.value: {"count": n, "bytes": size, "objects": objects}
             for c, (n, size, objects) in self.tally().categories.items()
         }
+
+    def kept_categories(self) -> dict[str, dict[str, int]]:
+        """Category → ``{"count", "bytes"}`` of the garbage kept for the grace period."""
+        out: dict[str, dict[str, int]] = {c.value: {"count": 0, "bytes": 0} for c in Category}
+        for k in self.plan.kept:
+            entry = out[k.category.value]
+            entry["count"] += 1
+            entry["bytes"] += k.size
+        return out
 
     def repositories(self) -> dict[str, dict[str, Any]]:
         """Repository → counts and bytes per category (blobs are global, so not here)."""
@@ -179,30 +198,7 @@ class Report:
             },
             "categories": self.categories(),
             "repositories": self.repositories(),
-            "deletions": [
-                {
-                    "category": d.category.value,
-                    "reason": d.reason.value,
-                    "repository": d.repository,
-                    "digest": d.digest,
-                    "name": d.name,
-                    "bytes": d.size,
-                    "paths": list(d.paths),
-                    "status": self.status(i).value,
-                }
-                for i, d in enumerate(plan.deletions)
-            ],
-            "kept": [
-                {
-                    "category": k.category.value,
-                    "path": k.path,
-                    "repository": k.repository,
-                    "digest": k.digest,
-                    "bytes": k.size,
-                    "age_seconds": round(k.age, 3),
-                }
-                for k in plan.kept
-            ],
+            "kept": self.kept_categories(),
             "anomalies": [
                 {"kind": a.kind, "path": a.path, "repository": a.repository, "message": a.message}
                 for a in plan.anomalies
@@ -216,6 +212,7 @@ class Report:
                 }
                 for f in (result.failures if result else [])
             ],
+            "live": self.live.to_dict() if self.live is not None else None,
             "tags": [
                 {
                     "repository": d.repository,
@@ -266,10 +263,36 @@ class Report:
             lines.append(f"    … and {more} more deletion(s) (every one: --deletions-out FILE)")
         return lines
 
+    def _render_outcome(self) -> list[str]:
+        """Failures, skipped deletions, directories, the cache notice, live mode's figures."""
+        lines: list[str] = []
+        result = self.result
+        if result is not None:
+            if result.failures:
+                lines.append(f"  FAILED ({len(result.failures)}):")
+                lines.extend(f"    - {f.path}: {f.error}" for f in result.failures[:50])
+                if len(result.failures) > 50:
+                    lines.append(f"    … and {len(result.failures) - 50} more (use --json)")
+                skipped = result.status.count(Status.SKIPPED)
+                if skipped:
+                    lines.append(
+                        f"  {skipped} later deletion(s) were skipped so that nothing is deleted "
+                        "while something referencing it remains; fix the cause and run again"
+                    )
+            if result.directories_removed:
+                lines.append(f"  removed {result.directories_removed} empty directories")
+            if self.deleted_count and result.ok and self.live is None:
+                lines.append("  " + CACHE_NOTICE)
+        if self.live is not None:
+            lines.extend("  " + line for line in self.live.render())
+        return lines
+
     def render(self, *, verbose: bool = False) -> str:
         """A readable summary for a terminal."""
         plan = self.plan
         verb = "would delete" if self.dry_run else "deleted"
+        if self.live is not None:
+            verb = "removed (blobs moved into the quarantine)"
         store = (
             f"  store: {self.inventory.objects} objects, {len(self.inventory.repositories)} "
             f"repositories, {plan.total_blobs} blobs ({human_bytes(plan.total_bytes)}); "
@@ -309,21 +332,5 @@ class Report:
                 lines.append(
                     f"    … and {len(plan.anomalies) - len(shown)} more (use -v or --json)"
                 )
-        if self.result is not None:
-            result = self.result
-            if result.failures:
-                lines.append(f"  FAILED ({len(result.failures)}):")
-                lines.extend(f"    - {f.path}: {f.error}" for f in result.failures[:50])
-                if len(result.failures) > 50:
-                    lines.append(f"    … and {len(result.failures) - 50} more (use --json)")
-                skipped = result.status.count(Status.SKIPPED)
-                if skipped:
-                    lines.append(
-                        f"  {skipped} later deletion(s) were skipped so that nothing is deleted "
-                        "while something referencing it remains; fix the cause and run again"
-                    )
-            if result.directories_removed:
-                lines.append(f"  removed {result.directories_removed} empty directories")
-            if self.deleted_count and result.ok:
-                lines.append("  " + CACHE_NOTICE)
+        lines.extend(self._render_outcome())
         return "\n".join(lines)

@@ -20,6 +20,7 @@ from .graph import Graph, Role, walk
 from .mark import mark
 from .options import Options
 from .plan import Category, make_plan
+from .quarantine import read_quarantine
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -98,6 +99,9 @@ class Usage:
     repositories: tuple[RepositoryUsage, ...]
     #: why a run would refuse to sweep (then nothing is reclaimable)
     problems: tuple[str, ...] = ()
+    #: blob copies live mode's quarantine holds (outside docker/registry/v2), and their bytes
+    quarantine_blobs: int = 0
+    quarantine_size: int = 0
 
     def sorted(self, by: SortKey) -> Usage:
         """The same usage with repositories ordered by name, or largest first."""
@@ -116,6 +120,7 @@ class Usage:
             "uploads": {"count": self.uploads, "bytes": self.uploads_size},
             "repositories": [r.to_dict() for r in self.repositories],
             "problems": list(self.problems),
+            "quarantine": {"blobs": self.quarantine_blobs, "bytes": self.quarantine_size},
         }
 
     def render(self) -> str:
@@ -143,6 +148,11 @@ class Usage:
         if self.uploads:
             lines.append(
                 f"  uploads in progress: {self.uploads} ({human_bytes(self.uploads_size)})"
+            )
+        if self.quarantine_blobs:
+            lines.append(
+                f"  in live mode's quarantine: {self.quarantine_blobs} blobs "
+                f"({human_bytes(self.quarantine_size)}; registry-gc quarantine ls)"
             )
         if self.repositories:
             rows = [("REPOSITORY", "TAGS", "MANIFESTS", "SIZE", "UNIQUE", "SHARED", "RECLAIMABLE")]
@@ -264,7 +274,12 @@ async def disk_usage_async(
             plan = make_plan(inventory, marks)
         except RefusedError:
             plan = None  # marks.problems says why; the usage shows them
-        return measure(inventory, manifests, marks, plan)
+        quarantine = await read_quarantine(backend, journals=False)
+        return attrs.evolve(
+            measure(inventory, manifests, marks, plan),
+            quarantine_blobs=quarantine.blob_count,
+            quarantine_size=quarantine.size,
+        )
     finally:
         await backend.aclose()
 

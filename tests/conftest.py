@@ -8,7 +8,8 @@ Fixtures (see :mod:`tests.rigs` for the classes):
 - ``disk`` (function): a :class:`~tests.rigs.stores.Store` on a local directory only
   (real modification times, directories).
 - ``s3_server`` (session): a :class:`~tests.rigs.s3.SeaweedS3` (``weed mini``).
-- ``s3_bucket`` (function): a fresh, uniquely named bucket on ``s3_server``.
+- ``s3_bucket`` (function): a fresh, uniquely named bucket on ``s3_server``, dropped after
+  the test (SeaweedFS has volumes for some fifty buckets at a time).
 - ``moto_server`` (session): a :class:`~tests.rigs.s3.MotoS3`, for fault injection.
 - ``moto_bucket`` (function): a fresh bucket on ``moto_server``.
 - ``registry`` (function): a running :class:`~tests.rigs.registry.RealRegistry` over
@@ -129,9 +130,11 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
 
 
 @pytest.fixture
-def s3_bucket(s3_server: SeaweedS3) -> str:
-    """A fresh bucket (unique name) on the session SeaweedFS server."""
-    return s3_server.make_bucket(f"t-{uuid.uuid4().hex[:16]}")
+def s3_bucket(s3_server: SeaweedS3) -> Iterator[str]:
+    """A fresh bucket (unique name) on the session SeaweedFS server, dropped afterwards."""
+    name = s3_server.make_bucket(f"t-{uuid.uuid4().hex[:16]}")
+    yield name
+    s3_server.drop_bucket(name)
 
 
 @pytest.fixture(scope="session")

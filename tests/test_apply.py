@@ -23,6 +23,7 @@ from registry_gc.layout import (
 )
 from registry_gc.plan import Category
 
+from tests.rigs import planfiles
 from tests.rigs.builder import RegistryBuilder, sha256
 from tests.rigs.doubles import Delegating, FailSome
 from tests.rigs.scenarios import rich
@@ -171,7 +172,8 @@ def test_failed_revision_deletion_skips_every_later_phase(disk: Store) -> None:
     b.write_local(disk.dir)
     before = disk.files()
     backend = FailSome(LocalBackend(disk.dir), lambda p: p.startswith(f"{R}app/_manifests/rev"))
-    report = collect(backend, delete_untagged=True)
+    out = disk.dir.parent / "deletions.jsonl"
+    report = collect(backend, delete_untagged=True, deletions_out=out)
     after = disk.files()
     deleted = before - after
     assert not report.ok
@@ -192,8 +194,13 @@ def test_failed_revision_deletion_skips_every_later_phase(disk: Store) -> None:
     assert {f["error"] for f in doc["failures"]} == {"AccessDenied: nope"}
     assert {f["category"] for f in doc["failures"]} == {"revision"}
     assert {f["repository"] for f in doc["failures"]} == {"app"}
-    statuses = {(d["category"], d["status"]) for d in doc["deletions"]}
+    listed = planfiles.deletions(out)
+    assert len(listed) == len(report.plan.deletions)
+    statuses = {(d["category"], d["status"]) for d in listed}
     assert ("revision", "failed") in statuses
+    errors = {d["error"] for d in listed if d["status"] == "failed"}
+    assert errors == {f"{p}: AccessDenied: nope" for p in failed}
+    assert all("error" not in d for d in listed if d["status"] != "failed")
     assert {s for c, s in statuses if c in ("layer-link", "blob", "upload", "repository")} == {
         "skipped"
     }

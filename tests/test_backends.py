@@ -13,7 +13,7 @@ import datetime
 import itertools
 import sys
 import textwrap
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast
 
 import pytest
 from registry_gc import BackendNotFoundError, ReadOnlyError, StorageError
@@ -269,6 +269,9 @@ def test_a_wrapper_has_exactly_the_capabilities_of_its_backend(
     wrapped = wrapper(inner)
     assert isinstance(wrapped, Backend)
     assert isinstance(wrapped, wrapper)
+    if wrapper is FaultyBackend:
+        # It overrides ``list`` (to inject faults) and not ``list_batches``: see the next test.
+        caps = caps - {SupportsListBatches}
     assert capabilities(wrapped) == caps
     assert type(wrapped).__name__ == wrapper.__name__
     assert repr(wrapped) == f"{wrapper.__name__}({inner!r})"
@@ -282,8 +285,10 @@ def test_a_wrapper_has_exactly_the_capabilities_of_its_backend(
 def test_nested_wrappers_keep_exactly_the_capabilities(caps: frozenset[type]) -> None:
     """However wrappers nest, the outermost has the innermost backend's capabilities."""
     inner = _backend(caps)
-    nested = ReadOnlyBackend(CountingBackend(FaultyBackend(WrappingBackend(inner))))
+    nested = ReadOnlyBackend(CountingBackend(WrappingBackend(inner)))
     assert capabilities(nested) == caps
+    faulty = ReadOnlyBackend(CountingBackend(FaultyBackend(WrappingBackend(inner))))
+    assert capabilities(faulty) == caps - {SupportsListBatches}
     assert http_requests(nested) == ({"GetObject": 3} if SupportsRequestCounts in caps else None)
 
 
@@ -293,6 +298,34 @@ def test_a_wrapper_class_made_for_one_backend_serves_another() -> None:
     again = type(full)(_Core())
     assert capabilities(again) == frozenset()
     assert isinstance(again, WrappingBackend)
+
+
+class _ListingWatcher(WrappingBackend):
+    """Overrides ``list`` only."""
+
+    def list(self, prefix: str) -> AsyncIterator[ObjectInfo]:
+        """List through the wrapped backend."""
+        return super().list(prefix)
+
+
+class _BatchWatcher(_ListingWatcher):
+    """Overrides ``list`` and ``list_batches``."""
+
+    def list_batches(self, prefix: str) -> AsyncIterator[list[ListedBatch]]:
+        """List in batches through the wrapped backend."""
+        inner: SupportsListBatches = cast("SupportsListBatches", self.inner)
+        return inner.list_batches(prefix)
+
+
+def test_a_wrapper_that_overrides_list_only_lists_through_it() -> None:
+    """Overriding ``list`` without ``list_batches`` drops the batch listing (it would bypass it)."""
+    inner = _backend(frozenset(CAPABILITIES))
+    assert capabilities(_ListingWatcher(inner)) == frozenset(CAPABILITIES) - {SupportsListBatches}
+    assert capabilities(_BatchWatcher(inner)) == frozenset(CAPABILITIES)
+    assert capabilities(WrappingBackend(_ListingWatcher(inner))) == capabilities(
+        _ListingWatcher(inner)
+    )
+    assert getattr(_ListingWatcher(inner), "list_batches", None) is None
 
 
 def test_the_wrapper_forwards_every_call() -> None:

@@ -13,6 +13,7 @@ from registry_gc import __version__
 from registry_gc.cli import run
 from registry_gc.layout import BlobData, RevisionLink
 
+from tests.rigs import planfiles
 from tests.rigs.builder import RegistryBuilder
 
 if TYPE_CHECKING:
@@ -66,19 +67,33 @@ def test_dry_run_deletes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 
 def test_json_output_parses(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """--json prints one JSON document with the report's schema and options."""
+    """--json prints one JSON summary; the deletions themselves go to --deletions-out."""
     _, dead = registry(tmp_path)
-    assert run(["gc", str(tmp_path), "-m", "-d", "--json", "--grace", "90m"]) == 0
+    out = tmp_path / "deletions.jsonl"
+    argv = [
+        "gc",
+        str(tmp_path),
+        "-m",
+        "-d",
+        "--json",
+        "--grace",
+        "90m",
+        "--deletions-out",
+        str(out),
+    ]
+    assert run(argv) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["schema"] == "registry-gc/report/v1"
+    assert doc["schema"] == "registry-gc/report/v2"
+    assert "deletions" not in doc
     assert doc["dry_run"] is True
     assert doc["ok"] is True
     assert doc["options"]["delete_untagged"] is True
     assert doc["options"]["grace_seconds"] == 5400
     assert doc["options"]["uploads_older_than_seconds"] == 86400
-    assert RevisionLink("app", dead).path in {  # type: ignore[arg-type]
-        p for d in doc["deletions"] for p in d["paths"]
-    }
+    listed = planfiles.deletions(out)
+    assert RevisionLink("app", dead).path in planfiles.paths(listed)  # type: ignore[arg-type]
+    assert len(listed) == doc["totals"]["deletions"]
+    assert {d["status"] for d in listed} == {"planned"}
 
 
 def test_quiet_prints_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -29,6 +29,7 @@ from registry_gc.layout import (
     blob_path,
 )
 
+from tests.rigs import planfiles
 from tests.rigs.builder import RegistryBuilder
 from tests.rigs.scene import Scene
 
@@ -97,9 +98,18 @@ def write_config(tmp_path: Path, storage: dict[str, Any], name: str = "config.ym
     return path
 
 
-def deleted_blobs(report: dict[str, Any]) -> set[str]:
-    """Digests of the blobs a report deletes."""
-    return {d["digest"] for d in report["deletions"] if d["category"] == "blob"}
+def cli_listed(
+    capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[int, dict[str, Any], list[dict[str, Any]]]:
+    """:func:`cli_json` with --deletions-out: exit code, report, and the deletion lines."""
+    out = planfiles.out_file()
+    code, report = cli_json(capsys, *args, "--deletions-out", str(out))
+    return code, report, planfiles.deletions(out) if out.exists() else []
+
+
+def deleted_blobs(listed: list[dict[str, Any]]) -> set[str]:
+    """Digests of the blobs among the deletion lines of --deletions-out."""
+    return {d["digest"] for d in listed if d["category"] == "blob"}
 
 
 # -- gc --------------------------------------------------------------------------------------
@@ -108,11 +118,11 @@ def deleted_blobs(report: dict[str, Any]) -> set[str]:
 def test_gc_dry_run_still_works(capsys: pytest.CaptureFixture[str], scene: Scene) -> None:
     """The gc command keeps its flags, its JSON report and exit code 0."""
     before = files(scene.root)
-    code, report = cli_json(capsys, "gc", scene.root, "-m", "-d", "--grace", "0")
+    code, report, listed = cli_listed(capsys, "gc", scene.root, "-m", "-d", "--grace", "0")
     assert code == 0
-    assert report["schema"] == "registry-gc/report/v1"
+    assert report["schema"] == "registry-gc/report/v2"
     assert report["dry_run"] is True
-    assert scene.untagged in {d["digest"] for d in report["deletions"]}
+    assert scene.untagged in {d["digest"] for d in listed}
     assert files(scene.root) == before
 
 
@@ -284,10 +294,12 @@ def test_rm_tag_removes_it_and_what_only_it_kept(
     capsys: pytest.CaptureFixture[str], scene: Scene
 ) -> None:
     """Removing REPO:TAG deletes the tag, its current manifest and history, and their blobs."""
-    code, report = cli_json(capsys, "rm", scene.root, "library/alpine:old", "--grace", "0")
+    code, report, listed = cli_listed(
+        capsys, "rm", scene.root, "library/alpine:old", "--grace", "0"
+    )
     assert code == 0
     gone = scene.image_blobs(scene.old, scene.old_prev)
-    assert deleted_blobs(report) == gone
+    assert deleted_blobs(listed) == gone
     assert report["categories"]["blob"]["bytes"] == scene.size(gone)
     assert report["totals"]["bytes"] >= scene.size(gone) > 0
     assert not scene.exists(tag_dir("library/alpine", "old"))
@@ -304,9 +316,11 @@ def test_rm_tag_keeps_a_manifest_another_tag_points_at(
     capsys: pytest.CaptureFixture[str], scene: Scene
 ) -> None:
     """3.20 and stable share a manifest: removing 3.20 keeps it (and its blobs) for stable."""
-    code, report = cli_json(capsys, "rm", scene.root, "library/alpine:3.20", "--grace", "0")
+    code, _report, listed = cli_listed(
+        capsys, "rm", scene.root, "library/alpine:3.20", "--grace", "0"
+    )
     assert code == 0
-    assert deleted_blobs(report) == set()
+    assert deleted_blobs(listed) == set()
     assert not scene.exists(tag_dir("library/alpine", "3.20"))
     assert scene.exists(rev("library/alpine", scene.v320))
     assert cli_run(capsys, "fsck", scene.root)[0] == 0
@@ -316,9 +330,11 @@ def test_rm_multiarch_tag_removes_its_children(
     capsys: pytest.CaptureFixture[str], scene: Scene
 ) -> None:
     """Removing a multi-arch tag removes the platform images only it reached."""
-    code, report = cli_json(capsys, "rm", scene.root, "library/alpine:latest", "--grace", "0")
+    code, _report, listed = cli_listed(
+        capsys, "rm", scene.root, "library/alpine:latest", "--grace", "0"
+    )
     assert code == 0
-    assert deleted_blobs(report) == {scene.multi} | scene.image_blobs(*scene.children)
+    assert deleted_blobs(listed) == {scene.multi} | scene.image_blobs(*scene.children)
     for child in scene.children:
         assert not scene.exists(rev("library/alpine", child))
 
@@ -333,11 +349,11 @@ def test_rm_tag_keeps_a_child_another_live_index_lists(
     b.index("m", "a", [shared, own])
     b.index("m", "b", [shared])
     b.write_local(tmp_path)
-    code, report = cli_json(capsys, "rm", tmp_path, "m:a", "--grace", "0")
+    code, _report, listed = cli_listed(capsys, "rm", tmp_path, "m:a", "--grace", "0")
     assert code == 0
     assert (tmp_path / rev("m", shared)).exists()
     assert not (tmp_path / rev("m", own)).exists()
-    assert shared not in deleted_blobs(report)
+    assert shared not in deleted_blobs(listed)
     assert cli_run(capsys, "fsck", tmp_path)[0] == 0
 
 
@@ -345,9 +361,9 @@ def test_rm_tag_removes_the_referrers_of_its_image(
     capsys: pytest.CaptureFixture[str], scene: Scene
 ) -> None:
     """A signature pushed by digest for the removed image goes with it."""
-    code, report = cli_json(capsys, "rm", scene.root, "team/app:v2", "--grace", "0")
+    code, _report, listed = cli_listed(capsys, "rm", scene.root, "team/app:v2", "--grace", "0")
     assert code == 0
-    assert {scene.signed, scene.sig} <= deleted_blobs(report)
+    assert {scene.signed, scene.sig} <= deleted_blobs(listed)
     assert not scene.exists(rev("team/app", scene.sig))
 
 
@@ -355,12 +371,12 @@ def test_rm_repository_keeps_nested_repositories(
     capsys: pytest.CaptureFixture[str], scene: Scene
 ) -> None:
     """Removing team/app leaves team/app/worker whole; shared blobs stay."""
-    code, report = cli_json(capsys, "rm", scene.root, "team/app", "--grace", "0")
+    code, report, listed = cli_listed(capsys, "rm", scene.root, "team/app", "--grace", "0")
     assert code == 0
     assert report["removal"]["repositories"] == ["team/app"]
     repo_dir = scene.root / V2 / "repositories/team/app"
     assert sorted(os.listdir(repo_dir)) == ["worker"]
-    assert scene.base not in deleted_blobs(report)  # library/alpine still uses it
+    assert scene.base not in deleted_blobs(listed)  # library/alpine still uses it
     code, listing = cli_json(capsys, "ls", scene.root)
     assert [r["name"] for r in listing["repositories"]] == ["library/alpine", "team/app/worker"]
     assert cli_run(capsys, "fsck", scene.root)[0] == 0
@@ -371,13 +387,13 @@ def test_rm_digest_untags_the_tags_pointing_at_it(
 ) -> None:
     """Removing REPO@DIGEST removes the revision and, like distribution's DELETE, its tags."""
     ref = f"library/alpine@{scene.v320}"
-    code, report = cli_json(capsys, "rm", scene.root, ref, "--grace", "0")
+    code, report, listed = cli_listed(capsys, "rm", scene.root, ref, "--grace", "0")
     assert code == 0
     assert report["removal"]["tags"] == {"library/alpine": ["3.20", "stable"]}
     assert report["removal"]["kept"] == []
     assert not scene.exists(rev("library/alpine", scene.v320))
     assert not scene.exists(tag_dir("library/alpine", "stable"))
-    assert scene.base not in deleted_blobs(report)  # team/app:v1 shares it
+    assert scene.base not in deleted_blobs(listed)  # team/app:v1 shares it
 
 
 def test_rm_digest_keeps_the_history_of_the_tags_it_untags(
@@ -465,18 +481,22 @@ def test_rm_dry_run_shows_exactly_what_a_run_does(
     """The dry run's deletions are the real run's, and the dry run deletes nothing."""
     args = ("rm", scene.root, "library/alpine:old", "team/app", "-m", "--grace", "0")
     before = files(scene.root)
-    code, dry = cli_json(capsys, *args, "-d")
+    code, dry, dry_listed = cli_listed(capsys, *args, "-d")
     assert code == 0
     code, out, _ = cli_run(capsys, *args, "-d")
     assert "would remove tag library/alpine:old, repository team/app" in out
     assert files(scene.root) == before
-    code, real = cli_json(capsys, *args)
+    code, real, real_listed = cli_listed(capsys, *args)
     assert code == 0
 
-    def effect(report: dict[str, Any]) -> list[tuple[str, str, tuple[str, ...]]]:
-        return sorted((d["category"], d["reason"], tuple(d["paths"])) for d in report["deletions"])
+    def effect(listed: list[dict[str, Any]]) -> list[tuple[str, str, tuple[str, ...]]]:
+        return sorted(
+            (d["category"], d["reason"], tuple(p for p, _, _ in d["paths"])) for d in listed
+        )
 
-    assert effect(dry) == effect(real)
+    assert effect(dry_listed) == effect(real_listed)
+    assert {d["status"] for d in dry_listed} == {"planned"}
+    assert {d["status"] for d in real_listed} == {"deleted"}
     assert dry["totals"]["bytes"] == real["totals"]["bytes"] > 0
 
 
@@ -581,10 +601,10 @@ def test_rm_keeps_fresh_blobs_for_the_grace_period(
 ) -> None:
     """A tag pushed a minute ago: the tag goes, its blobs wait for the grace period."""
     scene = Scene(tmp_path / "fresh", age=60.0)
-    code, report = cli_json(capsys, "rm", scene.root, "library/alpine:old")
+    code, report, listed = cli_listed(capsys, "rm", scene.root, "library/alpine:old")
     assert code == 0
     assert not scene.exists(tag_dir("library/alpine", "old"))
-    assert deleted_blobs(report) == set()
+    assert deleted_blobs(listed) == set()
     assert report["totals"]["kept_for_grace"] > 0
 
 
@@ -592,9 +612,11 @@ def test_rm_delete_untagged_collects_untagged_revisions_too(
     capsys: pytest.CaptureFixture[str], scene: Scene
 ) -> None:
     """With -m, the run that follows the removal is a gc -m."""
-    code, report = cli_json(capsys, "rm", scene.root, "library/alpine:old", "-m", "--grace", "0")
+    code, _report, listed = cli_listed(
+        capsys, "rm", scene.root, "library/alpine:old", "-m", "--grace", "0"
+    )
     assert code == 0
-    assert scene.untagged in deleted_blobs(report)
+    assert scene.untagged in deleted_blobs(listed)
 
 
 def test_rm_text_output(capsys: pytest.CaptureFixture[str], scene: Scene) -> None:
@@ -619,6 +641,225 @@ def test_rm_refused_when_a_live_manifest_is_unreadable_but_no_gc_works(
     assert files(scene.root) == before
     assert cli_run(capsys, "rm", scene.root, "library/alpine:old", "--no-gc")[0] == 0
     assert not scene.exists(tag_dir("library/alpine", "old"))
+
+
+# -- plan files ------------------------------------------------------------------------------
+
+
+def test_gc_plan_out_is_written_before_the_sweep_and_lists_what_goes(
+    capsys: pytest.CaptureFixture[str], scene: Scene, tmp_path: Path
+) -> None:
+    """A real gc --plan-out: the plan, without statuses, is exactly what was deleted."""
+    plan = tmp_path / "plan.jsonl"
+    listing = tmp_path / "deletions.jsonl"
+    before = files(scene.root)
+    code, report = cli_json(
+        capsys, "gc", scene.root, "-m", "--grace", "0",
+        "--plan-out", plan, "--deletions-out", listing,
+    )  # fmt: skip
+    assert code == 0
+    header, planned, footer = planfiles.read(plan)
+    assert header["dry_run"] is False
+    assert header["root"] == str(scene.root)
+    assert header["options"]["delete_untagged"] is True
+    assert header["options"]["grace"] == 0
+    assert all("status" not in d for d in planned)
+    assert planfiles.paths(planned) == before - files(scene.root)
+    assert footer["bytes"] == report["totals"]["bytes"]
+    _, done, _ = planfiles.read(listing)
+    assert [{k: v for k, v in d.items() if k != "status"} for d in done] == planned
+    assert {d["status"] for d in done} == {"deleted"}
+    assert len(done) == report["totals"]["deletions"]
+
+
+def test_rm_plan_out_records_the_removals_by_name(
+    capsys: pytest.CaptureFixture[str], scene: Scene, tmp_path: Path
+) -> None:
+    """A dry rm --plan-out: the header names what was removed, so apply removes it too."""
+    plan = tmp_path / "plan.jsonl"
+    args = ("rm", scene.root, "library/alpine:old", "team/app", "--grace", "0", "-d")
+    code, report = cli_json(capsys, *args, "--plan-out", plan)
+    assert code == 0
+    header, planned, _ = planfiles.read(plan)
+    assert header["dry_run"] is True
+    removals = header["removals"]
+    assert removals["tags"] == {"library/alpine": ["old"]}
+    assert removals["repositories"] == ["team/app"]
+    assert sorted(removals["manifests"]["library/alpine"]) == sorted([scene.old, scene.old_prev])
+    assert {(d["category"], d["reason"]) for d in planned} >= {
+        ("tag", "removed-tag"),
+        ("repository", "removed-repository"),
+    }
+    assert len(planned) == report["totals"]["deletions"]
+
+
+def test_rm_no_gc_deletions_out_lists_only_the_names(
+    capsys: pytest.CaptureFixture[str], scene: Scene, tmp_path: Path
+) -> None:
+    """With rm --no-gc, --deletions-out lists the tag directory alone, deleted."""
+    listing = tmp_path / "deletions.jsonl"
+    code, _ = cli_json(
+        capsys, "rm", scene.root, "library/alpine:old", "--no-gc", "--deletions-out", listing
+    )
+    assert code == 0
+    _, done, _ = planfiles.read(listing)
+    assert [(d["category"], d["name"], d["status"]) for d in done] == [("tag", "old", "deleted")]
+    (current,) = [p for p in done[0]["paths"] if p[0].endswith("/current/link")]
+    assert current[1] == len(scene.old)  # the current link's size, as listed
+
+
+def test_plan_files_in_a_missing_directory_stop_before_anything(
+    capsys: pytest.CaptureFixture[str], scene: Scene, tmp_path: Path
+) -> None:
+    """An output file whose directory does not exist: exit 2 before the store is touched."""
+    before = files(scene.root)
+    for flag in ("--plan-out", "--deletions-out"):
+        code, _, err = cli_run(
+            capsys, "gc", scene.root, "-m", "--grace", "0", flag, tmp_path / "no" / "f"
+        )
+        assert code == 2, err
+        assert "is not a writable directory" in err
+        assert files(scene.root) == before
+
+
+# -- apply -----------------------------------------------------------------------------------
+
+
+def dry_plan(capsys: pytest.CaptureFixture[str], scene: Scene, tmp_path: Path) -> Path:
+    """``gc -m --grace 0 --dry-run --plan-out`` of the scene: the plan file."""
+    out = tmp_path / "plan.jsonl"
+    code, _, err = cli_run(
+        capsys, "gc", scene.root, "-m", "--grace", "0", "-d", "--plan-out", out, "-q"
+    )
+    assert code == 0, err
+    return out
+
+
+def test_apply_executes_a_reviewed_plan(
+    capsys: pytest.CaptureFixture[str], scene: Scene, tmp_path: Path
+) -> None:
+    """Plan, then apply PLAN ROOT: exit 0, the report names the plan, the garbage is gone."""
+    out = dry_plan(capsys, scene, tmp_path)
+    planned = planfiles.paths(planfiles.deletions(out))
+    before = files(scene.root)
+    code, text, err = cli_run(capsys, "apply", out, scene.root)
+    assert code == 0, err
+    assert f"registry-gc apply {out}: planned " in text
+    assert f"plan: {len(planfiles.deletions(out))} deletion(s); " in text
+    assert before - files(scene.root) == planned
+
+
+def test_apply_without_root_uses_the_plans_root_and_prints_json(
+    capsys: pytest.CaptureFixture[str], scene: Scene, tmp_path: Path
+) -> None:
+    """No ROOT, no --config, no default configuration: the header's root; --json adds `plan`."""
+    out = dry_plan(capsys, scene, tmp_path)
+    listing = tmp_path / "applied.jsonl"
+    code, report = cli_json(capsys, "apply", out, "--deletions-out", listing)
+    assert code == 0
+    assert report["command"] == "apply"
+    assert report["schema"] == "registry-gc/report/v2"
+    assert report["root"] == str(scene.root)
+    assert report["plan"]["file"] == str(out)
+    assert report["plan"]["executed"] == report["totals"]["deletions"] > 0
+    assert report["plan"]["dropped"] == {
+        "gone": 0,
+        "changed": 0,
+        "no-longer-garbage": 0,
+        "still-needed": 0,
+    }
+    _, lines, _ = planfiles.read(listing)
+    assert {line["status"] for line in lines} == {"deleted"}
+
+
+def test_apply_dry_run_deletes_nothing(
+    capsys: pytest.CaptureFixture[str], scene: Scene, tmp_path: Path
+) -> None:
+    """A dry-run apply: exit 0, nothing deleted, the figures of the real apply."""
+    out = dry_plan(capsys, scene, tmp_path)
+    before = files(scene.root)
+    code, report = cli_json(capsys, "apply", out, "-d")
+    assert code == 0
+    assert report["dry_run"] is True
+    assert files(scene.root) == before
+    code, real = cli_json(capsys, "apply", out)
+    same = ("deletions", "objects", "bytes", "kept_for_grace", "anomalies")
+    assert {k: real["totals"][k] for k in same} == {k: report["totals"][k] for k in same}
+    assert real["totals"]["directories_removed"] > report["totals"]["directories_removed"] == 0
+
+
+def test_apply_uses_the_default_configuration_when_it_names_the_plans_root(
+    capsys: pytest.CaptureFixture[str],
+    scene: Scene,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The registry's default config.yml is used when it is for the plan's root, else not."""
+    out = dry_plan(capsys, scene, tmp_path)
+    other = write_config(tmp_path, {"filesystem": {"rootdirectory": str(tmp_path / "x")}}, "o.yml")
+    monkeypatch.setattr(config_module, "DEFAULT_CONFIG_PATHS", (str(other),))
+    code, report = cli_json(capsys, "apply", out, "-d")
+    assert code == 0
+    assert "registry_config" not in report
+    same = write_config(tmp_path, {"filesystem": {"rootdirectory": str(scene.root)}}, "s.yml")
+    monkeypatch.setattr(config_module, "DEFAULT_CONFIG_PATHS", (str(same),))
+    code, report = cli_json(capsys, "apply", out, "-d")
+    assert code == 0
+    assert report["registry_config"]["path"] == str(same)
+
+
+def test_apply_refusals_exit_3_and_name_the_plan(
+    capsys: pytest.CaptureFixture[str], scene: Scene, tmp_path: Path
+) -> None:
+    """Another root, an old plan, a plan cut short: exit 3, the file and line named, no change."""
+    out = dry_plan(capsys, scene, tmp_path)
+    before = files(scene.root)
+    elsewhere = tmp_path / "elsewhere"
+    Scene(elsewhere)
+    code, _, err = cli_run(capsys, "apply", out, elsewhere)
+    assert code == 3
+    assert f"registry-gc: error: plan file {out}, line 1: was made for {scene.root}" in err
+    assert "nothing was deleted" in err
+    code, _, err = cli_run(capsys, "apply", out, "--max-age", "0s")
+    assert code == 3
+    assert "more than --max-age 0s allows" in err
+    assert "give a longer --max-age" in err
+    cut = tmp_path / "cut.jsonl"
+    cut.write_text("".join(out.read_text().splitlines(keepends=True)[:-1]))
+    code, report = cli_json(capsys, "apply", cut)
+    assert code == 3
+    assert report["ok"] is False
+    assert "cut short" in report["error"]
+    assert files(scene.root) == before
+
+
+def test_apply_bad_input_exits_2(
+    capsys: pytest.CaptureFixture[str], scene: Scene, tmp_path: Path
+) -> None:
+    """A missing plan file, a bad --max-age, ROOT and --config together: exit 2."""
+    code, _, err = cli_run(capsys, "apply", tmp_path / "none.jsonl", scene.root)
+    assert code == 2
+    assert "cannot read the plan file" in err
+    out = dry_plan(capsys, scene, tmp_path)
+    code, _, err = cli_run(capsys, "apply", out, "--max-age", "soon")
+    assert code == 2
+    assert "invalid duration" in err
+    cfg = write_config(tmp_path, {"filesystem": {"rootdirectory": str(scene.root)}})
+    code, _, err = cli_run(capsys, "apply", out, scene.root, "--config", cfg)
+    assert code == 2
+    assert "not both" in err
+
+
+def test_apply_writes_metrics_as_apply(
+    capsys: pytest.CaptureFixture[str], scene: Scene, tmp_path: Path
+) -> None:
+    """--metrics-file: the run is labelled command="apply"."""
+    out = dry_plan(capsys, scene, tmp_path)
+    metrics = tmp_path / "m.prom"
+    code, _, err = cli_run(capsys, "apply", out, "--metrics-file", metrics, "-q")
+    assert code == 0, err
+    assert 'command="apply"' in metrics.read_text()
+    assert "registry_gc_run_success 1.0" in metrics.read_text()
 
 
 # -- ls --------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from registry_gc import Options, ReadOnlyError, RefusedError, collect
+from registry_gc import Options, ReadOnlyError, RefusedError, Status, collect
 from registry_gc import _run as run_module
 from registry_gc.backends import DeleteResult, LocalBackend, ReadOnlyBackend
 from registry_gc.manifests import MAX_MANIFEST_SIZE
@@ -139,10 +139,9 @@ def test_dry_run_deletes_nothing_and_reports_what_a_real_run_deletes(disk: Store
     dry = collect(disk.root, delete_untagged=True, dry_run=True)
     assert disk.snapshot() == before
     assert disk.dirs() == dirs
-    doc = dry.to_dict()
-    assert doc["dry_run"] is True
-    assert {d["status"] for d in doc["deletions"]} == {"planned"}
-    would = {p for d in doc["deletions"] for p in d["paths"]}
+    assert dry.to_dict()["dry_run"] is True
+    assert {dry.status(i) for i in range(len(dry.plan.deletions))} == {Status.PLANNED}
+    would = set(dry.plan.paths)
     assert len(would) > 40
     real = run(disk, delete_untagged=True)
     assert real.deleted == would

@@ -18,7 +18,7 @@ import yaml
 from registry_gc import config as config_module
 from registry_gc.cli import run
 
-from tests.rigs import oci
+from tests.rigs import oci, planfiles
 from tests.rigs.registry import blob_data_key
 from tests.rigs.skopeo import pull_all
 
@@ -111,11 +111,14 @@ def test_every_command_on_a_real_registry(
     assert (code, checked["ok"], checked["checked"]["tags"]) == (0, True, 6)
 
     # rm REPO:TAG: the registry stops serving it; everything else still pulls.
-    code, report = cli(capsys, "rm", root, "app:v1", "--grace", "0")
+    out = tmp_path / "rm-deletions.jsonl"
+    code, report = cli(capsys, "rm", root, "app:v1", "--grace", "0", "--deletions-out", out)
     assert code == 0
     assert report["totals"]["bytes"] > 0
     v1_only = {b.digest for b in pushed.v1.layers[1:]} | {pushed.v1.config.digest, pushed.v1.digest}
-    assert {d["digest"] for d in report["deletions"] if d["category"] == "blob"} == v1_only
+    listed = planfiles.deletions(out)
+    assert {d["digest"] for d in listed if d["category"] == "blob"} == v1_only
+    assert {d["status"] for d in listed} == {"deleted"}
     assert not client.manifest_exists("app", "v1")
     assert not client.manifest_exists("app", pushed.v1.digest)
     assert client.tags("app") == ["latest", "v2"]

@@ -18,7 +18,7 @@ import pytest
 from registry_gc import cli
 
 from tests.conftest import require_tool
-from tests.rigs import oci
+from tests.rigs import oci, planfiles
 from tests.rigs.push import RegistryError
 from tests.rigs.registry import blob_data_key
 from tests.rigs.skopeo import pull_all
@@ -33,11 +33,15 @@ pytestmark = pytest.mark.registry
 NO_GRACE = ("--grace", "0s", "--uploads-older-than", "0s")
 
 
-def gc(capsys: pytest.CaptureFixture[str], root: Path, *args: str) -> tuple[int, dict[str, Any]]:
-    """Run ``registry-gc gc ROOT --json`` with ``args``; return (exit code, report)."""
+def gc(
+    capsys: pytest.CaptureFixture[str], root: Path, *args: str
+) -> tuple[int, dict[str, Any], list[dict[str, Any]]]:
+    """Run ``registry-gc gc ROOT --json`` with ``args``: exit code, report, deletion lines."""
     capsys.readouterr()
-    code = cli.run(["gc", str(root), *NO_GRACE, "--json", *args])
-    return code, json.loads(capsys.readouterr().out)
+    out = planfiles.out_file()
+    code = cli.run(["gc", str(root), *NO_GRACE, "--json", "--deletions-out", str(out), *args])
+    listed = planfiles.deletions(out) if out.exists() else []
+    return code, json.loads(capsys.readouterr().out), listed
 
 
 def served(registry: RealRegistry, repo: str, ref: str) -> bytes | None:
@@ -83,7 +87,7 @@ def test_a_repository_with_a_lost_manifest_is_kept_whole(
     app = root / "docker/registry/v2/repositories/app"
     before = {p.relative_to(root): p.read_bytes() for p in app.rglob("*") if p.is_file()}
 
-    code, report = gc(capsys, root, "-m")
+    code, report, listed = gc(capsys, root, "-m")
     assert code == cli.EXIT_OK, report
     after = {p.relative_to(root): p.read_bytes() for p in app.rglob("*") if p.is_file()}
     assert after == before, "no file in the damaged repository is touched"
@@ -92,9 +96,9 @@ def test_a_repository_with_a_lost_manifest_is_kept_whole(
     assert ("damaged-repository", "app") in kinds
     damaged = next(a for a in report["anomalies"] if a["kind"] == "damaged-repository")
     assert "registry-gc rm app@" in damaged["message"]
-    deleted = {(d["category"], d["repository"], d["digest"]) for d in report["deletions"]}
+    deleted = {(d["category"], d["repository"], d["digest"]) for d in listed}
     assert ("revision", "other", other_old.digest) in deleted, "the rest is collected"
-    assert all(d["repository"] != "app" for d in report["deletions"])
+    assert all(d["repository"] != "app" for d in listed)
     own = [b for b in old.blobs if b.digest != base.digest]  # old's config and layers
     for blob in own:
         assert (v2 / blob_data_key(blob.digest)).exists(), "what app links stays"
@@ -103,7 +107,7 @@ def test_a_repository_with_a_lost_manifest_is_kept_whole(
     assert pulls(registry, "other", "v1", tmp_path)
 
     # Opting in collects it as if the lost manifest were absent.
-    code, report = gc(capsys, root, "-m", "--prune-damaged")
+    code, report, listed = gc(capsys, root, "-m", "--prune-damaged")
     assert code == cli.EXIT_OK, report
     # The tag on the lost manifest stays (tags go only when asked); what only the lost
     # manifest referenced is unreferenced now.
@@ -139,7 +143,7 @@ def test_cosign_repository_signatures_follow_their_image(
     client.delete_manifest("app", gone.digest)  # the image of the orphan signature goes
     assert registry.root_dir is not None
 
-    code, report = gc(capsys, registry.root_dir, "-m", "--delete-orphan-referrers")
+    code, report, _listed = gc(capsys, registry.root_dir, "-m", "--delete-orphan-referrers")
     assert code == cli.EXIT_OK, report
     decisions = {(t["repository"], t["tag"]): t for t in report["tags"]}
     kept = decisions["signatures", sig_tag]
@@ -166,8 +170,8 @@ def test_an_untagged_signature_in_another_repository_follows_its_subject(
     client.push_image("app-sigs", None, sig)
     client.push_image("app-sigs", "keep-repo", oci.oci_image("unrelated"))
     assert registry.root_dir is not None
-    code, report = gc(capsys, registry.root_dir, "-m")
+    code, report, listed = gc(capsys, registry.root_dir, "-m")
     assert code == cli.EXIT_OK, report
-    assert not [d for d in report["deletions"] if d["digest"] == sig.digest]
+    assert not [d for d in listed if d["digest"] == sig.digest]
     assert served(registry, "app-sigs", sig.digest) == sig.manifest.data
     assert pulls(registry, "app-sigs", sig.digest, tmp_path)

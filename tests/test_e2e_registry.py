@@ -9,6 +9,7 @@ manifests; ``tests/rigs/e2e.py``), never by asking the package.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import os
 import re
@@ -19,9 +20,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from registry_gc import Category, collect
 
 from tests.conftest import require_tool
-from tests.rigs import oci
+from tests.rigs import oci, planfiles
 from tests.rigs.e2e import (
     NO_GRACE,
     REPO_KEY,
@@ -32,6 +34,7 @@ from tests.rigs.e2e import (
     assert_live_layout,
     assert_pulls,
     gc,
+    gc_listed,
 )
 from tests.rigs.push import RegistryError
 from tests.rigs.registry import RealRegistry, blob_data_key
@@ -383,22 +386,23 @@ def test_dry_run_deletes_nothing_and_lists_exactly_what_a_real_run_deletes(
     flags = ("--delete-untagged",) if delete_untagged else ()
     before = files(root)
     dirs_before = sorted(p for p, _, _ in os.walk(root))
-    dry = gc(capsys, root, *flags, *NO_GRACE, "--dry-run")
+    dry, dry_listed = gc_listed(capsys, root, *flags, *NO_GRACE, "--dry-run")
     assert files(root) == before
     assert sorted(p for p, _, _ in os.walk(root)) == dirs_before
     assert dry["dry_run"]
-    planned = [p for d in dry["deletions"] for p in d["paths"]]
+    planned = [p for d in dry_listed for p, _, _ in d["paths"]]
     assert len(planned) == len(set(planned))
-    assert {d["status"] for d in dry["deletions"]} == {"planned"}
+    assert {d["status"] for d in dry_listed} == {"planned"}
 
-    real = gc(capsys, root, *flags, *NO_GRACE)
+    real, real_listed = gc_listed(capsys, root, *flags, *NO_GRACE)
     after = files(root)
     assert set(after) <= set(before)
     deleted = set(before) - set(after)
     assert deleted
     assert set(planned) == deleted
-    assert {p for d in real["deletions"] for p in d["paths"]} == deleted
-    assert {d["status"] for d in real["deletions"]} == {"deleted"}
+    assert planfiles.paths(real_listed) == deleted
+    assert {d["status"] for d in real_listed} == {"deleted"}
+    assert real["totals"]["objects"] == len(deleted)
 
 
 def test_default_grace_deletes_nothing_from_a_fresh_store(
@@ -409,24 +413,30 @@ def test_default_grace_deletes_nothing_from_a_fresh_store(
     before = files(root)
     report = gc(capsys, root, "--delete-untagged", "--uploads-older-than", "0s")
     assert report["options"]["grace_seconds"] == 3600
-    assert report["deletions"] == []
+    assert report["totals"]["deletions"] == 0
     assert files(root) == before
 
 
 def test_default_grace_reports_fresh_garbage_as_kept(
     scenario: Scenario, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Every blob a no-grace -m run would delete is listed under `kept` by a default-grace run."""
+    """Every blob a no-grace -m run would delete is kept, and counted, by a default-grace run."""
     model = scenario.model
     root = copy_store(scenario, tmp_path / "storage")
     report = gc(capsys, root, "--delete-untagged", "--uploads-older-than", "0s")
     garbage = model.blobs - model.live_blobs(model.live(delete_untagged=True))
-    kept = {k["digest"] for k in report["kept"] if k["category"] == "blob"}
-    assert {k["path"] for k in report["kept"] if k["category"] == "blob"} == {
+    # The JSON sums what is kept; the library's plan lists it.
+    library = collect(
+        root, delete_untagged=True, uploads_older_than=datetime.timedelta(0), dry_run=True
+    )
+    kept = {k.digest for k in library.plan.kept if k.category is Category.BLOB}
+    assert {k.path for k in library.plan.kept if k.category is Category.BLOB} == {
         V2 + blob_data_key(d) for d in kept
     }
     assert kept <= garbage  # nothing live is reported as kept
     assert kept == garbage
+    assert report["kept"]["blob"]["count"] == len(garbage)
+    assert report["totals"]["kept_for_grace"] == len(library.plan.kept)
 
 
 def test_a_second_run_deletes_nothing(
@@ -439,7 +449,7 @@ def test_a_second_run_deletes_nothing(
     after_first = files(root)
     for flags in (("--delete-untagged",), ()):
         again = gc(capsys, root, *flags, *NO_GRACE)
-        assert again["deletions"] == []
+        assert again["totals"]["deletions"] == 0
         assert again["totals"]["objects"] == 0
         assert files(root) == after_first
 
@@ -453,10 +463,8 @@ def test_a_layer_deleted_by_gc_is_uploaded_again_by_the_next_push(
     with RealRegistry(tmp_path / "registry", root_dir=root) as reg:
         client = reg.client()
         assert client.blob_exists("app", layer.digest)
-        report = gc(capsys, root, "--delete-untagged", *NO_GRACE)
-        assert V2 + blob_data_key(layer.digest) in {
-            p for d in report["deletions"] for p in d["paths"]
-        }
+        _, listed = gc_listed(capsys, root, "--delete-untagged", *NO_GRACE)
+        assert V2 + blob_data_key(layer.digest) in planfiles.paths(listed)
         # The registry no longer has it, in any repository (no stale descriptor cache).
         assert not client.blob_exists("app", layer.digest)
         assert not client.blob_exists("multi", layer.digest)

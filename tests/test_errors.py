@@ -10,6 +10,7 @@ from registry_gc import (
     InvalidReferenceError,
     ManifestError,
     NotFoundError,
+    PlanFileError,
     ReadOnlyError,
     RefusedError,
     RegistryGCError,
@@ -25,6 +26,7 @@ TREE: dict[type[RegistryGCError], tuple[type[Exception], type[Exception] | None]
     ReadOnlyError: (StorageError, PermissionError),
     ManifestError: (RegistryGCError, ValueError),
     RefusedError: (RegistryGCError, None),
+    PlanFileError: (RefusedError, None),
     ConfigError: (RegistryGCError, ValueError),
     BackendNotFoundError: (RegistryGCError, LookupError),
     TargetNotEmptyError: (RegistryGCError, FileExistsError),
@@ -64,6 +66,14 @@ def test_errors_carry_the_object_as_fields() -> None:
         "no tag app:v1",
     )
     assert (ConfigError("bad").path, ConfigError("bad").repository) == (None, None)
+
+
+def test_a_plan_file_error_names_the_file_and_the_line() -> None:
+    """PlanFileError is a refusal whose path is the plan file and whose line is a field."""
+    e = PlanFileError("plan file p, line 3: bad", path="p", line=3)
+    assert (e.path, e.line, e.problems) == ("p", 3, ["plan file p, line 3: bad"])
+    assert isinstance(e, RefusedError)
+    assert PlanFileError("cut short").line is None
 
 
 def test_a_refusal_lists_its_problems() -> None:

@@ -131,6 +131,14 @@ def test_cron_script_collects_and_leaves_a_report(tmp_path: Path) -> None:
     assert len(reports) == 1
     report = json.loads(reports[0].read_text())
     assert report["ok"] is True
+    (listing,) = (tmp_path / "reports").glob("gc-*.deletions.jsonl")
+    lines = [json.loads(line) for line in listing.read_text().splitlines()]
+    assert lines[-1] == {
+        "end": True,
+        "deletions": report["totals"]["deletions"],
+        "bytes": report["totals"]["bytes"],
+    }
+    assert {line["status"] for line in lines[1:-1]} == {"deleted"}
     assert report["options"] == {
         "delete_untagged": True,
         "grace_seconds": 3600.0,
@@ -243,26 +251,26 @@ def test_kubernetes_manifests_parse_and_fit_together() -> None:
     metrics_dir, _, metrics_name = env["METRICS_FILE"].rpartition("/")
     assert volumes[mounts[metrics_dir]]["hostPath"]["type"] == "DirectoryOrCreate"
     assert metrics_name.endswith(".prom")
-    assert container["command"] == ["/bin/bash", "/scripts/gc-read-only.sh"]
-    assert "gc-read-only.sh" in docs["ConfigMap"]["data"]
+    assert container["command"] == ["/bin/bash", "/scripts/gc-live.sh"]
+    assert "gc-live.sh" in docs["ConfigMap"]["data"]
+    assert env["BLOBDESCRIPTOR_CACHE"] == ""
 
 
 def test_kubernetes_script_references_the_right_command() -> None:
-    """The job's script runs gc with the registry's config and -m, between the switches."""
-    script = manifests()["ConfigMap"]["data"]["gc-read-only.sh"]
-    gc = 'registry-gc gc --config "${REGISTRY_CONFIG:-/etc/docker/registry/config.yml}" -m'
-    read_only = "'REGISTRY_STORAGE_MAINTENANCE_READONLY={\"enabled\":true}'"
-    assert gc in script
-    assert read_only in script
-    assert script.index("trap restore EXIT") < script.index(read_only) < script.index(gc)
+    """The job's script runs gc in live mode with the registry's config and -m."""
+    script = manifests()["ConfigMap"]["data"]["gc-live.sh"]
+    assert 'registry-gc gc --config "$config" -m --live' in script
+    assert "READONLY" not in script
+    purge = 'registry-gc quarantine purge --config "$config"'
+    assert script.index("rollout restart") < script.index(purge)
 
 
 def run_k8s_script(
     tmp_path: Path, config: Path, **env: str
 ) -> tuple[subprocess.CompletedProcess[str], list[str]]:
     """Run the ConfigMap's script with a fake kubectl; return the result and the call log."""
-    script = tmp_path / "gc-read-only.sh"
-    script.write_text(manifests()["ConfigMap"]["data"]["gc-read-only.sh"])
+    script = tmp_path / "gc-live.sh"
+    script.write_text(manifests()["ConfigMap"]["data"]["gc-live.sh"])
     log = tmp_path / "calls.log"
     bin_dir = tools(tmp_path, log)
     kubectl = bin_dir / "kubectl"
@@ -279,54 +287,60 @@ def run_k8s_script(
             REGISTRY_CONFIG=str(config),
             DEPLOYMENT="registry",
             POD_NAMESPACE="registry",
-            GC_ARGS="--grace 1h",
+            GC_ARGS="--grace 0s --settle 0s",
             **env,
         ),
     )
     return result, log.read_text().splitlines() if log.exists() else []
 
 
-def test_kubernetes_script_puts_the_registry_read_only_around_the_run(tmp_path: Path) -> None:
-    """Read-only on and rolled out, then gc, then read-write and a restart, in that order."""
+def test_kubernetes_script_collects_live_without_touching_the_registry(tmp_path: Path) -> None:
+    """No cache: one live run, no restart, no read-only switch; the garbage is gone."""
     store = Store(tmp_path / "store")
     metrics = tmp_path / "registry-gc.prom"
     config = config_file(tmp_path, store.root)
     result, calls = run_k8s_script(tmp_path, config, METRICS_FILE=str(metrics))
     assert result.returncode == 0, result.stdout + result.stderr
-    ro = 'REGISTRY_STORAGE_MAINTENANCE_READONLY={"enabled":true}'
     assert calls == [
-        f"kubectl -n registry set env deployment/registry {ro}",
-        "kubectl -n registry rollout status deployment/registry --timeout 10m",
-        f"registry-gc gc --config {config} -m --metrics-file {metrics} --grace 1h",
-        "kubectl -n registry set env deployment/registry REGISTRY_STORAGE_MAINTENANCE_READONLY-",
-        "kubectl -n registry rollout restart deployment/registry",
-        "kubectl -n registry rollout status deployment/registry --timeout 10m",
+        (
+            f"registry-gc gc --config {config} -m --live --metrics-file {metrics} "
+            "--grace 0s --settle 0s"
+        ),
     ]
     assert store.has(store.live)
     assert not store.has(store.dead)
     assert metric(metrics, "registry_gc_run_success") == 1
+    assert metric(metrics, "registry_gc_live_verified") == 1
 
 
-def test_kubernetes_script_restores_the_registry_when_gc_fails(tmp_path: Path) -> None:
-    """A failing sweep still puts the registry back in read-write mode; the job fails."""
+def test_kubernetes_script_restarts_and_purges_with_an_inmemory_cache(tmp_path: Path) -> None:
+    """inmemory: the run holds the quarantine; the job restarts the registry, then purges."""
+    store = Store(tmp_path / "store")
+    config = config_file(tmp_path, store.root, cache="inmemory")
+    result, calls = run_k8s_script(
+        tmp_path, config, METRICS_FILE="", BLOBDESCRIPTOR_CACHE="inmemory"
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert calls == [
+        f"registry-gc gc --config {config} -m --live --grace 0s --settle 0s",
+        "kubectl -n registry rollout restart deployment/registry",
+        "kubectl -n registry rollout status deployment/registry --timeout 10m",
+        f"registry-gc quarantine purge --config {config} --older-than 0s -m",
+    ]
+    assert store.has(store.live)
+    assert not store.has(store.dead)
+    assert not (store.root / "registry-gc" / "quarantine").exists() or not any(
+        p.name == "data" for p in (store.root / "registry-gc" / "quarantine").rglob("data")
+    )
+
+
+def test_kubernetes_script_fails_when_gc_fails(tmp_path: Path) -> None:
+    """A failing run fails the job, and nothing is restarted or purged."""
     metrics = tmp_path / "registry-gc.prom"
     result, calls = run_k8s_script(tmp_path, tmp_path / "missing.yml", METRICS_FILE=str(metrics))
     assert result.returncode == 2
     assert metric(metrics, "registry_gc_run_success") == 0
-    assert calls[-3:] == [
-        "kubectl -n registry set env deployment/registry REGISTRY_STORAGE_MAINTENANCE_READONLY-",
-        "kubectl -n registry rollout restart deployment/registry",
-        "kubectl -n registry rollout status deployment/registry --timeout 10m",
-    ]
-
-
-def test_kubernetes_script_writes_no_metrics_without_a_file(tmp_path: Path) -> None:
-    """METRICS_FILE empty: gc runs without --metrics-file."""
-    store = Store(tmp_path / "store")
-    config = config_file(tmp_path, store.root)
-    result, calls = run_k8s_script(tmp_path, config, METRICS_FILE="")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert f"registry-gc gc --config {config} -m --grace 1h" in calls
+    assert not any(c.startswith("kubectl") for c in calls)
 
 
 # -- alerts -----------------------------------------------------------------------------------
@@ -348,7 +362,22 @@ tests:
         values: 0x23 86400x23 172800x23 259200x23 345600x23
       - series: registry_gc_reclaimable_bytes{instance="n1"}
         values: 0x23 0x23 2e9x23 4e9x23 6e9x23
+      - series: registry_gc_live_restore_failures{instance="n1"}
+        values: 0x23 0x23 3x23 0x23 0x23
+      - series: registry_gc_quarantine_held{instance="n1"}
+        values: 1x119
+      - series: registry_gc_quarantine_bytes{instance="n1"}
+        values: 5e8x23 2e9x95
     alert_rule_test:
+      - {eval_time: 47h, alertname: RegistryGCLiveRestoreFailed, exp_alerts: []}
+      - eval_time: 50h
+        alertname: RegistryGCLiveRestoreFailed
+        exp_alerts: [{exp_labels: {severity: warning}}]
+      - {eval_time: 73h, alertname: RegistryGCLiveRestoreFailed, exp_alerts: []}
+      - {eval_time: 70h, alertname: RegistryGCQuarantineHeld, exp_alerts: []}
+      - eval_time: 73h
+        alertname: RegistryGCQuarantineHeld
+        exp_alerts: [{exp_labels: {severity: info}}]
       - {eval_time: 50h, alertname: RegistryGCLastRunFailed, exp_alerts: []}
       - {eval_time: 50h, alertname: RegistryGCNoSuccessfulRun, exp_alerts: []}
       - {eval_time: 50h, alertname: RegistryGCReclaimableBytesGrowing, exp_alerts: []}
@@ -380,7 +409,7 @@ def alert_rules() -> dict[str, Any]:
 
 
 def test_alerts_are_a_prometheus_rule_on_registry_gc_metrics() -> None:
-    """alerts.yaml: a PrometheusRule whose four alerts use only metrics registry-gc writes."""
+    """alerts.yaml: a PrometheusRule whose alerts use only metrics registry-gc writes."""
     doc = alert_rules()
     assert doc["apiVersion"] == "monitoring.coreos.com/v1"
     assert doc["kind"] == "PrometheusRule"
@@ -390,11 +419,16 @@ def test_alerts_are_a_prometheus_rule_on_registry_gc_metrics() -> None:
         "RegistryGCMetricsAbsent",
         "RegistryGCLastRunFailed",
         "RegistryGCReclaimableBytesGrowing",
+        "RegistryGCLiveRestoreFailed",
+        "RegistryGCQuarantineHeld",
     }
     written = {
         "registry_gc_last_success_timestamp_seconds",
         "registry_gc_run_end_timestamp_seconds",
         "registry_gc_reclaimable_bytes",
+        "registry_gc_live_restore_failures",
+        "registry_gc_quarantine_held",
+        "registry_gc_quarantine_bytes",
     }
     used = {m for r in rules for m in re.findall(r"registry_gc_[a-z_]+", r["expr"])}
     assert used == written

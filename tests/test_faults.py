@@ -52,7 +52,7 @@ from registry_gc.layout import (
 from registry_gc.plan import PHASES, Category
 
 from tests.conftest import require_tool
-from tests.rigs import oci
+from tests.rigs import oci, planfiles
 from tests.rigs.builder import RegistryBuilder, sha256
 from tests.rigs.faults import FaultyBackend, InjectedFaultError
 from tests.rigs.skopeo import pull_all
@@ -548,13 +548,17 @@ def test_cli_per_key_failures_exit_1_and_skip_later_phases(
     clean_memory: tuple[set[str], list[str]],
     faulty_cli: Callable[..., list[FaultyBackend]],
     capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
 ) -> None:
     """Bulk delete with some keys refused: exit 1, failures in the JSON, no later phase runs."""
     clean, _ = clean_memory
     refused = "docker/registry/v2/repositories/team/"
     made = faulty_cli(fail_keys=lambda p: p.startswith(refused) and "/_layers/" in p)
     before = memory.files()
-    code, out, err = run_cli(capsys, "gc", memory.url, "-m", "--json")
+    listing = tmp_path / "deletions.jsonl"
+    code, out, err = run_cli(
+        capsys, "gc", memory.url, "-m", "--json", "--deletions-out", str(listing)
+    )
     assert code == cli.EXIT_FAILED, err
     doc = json.loads(out)
     assert doc["ok"] is False
@@ -562,7 +566,9 @@ def test_cli_per_key_failures_exit_1_and_skip_later_phases(
     assert {f["category"] for f in doc["failures"]} == {"layer-link"}
     assert all(f["path"].startswith(refused) for f in doc["failures"])
     assert {f["error"] for f in doc["failures"]} == {"InjectedFault: AccessDenied"}
-    statuses = {(d["category"], d["status"]) for d in doc["deletions"]}
+    listed = planfiles.deletions(listing)
+    statuses = {(d["category"], d["status"]) for d in listed}
+    assert sum(1 for d in listed if d["status"] == "failed") == len(doc["failures"])
     assert ("layer-link", "failed") in statuses
     assert ("layer-link", "deleted") in statuses, "the rest of the phase went through"
     assert {s for c, s in statuses if c in ("blob", "upload", "repository")} == {"skipped"}

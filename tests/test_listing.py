@@ -64,8 +64,6 @@ def test_list_repositories(store: Store, tmp_path: Path) -> None:
     assert repos["win"].tags[0].image.missing == 0  # type: ignore[union-attr]
 
 
-
-
 def test_listing_reads_the_store_as_the_registry_does(tmp_path: Path) -> None:
     """A 2.1.0 revision under _layers is a revision; a BuildKit cache index has no problem."""
     b = RegistryBuilder(seed=6)

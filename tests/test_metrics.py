@@ -53,6 +53,21 @@ NAMES = {
         "storage_requests",
     )
 }
+#: Written by live runs only (``gc --live``).
+LIVE_NAMES = {
+    f"registry_gc_{name}"
+    for name in (
+        "quarantine_bytes",
+        "quarantine_blobs",
+        "quarantine_held",
+        "live_moved_bytes",
+        "live_restored_blobs",
+        "live_restored_links",
+        "live_restore_failures",
+        "live_purged_bytes",
+        "live_verified",
+    )
+}
 MONITORING = Path(__file__).resolve().parent.parent / "docs" / "monitoring.md"
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -92,6 +107,35 @@ def gc(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, dict[str
 def demo(tmp_path: Path) -> str:
     """A demo registry."""
     return write_demo_registry(tmp_path / "demo").root
+
+
+def test_a_live_run_writes_its_quarantine_figures(
+    demo: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A live run (gc --live) adds the quarantine and live figures, with its values."""
+    path = tmp_path / "gc.prom"
+    code, report = gc(
+        capsys,
+        demo,
+        "-m",
+        "--live",
+        "--cache",
+        "inmemory",
+        "--settle",
+        "0s",
+        "--metrics-file",
+        path,
+    )
+    assert code == 0
+    assert report is not None
+    types, samples = read(path)
+    assert set(types) == (NAMES | LIVE_NAMES) - {"registry_gc_storage_requests"}
+    live = report["live"]
+    assert samples[("registry_gc_quarantine_held", ())] == 1
+    assert samples[("registry_gc_quarantine_bytes", ())] == live["quarantine"]["bytes"] > 0
+    assert samples[("registry_gc_live_moved_bytes", ())] == live["moved_bytes"]
+    assert samples[("registry_gc_live_verified", ())] == 1
+    assert samples[("registry_gc_live_restore_failures", ())] == 0
 
 
 def test_names_follow_the_prometheus_conventions(
@@ -284,7 +328,7 @@ def test_rm_writes_metrics_too(
 def test_the_monitoring_page_describes_every_metric() -> None:
     """docs/monitoring.md names every metric the file can hold, and no other."""
     named = set(re.findall(r"registry_gc_[a-z_]+[a-z]", MONITORING.read_text()))
-    assert named == NAMES
+    assert named == NAMES | LIVE_NAMES
 
 
 @pytest.mark.s3

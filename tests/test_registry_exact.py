@@ -770,7 +770,7 @@ def test_oracle_sees_nothing_wrong_when_nothing_changes(exact: Exact, tmp_path: 
     root = _copy(exact, tmp_path / "storage")
     after = diff.observe_store(exact.store, root, tmp_path)
     for delete_untagged in (False, True):
-        run = diff.GcRun(delete_untagged, root, exit_code=0, report={"deletions": []})
+        run = diff.GcRun(delete_untagged, root, exit_code=0)
         violations = diff.evaluate(exact.store, run, after)
         assert not violations, diff.format_violations(exact.store, violations)
 
@@ -784,13 +784,13 @@ def test_oracle_sees_a_lost_layer_and_an_unreported_deletion(exact: Exact, tmp_p
     hexpart = layer.digest.split(":", 1)[1]
     shutil.rmtree(root / "docker/registry/v2/blobs/sha256" / hexpart[:2] / hexpart)
     after = diff.observe_store(store, root, tmp_path)
-    run = diff.GcRun(False, root, exit_code=0, report={"deletions": []})
+    run = diff.GcRun(False, root, exit_code=0)
     found = {(v.problem, v.view) for v in diff.evaluate(store, run, after)}
     view = ("blob", the_case.repo, layer.digest)
     assert ("lost", view) in found
     assert ("pull", ("tag", the_case.repo, "v1")) in found
     # Reported as deleted, it is still lost (it was required), no longer unreported.
-    report = {"deletions": [{"category": "blob", "digest": layer.digest, "status": "deleted"}]}
-    run = diff.GcRun(False, root, exit_code=0, report=report)
+    deletions = [{"category": "blob", "digest": layer.digest, "status": "deleted"}]
+    run = diff.GcRun(False, root, exit_code=0, deletions=deletions)
     problems = {v.problem for v in diff.evaluate(store, run, after) if v.view == view}
     assert problems == {"lost"}

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import datetime
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from registry_gc import Options, Report, make_plan, mark
 from registry_gc import report as report_module
 from registry_gc.layout import LayerLink, LegacySignatureLink, RevisionLink, classify
 
 from tests.rigs.builder import RegistryBuilder, sha256
 from tests.rigs.scenarios import rich
-from tests.rigs.stores import R, Store, blob, blobs_of, run
+from tests.rigs.stores import ZERO, R, Store, blob, blobs_of, run, surveyed
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pytest
 
 DOCUMENTED_KEYS = {
@@ -26,7 +29,6 @@ DOCUMENTED_KEYS = {
     "totals",
     "categories",
     "repositories",
-    "deletions",
     "kept",
     "anomalies",
     "failures",
@@ -49,7 +51,8 @@ def test_report_counts_bytes_and_json(store: Store) -> None:
     report = r.report
     doc = json.loads(json.dumps(report.to_dict()))
     assert set(doc) >= DOCUMENTED_KEYS
-    assert doc["schema"] == "registry-gc/report/v1"
+    assert doc["schema"] == "registry-gc/report/v2"
+    assert "deletions" not in doc, "the per-deletion list goes to --deletions-out (v2)"
     assert doc["root"] == report.plan.url
     assert (doc["dry_run"], doc["ok"]) == (False, True)
     assert doc["options"] == {
@@ -79,18 +82,21 @@ def test_report_counts_bytes_and_json(store: Store) -> None:
     totals = doc["totals"]
     assert totals["objects"] == len(r.deleted)
     assert totals["bytes"] == sum(sizes[p] for p in deleted_blobs | uploads)
-    assert totals["deletions"] == len(doc["deletions"])
-    assert totals["kept_for_grace"] == len(doc["kept"]) == 1
-    assert doc["kept"][0]["path"] == blob(sha256(b"young"))
+    assert totals["deletions"] == len(report.plan.deletions)
+    assert totals["kept_for_grace"] == 1
+    assert [k.path for k in report.plan.kept] == [blob(sha256(b"young"))]
+    assert set(doc["kept"]) == set(cats)
+    assert doc["kept"]["blob"] == {"count": 1, "bytes": len(b"young")}
+    assert sum(k["count"] for k in doc["kept"].values()) == 1
     assert totals["failed"] == 0
     assert doc["failures"] == []
     assert doc["store"]["blobs"] == len(blobs_of(set(b.files)))
     assert doc["store"]["bytes"] == sum(sizes[p] for p in blobs_of(set(b.files)))
     per_repo: dict[str, dict[str, int]] = {}
-    for d in doc["deletions"]:
-        if d["repository"] is not None:
-            entry = per_repo.setdefault(d["repository"], {})
-            entry[d["category"]] = entry.get(d["category"], 0) + 1
+    for d in report.plan.deletions:
+        if d.repository is not None:
+            entry = per_repo.setdefault(d.repository, {})
+            entry[d.category.value] = entry.get(d.category.value, 0) + 1
     assert {k: v["categories"] for k, v in doc["repositories"].items()} == per_repo
     assert doc["repositories"]["y"]["bytes"] == sum(
         sizes[p] for p in uploads if p.startswith(f"{R}y/")
@@ -117,3 +123,30 @@ def test_verbose_render_caps_the_deletion_list(
     listed = [line for line in text.splitlines() if line.startswith("    [")]
     assert len(listed) == 2
     assert f"… and {total - 2} more deletion(s)" in text
+
+
+def test_the_json_does_not_grow_with_the_deletions(tmp_path: Path) -> None:
+    """The JSON is a summary: ten times the garbage blobs, the same document but for numbers."""
+
+    def doc_of(n: int, where: Path) -> dict[str, Any]:
+        b = RegistryBuilder(seed=n)
+        b.image("app", "v1")
+        for i in range(n):
+            b.blob(f"garbage {i}".encode())
+        inventory, manifests = surveyed(b, where)
+        plan = make_plan(inventory, mark(inventory, manifests, Options(grace=ZERO)))
+        assert len(plan.deletions) == n
+        return json.loads(json.dumps(Report(inventory, plan, dry_run=True).to_dict()))
+
+    small, large = doc_of(20, tmp_path / "small"), doc_of(200, tmp_path / "large")
+    assert small["totals"]["deletions"] == 20
+    assert large["totals"]["deletions"] == 200
+
+    def shape(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: shape(v) for k, v in value.items() if k not in {"root", "started"}}
+        if isinstance(value, list):
+            return [shape(v) for v in value]
+        return type(value).__name__
+
+    assert shape(small) == shape(large)

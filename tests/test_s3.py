@@ -131,13 +131,14 @@ class TestS3(BackendSuite):
 
     @pytest.fixture(scope="class")
     @classmethod
-    def populated(cls, s3_server: SeaweedS3) -> tuple[str, list[str], list[str]]:
+    def populated(cls, s3_server: SeaweedS3) -> Iterator[tuple[str, list[str], list[str]]]:
         """A bucket written once for the class: 3000 blobs and 1200 links under ``reg/``."""
         bucket = s3_server.make_bucket(f"t-{uuid.uuid4().hex[:16]}")
         blobs = [blob_path(str(i)) for i in range(3000)]
         links = [f"{REPOS}r/_layers/sha256/{i:04x}/link" for i in range(1200)]
         _put_many(s3_server, bucket, {f"{S3_ROOT}/{p}": b"x" for p in blobs + links})
-        return bucket, blobs, links
+        yield bucket, blobs, links
+        s3_server.drop_bucket(bucket)
 
     @pytest.fixture
     def large_store(

@@ -37,5 +37,3 @@ def test_disk_usage_unique_and_shared(tmp_path: Path) -> None:
     assert usage.reclaimable_size == 600
     assert usage.size == usage.live_size + 600
     assert json.loads(json.dumps(usage.to_dict()))["reclaimable"]["bytes"] == 600
-
-

@@ -4,7 +4,8 @@
 # On a plain host the registry cannot be put in read-only mode and back without
 # restarting it, so this runs against the live registry and relies on the grace
 # period: nothing written in the last GRACE (default 1h) is deleted, which covers
-# pushes in progress. Each run leaves a JSON report in REPORT_DIR.
+# pushes in progress. Each run leaves in REPORT_DIR a JSON report (the summary) and
+# the list of its deletions, one JSON line each (gc-STAMP.deletions.jsonl).
 #
 # Settings, from the environment:
 #   REGISTRY_CONFIG   the registry's config.yml (default /etc/docker/registry/config.yml);
@@ -43,7 +44,7 @@ fi
 
 stamp="$(date -u +%Y%m%dT%H%M%SZ)"
 report="$report_dir/gc-$stamp.json"
-args=(gc --json --grace "$grace")
+args=(gc --json --grace "$grace" --deletions-out "$report_dir/gc-$stamp.deletions.jsonl")
 if [[ "${DELETE_UNTAGGED:-1}" == 1 ]]; then
     args+=(--delete-untagged)
 fi

@@ -35,7 +35,8 @@ has the protocol's members, whatever its class. A backend that has no
 directories, say, simply lacks ``remove_empty_dirs``; no flag or no-op
 method stands in for a capability. Wrappers built on
 :class:`~registry_gc.backends.WrappingBackend` have exactly the capabilities
-of the backend they wrap.
+of the backend they wrap (less ``SupportsListBatches`` when the wrapper
+overrides ``list`` and not ``list_batches``).
 """
 
 from __future__ import annotations

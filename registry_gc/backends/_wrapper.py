@@ -11,7 +11,10 @@ from the wrapper class and one forwarding mixin per capability ``inner``
 has. A capability method that the wrapper class overrides but ``inner``
 lacks is set to ``None`` on that derived class: Python's spelling of "not
 available" (as ``__hash__ = None``), which ``isinstance`` against a
-protocol honours on every Python version. (Delegating with ``__getattr__``
+protocol honours on every Python version. A wrapper class that overrides
+``list`` but not ``list_batches`` lacks
+:class:`~registry_gc.backends.SupportsListBatches` even over a backend that
+has it, so that every listing goes through its ``list``. (Delegating with ``__getattr__``
 would not do: from Python 3.12 on, protocol checks look attributes up
 statically.)
 """
@@ -194,6 +197,11 @@ _FORWARDERS: dict[type, type] = {
 }
 
 
+def _overrides(cls: type, name: str) -> bool:
+    """Whether ``cls`` defines ``name`` below :class:`WrappingBackend` in its MRO."""
+    return any(name in vars(base) for base in cls.__mro__[: cls.__mro__.index(WrappingBackend)])
+
+
 @functools.cache
 def _made_for(cls: type, present: frozenset[type]) -> type:
     """``cls`` with the forwarding mixins of the ``present`` capabilities, the others blanked.
@@ -203,6 +211,9 @@ def _made_for(cls: type, present: frozenset[type]) -> type:
     """
     # ``type(wrapper)(other)``: start again from the class this one was made from.
     cls = vars(cls).get("_made_from", cls)
+    if _overrides(cls, "list") and not _overrides(cls, "list_batches"):
+        # A wrapper that changes ``list`` sees every listing: batches would go round it.
+        present = present - {SupportsListBatches}
     mixins = tuple(_FORWARDERS[c] for c in CAPABILITIES if c in present)
     namespace: dict[str, Any] = {
         "__module__": cls.__module__,

@@ -1,7 +1,8 @@
 """The ``registry-gc`` command line: a thin layer over the library.
 
 Commands: ``gc`` (mark and sweep), ``rm`` (remove repositories, tags or
-manifests, then collect), ``ls`` (repositories, tags, digests, platforms,
+manifests, then collect), ``apply`` (execute a reviewed plan file, re-checked
+against the store), ``ls`` (repositories, tags, digests, platforms,
 sizes), ``du`` (total, live, reclaimable, shared and unique bytes),
 ``fsck`` (is every tag pullable from storage) and ``demo`` (write a small
 registry to try the others on). Each but ``demo`` takes the storage as
@@ -11,12 +12,13 @@ registry to try the others on). Each but ``demo`` takes the storage as
 Exit codes:
 
 - 0 — success (and, for a dry run, nothing went wrong while planning); ``fsck``: no problem
-- 1 — ``gc``/``rm``: some deletions failed (the report lists them), later phases were skipped;
-  ``fsck``: problems found (each is listed)
+- 1 — ``gc``/``rm``/``apply``: some deletions failed (the report lists them), later phases
+  were skipped; ``fsck``: problems found (each is listed)
 - 2 — bad usage or bad input: an option, a name, a name not in the store, a config file,
   ``demo``: a DIR that is not empty
 - 3 — refused: the collector found something that makes a sweep unsafe, or ROOT holds no
-  registry; nothing was deleted
+  registry, or ``apply``'s plan file is cut short, too old, for another root or edited
+  outside the registry's tree; nothing was deleted
 - 4 — the storage failed (listing or reading)
 - 130 — interrupted; a re-run converges
 """

@@ -8,17 +8,20 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigError
 from .._progress import make_progress
+from ..applying import apply_planfile
 from ..checking import check
 from ..collector import collect
-from ..layout import Repository
+from ..config import find_default_config, load_registry_config
+from ..layout import Digest, Repository
 from ..listing import list_images
 from ..metrics import RunRecorder
 from ..options import Options
+from ..planfile import read_plan, same_root
 from ..removal import parse_image, remove
 from ..usage import disk_usage
 from ._output import emit
 from ._policy import policy_from_args
-from ._target import split_operands, target_of
+from ._target import live_cache, split_operands, target_of
 
 if TYPE_CHECKING:
     import argparse
@@ -26,7 +29,18 @@ if TYPE_CHECKING:
     from ..report import Report
     from ._target import Target
 
-__all__ = ["demo", "du", "fsck", "gc", "ls", "rm"]
+__all__ = [
+    "apply",
+    "demo",
+    "du",
+    "fsck",
+    "gc",
+    "ls",
+    "quarantine_ls",
+    "quarantine_purge",
+    "quarantine_restore",
+    "rm",
+]
 
 log = logging.getLogger("registry_gc")
 
@@ -74,7 +88,7 @@ def _race_notice(target: Target, args: argparse.Namespace) -> None:
         log.warning(
             "--grace 0 while the registry accepts pushes (%s does not enable "
             "storage.maintenance.readonly): a push racing this run can lose its layers; stop the "
-            "registry or put it in read-only mode first",
+            "registry or put it in read-only mode first, or collect with --live",
             cfg.source,
         )
 
@@ -95,7 +109,9 @@ def gc(args: argparse.Namespace) -> int:
                 "a retention policy removes tags only; the images behind them stay as untagged "
                 "revisions unless -m/--delete-untagged is given too"
             )
-        _race_notice(target, args)
+        cache = live_cache(args, target)
+        if not args.live:
+            _race_notice(target, args)
         with make_progress(quiet=args.quiet) as progress:
             report = recorder.report = collect(
                 recorder.wrap(target.open()),
@@ -103,13 +119,19 @@ def gc(args: argparse.Namespace) -> int:
                 dry_run=args.dry_run,
                 policy=policy,
                 progress=progress.callback(),
+                live=args.live,
+                cache=cache,
+                settle=args.settle,
+                plan_out=args.plan_out,
+                deletions_out=args.deletions_out,
             )
     emit(
         args,
         lambda: _with_config(report.to_dict(), target),
         lambda: report.render(verbose=args.verbose > 0),
     )
-    _restart_notice(target, report)
+    if not args.live:
+        _restart_notice(target, report)
     return report.exit_code
 
 
@@ -132,6 +154,8 @@ def rm(args: argparse.Namespace) -> int:
                 collect=not args.no_gc,
                 dry_run=args.dry_run,
                 progress=progress.callback(),
+                plan_out=args.plan_out,
+                deletions_out=args.deletions_out,
             )
             recorder.report = removed.report
     for ref in removed.kept:
@@ -147,6 +171,49 @@ def rm(args: argparse.Namespace) -> int:
     )
     _restart_notice(target, removed.report)
     return removed.exit_code
+
+
+def _plan_root(args: argparse.Namespace) -> str | None:
+    """ROOT, or with neither ROOT nor --config the plan's own root.
+
+    The registry's default configuration is used instead when it names that
+    same root (its credentials come with it).
+    """
+    if args.root or args.config:
+        return str(args.root) if args.root else None
+    with read_plan(args.plan) as reader:
+        named = reader.header.root
+    default = find_default_config()
+    if default is None:
+        return named
+    try:
+        configured = load_registry_config(default).url
+    except ConfigError:
+        return named  # an unusable default configuration: the plan says where
+    return None if same_root(configured, named) else named
+
+
+def apply(args: argparse.Namespace) -> int:
+    """``registry-gc apply``: :func:`~registry_gc.apply_planfile`."""
+    with RunRecorder(args.metrics_file, command="apply", dry_run=args.dry_run) as recorder:
+        target = args.target = target_of(args, _plan_root(args))
+        with make_progress(quiet=args.quiet) as progress:
+            applied = apply_planfile(
+                recorder.wrap(target.open()),
+                args.plan,
+                max_age=args.max_age,
+                dry_run=args.dry_run,
+                progress=progress.callback(),
+                deletions_out=args.deletions_out,
+            )
+            recorder.report = applied.report
+    emit(
+        args,
+        _with_config(applied.to_dict(), target),
+        lambda: applied.render(verbose=args.verbose > 0),
+    )
+    _restart_notice(target, applied.report)
+    return applied.exit_code
 
 
 def ls(args: argparse.Namespace) -> int:
@@ -204,3 +271,50 @@ def demo(args: argparse.Namespace) -> int:
     written = write_demo_registry(args.directory)
     emit(args, written.to_dict(), written.render)
     return 0
+
+
+def quarantine_ls(args: argparse.Namespace) -> int:
+    """``registry-gc quarantine ls``: :func:`~registry_gc.list_quarantine`."""
+    from ..quarantining import list_quarantine  # noqa: PLC0415
+
+    target = args.target = target_of(args, args.root)
+    listing = list_quarantine(target.open())
+    emit(args, listing.to_dict(), listing.render)
+    return 0
+
+
+def quarantine_restore(args: argparse.Namespace) -> int:
+    """``registry-gc quarantine restore``: :func:`~registry_gc.restore_quarantined`."""
+    from ..quarantining import restore_quarantined  # noqa: PLC0415
+
+    root, digests = split_operands(args)
+    if not digests:
+        msg = "no DIGEST to restore: give sha256:… (see registry-gc quarantine ls)"
+        raise ConfigError(msg)
+    for d in digests:
+        try:
+            Digest(d)
+        except ValueError as e:
+            msg = f"{d!r} is not a digest ({e}); give sha256:<64 hex digits>"
+            raise ConfigError(msg) from None
+    target = args.target = target_of(args, root)
+    restored = restore_quarantined(target.open(), digests)
+    emit(args, restored.to_dict(), restored.render)
+    return restored.exit_code
+
+
+def quarantine_purge(args: argparse.Namespace) -> int:
+    """``registry-gc quarantine purge``: :func:`~registry_gc.purge_quarantine`."""
+    from ..quarantining import purge_quarantine  # noqa: PLC0415
+
+    target = args.target = target_of(args, args.root)
+    with make_progress(quiet=args.quiet) as progress:
+        purged = purge_quarantine(
+            target.open(),
+            older_than=args.older_than,
+            options=Options(delete_untagged=args.delete_untagged),
+            dry_run=args.dry_run,
+            progress=progress.callback(),
+        )
+    emit(args, purged.to_dict(), purged.render)
+    return purged.exit_code

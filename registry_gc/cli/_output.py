@@ -21,6 +21,7 @@ _FLAGS = {
     "prune_damaged": "--prune-damaged",
     "delete_untagged": "--delete-untagged",
     "collect=False": "rm --no-gc",
+    "max_age": "--max-age",
 }
 _OPTION_WORDS = re.compile(r"\b(" + "|".join(re.escape(k) for k in _FLAGS) + r")(?![\w=])")
 

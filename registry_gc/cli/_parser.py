@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from .. import __version__
 from .._errors import ConfigError
+from ..applying import DEFAULT_MAX_AGE
 from ..durations import parse_duration
 from ..options import DEFAULT_GRACE, DEFAULT_UPLOADS_OLDER_THAN
 from . import _commands as commands
@@ -15,11 +16,12 @@ from ._target import storage_option
 
 if TYPE_CHECKING:
     from datetime import timedelta
+    from typing import Any
 
 __all__ = ["EXIT_CODES_HELP", "build_parser"]
 
 EXIT_CODES_HELP = (
-    "Exit codes: 0 ok; 1 deletions failed (gc, rm) or problems found (fsck); 2 bad usage or "
+    "Exit codes: 0 ok; 1 deletions failed (gc, rm, apply) or problems found (fsck); 2 bad usage or "
     "input; 3 refused (nothing deleted); 4 storage error; 130 interrupted."
 )
 
@@ -32,7 +34,9 @@ def _duration_arg(text: str) -> timedelta:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def _add_storage(p: argparse.ArgumentParser, *, root: bool = True) -> None:
+def _add_storage(
+    p: argparse.ArgumentParser, *, root: bool = True, allow_empty: bool = True
+) -> None:
     if root:
         p.add_argument(
             "root",
@@ -63,9 +67,12 @@ def _add_storage(p: argparse.ArgumentParser, *, root: bool = True) -> None:
         metavar="URL",
         help="S3-compatible endpoint (shorthand for -o endpoint_url=URL)",
     )
-    p.add_argument(
-        "--allow-empty", action="store_true", help="do not fail when ROOT holds no registry data"
-    )
+    if allow_empty:
+        p.add_argument(
+            "--allow-empty",
+            action="store_true",
+            help="do not fail when ROOT holds no registry data",
+        )
 
 
 def _add_output(p: argparse.ArgumentParser) -> None:
@@ -88,6 +95,22 @@ def _add_metrics(p: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="write the run's figures to PATH in the Prometheus text format, for "
         "node_exporter's textfile collector (atomically; also when the run fails)",
+    )
+
+
+def _add_plan_files(p: argparse.ArgumentParser, *, plan_out: bool = True) -> None:
+    if plan_out:
+        p.add_argument(
+            "--plan-out",
+            metavar="FILE",
+            help="write the plan to FILE (JSON Lines) before deleting anything; with --dry-run, "
+            "a plan to review and run later with `registry-gc apply FILE`",
+        )
+    p.add_argument(
+        "--deletions-out",
+        metavar="FILE",
+        help="after the run, write every deletion with what became of it to FILE (JSON Lines, "
+        "the plan file format with a status per line)",
     )
 
 
@@ -130,6 +153,135 @@ def _add_collect(p: argparse.ArgumentParser, *, dry_run: bool = True, verb: str 
     )
 
 
+def _add_live(p: argparse.ArgumentParser) -> None:
+    """Live mode: collecting while the registry serves pushes."""
+    p.add_argument(
+        "--live",
+        action="store_true",
+        help="collect while the registry keeps serving pushes: move garbage blobs into a "
+        "quarantine beside docker/registry/v2 instead of deleting them, look at the store "
+        "again after --settle, and put back whatever a racing push needs (docs: live.md)",
+    )
+    p.add_argument(
+        "--settle",
+        type=_duration_arg,
+        default=None,
+        metavar="DURATION",
+        help="with --live: how long to wait after removing before verifying; longer than any "
+        "single request to the registry takes (default 10s)",
+    )
+    p.add_argument(
+        "--cache",
+        choices=["none", "redis", "inmemory"],
+        help="with --live: the registry's blob-descriptor cache (storage.cache.blobdescriptor), "
+        "when no --config says it. Unknown, the quarantine is kept as for inmemory",
+    )
+    p.add_argument(
+        "--redis-url",
+        metavar="URL",
+        help="with --live: the registry's redis cache, as this machine reaches it "
+        "(redis://[:password@]host:port/db, rediss://…); default: the configuration's redis",
+    )
+
+
+def _add_quarantine(sub: Any) -> None:  # noqa: ANN401 - argparse's private subparsers type
+    """``registry-gc quarantine ls | restore | purge``."""
+    q = sub.add_parser(
+        "quarantine",
+        help="what live mode's quarantine holds: ls, restore DIGEST…, purge",
+        description="Live runs (gc --live) move garbage blobs into a quarantine beside "
+        "docker/registry/v2 (registry-gc/quarantine/<run>/) and journal the links they delete. "
+        "List it, put blobs back, or purge what has been verified unneeded for long enough.",
+        epilog=EXIT_CODES_HELP,
+    )
+    actions = q.add_subparsers(dest="action", metavar="ACTION", required=True)
+    ls = actions.add_parser("ls", help="list the runs in the quarantine", epilog=EXIT_CODES_HELP)
+    _add_storage(ls)
+    _add_output(ls)
+    ls.set_defaults(func=commands.quarantine_ls)
+    restore = actions.add_parser(
+        "restore",
+        help="move blobs back into blobs/ and write back the links that named them",
+        usage="registry-gc quarantine restore [options] [ROOT] DIGEST [DIGEST ...]",
+        epilog=EXIT_CODES_HELP,
+    )
+    restore.add_argument(
+        "operands", nargs="+", metavar="DIGEST", help="sha256:… (preceded by ROOT unless --config)"
+    )
+    _add_storage(restore, root=False)
+    _add_output(restore)
+    restore.set_defaults(func=commands.quarantine_restore)
+    purge = actions.add_parser(
+        "purge",
+        help="restore what live manifests need, then delete runs verified long enough ago",
+        description="Restore from the quarantine whatever a live manifest needs, then delete "
+        "every run that a verification covered longer ago than --older-than. With an "
+        "in-memory blob-descriptor cache, restart the registry first.",
+        epilog=EXIT_CODES_HELP,
+    )
+    _add_storage(purge)
+    purge.add_argument(
+        "--older-than",
+        type=_duration_arg,
+        default=DEFAULT_GRACE,
+        metavar="DURATION",
+        help="purge runs verified longer ago than this (default 1h)",
+    )
+    purge.add_argument(
+        "-m",
+        "--delete-untagged",
+        action="store_true",
+        help="count manifests no tag reaches as unneeded (by default every revision is live, "
+        "so whatever any revision needs is restored rather than purged)",
+    )
+    purge.add_argument(
+        "-d", "--dry-run", action="store_true", help="restore and delete nothing; report"
+    )
+    _add_output(purge)
+    purge.set_defaults(func=commands.quarantine_purge)
+
+
+def _add_apply(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    apply = sub.add_parser(
+        "apply",
+        help="execute a plan written by gc --plan-out, after checking it against the store",
+        usage="registry-gc apply [options] PLAN [ROOT]",
+        description="Execute a plan file written by `gc --dry-run --plan-out PLAN` (or `rm`), "
+        "on the root it was made for. The store is listed and planned again with the plan's "
+        "options first: an entry is deleted only if it is still garbage, with the same paths, "
+        "sizes and times, and nothing that stays needs it; everything else is left alone and "
+        "counted as changed since the plan. A plan for another root, older than --max-age, "
+        "cut short or edited outside the registry's tree is refused (exit 3).",
+        epilog=EXIT_CODES_HELP,
+    )
+    apply.add_argument("plan", metavar="PLAN", help="the plan file")
+    apply.add_argument(
+        "root",
+        metavar="ROOT",
+        nargs="?",
+        help="the registry's root, as for gc; by default the root the plan names (or the "
+        "registry's default configuration file, when it exists)",
+    )
+    _add_storage(apply, root=False, allow_empty=False)
+    apply.add_argument(
+        "--max-age",
+        type=_duration_arg,
+        default=DEFAULT_MAX_AGE,
+        metavar="DURATION",
+        help="refuse a plan whose listing is older than this (default 24h)",
+    )
+    apply.add_argument(
+        "-d",
+        "--dry-run",
+        action="store_true",
+        help="delete nothing; report what would be executed and what changed since the plan",
+    )
+    _add_plan_files(apply, plan_out=False)
+    _add_output(apply)
+    _add_metrics(apply)
+    apply.set_defaults(func=commands.apply)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (public for the docs)."""
     parser = argparse.ArgumentParser(
@@ -151,12 +303,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_storage(gc)
     _add_collect(gc)
+    _add_live(gc)
     gc.add_argument(
         "--allow-no-manifests",
         action="store_true",
         help="sweep even when blobs exist but no manifest at all (normally refused)",
     )
     add_policy_arguments(gc)
+    _add_plan_files(gc)
     _add_output(gc)
     _add_metrics(gc)
     gc.set_defaults(func=commands.gc)
@@ -187,9 +341,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="delete only the tag directories, revision links and repositories named; "
         "collect nothing",
     )
+    _add_plan_files(rm)
     _add_output(rm)
     _add_metrics(rm)
     rm.set_defaults(func=commands.rm)
+
+    _add_apply(sub)
 
     ls = sub.add_parser(
         "ls",
@@ -251,6 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_output(fsck)
     fsck.set_defaults(func=commands.fsck)
+
+    _add_quarantine(sub)
 
     demo = sub.add_parser(
         "demo",

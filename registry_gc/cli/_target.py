@@ -18,8 +18,9 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from ..backends import Backend
+    from ..cache import DescriptorCache
 
-__all__ = ["Target", "split_operands", "storage_option", "target_of"]
+__all__ = ["Target", "live_cache", "split_operands", "storage_option", "target_of"]
 
 log = logging.getLogger("registry_gc")
 
@@ -130,3 +131,55 @@ def target_of(args: argparse.Namespace, root: str | None) -> Target:
         return Target(cfg.url, _merged(cfg.storage_options, overrides), cfg)
     assert root is not None
     return Target(root, overrides)
+
+
+def _check_live_flags(args: argparse.Namespace, target: Target) -> bool:
+    """Refuse live mode's flags that contradict each other; whether the run is live (not dry)."""
+    live = bool(getattr(args, "live", False))
+    flags = {"--settle": args.settle, "--cache": args.cache, "--redis-url": args.redis_url}
+    given = [flag for flag, value in flags.items() if value is not None]
+    if given and not live:
+        msg = f"{', '.join(given)} only mean something with --live"
+        raise ConfigError(msg)
+    choice, url, config = args.cache, args.redis_url, target.config
+    if url is not None and choice not in (None, "redis"):
+        msg = f"--redis-url names a redis cache, but --cache says {choice}"
+        raise ConfigError(msg)
+    if choice == "redis" and url is None and (config is None or config.redis is None):
+        msg = "--cache redis needs --redis-url, or a --config whose redis section names the server"
+        raise ConfigError(msg)
+    return live and not getattr(args, "dry_run", False)
+
+
+def live_cache(args: argparse.Namespace, target: Target) -> DescriptorCache | None:
+    """The registry's blob-descriptor cache for ``--live``: ``None`` when nobody says.
+
+    ``--redis-url`` and ``--cache`` say it; else the configuration does. Without
+    either the cache is unknown, and the run keeps its quarantine.
+    """
+    from ..cache import (  # noqa: PLC0415 - the redis client loads only for live runs
+        InMemoryCache,
+        NoCache,
+        RedisDescriptorCache,
+        descriptor_cache,
+    )
+
+    if not _check_live_flags(args, target):
+        return None
+    config = target.config
+    if args.cache in ("none", "inmemory"):
+        source = config.source if config is not None else "--cache inmemory"
+        return NoCache() if args.cache == "none" else InMemoryCache(source)
+    if args.redis_url is not None:
+        return RedisDescriptorCache.from_url(args.redis_url)
+    if args.cache == "redis":
+        assert config is not None
+        assert config.redis is not None
+        return RedisDescriptorCache.from_config(config.redis)
+    if config is not None:
+        return descriptor_cache(config)
+    log.warning(
+        "--live without --config or --cache: the registry's blob-descriptor cache is unknown, "
+        "so the quarantine is kept rather than purged (say --cache none, or give --config)"
+    )
+    return None

@@ -31,6 +31,7 @@ Servers, the real registry and its clients:
 - :mod:`tests.rigs.redis` — :class:`RedisServer` (``redis-server``), distribution's cache writes.
 - :mod:`tests.rigs.registry` — :class:`RealRegistry` (Debian ``docker-registry`` 2.8.2).
 - :mod:`tests.rigs.e2e` — the end-to-end model: what was pushed, what must survive.
+- :mod:`tests.rigs.planfiles` — plan files (``--plan-out``, ``--deletions-out``) read as JSON.
 - :mod:`tests.rigs.push` — a urllib registry HTTP API v2 client.
 - :mod:`tests.rigs.skopeo` — ``skopeo`` copy/inspect wrappers.
 - :mod:`tests.rigs.differential`, :mod:`tests.rigs.manifest_gen` — the differential test

@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any
 
 from registry_gc import cli
 
-from tests.rigs import oci
+from tests.rigs import oci, planfiles
 from tests.rigs.registry import RealRegistry
 from tests.rigs.skopeo import pull_all
 
@@ -399,6 +399,8 @@ class GcRun:
     root: Path
     exit_code: int = -1
     report: dict[str, Any] = field(default_factory=dict)
+    #: the deletion lines of ``--deletions-out`` (the plan file format, with statuses)
+    deletions: list[dict[str, Any]] = field(default_factory=list)
     stderr: str = ""
     refusals: list[Refusal] = field(default_factory=list)
     #: repositories set aside because a refusal named them (not checked)
@@ -444,8 +446,12 @@ def run_gc(
         for repo in run.excluded:
             shutil.rmtree(dest / "docker/registry/v2/repositories" / repo, ignore_errors=True)
         before = file_hashes(dest)
-        code, out, err = run_cli(["gc", str(dest), *NO_GRACE, "--json", *argv_mode])
+        listing = dest.parent / f"{dest.name}.deletions.jsonl"
+        listing.unlink(missing_ok=True)
+        argv = ["gc", str(dest), *NO_GRACE, "--json", "--deletions-out", str(listing)]
+        code, out, err = run_cli([*argv, *argv_mode])
         run.exit_code, run.stderr = code, err
+        run.deletions = planfiles.deletions(listing) if listing.exists() else []
         try:
             run.report = json.loads(out) if out.strip() else {}
         except json.JSONDecodeError:
@@ -567,10 +573,10 @@ class Deleted:
     repositories: set[str] = field(default_factory=set)
 
 
-def deleted_by(report: Mapping[str, Any]) -> Deleted:
-    """Read a ``--json`` report's deletions (those done, or planned in a dry run)."""
+def deleted_by(deletions: Iterable[Mapping[str, Any]]) -> Deleted:
+    """Read the deletion lines of ``--deletions-out`` (those done, or planned in a dry run)."""
     out = Deleted()
-    for d in report.get("deletions", []):
+    for d in deletions:
         if d.get("status") not in {None, "deleted", "planned"}:
             continue
         category, repo, digest = d.get("category"), d.get("repository"), d.get("digest")
@@ -584,7 +590,7 @@ def deleted_by(report: Mapping[str, Any]) -> Deleted:
             out.gone.add(view)
         elif category in {"revision", "layer-link"} and repo:
             names = {digest} if digest else set()
-            for path in d.get("paths", []):
+            for path, _, _ in d.get("paths", []):
                 if m := _PATH_RE.search(path):
                     names.add(f"{m['alg']}:{m['hex']}")
             for name in names:
@@ -609,7 +615,7 @@ def evaluate(store: Store, run: GcRun, after: Observation) -> list[Violation]:
         if not refusal.unchanged
     )
     required = live_set(store, delete_untagged=run.delete_untagged, excluded=run.excluded)
-    deleted = deleted_by(run.report)
+    deleted = deleted_by(run.deletions)
 
     def canonical(digest: str) -> str:
         return store.aliases.get(digest, digest)
@@ -747,7 +753,7 @@ def describe_deletions(store: Store, run: GcRun, repo: str, *, limit: int = 12) 
     lines = [
         f"  {d.get('category')} {d.get('repository') or ''} {d.get('digest') or d.get('name')}"
         f" ({d.get('reason')})"
-        for d in run.report.get("deletions", [])
+        for d in run.deletions
         if d.get("repository") in repos
         or (d.get("repository") is None and d.get("digest") in digests)
     ]

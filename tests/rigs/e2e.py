@@ -4,8 +4,10 @@
 set by a reachability walk of its own (tags, index children, referrers of live
 manifests), never by asking the package; :class:`Layout` parses a store's keys
 into registry terms; :func:`assert_live_layout` compares the two after a run,
-:func:`assert_pulls` pulls through the registry, :func:`gc` runs the command line.
-Used by ``test_e2e_registry.py`` (filesystem) and ``test_e2e_s3.py`` (S3).
+:func:`assert_pulls` pulls through the registry, :func:`gc` runs the command line
+(:func:`gc_listed` also returns the deletion lines of ``--deletions-out``;
+:func:`s3_args` gives a bucket's URL and options as arguments).
+Used by ``test_e2e_registry.py`` (filesystem), ``test_e2e_s3.py`` (S3) and ``test_e2e_apply.py``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import TYPE_CHECKING
 import pytest
 from registry_gc import cli
 
-from tests.rigs import oci
+from tests.rigs import oci, planfiles
 from tests.rigs.skopeo import pull_all
 
 if TYPE_CHECKING:
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from tests.rigs.push import RegistryClient
-    from tests.rigs.registry import RealRegistry
+    from tests.rigs.registry import RealRegistry, S3Storage
 
 V2 = "docker/registry/v2/"
 #: registry-gc with everything old enough to go (the store was pushed seconds ago).
@@ -183,6 +185,35 @@ def gc(capsys: pytest.CaptureFixture[str], root: str | Path, *args: str) -> dict
     assert code == 0, f"{captured.out}\n{captured.err}"
     report: dict = json.loads(captured.out)
     return report
+
+
+def gc_listed(
+    capsys: pytest.CaptureFixture[str], root: str | Path, *args: str
+) -> tuple[dict, list[dict]]:
+    """:func:`gc` with ``--deletions-out``: the report and the deletion lines."""
+    out = planfiles.out_file()
+    report = gc(capsys, root, *args, "--deletions-out", str(out))
+    listed = planfiles.deletions(out)
+    done = sum(1 for d in listed if d["status"] in {"planned", "deleted"})
+    assert done == report["totals"]["deletions"], (done, report["totals"])
+    return report, listed
+
+
+def s3_args(storage: S3Storage) -> list[str]:
+    """``s3://BUCKET[/PREFIX]`` and the storage options, as CLI arguments."""
+    prefix = storage.key_prefix.rstrip("/")
+    url = f"s3://{storage.bucket}/{prefix}" if prefix else f"s3://{storage.bucket}"
+    return [
+        url,
+        "-o",
+        f"endpoint_url={storage.endpoint_url}",
+        "-o",
+        f"key={storage.key}",
+        "-o",
+        f"secret={storage.secret}",
+        "-o",
+        f'client_kwargs={{"region_name": "{storage.region}"}}',
+    ]
 
 
 def assert_pulls(reg: RealRegistry, repo: str, ref: str, dest: Path) -> None:

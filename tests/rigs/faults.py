@@ -90,6 +90,8 @@ class FaultyBackend(WrappingBackend):
         interrupt: Any = KeyboardInterrupt,  # see ErrorFactory
         list_yield_before_fail: int = 0,
         delete_batch: int | None = None,
+        fail_move_at: int | None = None,
+        fail_write_at: int | None = None,
     ) -> None:
         super().__init__(inner)
         self.fail_list_at = fail_list_at
@@ -102,6 +104,8 @@ class FaultyBackend(WrappingBackend):
         self.interrupt = interrupt
         self.list_yield_before_fail = list_yield_before_fail
         self.delete_batch = delete_batch
+        self.fail_move_at = fail_move_at
+        self.fail_write_at = fail_write_at
         self.calls: list[Call] = []
         self.deleted: list[str] = []
         self.missing: list[str] = []
@@ -192,6 +196,30 @@ class FaultyBackend(WrappingBackend):
         inner: Any = self.inner
         results: list[DeleteResult] = await inner.remove_empty_dirs(dirs)
         return results
+
+    async def move(
+        self, moves: Sequence[tuple[str, str]], *, sizes: Mapping[str, int] | None = None
+    ) -> list[DeleteResult]:
+        """Move through the wrapped backend; ``fail_keys`` selects sources to report FAILED."""
+        if await self._enter("move", [src for src, _ in moves], self.fail_move_at):
+            self._fail_call("move", [src for src, _ in moves])
+        select = self.fail_keys
+        chosen = [(s, d) for s, d in moves if select is None or not select(s)]
+        inner: Any = self.inner
+        done = {r.path: r for r in await inner.move(chosen, sizes=sizes)} if chosen else {}
+        results = [
+            done.get(s) or DeleteResult(s, Outcome.FAILED, "InjectedFault: AccessDenied")
+            for s, _ in moves
+        ]
+        self._record(results)
+        return results
+
+    async def write(self, items: Mapping[str, bytes]) -> None:
+        """Write through the wrapped backend, failing the configured call."""
+        if await self._enter("write", list(items), self.fail_write_at):
+            self._fail_call("write", list(items))
+        inner: Any = self.inner
+        await inner.write(items)
 
     async def list_multipart_uploads(self, prefix: str) -> list[MultipartUpload]:
         """List through the wrapped backend (recorded)."""

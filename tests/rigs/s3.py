@@ -98,6 +98,27 @@ class S3Server:
         self.client().create_bucket(Bucket=name)
         return name
 
+    def drop_bucket(self, name: str) -> None:
+        """Empty and delete a bucket (open multipart uploads too); best effort.
+
+        SeaweedFS gives every bucket volumes of its own and ``weed mini`` has a few
+        hundred: without this, a session runs out after about fifty buckets and
+        every later write fails with ``InternalError`` ("no free volumes left").
+        """
+        client = self.client()
+        try:
+            for upload in self.list_multipart_uploads(name):
+                client.abort_multipart_upload(
+                    Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"]
+                )
+            keys = list(self.list_keys(name))
+            for i in range(0, len(keys), 1000):
+                chunk = [{"Key": k} for k in keys[i : i + 1000]]
+                client.delete_objects(Bucket=name, Delete={"Objects": chunk, "Quiet": True})
+            client.delete_bucket(Bucket=name)
+        except Exception:  # cleanup must not fail the test it follows
+            return
+
     def list_keys(self, bucket: str, prefix: str = "") -> dict[str, int]:
         """Return ``{key: size}`` of every object under ``prefix`` in ``bucket`` (boto3)."""
         out: dict[str, int] = {}
@@ -217,6 +238,11 @@ class SeaweedS3(S3Server):
             f"-master.port.grpc={p['master'] + 10000}",
             "-master.telemetry=false",
             f"-volume.port={p['volume']}",
+            # Every bucket is a collection with volumes of its own, and the automatic
+            # limit (free disk / 1 GiB) ran out after some fifty buckets in one session
+            # ("No writable volumes and no free volumes left"). Volumes are not
+            # preallocated: a high count costs nothing.
+            "-volume.max=2000",
             f"-volume.port.grpc={p['volume'] + 10000}",
             f"-filer.port={p['filer']}",
             f"-filer.port.grpc={p['filer'] + 10000}",
