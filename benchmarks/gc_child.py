@@ -19,6 +19,10 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
+
+# The checkout this file is in, before any installed registry_gc: what is measured is this tree.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def main(argv: list[str] | None = None) -> int:
