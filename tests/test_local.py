@@ -16,6 +16,7 @@ from registry_gc.backends import (
     Outcome,
     SupportsDigest,
     SupportsDirectories,
+    SupportsListBatches,
     SupportsMove,
     SupportsMultipartUploads,
     SupportsRequestCounts,
@@ -56,7 +57,13 @@ def _local_writer(root: Path) -> Writer:
 class TestLocal(BackendSuite):
     """LocalBackend over a temporary directory."""
 
-    capabilities = (SupportsDirectories, SupportsDigest, SupportsMove, SupportsWrite)
+    capabilities = (
+        SupportsDirectories,
+        SupportsDigest,
+        SupportsMove,
+        SupportsWrite,
+        SupportsListBatches,
+    )
 
     @pytest.fixture
     def backend(self, tmp_path: Path) -> LocalBackend:
