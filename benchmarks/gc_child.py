@@ -4,6 +4,7 @@ Prints one JSON object on stdout: wall time inside the process, the collector's
 timings, what was (or would be) deleted, and for S3 the requests sent by type.
 
     python benchmarks/gc_child.py ROOT [--dry-run] [--delete-untagged] [--grace SECONDS]
+                                       [--deletions-out FILE]
 
 ``ROOT`` is a directory, ``memory://…`` or ``s3://bucket[/prefix]``; S3 storage options
 (endpoint, credentials) come as JSON in the environment variable ``BENCH_S3_OPTIONS``.
@@ -18,6 +19,10 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
+
+# The checkout this file is in, before any installed registry_gc: what is measured is this tree.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true")
     parser.add_argument("--delete-untagged", action="store_true")
     parser.add_argument("--grace", type=float, default=0.0, help="seconds")
+    parser.add_argument("--deletions-out", default=None, help="stream every deletion here")
     args = parser.parse_args(argv)
 
     import registry_gc  # noqa: PLC0415 - import time is part of what is measured
@@ -48,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         dry_run=args.dry_run,
         delete_untagged=args.delete_untagged,
         grace=datetime.timedelta(seconds=args.grace),
+        deletions_out=args.deletions_out,
     )
     t_end = time.perf_counter()
     inv = report.inventory

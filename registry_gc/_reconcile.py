@@ -23,7 +23,7 @@ from .plan import Category, Plan
 from .planfile import identity_of, record_of
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
 
     from .fetch import ManifestTable
     from .inventory import Inventory, RepositoryEntry
@@ -152,7 +152,7 @@ _Key: TypeAlias = "tuple[Category, str | None, str | None]"
 class _Needs:
     """The work of :func:`still_needed`: a queue of what stays, and what it takes back."""
 
-    dels: list[Deletion]
+    dels: Sequence[Deletion]
     keep: set[int]
     inventory: Inventory
     manifests: ManifestTable

@@ -19,20 +19,20 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, TypeVar
 
-import attrs
-
 from . import _sync
 from ._errors import ManifestError
+from ._manifest_table import ManifestTable, Unreadable
 from ._reads import BATCH_BYTES, PARALLEL_BATCHES, READ_BATCH, read_each
-from .layout import blob_path
+from .layout import Digest, blob_digest, blob_path
 from .manifests import MAX_MANIFEST_SIZE, Manifest, ManifestKind, parse_manifest
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 
+    from ._columns import LinkTimes
+    from ._digests import DigestIndex
     from .backends import Backend
     from .inventory import BlobTable, Inventory
-    from .layout import Digest
 
 __all__ = [
     "BATCH_BYTES",
@@ -51,25 +51,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-@attrs.frozen
-class Unreadable:
-    """A manifest that could not be used: its blob is missing, or it does not parse.
-
-    ``missing`` is ``True`` when ``blobs/…/data`` does not exist (a dangling
-    reference); otherwise ``error`` says why it cannot be parsed. The mark
-    phase names the repository when it reports it.
-    """
-
-    missing: bool
-    error: str = ""
-
-
 #: Image configs larger than this are not read (for a platform, a creation time).
 MAX_CONFIG_SIZE = 1024 * 1024
 T = TypeVar("T")
-
-#: digest → parsed manifest, or why it cannot be used
-ManifestTable = dict["Digest", "Manifest | Unreadable"]
 
 
 def is_manifest(entry: Manifest | Unreadable | None) -> bool:
@@ -83,31 +67,33 @@ async def fetch_manifests(
     *,
     progress: Callable[[int, int], None] | None = None,
     observe: Callable[[Digest, bytes], None] | None = None,
-    known: ManifestTable | None = None,
+    known: Mapping[Digest, Manifest | Unreadable] | None = None,
 ) -> ManifestTable:
     """Read every manifest that marking may need; return them parsed.
 
     ``progress(done, total)`` is called after each batch with the manifests
     read so far and the number known to be needed so far (it grows when later
     rounds find more). ``observe(digest, data)`` sees every body read (``check``
-    hashes them), before it is parsed and dropped.
+    hashes them), before it is parsed and dropped. ``known`` (a table an
+    earlier run returned) is extended, not read again, except for manifests it
+    found missing that the listing now shows.
     """
-    table: ManifestTable = dict(known or {})
-    wanted: set[Digest] = set()
-    for repo in inventory.repositories.values():
-        wanted.update(repo.revisions)
-        for t in repo.tags.values():
-            if t.current is not None:
-                wanted.add(t.current)
-            wanted.update(t.index)
+    index = inventory.index
+    if isinstance(known, ManifestTable) and known.index is index:
+        table = known.copy()
+    else:
+        table = ManifestTable.of(index, (known or {}).items())
+    blobs = inventory.blobs
+    wanted = _first_wanted(inventory, table)
     counts = [0, 0]  # done, total
     rounds = 0
-    wanted = {d for d in wanted if d not in table or _unlisted_missing(table[d], inventory, d)}
     while wanted:
         rounds += 1
-        await _read_round(backend, inventory.blobs, wanted, table, progress, observe, counts)
-        fresh = [m for d in wanted if isinstance(m := table[d], Manifest)]
-        wanted = {d for d in _named(fresh) if d not in table and _readable(inventory.blobs, d)}
+        await _read_round(backend, blobs, wanted, table, progress, observe, counts)
+        named: set[int] = set()
+        for i in wanted:
+            named.update(table.reference_ids(i)[1])
+        wanted = {i for i in named if not table.has_id(i) and _readable(blobs, i)}
         if rounds == 1:
             wanted.update(_layer_candidates(inventory, table))
     log.info("read %d manifests in %d round(s)", len(table), rounds)
@@ -118,7 +104,7 @@ async def read_manifests(
     backend: Backend,
     blobs: BlobTable,
     digests: set[Digest],
-    table: ManifestTable,
+    table: MutableMapping[Digest, Manifest | Unreadable],
     *,
     progress: Callable[[int, int], None] | None = None,
     observe: Callable[[Digest, bytes], None] | None = None,
@@ -129,11 +115,28 @@ async def read_manifests(
     manifest written since the listing from a missing one) and how large each
     is. Returns the manifests that parsed, for the next round: the digests they
     name (:func:`named_digests`). :mod:`registry_gc.distributed` runs the rounds
-    itself, each worker for the digests of its blob prefixes.
+    itself, each worker for the digests of its blob prefixes. A
+    :class:`ManifestTable` keyed by ids of ``blobs.index`` is filled directly;
+    any other mapping gets the entries of this round added to it.
     """
+    index = blobs.index
+    if isinstance(table, ManifestTable) and table.index is index:
+        target = table
+    else:
+        target = ManifestTable(index)
+    wanted = {index.intern(d) for d in digests}
     counts = [0, 0]
-    await _read_round(backend, blobs, digests, table, progress, observe, counts)
-    return [m for d in digests if isinstance(m := table[d], Manifest)]
+    await _read_round(backend, blobs, wanted, target, progress, observe, counts)
+    out: list[Manifest] = []
+    for i in sorted(wanted):
+        entry = target.get_id(i)
+        if entry is None:  # pragma: no cover - every id read gets an entry
+            continue
+        if target is not table:
+            table[index.digest(i)] = entry
+        if isinstance(entry, Manifest):
+            out.append(entry)
+    return out
 
 
 def named_digests(manifests: Iterable[Manifest]) -> Iterator[Digest]:
@@ -142,109 +145,150 @@ def named_digests(manifests: Iterable[Manifest]) -> Iterator[Digest]:
     A round of :func:`fetch_manifests` reads those of them that are listed and
     not read yet.
     """
-    return _named(manifests)
-
-
-def _unlisted_missing(entry: Manifest | Unreadable, inventory: Inventory, digest: Digest) -> bool:
-    """A manifest missing before, which may have been written since: read it again."""
-    return isinstance(entry, Unreadable) and entry.missing and digest not in inventory.blobs
-
-
-def _readable(blobs: BlobTable, digest: Digest) -> bool:
-    return digest in blobs and blobs.size(digest) <= MAX_MANIFEST_SIZE
-
-
-def _named(manifests: Iterable[Manifest]) -> Iterator[Digest]:
-    """What these manifests name that may be a manifest: entries not plainly blobs, extras."""
     for m in manifests:
         yield from (c.digest for c in m.children if not c.is_blob)
         yield from m.extra
 
 
-def _layer_candidates(inventory: Inventory, table: ManifestTable) -> set[Digest]:
+def _first_wanted(inventory: Inventory, table: ManifestTable) -> set[int]:
+    """Every revision, tag target and tag history entry to read.
+
+    Those not in ``table`` yet, and those missing there that the listing now shows.
+    """
+    index = inventory.index
+    blobs = inventory.blobs
+    flags = bytearray(len(index))
+
+    def want(ids: Iterable[int]) -> None:
+        for i in ids:
+            if i >= len(flags):
+                flags.extend(bytes(i + 1 - len(flags)))
+            flags[i] = 1
+
+    for repo in inventory.repositories.values():
+        want(_link_ids(repo.revisions, index))
+        for t in repo.tags.values():
+            if t.current is not None:
+                want((index.intern(t.current),))
+            want(_link_ids(t.index, index))
+    out: set[int] = set()
+    at = flags.find(1)
+    while at >= 0:
+        # Missing before, and listed now: written since, so read it again.
+        if not table.has_id(at) or (table.is_missing_id(at) and blobs.has_id(at)):
+            out.add(at)
+        at = flags.find(1, at + 1)
+    return out
+
+
+def _link_ids(links: LinkTimes, index: DigestIndex) -> Iterable[int]:
+    if links.index is index:
+        return links.ids()
+    return [index.intern(d) for d in links]
+
+
+def _readable(blobs: BlobTable, i: int) -> bool:
+    return blobs.has_id(i) and blobs.size_of_id(i) <= MAX_MANIFEST_SIZE
+
+
+def _layer_candidates(inventory: Inventory, table: ManifestTable) -> set[int]:
     """``_layers`` links whose blob no manifest names as a layer: 2.1.0 revisions, maybe.
 
     distribution resolves a manifest through ``_layers/<digest>/link`` as well as
     through its revision link (``manifestLinkPathFns``, because 2.1.0 linked
-    manifests there). A link that only a manifest's layers name is a layer.
+    manifests there). A link that only a manifest's config and layers name is a
+    layer. An index entry of a media type that is no manifest's is not enough:
+    the registry still serves its blob as a manifest through that link when it
+    reads as one, and what it references then, so it is read.
     """
-    layers: set[Digest] = set()
-    for m in table.values():
-        if isinstance(m, Manifest):
-            layers.update(m.blobs)
-            layers.update(c.digest for c in m.children if c.is_blob)
-    out: set[Digest] = set()
+    index = inventory.index
+    layers = bytearray(len(index))
+    for i in table.ids():
+        for b in table.layer_ids(i):
+            if b < len(layers):
+                layers[b] = 1
+    out: set[int] = set()
     blobs = inventory.blobs
+    n = len(layers)
     for repo in inventory.repositories.values():
-        for d in repo.layers:
+        revisions = repo.revisions
+        for i in _link_ids(repo.layers, index):
             if (
-                d.algorithm == "sha256"
-                and d not in table
-                and d not in layers
-                and d not in repo.revisions
-                and _readable(blobs, d)
+                (i >= n or not layers[i])
+                and not table.has_id(i)
+                and index.is_sha256(i)
+                and _readable(blobs, i)
+                and not revisions.has_id(i)
             ):
-                out.add(d)
+                out.add(i)
     return out
+
+
+def _to_read(blobs: BlobTable, wanted: set[int], table: ManifestTable) -> list[int]:
+    """The ids to read, in digest order; those too large to be served are entered as such."""
+    to_read: list[int] = []
+    for i in sorted(wanted):
+        if not blobs.has_id(i):
+            # Not listed: missing, or written after the listing passed its prefix (a push
+            # writes the manifest's blob before its link). One read tells which.
+            to_read.append(i)
+        elif blobs.size_of_id(i) > MAX_MANIFEST_SIZE:
+            error = (
+                f"manifest {table.index.digest(i)} is {blobs.size_of_id(i)} bytes, over "
+                f"distribution's limit of {MAX_MANIFEST_SIZE} bytes"
+            )
+            table.set_id(i, Unreadable(missing=False, error=error))
+        else:
+            to_read.append(i)
+    return to_read
 
 
 async def _read_round(  # noqa: PLR0917 - private helper, one call site
     backend: Backend,
     blobs: BlobTable,
-    wanted: set[Digest],
+    wanted: set[int],
     table: ManifestTable,
     progress: Callable[[int, int], None] | None,
     observe: Callable[[Digest, bytes], None] | None,
     counts: list[int],
 ) -> None:
-    to_read: list[Digest] = []
-    unlisted: set[Digest] = set()
-    for d in sorted(wanted):
-        if d not in blobs:
-            # Not listed: missing, or written after the listing passed its prefix (a push
-            # writes the manifest's blob before its link). One read tells which.
-            unlisted.add(d)
-            to_read.append(d)
-        elif blobs.size(d) > MAX_MANIFEST_SIZE:
-            table[d] = Unreadable(
-                missing=False,
-                error=(
-                    f"manifest {d} is {blobs.size(d)} bytes, over distribution's limit of "
-                    f"{MAX_MANIFEST_SIZE} bytes"
-                ),
-            )
-        else:
-            to_read.append(d)
+    index = table.index
+    to_read = _to_read(blobs, wanted, table)
 
     def consume(path: str, data: bytes | None) -> None:
-        d = by_path[path]
+        d = Digest._trusted(blob_digest(path))  # type: ignore[arg-type]  # noqa: SLF001
+        i = index.find(d)
         if data is None:
             # Listed a moment ago and gone now: someone else deletes in this store.
-            table[d] = (
+            table.set_id(
+                i,
                 Unreadable(missing=True)
-                if d in unlisted
-                else Unreadable(missing=False, error=f"{path} vanished while reading")
+                if not blobs.has_id(i)
+                else Unreadable(missing=False, error=f"{path} vanished while reading"),
             )
             return
         if observe is not None:
             observe(d, data)
         try:
-            table[d] = parse_manifest(data, digest=d)
+            table.set_id(i, parse_manifest(data, digest=d))
         except ManifestError as e:
-            table[d] = Unreadable(missing=False, error=str(e))
+            table.set_id(i, Unreadable(missing=False, error=str(e)))
 
     def tick(n: int) -> None:
         counts[0] += n
         if progress is not None:
             progress(counts[0], counts[1])
 
-    by_path = {blob_path(d): d for d in to_read}
+    def size_of(path: str) -> int:
+        i = index.find(blob_digest(path))  # type: ignore[arg-type]
+        return blobs.size_of_id(i) if blobs.has_id(i) else MAX_MANIFEST_SIZE
+
     counts[1] += len(to_read)
     await read_each(
         backend,
-        by_path,
+        (blob_path(index.digest(i)) for i in to_read),
         consume,
-        size_of=lambda p: blobs.size(by_path[p]) if by_path[p] in blobs else MAX_MANIFEST_SIZE,
+        size_of=size_of,
         tick=tick,
     )
 

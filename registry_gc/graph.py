@@ -29,13 +29,13 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from .fetch import Unreadable, is_manifest
+from ._columns import LinkTimes
+from .fetch import ManifestTable, Unreadable, is_manifest
 from .manifests import Manifest
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Iterable, Iterator
 
-    from .fetch import ManifestTable
     from .inventory import BlobTable, RepositoryEntry
     from .layout import Digest
 
@@ -77,11 +77,27 @@ class Graph:
     @classmethod
     def of(cls, repo: RepositoryEntry, table: ManifestTable, present: BlobTable) -> Graph:
         """Build the graph of ``repo`` from the fetched manifests."""
-        legacy = {
-            d: mtime
-            for d, mtime in repo.layers.items()
-            if d.algorithm == "sha256" and d not in repo.revisions and is_manifest(table.get(d))
-        }
+        layers = repo.layers
+        if (
+            isinstance(table, ManifestTable)
+            and isinstance(layers, LinkTimes)
+            and layers.index is table.index
+        ):
+            # By id: a layer link is rarely a manifest, and its digest is made only if it is.
+            index, revisions = table.index, repo.revisions
+            legacy = {
+                index.digest(i): mtime
+                for i, mtime in zip(layers.ids(), layers.times(), strict=True)
+                if table.is_manifest_id(i)
+                and index.is_sha256(i)
+                and index.digest(i) not in revisions
+            }
+        else:
+            legacy = {
+                d: mtime
+                for d, mtime in layers.items()
+                if d.algorithm == "sha256" and d not in repo.revisions and is_manifest(table.get(d))
+            }
         manifests = {**repo.revisions, **legacy}
         referrers: dict[Digest, list[Digest]] = defaultdict(list)
         for digest in manifests:

@@ -1,53 +1,34 @@
 """One listing pass → everything the registry holds, compact, in memory.
 
-The inventory lists ``blobs/`` and ``repositories/`` (concurrently), classifies
-every path with :mod:`registry_gc.layout`, and reads only what the path does
-not already say: the tags' ``current`` links, and the rare ``_layers`` alias
-links (sha384/sha512 paths, whose content names the canonical sha256 blob).
+The inventory lists ``blobs/``, then ``repositories/``, classifies every path
+with :mod:`registry_gc.layout`, and reads only what the path does not already
+say: the tags' ``current`` links, and the rare ``_layers`` alias links
+(sha384/sha512 paths, whose content names the canonical sha256 blob). The
+listing and the builder are in ``_scanning``.
 
-Timestamps are kept as float seconds since the epoch (UTC) to stay small:
-the blob table costs about 200 bytes per blob.
+It is columnar, so that ten million blobs fit in a few gigabytes: every digest
+is an id of one :class:`~registry_gc._digests.DigestIndex` (32 bytes per
+listed blob), the blob table's sizes and times are typed arrays, and each
+repository's links are arrays of ids and times (:class:`~registry_gc._columns.LinkTimes`)
+that read like ``dict[Digest, float]``. Timestamps are float seconds since
+the epoch (UTC). About 70 bytes per blob and 12 per link.
 """
 
 from __future__ import annotations
 
 import array
-import asyncio
-import datetime
-import logging
-import time
 from typing import TYPE_CHECKING
 
 import attrs
 
 from . import _sync
-from ._errors import InvalidReferenceError
-from ._reads import read_each
-from .backends import UNKNOWN_TIME, SupportsMultipartUploads
-from .layout import (
-    BLOBS_PREFIX,
-    REPOSITORIES_PREFIX,
-    BlobData,
-    Digest,
-    LayerLink,
-    LegacySignatureLink,
-    Repository,
-    RevisionLink,
-    Tag,
-    TagCurrentLink,
-    TagIndexLink,
-    Unrecognized,
-    UploadFile,
-    blob_digest,
-    classify,
-    repository_name_problem,
-    split_repository,
-    tag_name_problem,
-)
+from ._columns import LinkTimes
+from ._digests import DigestIndex
+from .layout import Digest, Repository, Tag
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
-    from typing import Any
+    import datetime
+    from collections.abc import Callable, Iterable, Iterator, Sequence
 
     from .backends import Backend, MultipartUpload, ObjectInfo
 
@@ -61,10 +42,6 @@ __all__ = [
     "scan",
     "take_inventory",
 ]
-
-log = logging.getLogger(__name__)
-
-_UNKNOWN = UNKNOWN_TIME.timestamp()
 
 
 @attrs.frozen
@@ -84,50 +61,103 @@ class Anomaly:
 class BlobTable:
     """Every blob in ``blobs/``: digest → size and modification time, compactly.
 
-    Keys are kept as plain strings (a :class:`Digest` costs 48 bytes more per
-    object); iteration hands out :class:`Digest` again.
+    Columnar: the digests are ids of a :class:`~registry_gc._digests.DigestIndex`
+    (the listed sha256 blobs are its sorted part, 32 bytes each), sizes and times
+    are typed arrays in id order — about 56 bytes per blob. A blob recorded
+    after the listing (a sha384/sha512 one, or :meth:`add`) is kept aside by id.
+    Iteration hands out :class:`Digest` strings, made on demand.
     """
 
-    __slots__ = ("_index", "_mtimes", "_sizes")
+    __slots__ = ("_extra", "_mtimes", "_sizes", "index")
 
-    def __init__(self) -> None:
-        self._index: dict[str, int] = {}
-        self._sizes = array.array("q")
-        self._mtimes = array.array("d")
+    def __init__(
+        self,
+        index: DigestIndex | None = None,
+        sizes: array.array[int] | None = None,
+        mtimes: array.array[float] | None = None,
+    ) -> None:
+        #: the digest ids the table (and the inventory's link tables) use
+        self.index = index if index is not None else DigestIndex()
+        self._sizes = sizes if sizes is not None else array.array("q")
+        self._mtimes = mtimes if mtimes is not None else array.array("d")
+        if len(self._sizes) != self.index.sorted_count or len(self._mtimes) != len(self._sizes):
+            msg = "one size and one time per sorted digest of the index"
+            raise ValueError(msg)
+        #: id → (size, mtime), for blobs outside the index's sorted part
+        self._extra: dict[int, tuple[int, float]] = {}
 
     def add(self, digest: str, size: int, mtime: float) -> None:
         """Record a blob (a second record of the same digest replaces the first)."""
-        i = self._index.get(digest)
-        if i is None:
-            key = digest if type(digest) is str else str.__str__(digest)
-            self._index[key] = len(self._sizes)
-            self._sizes.append(size)
-            self._mtimes.append(mtime)
-        else:
+        i = self.index.intern(digest)
+        if i < len(self._sizes):
             self._sizes[i] = size
             self._mtimes[i] = mtime
+        else:
+            self._extra[i] = (size, mtime)
+
+    # -- by id ------------------------------------------------------------------------
+
+    def has_id(self, i: int) -> bool:
+        """Whether digest id ``i`` is a blob of the table."""
+        return 0 <= i < len(self._sizes) or i in self._extra
+
+    def size_of_id(self, i: int) -> int:
+        """The size of the blob with id ``i``."""
+        return self._sizes[i] if 0 <= i < len(self._sizes) else self._extra[i][0]
+
+    def mtime_of_id(self, i: int) -> float:
+        """The modification time of the blob with id ``i``."""
+        return self._mtimes[i] if 0 <= i < len(self._mtimes) else self._extra[i][1]
+
+    def ids(self) -> Iterator[int]:
+        """Every blob's id: the sorted ones, then the others."""
+        yield from range(len(self._sizes))
+        yield from self._extra
+
+    def columns(self) -> tuple[array.array[int], array.array[float]]:
+        """Sizes and times of the sorted ids ``0 … len - 1`` (do not modify)."""
+        return self._sizes, self._mtimes
+
+    def nbytes(self) -> int:
+        """Bytes held by the table's columns and its index (not the extra blobs)."""
+        return (
+            self.index.nbytes()
+            + len(self._sizes) * self._sizes.itemsize
+            + len(self._mtimes) * self._mtimes.itemsize
+        )
+
+    # -- by digest ----------------------------------------------------------------------
 
     def __contains__(self, digest: object) -> bool:
-        return digest in self._index
+        return isinstance(digest, str) and self.has_id(self.index.find(digest))
 
     def __len__(self) -> int:
-        return len(self._index)
+        return len(self._sizes) + len(self._extra)
 
     def __iter__(self) -> Iterator[Digest]:
-        trusted = Digest._trusted  # noqa: SLF001
-        return (trusted(k) for k in self._index)
+        name = self.index.digest
+        return (name(i) for i in self.ids())
+
+    def _id(self, digest: str) -> int:
+        i = self.index.find(digest)
+        if not self.has_id(i):
+            raise KeyError(digest)
+        return i
 
     def size(self, digest: str) -> int:
         """The size in bytes of the blob's ``data``."""
-        return self._sizes[self._index[digest]]
+        return self.size_of_id(self._id(digest))
 
     def mtime(self, digest: str) -> float:
         """When ``data`` was last written, in seconds since the epoch."""
-        return self._mtimes[self._index[digest]]
+        return self.mtime_of_id(self._id(digest))
 
     def total_size(self) -> int:
         """The bytes held by every blob."""
-        return sum(self._sizes)
+        return sum(self._sizes) + sum(s for s, _ in self._extra.values())
+
+    def __repr__(self) -> str:
+        return f"BlobTable({len(self)} blobs)"
 
 
 @attrs.define(slots=True)
@@ -139,7 +169,7 @@ class TagEntry:
     current_mtime: float | None = None
     current_size: int = 0
     #: Revisions the tag ever pointed at: digest → link mtime.
-    index: dict[Digest, float] = attrs.Factory(dict)
+    index: LinkTimes = attrs.Factory(LinkTimes)
 
 
 @attrs.define(slots=True)
@@ -186,9 +216,9 @@ class RepositoryEntry:
     has_manifests: bool = False
     tags: dict[Tag, TagEntry] = attrs.Factory(dict)
     #: revision digest → link mtime
-    revisions: dict[Digest, float] = attrs.Factory(dict)
+    revisions: LinkTimes = attrs.Factory(LinkTimes)
     #: layer link digest (as in the path) → link mtime
-    layers: dict[Digest, float] = attrs.Factory(dict)
+    layers: LinkTimes = attrs.Factory(LinkTimes)
     #: alias layer links (sha384/sha512 paths) → the canonical digest they name (None: unreadable)
     layer_aliases: dict[Digest, Digest | None] = attrs.Factory(dict)
     uploads: dict[str, UploadEntry] = attrs.Factory(dict)
@@ -220,6 +250,11 @@ class Inventory:
     #: seconds spent listing and reading links
     seconds: float = 0.0
 
+    @property
+    def index(self) -> DigestIndex:
+        """The digest ids of the blob table (and of the link tables the listing filled)."""
+        return self.blobs.index
+
     def repository(self, name: str) -> RepositoryEntry:
         """The entry of repository ``name`` (raises ``KeyError`` if absent)."""
         return self.repositories[Repository._trusted(name)]  # noqa: SLF001
@@ -228,234 +263,6 @@ class Inventory:
     def empty(self) -> bool:
         """``True`` when nothing at all was found: probably not a registry root."""
         return self.objects == 0 and not self.empty_dirs
-
-
-class _Builder:
-    """Accumulates listed objects into an :class:`Inventory`."""
-
-    def __init__(self, inv: Inventory) -> None:
-        self.inv = inv
-        self.current_links: list[tuple[RepositoryEntry, TagEntry, str]] = []
-        self.unknown_times = 0
-        self.unknown_example = ""
-        self.alias_links: list[tuple[RepositoryEntry, Digest, str]] = []
-
-    def repo(self, name: str) -> RepositoryEntry:
-        repos = self.inv.repositories
-        key = Repository._trusted(name)  # noqa: SLF001
-        entry = repos.get(key)
-        if entry is None:
-            entry = RepositoryEntry(key, repository_name_problem(name))
-            repos[key] = entry
-            if entry.name_problem is not None:
-                self.inv.anomalies.append(
-                    Anomaly(
-                        "invalid-repository-name",
-                        REPOSITORIES_PREFIX + name + "/",
-                        f"repository directory {name!r} is not a valid repository name "
-                        f"({entry.name_problem}); distribution cannot serve it, so registry-gc "
-                        "deletes nothing in it but keeps every blob it references",
-                        name,
-                    )
-                )
-        return entry
-
-    def tag(self, repo: RepositoryEntry, name: Tag) -> TagEntry:
-        entry = repo.tags.get(name)
-        if entry is None:
-            entry = TagEntry(name)
-            repo.tags[name] = entry
-            problem = tag_name_problem(name)
-            if problem is not None:
-                self.inv.anomalies.append(
-                    Anomaly(
-                        "invalid-tag-name",
-                        f"{REPOSITORIES_PREFIX}{repo.name}/_manifests/tags/{name}/",
-                        f"tag {name!r} in repository {repo.name!r} is not a valid tag ({problem}); "
-                        "it is kept, and what it points at is kept",
-                        repo.name,
-                    )
-                )
-        return entry
-
-    def add(self, info: ObjectInfo) -> None:
-        self.inv.objects += 1
-        path = info.path
-        mtime = info.modified.timestamp()
-        if mtime >= _UNKNOWN:
-            self.unknown_times += 1
-            self.unknown_example = self.unknown_example or path
-        if info.is_dir:
-            self.inv.objects -= 1
-            self.add_dir(path, mtime)
-            return
-        blob = blob_digest(path)
-        if blob is not None:
-            self.inv.blobs.add(blob, info.size, mtime)
-            return
-        key = classify(path)
-        if isinstance(key, Unrecognized):
-            self.unrecognized(key)
-            return
-        if isinstance(key, BlobData):  # pragma: no cover - parse_blob_path took these
-            self.inv.blobs.add(key.digest, info.size, mtime)
-            return
-        repo = self.repo(key.repository)
-        if isinstance(key, RevisionLink):
-            repo.has_manifests = True
-            repo.revisions[key.digest] = mtime
-        elif isinstance(key, TagCurrentLink):
-            repo.has_manifests = True
-            tag = self.tag(repo, key.tag)
-            tag.current_mtime = mtime
-            tag.current_size = info.size
-            self.current_links.append((repo, tag, path))
-        elif isinstance(key, TagIndexLink):
-            repo.has_manifests = True
-            self.tag(repo, key.tag).index[key.digest] = mtime
-        elif isinstance(key, LayerLink):
-            repo.layers[key.digest] = mtime
-            if key.digest.algorithm != "sha256":
-                self.alias_links.append((repo, key.digest, path))
-        elif isinstance(key, UploadFile):
-            upload = repo.uploads.get(key.upload)
-            if upload is None:
-                upload = repo.uploads[key.upload] = UploadEntry(key.upload)
-            upload.files[key.name] = (info.size, mtime)
-        elif isinstance(key, LegacySignatureLink):
-            repo.has_manifests = True
-            repo.signatures.setdefault(key.revision, []).append((key.digest, mtime))
-
-    def add_multipart(self, upload: MultipartUpload) -> None:
-        key = classify(upload.key)
-        if isinstance(key, UploadFile):
-            repo = self.repo(key.repository)
-            entry = repo.uploads.get(key.upload)
-            if entry is None:
-                entry = repo.uploads[key.upload] = UploadEntry(key.upload)
-            entry.multipart.append(upload)
-            return
-        self.inv.anomalies.append(
-            Anomaly(
-                "unrecognized-multipart-upload",
-                upload.key,
-                f"open multipart upload of {upload.key} (id {upload.upload_id[:16]}…) is not a "
-                "registry upload; left alone",
-                key.repository if isinstance(key, Unrecognized) else None,
-            )
-        )
-
-    def unrecognized(self, key: Unrecognized) -> None:
-        if key.repository is not None:
-            repo = self.repo(key.repository)
-            repo.unrecognized.append(key.path)
-            if "/_manifests/" in key.path:
-                repo.has_manifests = True
-        self.inv.anomalies.append(
-            Anomaly(
-                "unrecognized-path",
-                key.path,
-                f"{key.path}: {key.reason}; left in place",
-                key.repository,
-            )
-        )
-
-    def add_dir(self, path: str, mtime: float) -> None:
-        self.inv.empty_dirs[path] = mtime
-        split = split_repository(path + "/")
-        if split is not None:
-            name, rest = split
-            repo = self.repo(name)
-            if rest and rest[0] == "_manifests":
-                repo.has_manifests = True
-        elif path.startswith(REPOSITORIES_PREFIX) and len(path) > len(REPOSITORIES_PREFIX):
-            # An empty directory with no _ component: a repository directory
-            # (or namespace) with nothing in it.
-            pass
-
-    def finish(self, contents: dict[str, bytes | None]) -> None:
-        if self.unknown_times:
-            self.inv.anomalies.append(
-                Anomaly(
-                    "unknown-time",
-                    self.unknown_example,
-                    f"{self.unknown_times} object(s), {self.unknown_example} among them, have a "
-                    "modification time the storage does not give or Python cannot represent: "
-                    "they count as written just now, so none is deleted for its age",
-                )
-            )
-        for repo, tag, path in self.current_links:
-            self._set_current(repo, tag, path, contents.get(path))
-        for repo, digest, path in self.alias_links:
-            data = contents.get(path)
-            target: Digest | None = None
-            if data is not None:
-                try:
-                    target = Digest(data.decode("ascii").strip())
-                except (UnicodeDecodeError, InvalidReferenceError):
-                    target = None
-            if target is None:
-                self.inv.anomalies.append(
-                    Anomaly(
-                        "broken-link",
-                        path,
-                        f"{path}: alias layer link does not hold a valid digest; it is "
-                        "deleted unless a live manifest of the repository needs it",
-                        repo.name,
-                    )
-                )
-            repo.layer_aliases[digest] = target
-        for repo in self.inv.repositories.values():
-            for name, tag in repo.tags.items():
-                if tag.current_mtime is None:
-                    self.inv.anomalies.append(
-                        Anomaly(
-                            "tag-without-current-link",
-                            f"{REPOSITORIES_PREFIX}{repo.name}/_manifests/tags/{name}/current/link",
-                            f"tag {name!r} in repository {repo.name!r} has no current link "
-                            "(an interrupted tag write or delete); the tag does not resolve",
-                            repo.name,
-                        )
-                    )
-            if (
-                not repo.has_manifests
-                and repo.name_problem is None
-                and (repo.layers or repo.uploads)
-            ):
-                self.inv.anomalies.append(
-                    Anomaly(
-                        "no-manifests-directory",
-                        f"{REPOSITORIES_PREFIX}{repo.name}/",
-                        f"repository directory {repo.name!r} has _layers or _uploads but no "
-                        "_manifests (a push that never wrote a manifest); distribution 3.x does "
-                        "not list it as a repository",
-                        repo.name,
-                    )
-                )
-
-    def _set_current(
-        self, repo: RepositoryEntry, tag: TagEntry, path: str, data: bytes | None
-    ) -> None:
-        if data is None:
-            problem = "vanished while it was being read"
-        else:
-            try:
-                tag.current = Digest(data.decode("ascii"))
-            except UnicodeDecodeError:
-                problem = "does not hold a digest (not ASCII)"
-            except InvalidReferenceError:
-                problem = f"holds {data[:80]!r}, not a digest"
-            else:
-                return
-        self.inv.anomalies.append(
-            Anomaly(
-                "broken-link",
-                path,
-                f"current link of tag {tag.name!r} in repository {repo.name!r} {problem}; "
-                "the tag is left in place and nothing it may point at is deleted on its account",
-                repo.name,
-            )
-        )
 
 
 #: Listed objects between two ``listing`` progress reports.
@@ -473,10 +280,12 @@ async def scan(
 ) -> Inventory:
     """List the registry once and build its :class:`Inventory` (async).
 
-    ``progress("listing", listed, None)`` is called every :data:`PROGRESS_STEP` objects.
-    With ``blobs_from``, only ``repositories/`` is listed again and the blobs are
-    that inventory's (a live run looks again at what pushes changed: links,
-    tags, revisions; a blob is only ever written before the link that names it).
+    ``progress("listing", listed, None)`` is called about every :data:`PROGRESS_STEP`
+    objects. ``blobs/`` is listed first, then ``repositories/`` (whose links are
+    stored as ids of the blobs' digests). With ``blobs_from``, only
+    ``repositories/`` is listed again and the blobs are that inventory's (a live
+    run looks again at what pushes changed: links, tags, revisions; a blob is
+    only ever written before the link that names it).
 
     A part of the store (:mod:`registry_gc.distributed` lists one per worker):
     ``prefixes`` are the directories to list instead of ``blobs/`` and
@@ -485,73 +294,16 @@ async def scan(
     listed already (``None``: listed here, under each prefix inside
     ``repositories/``). The inventory then holds exactly what those hold.
     """
-    t0 = time.monotonic()
-    inv = Inventory(backend.url, datetime.datetime.now(datetime.timezone.utc))
-    builder = _Builder(inv)
-    if blobs_from is not None:
-        inv.blobs = blobs_from.blobs
-        inv.objects = len(blobs_from.blobs)
+    from ._scanning import build  # noqa: PLC0415 - the builder imports this module
 
-    async def consume(prefix: str) -> None:
-        async for info in backend.list(prefix):
-            builder.add(info)
-            if progress is not None and inv.objects % PROGRESS_STEP == 0:
-                progress("listing", inv.objects, None)
-
-    async def multipart(prefix: str) -> None:
-        if isinstance(backend, SupportsMultipartUploads):
-            for upload in await backend.list_multipart_uploads(prefix):
-                builder.add_multipart(upload)
-
-    if prefixes is not None:
-        for info in listed:
-            builder.add(info)
-        for upload in uploads or ():
-            builder.add_multipart(upload)
-        mine = [p for p in prefixes if p.startswith(REPOSITORIES_PREFIX)]
-        await _gather_bounded(
-            [
-                *(consume(p) for p in prefixes),
-                *(multipart(p) for p in (mine if uploads is None else ())),
-            ]
-        )
-    elif blobs_from is None:
-        await asyncio.gather(
-            consume(BLOBS_PREFIX), consume(REPOSITORIES_PREFIX), multipart(REPOSITORIES_PREFIX)
-        )
-    else:
-        await consume(REPOSITORIES_PREFIX)
-    log.info(
-        "listed %s: %d objects, %d blobs (%d bytes), %d repositories",
-        backend.url,
-        inv.objects,
-        len(inv.blobs),
-        inv.blobs.total_size(),
-        len(inv.repositories),
+    return await build(
+        backend,
+        progress=progress,
+        blobs_from=blobs_from,
+        prefixes=prefixes,
+        listed=listed,
+        uploads=uploads,
     )
-    if progress is not None:
-        progress("listing", inv.objects, inv.objects)
-    to_read = [p for _, _, p in builder.current_links] + [p for _, _, p in builder.alias_links]
-    contents: dict[str, bytes | None] = {}
-    await read_each(backend, to_read, contents.__setitem__)
-    builder.finish(contents)
-    inv.seconds = time.monotonic() - t0
-    return inv
-
-
-#: Prefixes listed at once by a :func:`scan` of given ``prefixes``.
-PARALLEL_PREFIXES = 16
-
-
-async def _gather_bounded(coros: list[Coroutine[Any, Any, None]]) -> None:
-    """Await ``coros``, at most :data:`PARALLEL_PREFIXES` at a time."""
-    sem = asyncio.Semaphore(PARALLEL_PREFIXES)
-
-    async def one(coro: Coroutine[Any, Any, None]) -> None:
-        async with sem:
-            await coro
-
-    await asyncio.gather(*(one(c) for c in coros))
 
 
 def take_inventory(backend: Backend) -> Inventory:

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from ._columns import IdFlags, IdSet
+from ._digests import DigestIndex
 from .fetch import Unreadable
 from .graph import Graph, Reach, Role, walk
 from .inventory import Anomaly
@@ -34,10 +36,11 @@ from .options import Cutoffs, Options, Removals
 
 if TYPE_CHECKING:
     import datetime
-    from collections.abc import Collection
+    from collections.abc import Callable, Collection, MutableSet
+    from collections.abc import Set as AbstractSet
 
     from .fetch import ManifestTable
-    from .inventory import Inventory, RepositoryEntry
+    from .inventory import BlobTable, Inventory, RepositoryEntry
     from .layout import Digest, Repository, Tag
 
 __all__ = ["Marks", "mark", "no_manifests_problem"]
@@ -51,12 +54,13 @@ class Marks:
     removals: Removals = attrs.Factory(Removals)
     cutoffs: Cutoffs = attrs.Factory(lambda: Cutoffs(0.0, 0.0, 0.0))
 
-    #: live manifests, per repository
-    live: dict[Repository, set[Digest]] = attrs.Factory(dict)
+    #: live manifests, per repository (:func:`mark` gives compact, frozen sets of ids)
+    live: dict[Repository, AbstractSet[Digest]] = attrs.Factory(dict)
     #: ``_layers`` link digests (as written in manifests) each repository needs
-    needed_links: dict[Repository, set[Digest]] = attrs.Factory(dict)
-    #: live blobs, global by digest (manifests, configs, layers)
-    blobs: set[Digest] = attrs.Factory(set)
+    needed_links: dict[Repository, AbstractSet[Digest]] = attrs.Factory(dict)
+    #: live blobs, global by digest (manifests, configs, layers); from :func:`mark`, a
+    #: byte per digest id of the inventory
+    blobs: MutableSet[Digest] = attrs.Factory(set)
     #: blobs kept only because something written within the grace period references them
     grace_blobs: set[Digest] = attrs.Factory(set)
     #: untagged manifests kept only because of the grace period (with what they reach)
@@ -98,9 +102,10 @@ def mark(
     options = options or Options()
     removals = removals or Removals()
     cutoffs = options.cutoffs(now or inventory.started)
-    marks = Marks(options=options, removals=removals, cutoffs=cutoffs)
+    index = inventory.index
+    marks = Marks(options=options, removals=removals, cutoffs=cutoffs, blobs=IdFlags(index))
     manifest_count = 0
-    workers: list[_Repository] = []
+    workers: list[_Referrers] = []
     for repo in inventory.repositories.values():
         graph = Graph.of(repo, manifests, inventory.blobs)
         manifest_count += len(graph.manifests) + sum(
@@ -109,8 +114,8 @@ def mark(
         if graph.legacy:
             marks.legacy[repo.name] = graph.legacy
         if repo.name in removals.repositories and repo.name_problem is None:
-            marks.live[repo.name] = set()
-            marks.needed_links[repo.name] = set()
+            marks.live[repo.name] = IdSet(index)
+            marks.needed_links[repo.name] = IdSet(index)
             continue
         worker = _Repository(
             graph,
@@ -122,9 +127,11 @@ def mark(
             skip_manifests=set(removals.manifests_of(repo.name)),
         )
         worker.mark()
-        workers.append(worker)
+        referrers = worker.referrers()
+        if referrers is not None:
+            workers.append(referrers)
     _referrers_across_repositories(workers, marks, live_elsewhere)
-    marks.grace_blobs -= marks.blobs
+    marks.grace_blobs = {d for d in marks.grace_blobs if d not in marks.blobs}
     marks.blobs |= marks.grace_blobs
     if manifest_count == 0 and len(inventory.blobs) > 0 and not options.allow_no_manifests:
         marks.problems.append(no_manifests_problem(inventory.url, len(inventory.blobs)))
@@ -143,7 +150,7 @@ def no_manifests_problem(url: str, blobs: int) -> str:
 
 
 def _referrers_across_repositories(
-    workers: list[_Repository], marks: Marks, live_elsewhere: Collection[Digest] = ()
+    workers: list[_Referrers], marks: Marks, live_elsewhere: Collection[Digest] = ()
 ) -> None:
     """Keep referrers whose subject is live in another repository, until nothing changes.
 
@@ -151,12 +158,75 @@ def _referrers_across_repositories(
     repository, but cosign's ``COSIGN_REPOSITORY`` (and other tools) put
     signatures, attestations and SBOMs in a repository of their own.
     """
-    frontier: set[Digest] = set().union(*marks.live.values(), live_elsewhere)
-    while frontier:
+    if not workers:
+        return
+    index = _index_of(marks)
+    flags = bytearray(len(index))
+    everything: set[Digest] = set(live_elsewhere)
+    for live in marks.live.values():
+        if isinstance(live, IdSet) and live.index is index:
+            for i in live.ids():
+                flags[i] = 1
+        else:
+            everything.update(live)
+
+    def first(subject: Digest) -> bool:
+        if subject in everything:
+            return True
+        i = index.find(subject)
+        return 0 <= i < len(flags) and flags[i] == 1
+
+    frontier: Callable[[Digest], bool] = first
+    while True:
         added: set[Digest] = set()
         for worker in workers:
             added |= worker.adopt(frontier)
-        frontier = added
+        if not added:
+            return
+        frontier = added.__contains__
+
+
+@attrs.frozen
+class _Referrers:
+    """A marked repository that holds referrers: what adopting more of them takes.
+
+    (Not the graph itself: rebuilt when needed, so that a million revisions are
+    not held by every repository at once.)
+    """
+
+    repo: RepositoryEntry
+    table: ManifestTable
+    present: BlobTable
+    marks: Marks
+    skip_manifests: set[Digest]
+    #: subject → the manifests here that refer to it
+    referrers: dict[Digest, list[Digest]]
+
+    def adopt(self, subjects: Callable[[Digest], bool]) -> set[Digest]:
+        """Walk the referrers here whose subject ``subjects`` holds; return what became live."""
+        name = self.repo.name
+        live = self.marks.live[name]
+        start = [
+            (r, Role.REFERRER)
+            for subject, referrers in self.referrers.items()
+            if subjects(subject)
+            for r in referrers
+            if r not in live and r not in self.skip_manifests
+        ]
+        if not start:
+            return set()
+        reach = walk(Graph.of(self.repo, self.table, self.present), start, skip=live)
+        marks = self.marks
+        marks.blobs |= reach.blobs
+        index = _index_of(marks)
+        marks.live[name] = IdSet.of(index, (*live, *reach.manifests))
+        marks.needed_links[name] = IdSet.of(index, (*marks.needed_links[name], *reach.links))
+        return reach.manifests
+
+
+def _index_of(marks: Marks) -> DigestIndex:
+    """The index the marks' sets use (a fresh one for marks built by hand)."""
+    return marks.blobs.index if isinstance(marks.blobs, IdFlags) else DigestIndex()
 
 
 @attrs.define
@@ -170,8 +240,6 @@ class _Repository:
     prune_damaged: bool
     skip_tags: set[Tag]
     skip_manifests: set[Digest]
-    #: what the roots reach, once marked
-    reach: Reach = attrs.Factory(Reach)
 
     @property
     def repo(self) -> RepositoryEntry:
@@ -290,40 +358,43 @@ class _Repository:
         # Legacy signature links of live revisions stay, so their blobs stay.
         for revision, sigs in repo.signatures.items():
             if revision in live.manifests or protect:
-                marks.blobs.update(d for d, _ in sigs)
-        # A link written within the grace period (or any link of a repository we
-        # never touch) protects its blob.
-        for digest, mtime in repo.layers.items():
-            if protect or mtime > self.cutoff:
-                blob = self.graph.canonical(digest)
-                if blob is not None:
-                    (marks.blobs if protect else marks.grace_blobs).add(blob)
-                if protect:
-                    needed.add(digest)
-        self.reach = live
+                marks.blobs |= {d for d, _ in sigs}
+        self._fresh_links(needed, protect=protect)
         marks.blobs |= live.blobs
         marks.grace_blobs |= fresh_reach.blobs
-        marks.live[name] = live.manifests
-        marks.needed_links[name] = needed
+        index = _index_of(marks)
+        marks.live[name] = IdSet.of(index, live.manifests)
+        marks.needed_links[name] = IdSet.of(index, needed)
         marks.grace_live[name] = fresh_reach.manifests
         marks.grace_links[name] = fresh_reach.links - needed
 
-    def adopt(self, subjects: set[Digest]) -> set[Digest]:
-        """Walk the referrers here whose subject is in ``subjects``; return what became live."""
-        reach = self.reach
-        start = [
-            (r, Role.REFERRER)
-            for subject, referrers in self.graph.referrers.items()
-            if subject in subjects
-            for r in referrers
-            if r not in reach.manifests and r not in self.skip_manifests
-        ]
-        if not start:
-            return set()
-        before = set(reach.manifests)
-        walk(self.graph, start, into=reach)
-        self.marks.blobs |= reach.blobs
-        return reach.manifests - before
+    def referrers(self) -> _Referrers | None:
+        """What adopting referrers here later takes; ``None`` when the repository has none."""
+        graph = self.graph
+        if not graph.referrers:
+            return None
+        return _Referrers(
+            graph.repo, graph.table, graph.present, self.marks, self.skip_manifests, graph.referrers
+        )
+
+    def _fresh_links(self, needed: set[Digest], *, protect: bool) -> None:
+        """Protect the blobs of links written within the grace period.
+
+        In a repository never touched (``protect``), every link is needed too.
+        """
+        marks, layers, graph = self.marks, self.repo.layers, self.graph
+        name = layers.index.digest
+        pairs = (
+            (name(i), m)
+            for i, m in zip(layers.ids(), layers.times(), strict=True)
+            if protect or m > self.cutoff
+        )
+        for digest, _ in pairs:
+            blob = graph.canonical(digest)
+            if blob is not None:
+                (marks.blobs if protect else marks.grace_blobs).add(blob)
+            if protect:
+                needed.add(digest)
 
     def walk(self, *, protect: bool, into: Reach | None = None) -> tuple[Reach, Reach]:
         """Walk from the roots, then — separately — from untagged revisions within the grace."""

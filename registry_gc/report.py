@@ -9,17 +9,19 @@ instead (:mod:`registry_gc.planfile`, ``--deletions-out``).
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from ._deletions import DeletionList, Tally
 from ._render import human_bytes, iso_time, iso_timestamp
-from .apply import ApplyResult, Status
+from .apply import ApplyResult, Status, StatusList
 from .options import Options, Removals
 from .plan import Category
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from .inventory import Inventory
     from .live import LiveResult
     from .plan import Plan
@@ -30,6 +32,9 @@ __all__ = ["SCHEMA", "Report", "human_bytes"]
 #: The JSON schema identifier; bumped on any incompatible change (v2: no ``deletions``
 #: list, ``kept`` summed per category).
 SCHEMA = "registry-gc/report/v2"
+
+#: Deletions ``render(verbose=True)`` lists one per line, at most.
+VERBOSE_DELETIONS = 1000
 
 CACHE_NOTICE = (
     "A running registry caches blob descriptors (storage.cache.blobdescriptor, in-memory or "
@@ -57,6 +62,10 @@ class Report:
     live: LiveResult | None = None
     #: what the run removed by name (``rm``, a retention policy's tags)
     removals: Removals = attrs.Factory(Removals)
+    #: the tally of the counted deletions, with the result it was made for
+    _tallied: tuple[object, Tally] | None = attrs.field(
+        default=None, init=False, repr=False, eq=False
+    )
 
     @property
     def ok(self) -> bool:
@@ -79,18 +88,34 @@ class Report:
         want = Status.PLANNED if self.result is None else Status.DELETED
         return [i for i in range(len(self.plan.deletions)) if self.status(i) is want]
 
+    def tally(self) -> Tally:
+        """Counts and bytes of what was (or would be) deleted, in one pass over the plan."""
+        result = self.result
+        if self._tallied is not None and self._tallied[0] is result:
+            return self._tallied[1]
+        deletions = self.plan.deletions
+        counted: Sequence[int] | None = None
+        if result is not None:
+            status = result.status
+            counted = (
+                status.mask(Status.DELETED)
+                if isinstance(status, StatusList)
+                else [s is Status.DELETED for s in status]
+            )
+        tally = (
+            deletions.tally(counted)
+            if isinstance(deletions, DeletionList)
+            else Tally.of(deletions, counted)
+        )
+        self._tallied = (result, tally)
+        return tally
+
     def categories(self) -> dict[str, dict[str, int]]:
         """Category → ``{"count", "bytes", "objects"}`` of what was (or would be) deleted."""
-        out: dict[str, dict[str, int]] = {
-            c.value: {"count": 0, "bytes": 0, "objects": 0} for c in Category
+        return {
+            c.value: {"count": n, "bytes": size, "objects": objects}
+            for c, (n, size, objects) in self.tally().categories.items()
         }
-        for i in self._counted():
-            d = self.plan.deletions[i]
-            entry = out[d.category.value]
-            entry["count"] += 1
-            entry["bytes"] += d.size
-            entry["objects"] += len(d.paths)
-        return out
 
     def kept_categories(self) -> dict[str, dict[str, int]]:
         """Category → ``{"count", "bytes"}`` of the garbage kept for the grace period."""
@@ -103,42 +128,34 @@ class Report:
 
     def repositories(self) -> dict[str, dict[str, Any]]:
         """Repository → counts and bytes per category (blobs are global, so not here)."""
-        out: dict[str, dict[str, Any]] = defaultdict(
-            lambda: {"count": 0, "bytes": 0, "categories": Counter()}
-        )
-        for i in self._counted():
-            d = self.plan.deletions[i]
-            if d.repository is None:
-                continue
-            entry = out[d.repository]
-            entry["count"] += 1
-            entry["bytes"] += d.size
-            entry["categories"][d.category.value] += 1
-        return {k: {**v, "categories": dict(v["categories"])} for k, v in sorted(out.items())}
+        return {
+            name: {
+                "count": totals[0],
+                "bytes": totals[1],
+                "categories": {c.value: n for c, n in categories.items()},
+            }
+            for name, (totals, categories) in sorted(self.tally().repositories.items())
+        }
 
     def _reasons(self) -> dict[str, str]:
         """Category → its deletions' reasons, most frequent first: ``unreferenced 41, …``."""
-        counts: dict[str, Counter[str]] = defaultdict(Counter)
-        for i in self._counted():
-            d = self.plan.deletions[i]
-            counts[d.category.value][d.reason] += 1
         return {
-            category: ", ".join(
-                reason if len(reasons) == 1 else f"{reason} {n}"
+            category.value: ", ".join(
+                str(reason) if len(reasons) == 1 else f"{reason} {n}"
                 for reason, n in sorted(reasons.items(), key=lambda item: (-item[1], item[0]))
             )
-            for category, reasons in counts.items()
+            for category, reasons in self.tally().reasons.items()
         }
 
     @property
     def deleted_bytes(self) -> int:
         """Bytes freed (or that a real run would free)."""
-        return sum(self.plan.deletions[i].size for i in self._counted())
+        return self.tally().bytes
 
     @property
     def deleted_count(self) -> int:
         """Objects deleted (or that a real run would delete)."""
-        return sum(len(self.plan.deletions[i].paths) for i in self._counted())
+        return self.tally().objects
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form; see ``docs/json-schema.md``."""
@@ -169,7 +186,7 @@ class Report:
                 "manifests_read": self.manifests_read,
             },
             "totals": {
-                "deletions": len(self._counted()),
+                "deletions": self.tally().count,
                 "objects": self.deleted_count,
                 "bytes": self.deleted_bytes,
                 "failed": len(result.failures) if result else 0,
@@ -232,6 +249,20 @@ class Report:
             lines.extend(f"    - {d.repository}:{d.tag}: {d.rule}" for d in self.decisions.kept())
         return lines
 
+    def _deletion_lines(self) -> list[str]:
+        """One line per deletion, at most :data:`VERBOSE_DELETIONS` (a run may plan millions)."""
+        deletions = self.plan.deletions
+        lines = []
+        for i in range(min(len(deletions), VERBOSE_DELETIONS)):
+            d = deletions[i]
+            what = d.digest or d.name or (d.paths[0] if d.paths else "")
+            repo = f" in {d.repository}" if d.repository else ""
+            lines.append(f"    [{self.status(i)}] {d.category.value} {what}{repo}: {d.reason}")
+        if len(deletions) > VERBOSE_DELETIONS:
+            more = len(deletions) - VERBOSE_DELETIONS
+            lines.append(f"    … and {more} more deletion(s) (every one: --deletions-out FILE)")
+        return lines
+
     def _render_outcome(self) -> list[str]:
         """Failures, skipped deletions, directories, the cache notice, live mode's figures."""
         lines: list[str] = []
@@ -277,7 +308,7 @@ class Report:
                 row = f"    {name:<{width}}  {c['count']:>8}  {human_bytes(c['bytes']):>10}"
                 lines.append(f"{row}  {why[name]}")
         total = human_bytes(self.deleted_bytes)
-        lines.append(f"    {'total':<{width}}  {len(self._counted()):>8}  {total:>10}")
+        lines.append(f"    {'total':<{width}}  {self.tally().count:>8}  {total:>10}")
         if plan.kept:
             kept_bytes = sum(k.size for k in plan.kept)
             lines.append(
@@ -290,10 +321,7 @@ class Report:
                 detail = ", ".join(f"{k} {v}" for k, v in sorted(r["categories"].items()))
                 lines.append(f"    {name}: {detail}; {human_bytes(r['bytes'])}")
         if verbose:
-            for i, d in enumerate(plan.deletions):
-                what = d.digest or d.name or (d.paths[0] if d.paths else "")
-                repo = f" in {d.repository}" if d.repository else ""
-                lines.append(f"    [{self.status(i)}] {d.category.value} {what}{repo}: {d.reason}")
+            lines.extend(self._deletion_lines())
         if self.decisions is not None:
             lines.extend(self._render_decisions(verbose=verbose))
         if plan.anomalies:

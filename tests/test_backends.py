@@ -6,13 +6,14 @@ test_s3, test_gcs, test_azure) that runs the shared suite of :mod:`registry_gc.t
 
 from __future__ import annotations
 
+import array
 import asyncio
 import collections
 import datetime
 import itertools
 import sys
 import textwrap
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast
 
 import pytest
 from registry_gc import BackendNotFoundError, ReadOnlyError, StorageError
@@ -23,6 +24,7 @@ from registry_gc.backends import (
     CountingBackend,
     DeleteResult,
     FsspecBackend,
+    ListedBatch,
     LocalBackend,
     MultipartUpload,
     ObjectInfo,
@@ -30,6 +32,7 @@ from registry_gc.backends import (
     ReadOnlyBackend,
     SupportsDigest,
     SupportsDirectories,
+    SupportsListBatches,
     SupportsListDir,
     SupportsMove,
     SupportsMultipartUploads,
@@ -50,6 +53,7 @@ if TYPE_CHECKING:
 
 NOW = datetime.datetime(2026, 1, 2, tzinfo=datetime.timezone.utc)
 UPLOAD = MultipartUpload("docker/registry/v2/repositories/a/_uploads/u/data", "id", NOW)
+BATCH = ListedBatch("q", ["x"], array.array("q", [1]), array.array("d", [NOW.timestamp()]))
 
 
 # -- in-test backends with every combination of capabilities ------------------------------
@@ -131,6 +135,14 @@ class _Write:
         self.calls.append(("write", dict(items)))
 
 
+class _ListBatches:
+    calls: list[tuple[str, object]]
+
+    async def list_batches(self, prefix: str) -> AsyncIterator[list[ListedBatch]]:
+        self.calls.append(("list_batches", prefix))
+        yield [BATCH]
+
+
 class _ListDir:
     calls: list[tuple[str, object]]
 
@@ -154,6 +166,7 @@ _IMPLEMENTATIONS: dict[type, type] = {
     SupportsMove: _Move,
     SupportsWrite: _Write,
     SupportsRequestCounts: _Counts,
+    SupportsListBatches: _ListBatches,
     SupportsListDir: _ListDir,
 }
 
@@ -198,6 +211,7 @@ def test_one_protocol_per_capability() -> None:
         SupportsMove: ("move",),
         SupportsWrite: ("write",),
         SupportsRequestCounts: ("request_counts",),
+        SupportsListBatches: ("list_batches",),
         SupportsListDir: ("list_dir",),
     }
     for capability in CAPABILITIES:
@@ -214,6 +228,7 @@ def test_the_built_in_backends_have_their_capabilities(tmp_path: Path) -> None:
     assert _names(capabilities(LocalBackend(tmp_path))) == [
         "SupportsDigest",
         "SupportsDirectories",
+        "SupportsListBatches",
         "SupportsListDir",
         "SupportsMove",
         "SupportsWrite",
@@ -268,6 +283,9 @@ def test_a_wrapper_has_exactly_the_capabilities_of_its_backend(
     wrapped = wrapper(inner)
     assert isinstance(wrapped, Backend)
     assert isinstance(wrapped, wrapper)
+    if wrapper is FaultyBackend:
+        # It overrides ``list`` (to inject faults) and not ``list_batches``: see the next test.
+        caps = caps - {SupportsListBatches}
     assert capabilities(wrapped) == caps
     assert type(wrapped).__name__ == wrapper.__name__
     assert repr(wrapped) == f"{wrapper.__name__}({inner!r})"
@@ -281,8 +299,10 @@ def test_a_wrapper_has_exactly_the_capabilities_of_its_backend(
 def test_nested_wrappers_keep_exactly_the_capabilities(caps: frozenset[type]) -> None:
     """However wrappers nest, the outermost has the innermost backend's capabilities."""
     inner = _backend(caps)
-    nested = ReadOnlyBackend(CountingBackend(FaultyBackend(WrappingBackend(inner))))
+    nested = ReadOnlyBackend(CountingBackend(WrappingBackend(inner)))
     assert capabilities(nested) == caps
+    faulty = ReadOnlyBackend(CountingBackend(FaultyBackend(WrappingBackend(inner))))
+    assert capabilities(faulty) == caps - {SupportsListBatches}
     assert http_requests(nested) == ({"GetObject": 3} if SupportsRequestCounts in caps else None)
 
 
@@ -292,6 +312,34 @@ def test_a_wrapper_class_made_for_one_backend_serves_another() -> None:
     again = type(full)(_Core())
     assert capabilities(again) == frozenset()
     assert isinstance(again, WrappingBackend)
+
+
+class _ListingWatcher(WrappingBackend):
+    """Overrides ``list`` only."""
+
+    def list(self, prefix: str) -> AsyncIterator[ObjectInfo]:
+        """List through the wrapped backend."""
+        return super().list(prefix)
+
+
+class _BatchWatcher(_ListingWatcher):
+    """Overrides ``list`` and ``list_batches``."""
+
+    def list_batches(self, prefix: str) -> AsyncIterator[list[ListedBatch]]:
+        """List in batches through the wrapped backend."""
+        inner: SupportsListBatches = cast("SupportsListBatches", self.inner)
+        return inner.list_batches(prefix)
+
+
+def test_a_wrapper_that_overrides_list_only_lists_through_it() -> None:
+    """Overriding ``list`` without ``list_batches`` drops the batch listing (it would bypass it)."""
+    inner = _backend(frozenset(CAPABILITIES))
+    assert capabilities(_ListingWatcher(inner)) == frozenset(CAPABILITIES) - {SupportsListBatches}
+    assert capabilities(_BatchWatcher(inner)) == frozenset(CAPABILITIES)
+    assert capabilities(WrappingBackend(_ListingWatcher(inner))) == capabilities(
+        _ListingWatcher(inner)
+    )
+    assert getattr(_ListingWatcher(inner), "list_batches", None) is None
 
 
 def test_the_wrapper_forwards_every_call() -> None:
@@ -304,11 +352,13 @@ def test_the_wrapper_forwards_every_call() -> None:
     assert isinstance(w, SupportsMove)
     assert isinstance(w, SupportsWrite)
     assert isinstance(w, SupportsRequestCounts)
+    assert isinstance(w, SupportsListBatches)
     assert isinstance(w, SupportsListDir)
 
     async def calls() -> list[object]:
         return [
             [i async for i in w.list("p/")],
+            [c async for c in w.list_batches("q/")],
             await w.read(["a"]),
             await w.delete(["b"]),
             await w.remove_empty_dirs(["d"]),
@@ -324,6 +374,7 @@ def test_the_wrapper_forwards_every_call() -> None:
     got = asyncio.run(calls())
     assert got == [
         [ObjectInfo("p/x", 1, NOW)],
+        [[BATCH]],
         {"a": b"data"},
         [DeleteResult("b", Outcome.DELETED)],
         [DeleteResult("d", Outcome.NOT_EMPTY)],
@@ -337,6 +388,7 @@ def test_the_wrapper_forwards_every_call() -> None:
     ]
     assert [name for name, _ in inner.calls] == [
         "list",
+        "list_batches",
         "read",
         "delete",
         "remove_empty_dirs",
@@ -348,7 +400,7 @@ def test_the_wrapper_forwards_every_call() -> None:
         "list_dir",
         "aclose",
     ]
-    assert inner.calls[7:9] == [("move", ([("f", "g")], {"f": 1})), ("write", {"h": b"i"})]
+    assert inner.calls[8:10] == [("move", ([("f", "g")], {"f": 1})), ("write", {"h": b"i"})]
     assert w.request_counts is inner.request_counts
     assert w.inner is inner
     assert w.url == "test://"

@@ -7,11 +7,13 @@ import datetime
 import hashlib
 import os
 import time
+import tracemalloc
 import uuid
 from typing import TYPE_CHECKING
 
 import fsspec
 import pytest
+from registry_gc import load_manifests
 from registry_gc.backends import MultipartUpload, ObjectInfo, open_backend
 from registry_gc.inventory import Inventory, scan, take_inventory
 from registry_gc.layout import (
@@ -28,6 +30,7 @@ from registry_gc.layout import (
 )
 
 from tests.rigs.builder import RegistryBuilder, sha256
+from tests.rigs.dictstore import DictBackend
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
@@ -481,6 +484,42 @@ def test_keys_ending_in_slash_are_anomalies_not_crashes() -> None:
     assert repo.uploads == {}
     unrecognized = {a.path for a in inv.anomalies if a.kind == "unrecognized-path"}
     assert unrecognized == {p for p in entries if p.endswith("/")}
+
+
+#: Loose ceilings (about four times what the columnar tables take: 94 bytes a blob for the
+#: inventory with its link tables, 45 a manifest), an order of magnitude under the
+#: dict-of-strings representation they replaced (about 1 KiB a blob, 1.5 KiB a manifest).
+INVENTORY_BYTES_PER_BLOB = 400
+MANIFEST_BYTES_PER_MANIFEST = 400
+
+
+def test_memory_per_blob_and_per_manifest_stay_small() -> None:
+    """The inventory and the manifest table hold a few dozen bytes per blob and per manifest.
+
+    Not a benchmark: a regression to one Python object per digest (hundreds of
+    bytes each) fails it.
+    """
+    b = RegistryBuilder(seed=7)
+    for r in range(20):
+        for i in range(100):
+            b.image(f"team/app{r}", f"v{i % 10}")
+    backend = DictBackend("memory-per-blob")
+    for path, data in b.files.items():
+        backend.put(path, data)
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        inventory = take_inventory(backend)
+        listed = tracemalloc.get_traced_memory()[0] - base
+        manifests = load_manifests(backend, inventory)
+        read = tracemalloc.get_traced_memory()[0] - base - listed
+    finally:
+        tracemalloc.stop()
+    blobs = len(inventory.blobs)
+    assert blobs == 8000
+    assert len(manifests) == 2000
+    assert listed / blobs < INVENTORY_BYTES_PER_BLOB
+    assert read / len(manifests) < MANIFEST_BYTES_PER_MANIFEST
 
 
 def test_scan_of_given_prefixes_holds_exactly_what_they_hold(store: Store) -> None:

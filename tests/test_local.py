@@ -16,6 +16,7 @@ from registry_gc.backends import (
     Outcome,
     SupportsDigest,
     SupportsDirectories,
+    SupportsListBatches,
     SupportsListDir,
     SupportsMove,
     SupportsMultipartUploads,
@@ -62,6 +63,7 @@ class TestLocal(BackendSuite):
         SupportsDigest,
         SupportsMove,
         SupportsWrite,
+        SupportsListBatches,
         SupportsListDir,
     )
 

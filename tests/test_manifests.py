@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from registry_gc import ManifestError
+from registry_gc._gojson import GoDecodeError
 from registry_gc.layout import Digest
 from registry_gc.manifests import (
     MAX_MANIFEST_SIZE,
@@ -19,7 +20,9 @@ from registry_gc.manifests import (
     Manifest,
     ManifestKind,
     Platform,
+    _parse,
     parse_manifest,
+    parse_plain,
 )
 
 SCHEMA1 = "application/vnd.docker.distribution.manifest.v1+json"
@@ -855,3 +858,135 @@ def test_buildkit_cache_index_entries_are_blobs() -> None:
         f'{{"mediaType": "{OCI_MANIFEST}", "digest": "{B}"}}, {{"digest": "{X}"}}]}}'
     )
     assert [c.is_blob for c in m.children] == [True, True, False, False]
+
+
+# -- the plain reading agrees with the full one -------------------------------------------
+
+#: Manifests every registry holds: the plain reading takes these.
+PLAIN_BODIES = [
+    {
+        "schemaVersion": 2,
+        "mediaType": DOCKER_MANIFEST,
+        "config": desc(DOCKER_CONFIG, "c"),
+        "layers": [desc(DOCKER_LAYER, "l1"), desc(DOCKER_FOREIGN, "f", urls=["https://x/f"])],
+    },
+    {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": "application/vnd.example+type",
+        "config": desc(OCI_EMPTY, "{}"),
+        "layers": [desc(COSIGN_SIG, "sig", annotations={"a": "b"})],
+        "subject": desc(OCI_MANIFEST, "subject"),
+        "annotations": {"org.opencontainers.image.created": "2026-01-01T00:00:00Z", "é": "ü"},
+    },
+    {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            desc(OCI_MANIFEST, "amd", platform={"os": "linux", "architecture": "amd64"}),
+            desc(
+                OCI_MANIFEST,
+                "arm",
+                platform={"os": "linux", "architecture": "arm64", "variant": "v8"},
+            ),
+            desc("application/vnd.buildkit.cacheconfig.v0", "cache"),
+            {"mediaType": "", "digest": sha("untyped"), "size": 1},
+        ],
+        "annotations": {},
+    },
+    {"schemaVersion": 2, "mediaType": DOCKER_LIST, "manifests": []},
+    {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "unknownField": [1, {"x": None}]},
+]
+
+
+def _variants(body: dict[str, Any]) -> list[bytes]:
+    """The body, and bodies one edit away that the plain reading must leave to the full one."""
+    text = json.dumps(body)
+    out = [dumps(body), text.encode()]
+    out.append(text.replace('"layers"', '"Layers"', 1).encode())  # folds onto a field
+    out.append(text.replace('"mediaType"', '"mediaType\u017f"', 1).encode())
+    out.append(text.replace('"config"', '"config": null, "config"', 1).encode())  # repeated
+    out.append(text.replace('"size": 1', '"size": 1.0', 1).encode())  # not an integer
+    out.append(text.replace('"size": 1', '"size": 1e999', 1).encode())
+    out.append(text.replace('"size": 1', '"size": NaN', 1).encode())
+    out.append(text.replace('"sha256:', '"sha256:x', 1).encode())  # not a digest
+    out.append(text.replace('"sha256:', '"SHA256:', 1).encode())
+    out.append(text.replace('"digest": "sha256', '"digest": null, "x": "sha256', 1).encode())
+    out.append(text.replace('"os": "linux"', '"os": "\\ud800"', 1).encode())  # lone surrogate
+    out.append(text.replace('"os": "linux"', '"os": null', 1).encode())
+    out.append(text.replace("2,", "2.0,", 1).encode())
+    out.append(text.replace("2,", "true,", 1).encode())
+    out.append(text.replace('"annotations": {', '"annotations": {"n": 1, ', 1).encode())
+    out.append(text.replace('"urls": [', '"urls": [5, ', 1).encode())
+    out.append(b"\xef\xbb\xbf" + text.encode())  # a byte order mark
+    out.append(text.encode().replace(b"linux", b"lin\xffux", 1))  # not UTF-8
+    out.append(text.encode("utf-16"))
+    out.append(text.replace(DOCKER_MANIFEST, SCHEMA1, 1).encode())
+    out.append(text.replace('"mediaType": "' + OCI_INDEX, '"x": "', 1).encode())
+    return out
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b, id=f"{b['mediaType'].rsplit('.', 2)[-2]}-{i}")
+        for i, b in enumerate(PLAIN_BODIES)
+    ],
+)
+def test_the_plain_reading_agrees_with_the_full_one(body: dict[str, Any]) -> None:
+    """Where the plain reading answers, the full reading gives the same; elsewhere it decides."""
+    assert parse_plain(dumps(body)) is not None
+    for data in _variants(body):
+        fast = parse_plain(data)
+        try:
+            full = _parse(data)
+        except GoDecodeError:  # the full reading refuses: the plain one must not answer
+            assert fast is None
+            continue
+        assert fast is None or fast == full
+        assert parse_manifest(data) == full
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    base=st.sampled_from(PLAIN_BODIES),
+    path=st.lists(
+        st.sampled_from(["config", "layers", "manifests", 0, 1, "platform", "subject"]), max_size=3
+    ),
+    key=st.sampled_from(
+        ["digest", "size", "urls", "mediaType", "annotations", "os", "Digest", "x"]
+    ),
+    value=_json_values,
+)
+def test_the_plain_reading_never_differs(
+    base: dict[str, Any], path: list[Any], key: str, value: Any
+) -> None:
+    """Any value put anywhere: the plain reading gives the full reading's result, or none."""
+    body = json.loads(json.dumps(base))
+    target: Any = body
+    for step in path:
+        nxt = target.get(step) if isinstance(target, dict) and isinstance(step, str) else None
+        if isinstance(target, list) and isinstance(step, int) and step < len(target):
+            nxt = target[step]
+        if not isinstance(nxt, dict | list):
+            break
+        target = nxt
+    if isinstance(target, dict):
+        target[key] = value
+    data = json.dumps(body).encode()
+    fast = parse_plain(data)
+    try:
+        full = _parse(data)
+    except GoDecodeError:
+        assert fast is None
+        return
+    assert fast is None or fast == full

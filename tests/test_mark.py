@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 from registry_gc import Options, Removals, mark
-from registry_gc.layout import Digest, Repository, Tag
+from registry_gc.layout import BlobData, Digest, Repository, Tag
 from registry_gc.plan import Category
 
 from tests.rigs.builder import (
     ARTIFACT_MANIFEST,
     OCI_CONFIG,
+    OCI_INDEX,
     OCI_LAYER,
     OCI_MANIFEST,
     RegistryBuilder,
@@ -480,6 +481,35 @@ def test_a_legacy_revision_found_through_tag_history(store: Store) -> None:
     b.tag("old", "t", b.image("old", None))  # the tag moves on; d stays in its history
     r = run(store, b, grace=ZERO)
     assert (owned(b, "old", d) - {rev("old", d)}) | {lnk("old", d), idx("old", "t", d)} <= r.after
+
+
+@pytest.mark.parametrize("delete_untagged", [False, True])
+def test_an_index_entry_typed_as_a_blob_that_the_registry_serves_as_a_manifest(
+    store: Store, delete_untagged: bool
+) -> None:
+    """An entry of an unknown media type, linked under _layers and reading as a manifest, is one.
+
+    distribution serves that blob as a manifest (through its ``_layers`` link),
+    and what it references with it: its config and layers stay.
+    """
+    b = RegistryBuilder()
+    d = legacy(b, "odd", None)
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            {
+                "mediaType": "application/vnd.example.manifest.v1+json",
+                "digest": d,
+                "size": len(b.files[BlobData(d).path]),
+            }
+        ],
+    }
+    b.manifest("odd", doc, "t")
+    b.image("odd", None)  # garbage under -m: the run does collect
+    r = run(store, b, delete_untagged=delete_untagged, grace=ZERO)
+    assert (owned(b, "odd", d) - {rev("odd", d)}) | {lnk("odd", d)} <= r.after
+    assert r.deleted or not delete_untagged
 
 
 @pytest.mark.parametrize("delete_untagged", [False, True])

@@ -7,6 +7,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from registry_gc import Options, Report, make_plan, mark
+from registry_gc import report as report_module
 from registry_gc.layout import LayerLink, LegacySignatureLink, RevisionLink, classify
 
 from tests.rigs.builder import RegistryBuilder, sha256
@@ -15,6 +16,8 @@ from tests.rigs.stores import ZERO, R, Store, blob, blobs_of, run, surveyed
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    import pytest
 
 DOCUMENTED_KEYS = {
     "schema",
@@ -104,6 +107,22 @@ def test_report_counts_bytes_and_json(store: Store) -> None:
     text = report.render(verbose=True)
     assert "deleted:" in text
     assert "restart" in text
+
+
+def test_verbose_render_caps_the_deletion_list(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``-v`` lists at most VERBOSE_DELETIONS deletions and says how many more there are."""
+    b = RegistryBuilder()
+    rich(b)
+    r = run(store, b, dry_run=True, delete_untagged=True, prune_damaged=True)
+    total = len(r.report.plan.deletions)
+    assert total > 3
+    monkeypatch.setattr(report_module, "VERBOSE_DELETIONS", 2)
+    text = r.report.render(verbose=True)
+    listed = [line for line in text.splitlines() if line.startswith("    [")]
+    assert len(listed) == 2
+    assert f"… and {total - 2} more deletion(s)" in text
 
 
 def test_the_json_does_not_grow_with_the_deletions(tmp_path: Path) -> None:

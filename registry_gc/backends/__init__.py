@@ -6,7 +6,7 @@ suite a backend should pass is :mod:`registry_gc.testing`.
 """
 
 from ._azure import AzureBackend
-from ._base import UNKNOWN_TIME, DeleteResult, MultipartUpload, ObjectInfo, Outcome
+from ._base import UNKNOWN_TIME, DeleteResult, ListedBatch, MultipartUpload, ObjectInfo, Outcome
 from ._counting import CountingBackend, http_requests
 from ._fsspec import FsspecBackend
 from ._gcs import GCSBackend
@@ -18,6 +18,7 @@ from ._protocols import (
     Backend,
     SupportsDigest,
     SupportsDirectories,
+    SupportsListBatches,
     SupportsListDir,
     SupportsMove,
     SupportsMultipartUploads,
@@ -38,6 +39,7 @@ __all__ = [
     "DeleteResult",
     "FsspecBackend",
     "GCSBackend",
+    "ListedBatch",
     "LocalBackend",
     "MultipartUpload",
     "ObjectInfo",
@@ -46,6 +48,7 @@ __all__ = [
     "S3Backend",
     "SupportsDigest",
     "SupportsDirectories",
+    "SupportsListBatches",
     "SupportsListDir",
     "SupportsMove",
     "SupportsMultipartUploads",

@@ -7,11 +7,21 @@ from __future__ import annotations
 
 import datetime
 import enum
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import attrs
 
-__all__ = ["UNKNOWN_TIME", "DeleteResult", "MultipartUpload", "ObjectInfo", "Outcome"]
+if TYPE_CHECKING:
+    from array import array
+
+__all__ = [
+    "UNKNOWN_TIME",
+    "DeleteResult",
+    "ListedBatch",
+    "MultipartUpload",
+    "ObjectInfo",
+    "Outcome",
+]
 
 
 #: The modification time of an object whose time cannot be known (the store gives
@@ -34,6 +44,27 @@ class ObjectInfo:
     size: int
     modified: datetime.datetime
     is_dir: bool = False
+
+
+@attrs.frozen(slots=True)
+class ListedBatch:
+    """Objects listed under one directory, as columns.
+
+    What :class:`~registry_gc.backends.SupportsListBatches` yields. The object
+    ``i`` is ``directory + "/" + names[i]`` (``names[i]`` alone when
+    ``directory`` is empty; a name may hold several components), of
+    ``sizes[i]`` bytes, modified at ``mtimes[i]`` (seconds since the epoch,
+    UTC; :data:`UNKNOWN_TIME`'s timestamp when the store gives no time or one
+    Python cannot represent). ``empty_dirs`` are empty directories
+    under the root (their full relative paths) with their modification times,
+    as :class:`ObjectInfo` reports them with ``is_dir``.
+    """
+
+    directory: str
+    names: list[str]
+    sizes: array[int]
+    mtimes: array[float]
+    empty_dirs: tuple[tuple[str, float], ...] = ()
 
 
 @attrs.frozen(slots=True)

@@ -11,17 +11,21 @@ from ._wrapper import WrappingBackend
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping, Sequence
 
-    from ._base import DeleteResult, MultipartUpload, ObjectInfo
+    from ._base import DeleteResult, ListedBatch, MultipartUpload, ObjectInfo
     from ._protocols import (
         Backend,
         SupportsDigest,
         SupportsDirectories,
+        SupportsListBatches,
         SupportsMove,
         SupportsMultipartUploads,
         SupportsWrite,
     )
 
 __all__ = ["CountingBackend", "http_requests"]
+
+#: A chunk of batches (named: ``list`` is also a method of every backend).
+_Chunk: TypeAlias = "list[ListedBatch]"
 
 _Results: TypeAlias = "list[DeleteResult]"
 _Uploads: TypeAlias = "list[MultipartUpload]"
@@ -49,6 +53,17 @@ class CountingBackend(WrappingBackend):
             async for info in self._inner.list(prefix):
                 n += 1
                 yield info
+        finally:
+            self.objects["list"] += n
+
+    async def list_batches(self, prefix: str) -> AsyncIterator[_Chunk]:
+        """List in batches through the wrapped backend, counting objects as ``list``."""
+        inner = cast("SupportsListBatches", self._inner)
+        n = 0
+        try:
+            async for chunk in inner.list_batches(prefix):
+                n += sum(len(b.names) + len(b.empty_dirs) for b in chunk)
+                yield chunk
         finally:
             self.objects["list"] += n
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, TypeAlias
 
 from .._errors import StorageError
 from ..layout import V2_PREFIX
+from . import _localscan
 from ._base import UNKNOWN_TIME, DeleteResult, ObjectInfo, Outcome
 from ._hashing import CHUNK_SIZE, new_hash
 from ._moving import checked_moves, kept_both
@@ -22,7 +23,12 @@ from ._paths import checked_path
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 
+    from ._base import ListedBatch
+
 __all__ = ["LocalBackend"]
+
+#: A chunk of batches (named: ``list`` is also a method of every backend).
+_Chunk: TypeAlias = "list[ListedBatch]"
 
 
 _Results: TypeAlias = "list[DeleteResult]"
@@ -354,6 +360,15 @@ class _Tree:
         return None
 
 
+def _tree_of(top: str, root: str) -> _Tree:
+    """The tree a listing of ``top`` walks; refuses a ``top`` that leads out of the root."""
+    tree = _Tree(root)
+    real_top = os.path.realpath(top)
+    if os.path.lexists(top) and not _inside(real_top, tree.real_root):
+        raise _outside_error(top[tree.root_len :], real_top, root)
+    return tree
+
+
 def _read_file(path: str, full: str, root: str, real_root: str) -> bytes | None:
     """The bytes of ``full`` (``path`` under ``root``), ``None`` when it does not exist."""
     try:
@@ -435,6 +450,20 @@ class LocalBackend:
                 return
             for info in chunk:
                 yield info
+
+    async def list_batches(self, prefix: str) -> AsyncIterator[_Chunk]:
+        """What :meth:`list` yields, as columns (the ``SupportsListBatches`` capability).
+
+        Several threads list directories at once; a digest-named directory of
+        ``blobs/`` or of ``_layers`` and tag ``index`` is not listed when an
+        ``lstat`` of its ``data`` or ``link`` finds a regular file (see
+        ``_localscan``).
+        """
+        top = self._full(prefix, prefix=True).rstrip("/")
+        tree = _tree_of(top, self._root)
+        async with contextlib.aclosing(_localscan.list_batches(tree, top)) as chunks:
+            async for chunk in chunks:
+                yield chunk
 
     async def read(self, paths: Sequence[str]) -> Mapping[str, bytes | None]:
         """Read files in a thread; a missing one maps to ``None``."""

@@ -23,6 +23,11 @@ capability                     what the collector does with it
 :class:`SupportsRequestCounts` reports the HTTP requests a run sent
                                (``registry_gc_storage_requests``); without it,
                                none are reported
+:class:`SupportsListBatches`   lists large stores as columns, directory by
+                               directory (a local disk: threads, and a ``stat``
+                               of each link and blob file without listing the
+                               directory that holds it alone); without it, the
+                               inventory uses ``list``
 :class:`SupportsListDir`       a distributed run splits its listing by
                                directory (one delimiter listing per level);
                                without it, the run lists the store in one
@@ -34,7 +39,8 @@ has the protocol's members, whatever its class. A backend that has no
 directories, say, simply lacks ``remove_empty_dirs``; no flag or no-op
 method stands in for a capability. Wrappers built on
 :class:`~registry_gc.backends.WrappingBackend` have exactly the capabilities
-of the backend they wrap.
+of the backend they wrap (less ``SupportsListBatches`` when the wrapper
+overrides ``list`` and not ``list_batches``).
 """
 
 from __future__ import annotations
@@ -45,13 +51,14 @@ if TYPE_CHECKING:
     import collections
     from collections.abc import AsyncIterator, Mapping, Sequence
 
-    from ._base import DeleteResult, MultipartUpload, ObjectInfo
+    from ._base import DeleteResult, ListedBatch, MultipartUpload, ObjectInfo
 
 __all__ = [
     "CAPABILITIES",
     "Backend",
     "SupportsDigest",
     "SupportsDirectories",
+    "SupportsListBatches",
     "SupportsListDir",
     "SupportsMove",
     "SupportsMultipartUploads",
@@ -245,6 +252,30 @@ class SupportsRequestCounts(Protocol):
 
 
 @runtime_checkable
+class SupportsListBatches(Protocol):
+    """Optional: list objects as columns, grouped by directory, for stores of millions of objects.
+
+    :meth:`Backend.list` makes one :class:`~registry_gc.backends.ObjectInfo`
+    (and one ``datetime``) per object; at ten million objects that is the
+    largest cost of a run on a local disk. A backend with this capability
+    hands the inventory whole directories at a time instead: names, and
+    sizes and times in typed arrays.
+    """
+
+    def list_batches(self, prefix: str) -> AsyncIterator[list[ListedBatch]]:
+        """Yield every object (and every empty directory) under ``prefix``, batch by batch.
+
+        What :meth:`Backend.list` yields, in columns, with one exception a
+        store may make: a directory named by the hex part of a digest under
+        ``blobs/<alg>/<xx>/``, ``_layers/<alg>/`` or a tag's ``index/<alg>/``
+        may be looked into only for the one file the registry keeps there
+        (``data``, ``link``), when that file exists and is a regular file —
+        anything beside it is then not listed (nothing of the registry's is).
+        """
+        ...
+
+
+@runtime_checkable
 class SupportsListDir(Protocol):
     """Optional: list one level of a directory — its sub-directories and its objects.
 
@@ -272,5 +303,6 @@ CAPABILITIES: tuple[type, ...] = (
     SupportsMove,
     SupportsWrite,
     SupportsRequestCounts,
+    SupportsListBatches,
     SupportsListDir,
 )

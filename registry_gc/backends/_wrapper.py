@@ -11,7 +11,10 @@ from the wrapper class and one forwarding mixin per capability ``inner``
 has. A capability method that the wrapper class overrides but ``inner``
 lacks is set to ``None`` on that derived class: Python's spelling of "not
 available" (as ``__hash__ = None``), which ``isinstance`` against a
-protocol honours on every Python version. (Delegating with ``__getattr__``
+protocol honours on every Python version. A wrapper class that overrides
+``list`` but not ``list_batches`` lacks
+:class:`~registry_gc.backends.SupportsListBatches` even over a backend that
+has it, so that every listing goes through its ``list``. (Delegating with ``__getattr__``
 would not do: from Python 3.12 on, protocol checks look attributes up
 statically.)
 """
@@ -25,6 +28,7 @@ from ._protocols import (
     CAPABILITIES,
     SupportsDigest,
     SupportsDirectories,
+    SupportsListBatches,
     SupportsListDir,
     SupportsMove,
     SupportsMultipartUploads,
@@ -38,7 +42,7 @@ if TYPE_CHECKING:
 
     from typing_extensions import Self
 
-    from ._base import DeleteResult, MultipartUpload, ObjectInfo
+    from ._base import DeleteResult, ListedBatch, MultipartUpload, ObjectInfo
     from ._protocols import Backend
 
 __all__ = ["WrappingBackend", "capabilities"]
@@ -174,6 +178,15 @@ class _ForwardRequestCounts:
         return inner.request_counts
 
 
+class _ForwardListBatches:
+    _inner: Any
+
+    def list_batches(self, prefix: str) -> AsyncIterator[list[ListedBatch]]:
+        """List in batches through the wrapped backend."""
+        inner: SupportsListBatches = self._inner
+        return inner.list_batches(prefix)
+
+
 class _ForwardListDir:
     _inner: Any
 
@@ -190,8 +203,14 @@ _FORWARDERS: dict[type, type] = {
     SupportsMove: _ForwardMove,
     SupportsWrite: _ForwardWrite,
     SupportsRequestCounts: _ForwardRequestCounts,
+    SupportsListBatches: _ForwardListBatches,
     SupportsListDir: _ForwardListDir,
 }
+
+
+def _overrides(cls: type, name: str) -> bool:
+    """Whether ``cls`` defines ``name`` below :class:`WrappingBackend` in its MRO."""
+    return any(name in vars(base) for base in cls.__mro__[: cls.__mro__.index(WrappingBackend)])
 
 
 @functools.cache
@@ -203,6 +222,9 @@ def _made_for(cls: type, present: frozenset[type]) -> type:
     """
     # ``type(wrapper)(other)``: start again from the class this one was made from.
     cls = vars(cls).get("_made_from", cls)
+    if _overrides(cls, "list") and not _overrides(cls, "list_batches"):
+        # A wrapper that changes ``list`` sees every listing: batches would go round it.
+        present = present - {SupportsListBatches}
     mixins = tuple(_FORWARDERS[c] for c in CAPABILITIES if c in present)
     namespace: dict[str, Any] = {
         "__module__": cls.__module__,

@@ -146,7 +146,7 @@ def gc(args: argparse.Namespace) -> int:
                 )
     emit(
         args,
-        _with_config(report.to_dict(), target),
+        lambda: _with_config(report.to_dict(), target),
         lambda: report.render(verbose=args.verbose > 0),
     )
     if not args.live:

@@ -51,10 +51,17 @@ def setup_logging(args: argparse.Namespace) -> None:
     root.propagate = False
 
 
-def emit(args: argparse.Namespace, data: Mapping[str, Any], text: Callable[[], str]) -> None:
-    """The result on standard output: JSON with ``--json``, else text (nothing with ``-q``)."""
+def emit(
+    args: argparse.Namespace,
+    data: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
+    text: Callable[[], str],
+) -> None:
+    """The result on standard output: JSON with ``--json``, else text (nothing with ``-q``).
+
+    ``data`` may be a callable, called only for JSON.
+    """
     if args.json:
-        json.dump(data, sys.stdout, indent=2)
+        json.dump(data() if callable(data) else data, sys.stdout, indent=2)
         sys.stdout.write("\n")
     elif not args.quiet:
         # Names read from storage may not be UTF-8 (surrogates): escape what stdout cannot encode.

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 import attrs
 
 from .._errors import DistributedError
+from .._manifest_table import ManifestTable
 
 if TYPE_CHECKING:
     import datetime
 
-    from ..fetch import ManifestTable
     from ..inventory import Anomaly, Inventory
     from ..layout import Digest
     from ..manifests import Manifest
@@ -150,7 +150,7 @@ class ShardState:
 class Answer:
     """What a shard tells a partition: manifests and blobs of the digests it asked about."""
 
-    entries: ManifestTable = attrs.Factory(dict)
+    entries: ManifestTable = attrs.Factory(ManifestTable)
     #: digest → (size, mtime) of each that is in the store
     present: dict[Digest, tuple[int, float]] = attrs.Factory(dict)
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import attrs
 
 from .. import _sync
+from .._manifest_table import ManifestTable
 from ..apply import ApplyResult, directories_to_prune, execute
 from ..backends import Outcome, SupportsDirectories, SupportsMultipartUploads
 from ..fetch import named_digests, read_manifests
@@ -48,8 +49,8 @@ from ._state import (
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Sequence
 
+    from .._digests import DigestIndex
     from ..backends import Backend, MultipartUpload, ObjectInfo
-    from ..fetch import ManifestTable
     from ..layout import Digest
     from ..plan import Deletion
     from ._partition import Part, Partitioning
@@ -267,6 +268,16 @@ def list_partition(
 # -- manifests: rounds of reads, sharded by digest ------------------------------------------
 
 
+def _table_on(index: DigestIndex, prev: ManifestTable | None) -> ManifestTable:
+    """A table keyed in ``index`` holding ``prev``'s entries, to add this round's to."""
+    if prev is None:
+        return ManifestTable(index)
+    if prev.index is index:
+        return prev.copy()
+    # The state came back from another worker than the listing (each pickled apart).
+    return ManifestTable.of(index, prev.items())
+
+
 def _readable(blobs: BlobTable, digest: Digest) -> bool:
     return digest in blobs and blobs.size(digest) <= MAX_MANIFEST_SIZE
 
@@ -337,10 +348,14 @@ def _inbox(
 
 
 def _named_as_layers(ctx: RunContext, table: ManifestTable, out: list[_Outbox]) -> None:
-    """What ``_layer_candidates`` subtracts: every blob a first-round manifest names."""
+    """What ``_layer_candidates`` subtracts: every config and layer a first-round manifest names.
+
+    Not index entries typed as blobs: the registry serves such a blob as a
+    manifest through its ``_layers`` link when it reads as one.
+    """
     for m in table.values():
         if isinstance(m, Manifest):
-            for d in (*m.blobs, *(c.digest for c in m.children if c.is_blob)):
+            for d in m.blobs:
                 out[shard_of(d, ctx.shards)].layers.add(d)
 
 
@@ -402,7 +417,7 @@ def fetch_round(  # noqa: PLR0917 - a task: positional, like every task
     if prev is not None:
         _check(prev.token, expect[1], f"the manifests of blob shard {index}")
     blobs = listing.inventory.blobs
-    table: ManifestTable = dict(prev.table) if prev else {}
+    table = _table_on(blobs.index, prev.table if prev else None)
     interest: dict[Digest, frozenset[int]] = dict(prev.interest) if prev else {}
     wanted, arrived, layers, added = _inbox(round_no, inbox, interest)
     candidates = frozenset(arrived) if prev is None else prev.candidates
@@ -449,7 +464,7 @@ def answer(
             await _looked(ctx, backend, blobs, state.interest, looked)
 
         _with_storage(ctx, work)
-    entries: list[ManifestTable] = [{} for _ in range(ctx.partitions)]
+    entries = [ManifestTable() for _ in range(ctx.partitions)]
     present: list[dict[Digest, tuple[int, float]]] = [{} for _ in range(ctx.partitions)]
     for d, parts in state.interest.items():
         entry = state.table.get(d)
@@ -503,13 +518,19 @@ def mark_partition(
 ) -> PartitionMarks:
     """Mark partition ``listing.index`` with what the shards answered."""
     _check(listing.token, expect, f"the listing of repository partition {listing.index}")
-    view = BlobTable()
-    table: ManifestTable = {}
+    src = listing.inventory
+    # One index for the links, the blobs and the manifests: the listing's (a
+    # partition lists no blob, so the index has no sorted part to describe).
+    index = src.blobs.index
+    if index.sorted_count or len(src.blobs):
+        msg = f"repository partition {listing.index} holds blobs; a partition lists none"
+        raise ValueError(msg)
+    view = BlobTable(index)
+    table = ManifestTable(index)
     for a in answers:
         table.update(a.entries)
         for d, (size, mtime) in a.present.items():
             view.add(d, size, mtime)
-    src = listing.inventory
     inv = Inventory(
         src.url,
         ctx.started,

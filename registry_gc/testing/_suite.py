@@ -33,12 +33,14 @@ from ..backends import (
     Backend,
     CountingBackend,
     DeleteResult,
+    ListedBatch,
     MultipartUpload,
     ObjectInfo,
     Outcome,
     ReadOnlyBackend,
     SupportsDigest,
     SupportsDirectories,
+    SupportsListBatches,
     SupportsListDir,
     SupportsMove,
     SupportsMultipartUploads,
@@ -421,6 +423,47 @@ class BackendSuite(MoveAndWriteTests):
         assert run(backend, lambda: backend.list_multipart_uploads("")) == []
         assert run(backend, lambda: backend.list_multipart_uploads(REPOS)) == []
         assert run(backend, lambda: backend.abort_multipart_uploads([])) == []
+
+    # -- SupportsListBatches -----------------------------------------------------------
+
+    @needs(SupportsListBatches)
+    def test_list_batches_list_what_list_lists(self, backend: Backend, writer: Writer) -> None:
+        """Batches hold the objects (and empty directories) list yields, with sizes and times."""
+        if not isinstance(backend, SupportsListBatches):
+            skip_without(backend, SupportsListBatches)
+        hexes = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(40)]
+        objects = {blob_path(str(i)): b"b" * i for i in range(40)}
+        objects.update(
+            {f"{REPOS}a/_layers/sha256/{h}/link": b"sha256:" + h.encode() for h in hexes}
+        )
+        objects[f"{REPOS}a/_manifests/tags/t/index/sha256/{hexes[0]}/link"] = b"x"
+        objects[f"{REPOS}a/_manifests/revisions/sha256/{hexes[1]}/link"] = b"x"
+        objects[f"{REPOS}a/_uploads/u1/hashstates/sha256/0"] = b"state"
+        objects[BLOBS + "sha256/zz/junk"] = b"?"
+        write_many(writer, objects)
+        writer(REPOS + "b/_uploads/", b"")
+
+        async def both(prefix: str) -> tuple[list[ObjectInfo], list[ListedBatch]]:
+            assert isinstance(backend, SupportsListBatches)
+            batches = [b async for chunk in backend.list_batches(prefix) for b in chunk]
+            return await collect(backend, prefix), batches
+
+        for prefix in ("", BLOBS, REPOS, REPOS + "a/"):
+            infos, batches = run(backend, functools.partial(both, prefix))
+            listed = {
+                (f"{b.directory}/{n}" if b.directory else n): (s, m)
+                for b in batches
+                for n, s, m in zip(b.names, b.sizes, b.mtimes, strict=True)
+            }
+            assert sum(len(b.names) for b in batches) == len(listed)
+            expected = files(infos)
+            assert set(listed) == set(expected)
+            for path, (size, mtime) in listed.items():
+                assert size == expected[path].size
+                assert abs(mtime - expected[path].modified.timestamp()) < 1e-3
+            dirs = {p for b in batches for p, _ in b.empty_dirs}
+            assert dirs == {i.path for i in infos if i.is_dir}
+        assert run(backend, functools.partial(both, REPOS + "nope/")) == ([], [])
 
     # -- SupportsListDir ---------------------------------------------------------------
 

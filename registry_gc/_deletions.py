@@ -1,0 +1,334 @@
+"""A plan's deletions as columns: a million deletions in tens of megabytes, not a gigabyte.
+
+A :class:`~registry_gc.plan.Deletion` with its path costs about 500 bytes. A
+run on a registry that was never collected plans more deletions than it has
+blobs, nearly all of one path each whose path the layout spells from a
+repository, a digest and maybe a tag: a blob, a ``_layers`` link, a revision
+link, a tag history entry. :class:`DeletionList` keeps those as a row of
+small integers (category, reason, repository, digest id, tag, size: about 20
+bytes) and makes the :class:`~registry_gc.plan.Deletion` when it is asked
+for one; any other deletion (a tag, an upload, a repository, a revision with
+legacy signature links) is kept as it is. It is a ``Sequence[Deletion]``:
+``len``, indexing and iteration, in plan order.
+
+Rows go into the phase they belong to (:meth:`DeletionList.add`), so the list
+is in phase order without sorting; :meth:`DeletionList.tally` adds up a
+plan's counts and bytes without making any deletion.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Final, overload
+
+from .layout import V2_PREFIX, LayerLink, RevisionLink, TagIndexLink, blob_path
+from .plan import PHASES, Category, Deletion, Reason
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+    from ._digests import DigestIndex
+    from .layout import Repository, Tag
+
+__all__ = ["DeletionList", "Tally"]
+
+_CATEGORIES: Final = tuple(Category)
+_REASONS: Final = tuple(Reason)
+_CATEGORY_CODE: Final = {c: i for i, c in enumerate(_CATEGORIES)}
+_REASON_CODE: Final = {r: i for i, r in enumerate(_REASONS)}
+_PHASE_OF: Final = {c: i for i, phase in enumerate(PHASES) for c in phase}
+#: The ``kind`` of a row whose deletion is kept whole.
+_OBJECT: Final = 255
+#: A revision registry 2.1.0 linked under ``_layers``: a revision, at a layer link's path.
+_LEGACY: Final = 254
+
+
+class _Rows:
+    """The columns of one phase's rows."""
+
+    __slots__ = ("digest", "kind", "name", "objects", "reason", "repo", "size")
+
+    def __init__(self) -> None:
+        self.kind = bytearray()  # category code, or _OBJECT / _LEGACY
+        self.reason = bytearray()
+        self.repo = array("i")
+        self.digest = array("i")
+        self.name = array("i")
+        self.size = array("q")
+        #: row → the deletion, for rows kept whole
+        self.objects: dict[int, Deletion] = {}
+
+    def __len__(self) -> int:
+        return len(self.kind)
+
+    def extend(self, other: _Rows) -> None:
+        base = len(self)
+        self.kind += other.kind
+        self.reason += other.reason
+        self.repo.extend(other.repo)
+        self.digest.extend(other.digest)
+        self.name.extend(other.name)
+        self.size.extend(other.size)
+        self.objects.update((base + i, d) for i, d in other.objects.items())
+
+
+class DeletionList(Sequence[Deletion]):
+    """A plan's deletions, in plan (phase) order, as columns (see the module)."""
+
+    def __init__(self, index: DigestIndex) -> None:
+        self.digests = index
+        self._phases = [_Rows() for _ in PHASES]
+        self._rows: _Rows | None = None
+        self._bounds = [0]
+        self._repos: list[Repository] = []
+        self._repo_code: dict[str, int] = {}
+        self._names: list[Tag] = []
+        self._name_code: dict[str, int] = {}
+
+    # -- filling ------------------------------------------------------------------------
+
+    def _code(self, value: str, codes: dict[str, int], values: list[str]) -> int:
+        code = codes.get(value)
+        if code is None:
+            code = codes[value] = len(values)
+            values.append(value)
+        return code
+
+    def add(
+        self,
+        category: Category,
+        reason: Reason,
+        repository: Repository | None,
+        digest_id: int,
+        *,
+        size: int = 0,
+        tag: Tag | None = None,
+        legacy: bool = False,
+    ) -> None:
+        """Add a one-path deletion the layout spells: a blob, a link, a revision, a tag entry."""
+        if self._rows is not None:
+            msg = "the deletion list is frozen"
+            raise RuntimeError(msg)
+        rows = self._phases[_PHASE_OF[category]]
+        rows.kind.append(_LEGACY if legacy else _CATEGORY_CODE[category])
+        rows.reason.append(_REASON_CODE[reason])
+        rows.repo.append(
+            -1 if repository is None else self._code(repository, self._repo_code, self._repos)  # type: ignore[arg-type]
+        )
+        rows.digest.append(digest_id)
+        rows.name.append(-1 if tag is None else self._code(tag, self._name_code, self._names))  # type: ignore[arg-type]
+        rows.size.append(size)
+
+    def append(self, deletion: Deletion) -> None:
+        """Add any deletion, kept whole (it goes into its phase)."""
+        if self._rows is not None:
+            msg = "the deletion list is frozen"
+            raise RuntimeError(msg)
+        rows = self._phases[_PHASE_OF[deletion.category]]
+        rows.objects[len(rows)] = deletion
+        rows.kind.append(_OBJECT)
+        rows.reason.append(_REASON_CODE[deletion.reason])
+        rows.repo.append(-1)
+        rows.digest.append(-1)
+        rows.name.append(-1)
+        rows.size.append(deletion.size)
+
+    def freeze(self) -> DeletionList:
+        """Put the phases one after the other; nothing is added afterwards."""
+        if self._rows is None:
+            rows = _Rows()
+            for phase in self._phases:
+                rows.extend(phase)
+                self._bounds.append(len(rows))
+            self._rows = rows
+            self._phases = []
+        return self
+
+    @property
+    def _all(self) -> _Rows:
+        self.freeze()
+        assert self._rows is not None
+        return self._rows
+
+    # -- reading -----------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        if self._rows is None:
+            return sum(len(p) for p in self._phases)
+        return len(self._rows)
+
+    @overload
+    def __getitem__(self, i: int) -> Deletion: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Deletion]: ...
+    def __getitem__(self, i: int | slice) -> Deletion | list[Deletion]:
+        if isinstance(i, slice):
+            return [self._make(k) for k in range(*i.indices(len(self)))]
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            msg = "deletion index out of range"
+            raise IndexError(msg)
+        return self._make(i)
+
+    def __iter__(self) -> Iterator[Deletion]:
+        return (self._make(i) for i in range(len(self)))
+
+    def category_of(self, i: int) -> Category:
+        """The category of deletion ``i``, without making it."""
+        rows = self._all
+        kind = rows.kind[i]
+        if kind == _OBJECT:
+            return rows.objects[i].category
+        return Category.REVISION if kind == _LEGACY else _CATEGORIES[kind]
+
+    def phase_range(self, phase: int) -> range:
+        """The indices of the deletions of ``PHASES[phase]`` (they are contiguous)."""
+        self.freeze()
+        return range(self._bounds[phase], self._bounds[phase + 1])
+
+    def size_of(self, i: int) -> int:
+        """The bytes deletion ``i`` frees (without making it)."""
+        return self._all.size[i]
+
+    def paths_of(self, i: int) -> tuple[str, ...]:
+        """The paths of deletion ``i`` (without making the deletion for a one-path row)."""
+        rows = self._all
+        kind = rows.kind[i]
+        if kind == _OBJECT:
+            return rows.objects[i].paths
+        return (self._path(rows, i, kind),)
+
+    def _path(self, rows: _Rows, i: int, kind: int) -> str:
+        digest = self.digests.digest(rows.digest[i])
+        category = Category.REVISION if kind == _LEGACY else _CATEGORIES[kind]
+        if category is Category.BLOB:
+            return blob_path(digest)
+        repo = self._repos[rows.repo[i]]
+        if kind == _LEGACY or category is Category.LAYER_LINK:
+            return LayerLink(repo, digest).path
+        if category is Category.REVISION:
+            return RevisionLink(repo, digest).path
+        return TagIndexLink(repo, self._names[rows.name[i]], digest).path
+
+    def _make(self, i: int) -> Deletion:
+        rows = self._all
+        kind = rows.kind[i]
+        if kind == _OBJECT:
+            return rows.objects[i]
+        category = Category.REVISION if kind == _LEGACY else _CATEGORIES[kind]
+        code = rows.repo[i]
+        name = rows.name[i]
+        return Deletion(
+            category,
+            _REASONS[rows.reason[i]],
+            (self._path(rows, i, kind),),
+            rows.size[i],
+            None if code < 0 else self._repos[code],
+            self.digests.digest(rows.digest[i]),
+            None if name < 0 else self._names[name],
+        )
+
+    def names(self) -> Iterable[str]:
+        """Every repository and tag name the one-path rows spell paths with."""
+        return (*self._repos, *self._names)
+
+    def objects(self) -> Iterable[tuple[int, Deletion]]:
+        """The rows kept whole: (index, deletion)."""
+        return self._all.objects.items()
+
+    def unsafe_path(self) -> str | None:
+        """A path of the plan outside ``docker/registry/v2`` or with a ``..`` component, if any.
+
+        The one-path rows are spelled by the layout, so only their names can
+        hold a ``..``: the names are checked, and each row kept whole.
+        """
+        for name in self.names():
+            if ".." in name.split("/"):
+                return f"{V2_PREFIX}…/{name}/…"
+        for _, d in self.objects():
+            for p in d.paths:
+                if not p.startswith(V2_PREFIX) or ".." in p.split("/"):
+                    return p
+        return None
+
+    def tally(self, counted: Sequence[int] | None = None) -> Tally:
+        """Counts and bytes of the deletions (those ``counted`` marks, when given)."""
+        rows = self._all
+        tally = Tally()
+        kinds, reasons, repos, sizes = rows.kind, rows.reason, rows.repo, rows.size
+        objects = rows.objects
+        for i in range(len(kinds)):
+            if counted is not None and not counted[i]:
+                continue
+            kind = kinds[i]
+            if kind == _OBJECT:
+                d = objects[i]
+                tally.add(d.category, d.reason, d.repository, d.size, len(d.paths))
+                continue
+            code = repos[i]
+            tally.add(
+                Category.REVISION if kind == _LEGACY else _CATEGORIES[kind],
+                _REASONS[reasons[i]],
+                None if code < 0 else self._repos[code],
+                sizes[i],
+                1,
+            )
+        return tally
+
+    def __repr__(self) -> str:
+        return f"DeletionList({len(self)} deletions)"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, DeletionList | list | tuple):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class Tally:
+    """Counts, bytes and objects per category, per repository and per reason."""
+
+    def __init__(self) -> None:
+        #: category → [count, bytes, objects]
+        self.categories: dict[Category, list[int]] = {c: [0, 0, 0] for c in Category}
+        #: repository → [count, bytes, {category: count}]
+        self.repositories: dict[str, tuple[list[int], dict[Category, int]]] = {}
+        #: category → {reason: count}
+        self.reasons: dict[Category, dict[Reason, int]] = {}
+        self.count = 0
+        self.bytes = 0
+        self.objects = 0
+
+    def add(
+        self, category: Category, reason: Reason, repository: str | None, size: int, objects: int
+    ) -> None:
+        """Count one deletion."""
+        c = self.categories[category]
+        c[0] += 1
+        c[1] += size
+        c[2] += objects
+        self.count += 1
+        self.bytes += size
+        self.objects += objects
+        by_reason = self.reasons.setdefault(category, {})
+        by_reason[reason] = by_reason.get(reason, 0) + 1
+        if repository is not None:
+            entry = self.repositories.get(repository)
+            if entry is None:
+                entry = self.repositories[repository] = ([0, 0], {})
+            entry[0][0] += 1
+            entry[0][1] += size
+            entry[1][category] = entry[1].get(category, 0) + 1
+
+    @classmethod
+    def of(cls, deletions: Iterable[Deletion], counted: Sequence[int] | None = None) -> Tally:
+        """The tally of any deletions (those ``counted`` marks, when given)."""
+        tally = cls()
+        for i, d in enumerate(deletions):
+            if counted is None or counted[i]:
+                tally.add(d.category, d.reason, d.repository, d.size, len(d.paths))
+        return tally

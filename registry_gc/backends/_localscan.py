@@ -1,0 +1,261 @@
+"""Listing a local registry tree fast: threads, columns, and no directory listed for one file.
+
+:meth:`LocalBackend.list_batches <registry_gc.backends.LocalBackend.list_batches>`.
+A registry keeps nearly every file alone in a directory of its own:
+``blobs/sha256/ab/<hex>/data``, ``_layers/sha256/<hex>/link``. Listing each
+of those directories (open, read, close) costs three system calls and a
+Python iterator per file; here the directory that holds them (``ab/``,
+``sha256/``) is listed, and each file is looked at with one ``lstat`` of
+``<hex>/data`` or ``<hex>/link``, which also gives its size and time. When
+that file is missing or is not a regular file (a link, a directory), the
+directory is listed after all, so nothing the registry wrote goes unseen; a
+file *beside* ``data`` or ``link`` does (the registry writes none).
+
+Several threads list directories from a shared queue (``os.scandir`` and
+``lstat`` release the GIL), and the results go to the event loop in batches
+of a few thousand objects, as columns (:class:`~registry_gc.backends.ListedBatch`).
+
+Symbolic links get the rules of the plain walk (``_local._Tree``): followed
+only while they stay inside the root and outside ``docker/registry/v2``,
+refused otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import queue
+import re
+import stat
+import threading
+from array import array
+from typing import TYPE_CHECKING, Any, Final
+
+from ..layout import BLOBS_PREFIX, REPOSITORIES_PREFIX
+from ._base import UNKNOWN_TIME, ListedBatch
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator
+
+    from ._local import _Tree
+
+__all__ = ["THREADS", "list_batches"]
+
+#: Threads listing directories at once.
+THREADS: Final = 4
+#: Objects handed to the event loop at once (about).
+_CHUNK: Final = 4000
+#: Chunks waiting for the event loop, at most (then the threads wait).
+_QUEUED_CHUNKS: Final = 16
+_UNKNOWN: Final = UNKNOWN_TIME.timestamp()
+#: Modification times a ``datetime`` can hold (others are unknown: see ``_local._modified``).
+_MIN_TIME: Final = -62135596800.0
+_MAX_TIME: Final = 253402300799.0
+_DIGEST_HEX: Final = re.compile(r"[0-9a-f]{64}(?:[0-9a-f]{32}(?:[0-9a-f]{32})?)?")
+#: What each thread puts last.
+_DONE: Final = object()
+
+
+def leaf_file(logical: str) -> str | None:
+    """The one file each digest-named directory under ``logical`` holds, if it holds one.
+
+    ``logical`` is a directory path relative to the root: ``…/blobs/<alg>/<xx>``
+    holds ``<hex>/data``; a repository's ``_layers/<alg>`` and its tags'
+    ``index/<alg>`` hold ``<hex>/link``. Revisions do not qualify: legacy
+    registries keep ``signatures/`` beside their ``link``.
+    """
+    if logical.startswith(BLOBS_PREFIX):
+        return "data" if logical.count("/", len(BLOBS_PREFIX)) == 1 else None
+    if not logical.startswith(REPOSITORIES_PREFIX):
+        return None
+    parts = logical[len(REPOSITORIES_PREFIX) :].split("/")
+    for i, part in enumerate(parts):
+        if part.startswith("_"):
+            rest = parts[i:]
+            if i and len(rest) == 2 and rest[0] == "_layers":
+                return "link"
+            if i and len(rest) == 5 and rest[:2] == ["_manifests", "tags"] and rest[3] == "index":
+                return "link"
+            return None
+    return None
+
+
+def _time(mtime: float) -> float:
+    return mtime if _MIN_TIME <= mtime <= _MAX_TIME else _UNKNOWN
+
+
+class _Walk:
+    """The shared state of one threaded listing."""
+
+    def __init__(self, tree: _Tree, top: str, threads: int) -> None:
+        self.tree = tree
+        self.root_len = tree.root_len
+        self.work: queue.SimpleQueue[tuple[str, str] | None] = queue.SimpleQueue()
+        self.out: queue.Queue[Any] = queue.Queue(_QUEUED_CHUNKS)
+        self.lock = threading.Lock()
+        self.pending = 1
+        self.threads = threads
+        self.stopped = False
+        self.seen = {os.path.realpath(top)}
+        self.work.put((top, top))
+
+    def put(self, item: object) -> None:
+        """Hand ``item`` to the consumer, unless it stopped listening."""
+        while not self.stopped:
+            try:
+                self.out.put(item, timeout=0.1)
+            except queue.Full:
+                continue
+            return
+
+    def stop(self) -> None:
+        """Make every thread return soon, whatever is left (the consumer stopped listening)."""
+        self.stopped = True
+        for _ in range(self.threads):
+            self.work.put(None)
+
+    def run(self) -> None:
+        """One thread: list directories until none is left, then put :data:`_DONE`."""
+        chunk: list[ListedBatch] = []
+        size = 0
+        try:
+            while not self.stopped:
+                item = self._next(chunk)
+                if item is None:
+                    break
+                if not chunk:
+                    size = 0  # handed over by _next
+                batch = self._one(*item)
+                if batch is not None:
+                    chunk.append(batch)
+                    size += len(batch.names) + len(batch.empty_dirs)
+                    if size >= _CHUNK:
+                        self.put(chunk)
+                        chunk, size = [], 0
+            if chunk:
+                self.put(chunk)
+            self.put(_DONE)
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer, which raises it
+            self.put(e)
+
+    def _next(self, chunk: list[ListedBatch]) -> tuple[str, str] | None:
+        """The next directory to list; hands ``chunk`` over (and empties it) before waiting."""
+        try:
+            return self.work.get_nowait()
+        except queue.Empty:
+            pass
+        if chunk:
+            self.put(list(chunk))
+            chunk.clear()
+        return self.work.get()
+
+    def _one(self, current: str, logical: str) -> ListedBatch | None:
+        """List one directory, queue its subdirectories, and end the walk after the last one."""
+        batch, below = self.list_dir(current, logical)
+        for sub in below:
+            self.work.put(sub)
+        with self.lock:
+            self.pending += len(below) - 1
+            done = self.pending == 0
+        if done:
+            for _ in range(self.threads):
+                self.work.put(None)
+        return batch
+
+    def _leaf(self, entry: os.DirEntry[str], leaf: str) -> os.stat_result | None:
+        """The stat of ``entry/leaf`` when it is a regular file (a digest directory's one file)."""
+        if not _DIGEST_HEX.fullmatch(entry.name):
+            return None
+        try:
+            st = os.lstat(f"{entry.path}/{leaf}")
+        except OSError:
+            return None
+        return st if stat.S_ISREG(st.st_mode) else None
+
+    def _file(self, entry: os.DirEntry[str], logical: str, below: list[tuple[str, str]]) -> Any:  # noqa: ANN401
+        """The stat of a file entry (``None``: gone, or a link to a directory, queued)."""
+        if entry.is_symlink():
+            with self.lock:
+                stack: list[tuple[str, str]] = []
+                st = self.tree.follow(entry, f"{logical}/{entry.name}", stack, self.seen)
+            below.extend(stack)
+            return st
+        try:
+            return entry.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            return None  # gone since scandir saw it
+
+    def list_dir(
+        self, current: str, logical: str
+    ) -> tuple[ListedBatch | None, list[tuple[str, str]]]:
+        """The files of one directory, and its subdirectories to list."""
+        try:
+            it = os.scandir(current)
+        except (FileNotFoundError, NotADirectoryError):
+            return None, []
+        names: list[str] = []
+        sizes = array("q")
+        mtimes = array("d")
+        below: list[tuple[str, str]] = []
+        relative = logical[self.root_len :]
+        leaf = leaf_file(relative)
+        empty = True
+        with it:
+            for entry in it:
+                empty = False
+                name = entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    st = self._leaf(entry, leaf) if leaf is not None else None
+                    if st is None:
+                        below.append((entry.path, f"{logical}/{name}"))
+                        continue
+                    name = f"{name}/{leaf}"
+                else:
+                    st = self._file(entry, logical, below)
+                    if st is None:
+                        continue
+                names.append(name)
+                sizes.append(st.st_size)
+                mtimes.append(_time(st.st_mtime))
+        empty_dirs: tuple[tuple[str, float], ...] = ()
+        if empty:
+            try:
+                st = os.stat(current)
+            except FileNotFoundError:
+                return None, []  # removed since it was listed
+            empty_dirs = ((relative, _time(st.st_mtime)),)
+        if not names and not empty_dirs:
+            return None, below
+        return ListedBatch(relative, names, sizes, mtimes, empty_dirs), below
+
+
+async def list_batches(
+    tree: _Tree, top: str, *, threads: int = THREADS
+) -> AsyncGenerator[list[ListedBatch], None]:
+    """Every file (and empty directory) under the directory ``top``, in chunks of batches."""
+    walk = _Walk(tree, top, threads)
+    workers = [
+        threading.Thread(target=walk.run, name=f"registry-gc-list-{i}", daemon=True)
+        for i in range(threads)
+    ]
+    for w in workers:
+        w.start()
+    running = threads
+    try:
+        while running:
+            item = await asyncio.to_thread(walk.out.get)
+            if item is _DONE:
+                running -= 1
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                yield item
+    finally:
+        if running:
+            walk.stop()
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    walk.out.get_nowait()  # unblock a thread waiting to put
+            # Wake a reader still waiting in a worker thread of the loop's executor.
+            walk.out.put_nowait(_DONE)
