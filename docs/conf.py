@@ -84,7 +84,7 @@ nitpicky = True
 # appear in signatures. Only those are ignored; a reference to one of our own
 # names that does not resolve still fails.
 _EXTERNAL = (
-    r"(asyncio|collections|datetime|enum|os|pathlib)\..+"  # the standard library
+    r"array|(array|asyncio|collections|datetime|enum|os|pathlib)\..+"  # the standard library
     r"|(attrs|fsspec|s3fs|aiobotocore|botocore|prometheus_client|_?pytest)(\..+)?"  # third-party
     r"|CollectorRegistry"  # prometheus_client's, unqualified in a type hint
 )
@@ -99,6 +99,16 @@ nitpick_ignore_regex = [
     # A distributed run's task state (registry_gc.distributed._state, ._snapshot), in the
     # signatures of the S3 Inventory tasks.
     (r"py:(class|obj)", r"(RunContext|Columns)"),
+    # The columnar representation's private types (registry_gc._digests, ._columns,
+    # ._deletions, ._manifest_table, apply's status column), shown by name in the
+    # signatures and attributes of the public classes built on them.
+    (
+        r"py:(class|obj)",
+        (
+            r"(registry_gc\._(digests|columns|deletions|manifest_table)\.)?"
+            r"(DigestIndex|LinkTimes|IdSet|IdFlags|Tally|DeletionList|StatusList|Entry)"
+        ),
+    ),
 ]
 
 # -- the package's own cross-references ----------------------------------------------
