@@ -84,9 +84,10 @@ nitpicky = True
 # appear in signatures. Only those are ignored; a reference to one of our own
 # names that does not resolve still fails.
 _EXTERNAL = (
-    r"(asyncio|collections|datetime|enum|os|pathlib)\..+"  # the standard library
+    r"(array|asyncio|collections|datetime|enum|os|pathlib)\..+"  # the standard library
     r"|(attrs|fsspec|s3fs|aiobotocore|botocore|prometheus_client|_?pytest)(\..+)?"  # third-party
     r"|CollectorRegistry"  # prometheus_client's, unqualified in a type hint
+    r"|array"  # array.array, unqualified in a type hint
 )
 nitpick_ignore_regex = [
     (r"py:(class|obj|data|exc|func|meth|attr|mod)", _EXTERNAL),
@@ -96,6 +97,13 @@ nitpick_ignore_regex = [
     (r"py:(class|obj|func|meth|attr)", r"_[A-Za-z]\w*"),
     # The commands' shared types (registry_gc._run), shown by name in signatures.
     (r"py:(class|obj|data)", r"(ProgressCallback|Root|Timings)"),
+    # The columnar tables' private building blocks (registry_gc._digests, _columns).
+    (
+        r"py:(class|obj)",
+        r"(registry_gc\._(digests|columns|deletions)\.)?(DigestIndex|LinkTimes|Tally)",
+    ),
+    # The manifest table's value type (registry_gc._manifest_table.Entry), by name.
+    (r"py:(class|obj|data)", r"Entry"),
 ]
 
 # -- the package's own cross-references ----------------------------------------------
