@@ -338,7 +338,7 @@ async def execute(
     means moved away), all of them in one call. ``prune=False`` leaves empty
     directories in place (a run in stages prunes once, at the end).
 
-    Paths go to the backend :data:`DELETE_BATCH` at a time, made from the plan
+    Paths go to the backend ``DELETE_BATCH`` (5000) at a time, made from the plan
     as they are needed: a plan of millions of deletions is never held as paths.
     """
     t0 = time.monotonic()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import subprocess
 import sysconfig
 from typing import TYPE_CHECKING
@@ -15,6 +16,8 @@ from registry_gc.layout import BlobData, RevisionLink
 
 from tests.rigs import planfiles
 from tests.rigs.builder import RegistryBuilder
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -190,19 +193,22 @@ def test_console_script(tmp_path: Path) -> None:
     script = os.path.join(sysconfig.get_path("scripts"), "registry-gc")
     assert os.path.exists(script), "registry-gc is installed (pip install -e .)"
     _, dead = registry(tmp_path)
+    # This worktree's package, whichever copy the installed script's environment points at.
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
         [script, "gc", str(tmp_path), "-m", "--grace", "0s", "--json"],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
+        env=env,
     )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["ok"] is True
     assert not exists(tmp_path, BlobData(dead).path)
     proc = subprocess.run(
-        [script, "gc", str(tmp_path / "nope")], capture_output=True, text=True, check=False
+        [script, "gc", str(tmp_path / "nope")], capture_output=True, text=True, check=False, env=env
     )
     assert proc.returncode == 3
     assert "no registry found" in proc.stderr

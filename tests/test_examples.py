@@ -24,7 +24,8 @@ from registry_gc.layout import BlobData, RevisionLink
 from tests.conftest import require_tool
 from tests.rigs.builder import RegistryBuilder
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
 CRON = EXAMPLES / "cron"
 KUBERNETES = EXAMPLES / "kubernetes" / "cronjob.yaml"
 
@@ -57,9 +58,14 @@ def tools(tmp_path: Path, log: Path | None = None) -> Path:
 
 
 def environment(bin_dir: Path, **extra: str) -> dict[str, str]:
-    """The environment of an example: no REGISTRY_* from the machine, bin_dir first on PATH."""
+    """The environment of an example: no REGISTRY_* from the machine, bin_dir first on PATH.
+
+    This worktree first on the Python path: an editable install of another copy of the
+    package (a shared virtualenv) would otherwise be what the examples run.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env.update(extra)
     return env
 
