@@ -534,7 +534,11 @@ def test_an_interruption_at_any_call_loses_nothing(store: Store, tmp_path: Path)
         # written back when a push revives the revision: history, not needed to pull.
         want = expected[pushed]
         history = {p for p in want - v2(files) if "/_manifests/tags/latest/index/" in p}
-        assert v2(files) == want - history, f"interrupted at call {at}: {faulty.calls[-1]}"
+        call = faulty.calls[-1]
+        assert v2(files) == want - history, (
+            f"interrupted at call {at} ({call.kind} #{call.number}, {len(call.paths)} paths); "
+            f"the next run: {report.render(verbose=True)}"
+        )
         assert quarantined(files) == set(), at
         pulls(one, ("app", "latest", d["new"]))
         if pushed:
