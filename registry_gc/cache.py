@@ -207,21 +207,13 @@ def _links(links: Iterable[tuple[str, str]]) -> list[tuple[Repository, Digest]]:
     )
 
 
-@attrs.frozen
-class NoCache:
-    """The registry caches nothing (no ``storage.cache.blobdescriptor``): nothing to forget."""
+class _ClosedOnExit:
+    """``async with`` for the caches: :meth:`aclose` on the way out."""
 
-    kind: ClassVar[str] = "none"
-    can_forget: ClassVar[bool] = True
-
-    async def forget(
-        self, blobs: Collection[str] = (), links: Collection[tuple[str, str]] = ()
-    ) -> ForgetResult:
-        """Nothing to do: the registry reads the storage every time."""
-        return ForgetResult("none", blobs=len(_digests(blobs)), links=len(_links(links)))
+    __slots__ = ()
 
     async def aclose(self) -> None:
-        """Nothing to release."""
+        """Nothing to release (a cache holding connections overrides this)."""
 
     async def __aenter__(self) -> Self:
         return self
@@ -236,7 +228,21 @@ class NoCache:
 
 
 @attrs.frozen
-class InMemoryCache:
+class NoCache(_ClosedOnExit):
+    """The registry caches nothing (no ``storage.cache.blobdescriptor``): nothing to forget."""
+
+    kind: ClassVar[str] = "none"
+    can_forget: ClassVar[bool] = True
+
+    async def forget(
+        self, blobs: Collection[str] = (), links: Collection[tuple[str, str]] = ()
+    ) -> ForgetResult:
+        """Nothing to do: the registry reads the storage every time."""
+        return ForgetResult("none", blobs=len(_digests(blobs)), links=len(_links(links)))
+
+
+@attrs.frozen
+class InMemoryCache(_ClosedOnExit):
     """The registry caches in its own memory (``inmemory``): nothing outside can clear it.
 
     :meth:`forget` removes nothing and says so (``cleared`` false);
@@ -266,22 +272,8 @@ class InMemoryCache:
             log.warning("%s", self.notice)
         return result
 
-    async def aclose(self) -> None:
-        """Nothing to release."""
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-
-class RedisDescriptorCache:
+class RedisDescriptorCache(_ClosedOnExit):
     """The registry's redis blob-descriptor cache, reached with redis-py's asyncio client.
 
     Build it with :meth:`from_config` (the registry's ``redis`` section) or
@@ -473,17 +465,6 @@ class RedisDescriptorCache:
         self._closed = True
         for client in (self._client, *self._others):
             await client.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 def descriptor_cache(
