@@ -372,31 +372,6 @@ def collect(
     :func:`~registry_gc.apply_planfile`; ``deletions_out`` receives, after the
     run, every deletion with its status. Both are streamed, line by line.
     """
-    if client is not None or inventory is not None:
-        return _collect_elsewhere(
-            root,
-            options_of(
-                options,
-                delete_untagged=delete_untagged,
-                grace=grace,
-                uploads_older_than=uploads_older_than,
-                prune_damaged=prune_damaged,
-                allow_no_manifests=allow_no_manifests,
-                allow_empty=allow_empty,
-            ),
-            dry_run=dry_run,
-            removals=removals,
-            policy=policy,
-            now=now,
-            storage_options=storage_options,
-            progress=progress,
-            live=live,
-            plan_files=plan_out is not None or deletions_out is not None,
-            client=client,
-            partitions=partitions,
-            inventory=inventory,
-            inventory_max_age=inventory_max_age,
-        )
     coro = collect_async(
         root,
         options,
@@ -417,6 +392,10 @@ def collect(
         settle=settle,
         plan_out=plan_out,
         deletions_out=deletions_out,
+        client=client,
+        partitions=partitions,
+        inventory=inventory,
+        inventory_max_age=inventory_max_age,
     )
     if cache is None:
         return _sync.run(coro)
