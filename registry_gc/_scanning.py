@@ -7,6 +7,11 @@ where the directory is parsed once and the names of its links and blobs go
 straight into typed arrays, or object by object (:meth:`Backend.list
 <registry_gc.backends.Backend.list>`), each path classified by
 :func:`registry_gc.layout.classify`. Both end in the same tables.
+
+Why one module of over 600 lines: one job, turning listings into the
+inventory's tables, for whole stores and for a distributed run's parts alike;
+the tables themselves are in :mod:`registry_gc._columns` and
+:mod:`registry_gc._digests`.
 """
 
 from __future__ import annotations

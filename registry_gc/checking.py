@@ -11,6 +11,10 @@ and every link holds the digest its path says. With ``verify_blobs``, every
 blob is hashed too.
 
 :func:`check_store` is the pure core; :func:`check` reads what it needs.
+
+Why one module of over 600 lines: it is ``fsck`` and its result, on the
+shared graph walk of :mod:`registry_gc.graph`; the problems it reports and
+the walk that finds them change together.
 """
 
 from __future__ import annotations

@@ -28,6 +28,11 @@ moment later. A live run (``collect(..., live=True)``, ``registry-gc gc
    cleared from outside: then the quarantine is *held*).
 
 The argument for the guarantee is in ``docs/live.md``.
+
+Why one module of over 600 lines: the steps of a live run (heal, look again,
+remove, settle, verify, purge) share one run's state (:class:`_LiveRun`), and the
+argument for the guarantee reads in their order; the quarantine's storage format
+lives apart, in :mod:`registry_gc.quarantine`.
 """
 
 from __future__ import annotations

@@ -37,6 +37,9 @@ the object stores share is in ``_objectstore``. This module stays one (about
 its retry policy, listing, reads, batched deletes, moves and writes — all go
 through the same connection, retry budget and request counter: split, each
 part would reach into the others' private state.
+
+Why one module of over 600 lines: one backend, one API — the pipeline, the
+retry policy and the Blob Batch formats belong to it alone.
 """
 
 from __future__ import annotations

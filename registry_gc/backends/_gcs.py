@@ -42,6 +42,9 @@ credentials and their refresh, the retry layer, listing, reads, batched
 deletes, moves and writes — all go through the same connection, retry budget
 and request counter: split, each part would reach into the others' private
 state.
+
+Why one module of over 600 lines: one backend, one API — the connection,
+the retry budget and the GCS request and batch formats belong to it alone.
 """
 
 from __future__ import annotations

@@ -29,6 +29,10 @@ Connections belong to an event loop: the client is created lazily in the loop
 that first uses it and recreated when a call comes from another loop (so the
 backend survives several ``asyncio.run`` calls); :meth:`S3Backend.aclose`
 closes it, and the backend can be used again afterwards.
+
+Why one module of over 600 lines: one backend, one API — listing, reads,
+bulk deletes, server-side moves and multipart uploads of S3 share its client
+and its one retry layer.
 """
 
 from __future__ import annotations

@@ -26,6 +26,10 @@ Steps (``S`` blob shards, ``R`` repository partitions):
 6. **delete** — phase by phase (:data:`~registry_gc.plan.PHASES`), each
    phase's deletions in chunks on every worker; the next phase starts only
    when every chunk of this one is done, and not at all if one failed.
+
+Why one module of over 600 lines: it is the one sequence of steps and barriers
+of a distributed run; the tasks, partitions, state and executors it drives are
+modules of their own.
 """
 
 from __future__ import annotations

@@ -6,6 +6,11 @@ pipeline's own functions (:func:`~registry_gc.inventory.scan`,
 :func:`~registry_gc.fetch.read_manifests`, :func:`~registry_gc.mark.mark`,
 :func:`~registry_gc.plan.make_plan`, :func:`~registry_gc.apply.execute`) and
 returns a value. Every task but the deletions opens the store read-only.
+
+Why one module of over 600 lines: every function here is what a worker runs,
+submitted by name from :mod:`registry_gc.distributed._driver`; keeping them
+together keeps the set of code that runs on workers (and must take only plain,
+serializable values) in one place.
 """
 
 from __future__ import annotations
