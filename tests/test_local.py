@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import errno
 import os
+import queue
 import shutil
 import stat
+import threading
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -23,6 +25,8 @@ from registry_gc.backends import (
     SupportsRequestCounts,
     SupportsWrite,
 )
+from registry_gc.backends._local import _Tree
+from registry_gc.backends._localscan import _DONE, _Walk
 from registry_gc.testing import (
     BLOBS,
     QUARANTINE,
@@ -433,3 +437,76 @@ def test_a_failed_write_raises_and_leaves_no_temporary_file(
         run(backend, lambda: backend.write({REPOS + "a/link": b"sha256:a"}))
     assert e.value.path == REPOS + "a/link"
     assert _tree(root) == {blob_path("good"): b"good"}
+
+
+# -- the threaded walk ------------------------------------------------------------------
+
+
+class _HoldingQueue:
+    """A work queue whose first queued subdirectory holds its putter until it was listed.
+
+    That is the worst interleaving for the walk's count of directories still to
+    list: another thread takes the subdirectory and finishes it while the thread
+    that found it is still between queueing and counting.
+    """
+
+    def __init__(self) -> None:
+        self.inner: queue.SimpleQueue[tuple[str, str] | None] = queue.SimpleQueue()
+        self.listed = threading.Event()
+        self.held: tuple[str, str] | None = None
+
+    def put(self, item: tuple[str, str] | None) -> None:
+        self.inner.put(item)
+        if item is not None and self.held is None and item[0].endswith("sub"):
+            self.held = item
+            self.listed.wait(timeout=5)
+
+    def get(self) -> tuple[str, str] | None:
+        return self.inner.get()
+
+    def get_nowait(self) -> tuple[str, str] | None:
+        return self.inner.get_nowait()
+
+
+class _HeldWalk(_Walk):
+    """A walk that lets the held subdirectory be listed before its parent goes on."""
+
+    def __init__(self, tree: _Tree, top: str, threads: int) -> None:
+        super().__init__(tree, top, threads)
+        self.work = _HoldingQueue()  # type: ignore[assignment]
+        self.work.put((top, top))
+
+    def _one(self, current: str, logical: str) -> Any:
+        batch = super()._one(current, logical)
+        if (current, logical) == self.work.held:  # type: ignore[attr-defined]
+            self.work.listed.set()  # type: ignore[attr-defined]
+        return batch
+
+
+def test_the_walk_ends_only_after_every_directory_was_listed(tmp_path: Path) -> None:
+    """A subdirectory listed by another thread before its parent counted it ends nothing early.
+
+    Counting after queueing let the walk end with directories unlisted: garbage
+    left behind, or, under ``repositories/``, links unseen and live data deleted.
+    """
+    top = tmp_path / "top"
+    for name in ("asub", "bsub", "csub"):
+        (top / name).mkdir(parents=True)
+        (top / name / "file").write_bytes(name.encode())
+    walk = _HeldWalk(_Tree(str(tmp_path)), str(top), threads=2)
+    workers = [threading.Thread(target=walk.run, daemon=True) for _ in range(2)]
+    for w in workers:
+        w.start()
+    listed: set[str] = set()
+    done = 0
+    while done < 2:
+        item = walk.out.get(timeout=10)
+        if item is _DONE:
+            done += 1
+            continue
+        assert not isinstance(item, BaseException)
+        listed.update(f"{b.directory}/{n}" for b in item for n in b.names)
+    for w in workers:
+        w.join(timeout=5)
+    assert walk.work.held is not None  # type: ignore[attr-defined]
+    assert listed == {f"top/{d}/file" for d in ("asub", "bsub", "csub")}

@@ -153,11 +153,14 @@ class _Walk:
     def _one(self, current: str, logical: str) -> ListedBatch | None:
         """List one directory, queue its subdirectories, and end the walk after the last one."""
         batch, below = self.list_dir(current, logical)
-        for sub in below:
-            self.work.put(sub)
+        # Count the subdirectories before queueing them: a thread that took one
+        # and finished it before this count would otherwise see pending reach 0
+        # and end the walk with directories still unlisted.
         with self.lock:
             self.pending += len(below) - 1
             done = self.pending == 0
+        for sub in below:
+            self.work.put(sub)
         if done:
             for _ in range(self.threads):
                 self.work.put(None)
