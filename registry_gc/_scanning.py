@@ -21,14 +21,22 @@ import datetime
 import logging
 import re
 import time
+from array import array
 from typing import TYPE_CHECKING, Final
 
 from ._columns import LinkTimes
 from ._digests import SortedRecords
 from ._errors import InvalidReferenceError
 from ._reads import read_each
-from .backends import UNKNOWN_TIME, SupportsListBatches, SupportsMultipartUploads
+from .backends import (
+    UNKNOWN_TIME,
+    ListedBatch,
+    SupportsListBatches,
+    SupportsMultipartUploads,
+    SupportsNamesOnly,
+)
 from .inventory import (
+    NOT_LOOKED,
     PROGRESS_STEP,
     Anomaly,
     BlobTable,
@@ -63,7 +71,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ._digests import DigestIndex
-    from .backends import Backend, ListedBatch, MultipartUpload, ObjectInfo
+    from .backends import Backend, MultipartUpload, ObjectInfo
 
 __all__ = ["build"]
 
@@ -498,8 +506,27 @@ def _broken_current(repo: RepositoryEntry, tag: TagEntry, path: str, problem: st
     )
 
 
-async def _list(backend: Backend, prefix: str, builder: _Builder, *, blobs: bool) -> None:
-    if isinstance(backend, SupportsListBatches):
+def _not_looked(batch: ListedBatch) -> ListedBatch:
+    """``batch`` with the time of every object listed by name alone (size -1) :data:`NOT_LOOKED`."""
+    sizes = batch.sizes
+    if -1 not in sizes:
+        return batch
+    mtimes = array(
+        "d", (NOT_LOOKED if s == -1 else m for s, m in zip(sizes, batch.mtimes, strict=True))
+    )
+    return ListedBatch(batch.directory, batch.names, sizes, mtimes, batch.empty_dirs)
+
+
+async def _list(
+    backend: Backend, prefix: str, builder: _Builder, *, blobs: bool, names_only: bool = False
+) -> None:
+    if names_only:
+        assert isinstance(backend, SupportsNamesOnly)
+        add = builder.add_blob_batch if blobs else builder.add_repository_batch
+        async for chunk in backend.list_names(prefix):
+            for batch in chunk:
+                add(_not_looked(batch))
+    elif isinstance(backend, SupportsListBatches):
         add = builder.add_blob_batch if blobs else builder.add_repository_batch
         async for chunk in backend.list_batches(prefix):
             for batch in chunk:
@@ -573,10 +600,12 @@ async def build(
     prefixes: Sequence[str] | None = None,
     listed: Iterable[ObjectInfo] = (),
     uploads: Iterable[MultipartUpload] | None = None,
+    names_only: bool = False,
 ) -> Inventory:
     """:func:`registry_gc.inventory.scan`."""
     t0 = time.monotonic()
     inv = Inventory(backend.url, datetime.datetime.now(datetime.timezone.utc))
+    inv.names_only = names_only
     builder = _Builder(inv, progress)
     if prefixes is not None:
         await _list_part(backend, builder, prefixes, listed, uploads)
@@ -587,7 +616,7 @@ async def build(
             builder.records = None
             builder.index = inv.blobs.index
         else:
-            await _list(backend, BLOBS_PREFIX, builder, blobs=True)
+            await _list(backend, BLOBS_PREFIX, builder, blobs=True, names_only=names_only)
             builder.finish_blobs()
 
         async def multipart() -> None:
@@ -595,7 +624,10 @@ async def build(
                 for upload in await backend.list_multipart_uploads(REPOSITORIES_PREFIX):
                     builder.add_multipart(upload)
 
-        await asyncio.gather(_list(backend, REPOSITORIES_PREFIX, builder, blobs=False), multipart())
+        await asyncio.gather(
+            _list(backend, REPOSITORIES_PREFIX, builder, blobs=False, names_only=names_only),
+            multipart(),
+        )
     log.info(
         "listed %s: %d objects, %d blobs (%d bytes), %d repositories",
         backend.url,

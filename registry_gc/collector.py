@@ -16,6 +16,7 @@ import attrs
 
 from . import _sync
 from ._errors import ConfigError
+from ._resolve import check_names_only, survey_names
 from ._run import Timings, open_root, survey
 from .apply import execute
 from .backends import Backend
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     import os
     from collections.abc import Mapping
 
+    from ._resolve import Resolver
     from ._run import ProgressCallback, Root
     from .cache import DescriptorCache
     from .fetch import ManifestTable
@@ -117,14 +119,18 @@ async def sweep(
     progress: ProgressCallback | None,
     plan_out: str | os.PathLike[str] | None = None,
     deletions_out: str | os.PathLike[str] | None = None,
+    resolver: Resolver | None = None,
 ) -> Report:
     """Mark, plan and (unless ``dry_run``) apply, on what :func:`survey` found.
 
     ``plan_out`` receives the plan before anything is deleted, ``deletions_out``
     every deletion with what became of it afterwards (:func:`write_plan_files`).
+    ``resolver`` (a names-only run, :func:`~registry_gc._resolve.survey_names`)
+    looks at what the plan needs and plans again until it relies on nothing unseen.
     """
-    with timings.step("plan"):
-        marks, removals, decisions = await decide(
+
+    async def decided() -> tuple[Marks, Removals, TagDecisions | None]:
+        return await decide(
             backend,
             inventory,
             manifests,
@@ -133,7 +139,13 @@ async def sweep(
             policy=policy,
             now=now,
         )
-        plan = make_plan(inventory, marks)
+
+    with timings.step("plan"):
+        if resolver is None:
+            marks, removals, decisions = await decided()
+            plan = make_plan(inventory, marks)
+        else:
+            marks, removals, decisions, plan = await resolver.settle(decided, manifests)
     log_plan(plan)
     report = Report(
         inventory,
@@ -207,8 +219,16 @@ async def collect_async(
     partitions: int | None = None,
     inventory: str | None = None,
     inventory_max_age: datetime.timedelta | None = None,
+    names_only: bool = False,
 ) -> Report:
     """:func:`collect`, for callers that run an event loop."""
+    if names_only:
+        check_names_only(
+            policy=policy is not None,
+            live=live,
+            dry_run=dry_run,
+            elsewhere=client is not None or inventory is not None,
+        )
     if client is not None or inventory is not None:
         return await asyncio.to_thread(
             _collect_elsewhere,
@@ -248,9 +268,15 @@ async def collect_async(
     backend = open_root(root, storage_options, read_only=dry_run)
     try:
         timings = Timings()
-        listed, manifests = await survey(
-            backend, allow_empty=options.allow_empty, progress=progress, timings=timings
-        )
+        resolver = None
+        if names_only:
+            listed, manifests, resolver = await survey_names(
+                backend, allow_empty=options.allow_empty, progress=progress, timings=timings
+            )
+        else:
+            listed, manifests = await survey(
+                backend, allow_empty=options.allow_empty, progress=progress, timings=timings
+            )
         if live and not dry_run:
             from .live import DEFAULT_SETTLE, sweep_live  # noqa: PLC0415 - live imports this module
 
@@ -282,6 +308,7 @@ async def collect_async(
             progress=progress,
             plan_out=plan_out,
             deletions_out=deletions_out,
+            resolver=resolver,
         )
     finally:
         await backend.aclose()
@@ -312,6 +339,7 @@ def collect(
     partitions: int | None = None,
     inventory: str | None = None,
     inventory_max_age: datetime.timedelta | None = None,
+    names_only: bool = False,
 ) -> Report:
     """Garbage-collect the registry at ``root`` and return the :class:`~registry_gc.Report`.
 
@@ -371,6 +399,16 @@ def collect(
     ``dry_run``, the plan to review and run later with
     :func:`~registry_gc.apply_planfile`; ``deletions_out`` receives, after the
     run, every deletion with its status. Both are streamed, line by line.
+
+    ``names_only=True`` (a local disk: :class:`~registry_gc.backends.SupportsNamesOnly`)
+    lists names without sizes or times and looks (one ``stat`` each) only at
+    the manifests it reads and at what its plan deletes, keeps or decides on,
+    planning again until the plan is the one a full listing gives
+    (:mod:`registry_gc._resolve`, ``docs/how-it-works.md``): a nightly run on
+    a mostly unchanged store costs what changed. The report's byte totals of
+    the store are then not measured. It refuses (:class:`~registry_gc.ConfigError`,
+    before anything is read) a ``policy``, ``live`` without ``dry_run``, a
+    ``client`` or an ``inventory``, and a store that cannot list names alone.
     """
     coro = collect_async(
         root,
@@ -396,6 +434,7 @@ def collect(
         partitions=partitions,
         inventory=inventory,
         inventory_max_age=inventory_max_age,
+        names_only=names_only,
     )
     if cache is None:
         return _sync.run(coro)

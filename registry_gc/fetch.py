@@ -27,7 +27,7 @@ from .layout import Digest, blob_digest, blob_path
 from .manifests import MAX_MANIFEST_SIZE, Manifest, ManifestKind, parse_manifest
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
+    from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
 
     from ._columns import LinkTimes
     from ._digests import DigestIndex
@@ -68,6 +68,7 @@ async def fetch_manifests(
     progress: Callable[[int, int], None] | None = None,
     observe: Callable[[Digest, bytes], None] | None = None,
     known: Mapping[Digest, Manifest | Unreadable] | None = None,
+    look: Callable[[set[int]], Awaitable[None]] | None = None,
 ) -> ManifestTable:
     """Read every manifest that marking may need; return them parsed.
 
@@ -77,6 +78,10 @@ async def fetch_manifests(
     hashes them), before it is parsed and dropped. ``known`` (a table an
     earlier run returned) is extended, not read again, except for manifests it
     found missing that the listing now shows.
+
+    ``look(ids)`` is awaited before the blobs of ``ids`` are judged or read:
+    a names-only run (:mod:`registry_gc._resolve`) makes their presence and
+    size exact there, as a full listing had them.
     """
     index = inventory.index
     if isinstance(known, ManifestTable) and known.index is index:
@@ -89,13 +94,18 @@ async def fetch_manifests(
     rounds = 0
     while wanted:
         rounds += 1
+        if look is not None:
+            await look(wanted)
         await _read_round(backend, blobs, wanted, table, progress, observe, counts)
         named: set[int] = set()
         for i in wanted:
             named.update(table.reference_ids(i)[1])
-        wanted = {i for i in named if not table.has_id(i) and _readable(blobs, i)}
+        candidates = {i for i in named if not table.has_id(i)}
         if rounds == 1:
-            wanted.update(_layer_candidates(inventory, table))
+            candidates.update(_layer_candidates(inventory, table))
+        if look is not None:
+            await look(candidates)
+        wanted = {i for i in candidates if _readable(blobs, i)}
     log.info("read %d manifests in %d round(s)", len(table), rounds)
     return table
 
@@ -217,7 +227,7 @@ def _layer_candidates(inventory: Inventory, table: ManifestTable) -> set[int]:
                 (i >= n or not layers[i])
                 and not table.has_id(i)
                 and index.is_sha256(i)
-                and _readable(blobs, i)
+                and blobs.has_id(i)
                 and not revisions.has_id(i)
             ):
                 out.add(i)

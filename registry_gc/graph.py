@@ -99,6 +99,10 @@ class Graph:
                 if d.algorithm == "sha256" and d not in repo.revisions and is_manifest(table.get(d))
             }
         manifests = {**repo.revisions, **legacy}
+        if legacy or not _in_digest_order(repo.revisions):
+            # Walks start from these in this order, and the first way a walk reaches a
+            # missing manifest names it in the report: the same order whatever was listed.
+            manifests = dict(sorted(manifests.items()))
         referrers: dict[Digest, list[Digest]] = defaultdict(list)
         for digest in manifests:
             m = table.get(digest)
@@ -117,6 +121,14 @@ class Graph:
         return digest in self.manifests or (
             digest in self.repo.layers and is_manifest(self.table.get(digest))
         )
+
+
+def _in_digest_order(links: LinkTimes | dict[Digest, float]) -> bool:
+    """Whether ``links`` iterate in digest order: ids of the index's sorted part only."""
+    if not isinstance(links, LinkTimes):
+        return False
+    ids = links.ids()
+    return not ids or ids[-1] < links.index.sorted_count
 
 
 @attrs.frozen

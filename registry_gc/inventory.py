@@ -17,7 +17,7 @@ the epoch (UTC). About 70 bytes per blob and 12 per link.
 from __future__ import annotations
 
 import array
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import attrs
 
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from .backends import Backend, MultipartUpload, ObjectInfo
 
 __all__ = [
+    "ABSENT",
+    "NOT_LOOKED",
     "Anomaly",
     "BlobTable",
     "Inventory",
@@ -42,6 +44,14 @@ __all__ = [
     "scan",
     "take_inventory",
 ]
+
+
+#: The time of an object listed by name alone, not looked at yet (``names_only``):
+#: the oldest possible, so that planning finds it a candidate and looks at it.
+#: Never left on anything a plan deletes or keeps (:mod:`registry_gc._resolve`).
+NOT_LOOKED: Final = float("-inf")
+#: The size of a blob listed by name alone and found missing when looked at.
+ABSENT: Final = -2
 
 
 @attrs.frozen
@@ -68,7 +78,7 @@ class BlobTable:
     Iteration hands out :class:`Digest` strings, made on demand.
     """
 
-    __slots__ = ("_extra", "_mtimes", "_sizes", "index")
+    __slots__ = ("_absent", "_extra", "_mtimes", "_sizes", "index")
 
     def __init__(
         self,
@@ -85,21 +95,37 @@ class BlobTable:
             raise ValueError(msg)
         #: id → (size, mtime), for blobs outside the index's sorted part
         self._extra: dict[int, tuple[int, float]] = {}
+        #: sorted ids found missing since (size :data:`ABSENT`): not blobs of the table
+        self._absent = 0
 
     def add(self, digest: str, size: int, mtime: float) -> None:
         """Record a blob (a second record of the same digest replaces the first)."""
         i = self.index.intern(digest)
         if i < len(self._sizes):
+            if self._sizes[i] == ABSENT:
+                self._absent -= 1
             self._sizes[i] = size
             self._mtimes[i] = mtime
         else:
             self._extra[i] = (size, mtime)
 
+    def discard_id(self, i: int) -> None:
+        """Forget blob ``i``: a name listed alone whose ``data`` turned out not to be there."""
+        if not self.has_id(i):
+            return
+        if i < len(self._sizes):
+            self._sizes[i] = ABSENT
+            self._absent += 1
+        else:
+            del self._extra[i]
+
     # -- by id ------------------------------------------------------------------------
 
     def has_id(self, i: int) -> bool:
         """Whether digest id ``i`` is a blob of the table."""
-        return 0 <= i < len(self._sizes) or i in self._extra
+        if 0 <= i < len(self._sizes):
+            return not self._absent or self._sizes[i] != ABSENT
+        return i in self._extra
 
     def size_of_id(self, i: int) -> int:
         """The size of the blob with id ``i``."""
@@ -111,7 +137,11 @@ class BlobTable:
 
     def ids(self) -> Iterator[int]:
         """Every blob's id: the sorted ones, then the others."""
-        yield from range(len(self._sizes))
+        if self._absent:
+            sizes = self._sizes
+            yield from (i for i in range(len(sizes)) if sizes[i] != ABSENT)
+        else:
+            yield from range(len(self._sizes))
         yield from self._extra
 
     def columns(self) -> tuple[array.array[int], array.array[float]]:
@@ -132,7 +162,7 @@ class BlobTable:
         return isinstance(digest, str) and self.has_id(self.index.find(digest))
 
     def __len__(self) -> int:
-        return len(self._sizes) + len(self._extra)
+        return len(self._sizes) - self._absent + len(self._extra)
 
     def __iter__(self) -> Iterator[Digest]:
         name = self.index.digest
@@ -153,8 +183,15 @@ class BlobTable:
         return self.mtime_of_id(self._id(digest))
 
     def total_size(self) -> int:
-        """The bytes held by every blob."""
-        return sum(self._sizes) + sum(s for s, _ in self._extra.values())
+        """The bytes held by every blob (those whose size is known: see :meth:`sizes_known`)."""
+        sizes = self._sizes
+        total = sum(sizes) if min(sizes, default=0) >= 0 else sum(s for s in sizes if s > 0)
+        return total + sum(s for s, _ in self._extra.values() if s > 0)
+
+    def sizes_known(self) -> bool:
+        """Whether every blob's size was measured (not so after a names-only listing)."""
+        known = min(self._sizes, default=0) >= 0 or all(s >= 0 for s in self._sizes if s != ABSENT)
+        return known and all(s >= 0 for s, _ in self._extra.values())
 
     def __repr__(self) -> str:
         return f"BlobTable({len(self)} blobs)"
@@ -249,6 +286,9 @@ class Inventory:
     objects: int = 0
     #: seconds spent listing and reading links
     seconds: float = 0.0
+    #: listed by name alone (``names_only``): sizes -1 and times :data:`NOT_LOOKED` until
+    #: :mod:`registry_gc._resolve` looks at them
+    names_only: bool = False
 
     @property
     def index(self) -> DigestIndex:
@@ -277,6 +317,7 @@ async def scan(
     prefixes: Sequence[str] | None = None,
     listed: Iterable[ObjectInfo] = (),
     uploads: Iterable[MultipartUpload] | None = None,
+    names_only: bool = False,
 ) -> Inventory:
     """List the registry once and build its :class:`Inventory` (async).
 
@@ -293,6 +334,10 @@ async def scan(
     delimiter listing) and ``uploads`` the open multipart uploads under them,
     listed already (``None``: listed here, under each prefix inside
     ``repositories/``). The inventory then holds exactly what those hold.
+
+    ``names_only`` (a backend with :class:`~registry_gc.backends.SupportsNamesOnly`):
+    the store is listed by name alone; sizes are -1 and times :data:`NOT_LOOKED`
+    until :mod:`registry_gc._resolve` looks at what a run needs.
     """
     from ._scanning import build  # noqa: PLC0415 - the builder imports this module
 
@@ -303,6 +348,7 @@ async def scan(
         prefixes=prefixes,
         listed=listed,
         uploads=uploads,
+        names_only=names_only,
     )
 
 

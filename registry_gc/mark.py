@@ -247,12 +247,14 @@ class _Repository:
 
     def roots(self, *, protect: bool) -> list[tuple[Digest, Role]]:
         repo, skip_tags, skip_manifests = self.repo, self.skip_tags, self.skip_manifests
+        # By name, not in listing order: what a walk reaches first is reported.
+        tags = sorted(repo.tags.values(), key=lambda t: t.name)
         roots = [
             (t.current, Role.TAG)
-            for t in repo.tags.values()
+            for t in tags
             if t.current is not None and t.name not in skip_tags and t.current not in skip_manifests
         ]
-        for t in repo.tags.values():
+        for t in tags:
             if t.name not in skip_tags and (t.current is None or protect):
                 # The current link is missing or unreadable: what the tag points at is
                 # unknown, so everything it ever pointed at stays.

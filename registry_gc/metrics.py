@@ -167,12 +167,13 @@ def _report_metrics(report: Report, gauge: Callable[..., Gauge]) -> None:
     for phase, seconds in report.timings.items():
         if phase != "total":
             phases.labels(phase).set(seconds)
-    gauge("stored_bytes", "Bytes of all blobs in the store.").set(plan.total_bytes)
+    if plan.sizes_measured:  # a names-only run does not measure them
+        gauge("stored_bytes", "Bytes of all blobs in the store.").set(plan.total_bytes)
+        gauge("live_bytes", "Bytes of the blobs still needed.").set(plan.live_bytes)
     gauge("stored_blobs", "Blobs in the store.").set(plan.total_blobs)
     gauge("stored_objects", "Objects (files, keys) listed in the store.").set(
         report.inventory.objects
     )
-    gauge("live_bytes", "Bytes of the blobs still needed.").set(plan.live_bytes)
     gauge("live_blobs", "Blobs still needed.").set(plan.live_blobs)
 
     deleted_bytes = gauge(

@@ -142,6 +142,10 @@ class Plan:
     total_bytes: int = 0
     live_blobs: int = 0
     live_bytes: int = 0
+    #: ``False`` when the sizes behind ``total_bytes`` and ``live_bytes`` were not all
+    #: measured (a names-only run looks only at what it deletes or keeps): those two
+    #: are then not reported
+    sizes_measured: bool = True
 
     def by_category(self, *categories: Category) -> Iterator[Deletion]:
         """The deletions of the given categories, in plan order."""

@@ -180,9 +180,9 @@ class Report:
                 "objects": inv.objects,
                 "repositories": len(inv.repositories),
                 "blobs": plan.total_blobs,
-                "bytes": plan.total_bytes,
+                "bytes": plan.total_bytes if plan.sizes_measured else None,
                 "live_blobs": plan.live_blobs,
-                "live_bytes": plan.live_bytes,
+                "live_bytes": plan.live_bytes if plan.sizes_measured else None,
                 "manifests_read": self.manifests_read,
             },
             "totals": {
@@ -293,10 +293,14 @@ class Report:
         verb = "would delete" if self.dry_run else "deleted"
         if self.live is not None:
             verb = "removed (blobs moved into the quarantine)"
+        if plan.sizes_measured:
+            total, live = human_bytes(plan.total_bytes), human_bytes(plan.live_bytes)
+        else:
+            total = live = "sizes not measured"
         store = (
             f"  store: {self.inventory.objects} objects, {len(self.inventory.repositories)} "
-            f"repositories, {plan.total_blobs} blobs ({human_bytes(plan.total_bytes)}); "
-            f"live: {plan.live_blobs} blobs ({human_bytes(plan.live_bytes)})"
+            f"repositories, {plan.total_blobs} blobs ({total}); "
+            f"live: {plan.live_blobs} blobs ({live})"
         )
         lines = [f"registry-gc {'dry run' if self.dry_run else 'run'} on {plan.url}", store]
         cats = self.categories()

@@ -36,6 +36,7 @@ from registry_gc.backends import (
     SupportsListDir,
     SupportsMove,
     SupportsMultipartUploads,
+    SupportsNamesOnly,
     SupportsRequestCounts,
     SupportsWrite,
     WrappingBackend,
@@ -151,6 +152,18 @@ class _ListDir:
         return [prefix + "d"], [ObjectInfo(prefix + "o", 2, NOW)]
 
 
+class _NamesOnly:
+    calls: list[tuple[str, object]]
+
+    async def list_names(self, prefix: str) -> AsyncIterator[list[ListedBatch]]:
+        self.calls.append(("list_names", prefix))
+        yield [BATCH]
+
+    async def stat(self, paths: Sequence[str]) -> Mapping[str, tuple[int, float] | None]:
+        self.calls.append(("stat", list(paths)))
+        return dict.fromkeys(paths, (1, 2.0))
+
+
 class _Counts:
     _counts: ClassVar[collections.Counter[str]] = collections.Counter({"GetObject": 3})
 
@@ -168,6 +181,7 @@ _IMPLEMENTATIONS: dict[type, type] = {
     SupportsRequestCounts: _Counts,
     SupportsListBatches: _ListBatches,
     SupportsListDir: _ListDir,
+    SupportsNamesOnly: _NamesOnly,
 }
 
 #: Every subset of the optional capabilities.
@@ -213,6 +227,7 @@ def test_one_protocol_per_capability() -> None:
         SupportsRequestCounts: ("request_counts",),
         SupportsListBatches: ("list_batches",),
         SupportsListDir: ("list_dir",),
+        SupportsNamesOnly: ("list_names", "stat"),
     }
     for capability in CAPABILITIES:
         assert issubclass(capability, Protocol)  # type: ignore[arg-type]
@@ -231,6 +246,7 @@ def test_the_built_in_backends_have_their_capabilities(tmp_path: Path) -> None:
         "SupportsListBatches",
         "SupportsListDir",
         "SupportsMove",
+        "SupportsNamesOnly",
         "SupportsWrite",
     ]
     assert _names(capabilities(FsspecBackend(fsspec.filesystem("memory"), "/x"))) == [
@@ -332,10 +348,11 @@ class _BatchWatcher(_ListingWatcher):
 
 
 def test_a_wrapper_that_overrides_list_only_lists_through_it() -> None:
-    """Overriding ``list`` without ``list_batches`` drops the batch listing (it would bypass it)."""
+    """Overriding ``list`` alone drops the batch and names-only listings (they would bypass it)."""
     inner = _backend(frozenset(CAPABILITIES))
-    assert capabilities(_ListingWatcher(inner)) == frozenset(CAPABILITIES) - {SupportsListBatches}
-    assert capabilities(_BatchWatcher(inner)) == frozenset(CAPABILITIES)
+    listing = {SupportsListBatches, SupportsNamesOnly}
+    assert capabilities(_ListingWatcher(inner)) == frozenset(CAPABILITIES) - listing
+    assert capabilities(_BatchWatcher(inner)) == frozenset(CAPABILITIES) - {SupportsNamesOnly}
     assert capabilities(WrappingBackend(_ListingWatcher(inner))) == capabilities(
         _ListingWatcher(inner)
     )
@@ -354,6 +371,7 @@ def test_the_wrapper_forwards_every_call() -> None:
     assert isinstance(w, SupportsRequestCounts)
     assert isinstance(w, SupportsListBatches)
     assert isinstance(w, SupportsListDir)
+    assert isinstance(w, SupportsNamesOnly)
 
     async def calls() -> list[object]:
         return [
@@ -368,6 +386,8 @@ def test_the_wrapper_forwards_every_call() -> None:
             await w.move([("f", "g")], sizes={"f": 1}),
             await w.write({"h": b"i"}),
             await w.list_dir("p/"),
+            [c async for c in w.list_names("n/")],
+            await w.stat(["s"]),
             await w.aclose(),
         ]
 
@@ -384,6 +404,8 @@ def test_the_wrapper_forwards_every_call() -> None:
         [DeleteResult("f", Outcome.DELETED)],
         None,
         (["p/d"], [ObjectInfo("p/o", 2, NOW)]),
+        [[BATCH]],
+        {"s": (1, 2.0)},
         None,
     ]
     assert [name for name, _ in inner.calls] == [
@@ -398,6 +420,8 @@ def test_the_wrapper_forwards_every_call() -> None:
         "move",
         "write",
         "list_dir",
+        "list_names",
+        "stat",
         "aclose",
     ]
     assert inner.calls[8:10] == [("move", ([("f", "g")], {"f": 1})), ("write", {"h": b"i"})]

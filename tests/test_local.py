@@ -22,6 +22,7 @@ from registry_gc.backends import (
     SupportsListDir,
     SupportsMove,
     SupportsMultipartUploads,
+    SupportsNamesOnly,
     SupportsRequestCounts,
     SupportsWrite,
 )
@@ -69,6 +70,7 @@ class TestLocal(BackendSuite):
         SupportsWrite,
         SupportsListBatches,
         SupportsListDir,
+        SupportsNamesOnly,
     )
 
     @pytest.fixture

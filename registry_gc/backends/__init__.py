@@ -22,6 +22,7 @@ from ._protocols import (
     SupportsListDir,
     SupportsMove,
     SupportsMultipartUploads,
+    SupportsNamesOnly,
     SupportsRequestCounts,
     SupportsWrite,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "SupportsListDir",
     "SupportsMove",
     "SupportsMultipartUploads",
+    "SupportsNamesOnly",
     "SupportsRequestCounts",
     "SupportsWrite",
     "WrappingBackend",

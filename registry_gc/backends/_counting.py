@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         SupportsListBatches,
         SupportsMove,
         SupportsMultipartUploads,
+        SupportsNamesOnly,
         SupportsWrite,
     )
 
@@ -38,7 +39,8 @@ class CountingBackend(WrappingBackend):
     ``delete`` (paths deleted), ``remove_empty_dirs`` (directories),
     ``list_multipart_uploads`` (uploads found), ``abort_multipart_uploads``
     (uploads aborted), ``move`` (objects moved), ``write`` (objects
-    written). Counted as asked, whatever the outcome.
+    written), ``list_names`` (objects listed by name alone), ``stat`` (paths
+    looked at). Counted as asked, whatever the outcome.
     """
 
     def __init__(self, inner: Backend) -> None:
@@ -66,6 +68,23 @@ class CountingBackend(WrappingBackend):
                 yield chunk
         finally:
             self.objects["list"] += n
+
+    async def list_names(self, prefix: str) -> AsyncIterator[_Chunk]:
+        """List names through the wrapped backend, counting objects as ``list_names``."""
+        inner = cast("SupportsNamesOnly", self._inner)
+        n = 0
+        try:
+            async for chunk in inner.list_names(prefix):
+                n += sum(len(b.names) + len(b.empty_dirs) for b in chunk)
+                yield chunk
+        finally:
+            self.objects["list_names"] += n
+
+    async def stat(self, paths: Sequence[str]) -> Mapping[str, tuple[int, float] | None]:
+        """Look at objects through the wrapped backend, counting paths as ``stat``."""
+        self.objects["stat"] += len(paths)
+        inner = cast("SupportsNamesOnly", self._inner)
+        return await inner.stat(paths)
 
     async def read(self, paths: Sequence[str]) -> Mapping[str, bytes | None]:
         """Read through the wrapped backend, counting."""

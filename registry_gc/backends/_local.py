@@ -471,6 +471,35 @@ class LocalBackend:
             async for chunk in chunks:
                 yield chunk
 
+    async def list_names(self, prefix: str) -> AsyncIterator[_Chunk]:
+        """What :meth:`list_batches` yields, by name alone (the ``SupportsNamesOnly`` capability).
+
+        One ``scandir`` per directory and no ``stat`` of a file: sizes are -1,
+        times unknown. A digest-named directory of ``blobs/``, ``_layers`` or
+        a tag's ``index`` is taken to hold its ``data`` or ``link`` without
+        looking; :meth:`stat` tells later whether it does. Symbolic links are
+        still followed (and refused) as :meth:`list` follows them.
+        """
+        top = self._full(prefix, prefix=True).rstrip("/")
+        tree = _tree_of(top, self._root)
+        async with contextlib.aclosing(
+            _localscan.list_batches(tree, top, names_only=True)
+        ) as chunks:
+            async for chunk in chunks:
+                yield chunk
+
+    async def stat(self, paths: Sequence[str]) -> dict[str, tuple[int, float] | None]:
+        """Size and time of each path that is a regular file; ``None`` for any other.
+
+        The ``SupportsNamesOnly`` capability: one ``lstat`` per path, in threads,
+        with the times :meth:`list_batches` gives. A symbolic link, a directory
+        and a missing path are ``None`` alike (a listing would not list any of
+        them as that file).
+        """
+        checked = [checked_path(p) for p in paths]
+        found = await _localscan.stat_files(self._root, checked)
+        return dict(zip(paths, found, strict=True))
+
     async def read(self, paths: Sequence[str]) -> Mapping[str, bytes | None]:
         """Read files in a thread; a missing one maps to ``None``."""
         full = [self._full(p) for p in paths]

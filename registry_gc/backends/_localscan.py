@@ -36,11 +36,11 @@ from ..layout import BLOBS_PREFIX, REPOSITORIES_PREFIX
 from ._base import UNKNOWN_TIME, ListedBatch
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator
+    from collections.abc import AsyncGenerator, Sequence
 
     from ._local import _Tree
 
-__all__ = ["THREADS", "list_batches"]
+__all__ = ["NOT_LOOKED", "THREADS", "list_batches", "stat_files"]
 
 #: Threads listing directories at once.
 THREADS: Final = 4
@@ -55,6 +55,8 @@ _MAX_TIME: Final = 253402300799.0
 _DIGEST_HEX: Final = re.compile(r"[0-9a-f]{64}(?:[0-9a-f]{32}(?:[0-9a-f]{32})?)?")
 #: What each thread puts last.
 _DONE: Final = object()
+#: A file listed by name alone: its size and time were not looked at.
+NOT_LOOKED: Final = object()
 
 
 def leaf_file(logical: str) -> str | None:
@@ -88,8 +90,10 @@ def _time(mtime: float) -> float:
 class _Walk:
     """The shared state of one threaded listing."""
 
-    def __init__(self, tree: _Tree, top: str, threads: int) -> None:
+    def __init__(self, tree: _Tree, top: str, threads: int, *, names_only: bool = False) -> None:
         self.tree = tree
+        #: list names alone: no ``lstat`` of a digest directory's file, no ``stat`` of a file
+        self.names_only = names_only
         self.root_len = tree.root_len
         self.work: queue.SimpleQueue[tuple[str, str] | None] = queue.SimpleQueue()
         self.out: queue.Queue[Any] = queue.Queue(_QUEUED_CHUNKS)
@@ -166,10 +170,16 @@ class _Walk:
                 self.work.put(None)
         return batch
 
-    def _leaf(self, entry: os.DirEntry[str], leaf: str) -> os.stat_result | None:
-        """The stat of ``entry/leaf`` when it is a regular file (a digest directory's one file)."""
+    def _leaf(self, entry: os.DirEntry[str], leaf: str) -> Any:  # noqa: ANN401
+        """The stat of ``entry/leaf`` when it is a regular file (a digest directory's one file).
+
+        Listing names alone, :data:`NOT_LOOKED` instead: the file is taken to be
+        there, unseen (what a names-only listing trusts and the caller verifies).
+        """
         if not _DIGEST_HEX.fullmatch(entry.name):
             return None
+        if self.names_only:
+            return NOT_LOOKED
         try:
             st = os.lstat(f"{entry.path}/{leaf}")
         except OSError:
@@ -184,6 +194,8 @@ class _Walk:
                 st = self.tree.follow(entry, f"{logical}/{entry.name}", stack, self.seen)
             below.extend(stack)
             return st
+        if self.names_only:
+            return NOT_LOOKED
         try:
             return entry.stat(follow_symlinks=False)
         except FileNotFoundError:
@@ -219,8 +231,12 @@ class _Walk:
                     if st is None:
                         continue
                 names.append(name)
-                sizes.append(st.st_size)
-                mtimes.append(_time(st.st_mtime))
+                if st is NOT_LOOKED:
+                    sizes.append(-1)
+                    mtimes.append(_UNKNOWN)
+                else:
+                    sizes.append(st.st_size)
+                    mtimes.append(_time(st.st_mtime))
         empty_dirs: tuple[tuple[str, float], ...] = ()
         if empty:
             try:
@@ -233,11 +249,48 @@ class _Walk:
         return ListedBatch(relative, names, sizes, mtimes, empty_dirs), below
 
 
+def _stat_some(root: str, paths: Sequence[str]) -> list[os.stat_result | None]:
+    """``lstat`` each path under ``root``: its result when it is a regular file, else ``None``."""
+    out: list[os.stat_result | None] = []
+    for path in paths:
+        try:
+            st = os.lstat(f"{root}/{path}")
+        except (FileNotFoundError, NotADirectoryError):
+            out.append(None)
+            continue
+        out.append(st if stat.S_ISREG(st.st_mode) else None)
+    return out
+
+
+async def stat_files(
+    root: str, paths: Sequence[str], *, threads: int = THREADS
+) -> list[tuple[int, float] | None]:
+    """Size and time of each path under ``root`` that is a regular file; ``None`` for the others.
+
+    ``paths`` are checked relative paths. ``lstat``, in ``threads`` threads: a
+    symbolic link, a directory or nothing at all are ``None`` alike.
+    """
+    if not paths:
+        return []
+    step = -(-len(paths) // threads)
+    parts = [paths[i : i + step] for i in range(0, len(paths), step)]
+    results = await asyncio.gather(*(asyncio.to_thread(_stat_some, root, p) for p in parts))
+    return [
+        None if st is None else (st.st_size, _time(st.st_mtime)) for part in results for st in part
+    ]
+
+
 async def list_batches(
-    tree: _Tree, top: str, *, threads: int = THREADS
+    tree: _Tree, top: str, *, threads: int = THREADS, names_only: bool = False
 ) -> AsyncGenerator[list[ListedBatch], None]:
-    """Every file (and empty directory) under the directory ``top``, in chunks of batches."""
-    walk = _Walk(tree, top, threads)
+    """Every file (and empty directory) under the directory ``top``, in chunks of batches.
+
+    ``names_only``: without a ``stat`` of any file that is not a symbolic link
+    (its size is -1, its time unknown), and with every digest-named directory
+    of ``blobs/``, ``_layers`` and tag ``index`` taken to hold its one file
+    (``data``, ``link``) without looking (see :func:`list_names`).
+    """
+    walk = _Walk(tree, top, threads, names_only=names_only)
     workers = [
         threading.Thread(target=walk.run, name=f"registry-gc-list-{i}", daemon=True)
         for i in range(threads)

@@ -28,6 +28,10 @@ capability                     what the collector does with it
                                of each link and blob file without listing the
                                directory that holds it alone); without it, the
                                inventory uses ``list``
+:class:`SupportsNamesOnly`     ``collect(names_only=True)`` (``gc --names-only``)
+                               builds the inventory from names alone and looks
+                               at sizes and times only for what it may delete;
+                               without it, names-only runs are refused
 :class:`SupportsListDir`       a distributed run splits its listing by
                                directory (one delimiter listing per level);
                                without it, the run lists the store in one
@@ -62,6 +66,7 @@ __all__ = [
     "SupportsListDir",
     "SupportsMove",
     "SupportsMultipartUploads",
+    "SupportsNamesOnly",
     "SupportsRequestCounts",
     "SupportsWrite",
 ]
@@ -295,6 +300,40 @@ class SupportsListDir(Protocol):
         ...
 
 
+@runtime_checkable
+class SupportsNamesOnly(Protocol):
+    """Optional: list names without sizes or times, and look at a few objects afterwards.
+
+    A store collected every night is mostly what it was the night before;
+    a ``stat`` of every file is most of the cost of listing a local disk.
+    ``collect(names_only=True)`` lists names alone (:meth:`list_names`) and
+    asks :meth:`stat` only about what it may delete, the manifests it reads,
+    and what its plan relies on (:mod:`registry_gc._resolve`).
+    """
+
+    def list_names(self, prefix: str) -> AsyncIterator[list[ListedBatch]]:
+        """What :meth:`SupportsListBatches.list_batches` yields, by name alone.
+
+        Sizes are -1 and times :data:`~registry_gc.backends.UNKNOWN_TIME`'s
+        timestamp for every object not looked at. A directory named by the hex
+        part of a digest under ``blobs/<alg>/<xx>/``, ``_layers/<alg>/`` or a
+        tag's ``index/<alg>/`` may be taken to hold the one file the registry
+        keeps there (``data``, ``link``) without looking: the caller verifies
+        with :meth:`stat` the ones it acts on.
+        """
+        ...
+
+    async def stat(self, paths: Sequence[str]) -> Mapping[str, tuple[int, float] | None]:
+        """Size and modification time (seconds since the epoch, UTC) of each path.
+
+        ``None`` when the path is not a regular file the listing would list
+        there: missing, a directory, a symbolic link. A time the store does not
+        give, or Python cannot represent, is :data:`~registry_gc.backends.UNKNOWN_TIME`'s
+        timestamp. Any other failure raises :class:`~registry_gc.StorageError`.
+        """
+        ...
+
+
 #: Every optional capability, in the order the documentation lists them.
 CAPABILITIES: tuple[type, ...] = (
     SupportsDirectories,
@@ -304,5 +343,6 @@ CAPABILITIES: tuple[type, ...] = (
     SupportsWrite,
     SupportsRequestCounts,
     SupportsListBatches,
+    SupportsNamesOnly,
     SupportsListDir,
 )

@@ -32,6 +32,7 @@ from ._protocols import (
     SupportsListDir,
     SupportsMove,
     SupportsMultipartUploads,
+    SupportsNamesOnly,
     SupportsRequestCounts,
     SupportsWrite,
 )
@@ -196,6 +197,20 @@ class _ForwardListDir:
         return await inner.list_dir(prefix)
 
 
+class _ForwardNamesOnly:
+    _inner: Any
+
+    def list_names(self, prefix: str) -> AsyncIterator[list[ListedBatch]]:
+        """List names through the wrapped backend."""
+        inner: SupportsNamesOnly = self._inner
+        return inner.list_names(prefix)
+
+    async def stat(self, paths: Sequence[str]) -> Mapping[str, tuple[int, float] | None]:
+        """Look at objects through the wrapped backend."""
+        inner: SupportsNamesOnly = self._inner
+        return await inner.stat(paths)
+
+
 _FORWARDERS: dict[type, type] = {
     SupportsDirectories: _ForwardDirectories,
     SupportsDigest: _ForwardDigest,
@@ -204,6 +219,7 @@ _FORWARDERS: dict[type, type] = {
     SupportsWrite: _ForwardWrite,
     SupportsRequestCounts: _ForwardRequestCounts,
     SupportsListBatches: _ForwardListBatches,
+    SupportsNamesOnly: _ForwardNamesOnly,
     SupportsListDir: _ForwardListDir,
 }
 
@@ -225,6 +241,8 @@ def _made_for(cls: type, present: frozenset[type]) -> type:
     if _overrides(cls, "list") and not _overrides(cls, "list_batches"):
         # A wrapper that changes ``list`` sees every listing: batches would go round it.
         present = present - {SupportsListBatches}
+    if _overrides(cls, "list") and not _overrides(cls, "list_names"):
+        present = present - {SupportsNamesOnly}
     mixins = tuple(_FORWARDERS[c] for c in CAPABILITIES if c in present)
     namespace: dict[str, Any] = {
         "__module__": cls.__module__,

@@ -81,6 +81,7 @@ _NOT_ELSEWHERE = (
     ("live", "--live", "live mode runs in one process (or stop the registry for the sweep)"),
     ("plan_out", "--plan-out", "plan files are written by a run in one process"),
     ("deletions_out", "--deletions-out", "plan files are written by a run in one process"),
+    ("names_only", "--names-only", "names-only runs look at a local disk in one process"),
 )
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigError
 from .._progress import make_progress
+from .._resolve import check_names_only
 from ..applying import apply_planfile
 from ..checking import check
 from ..collector import collect
@@ -110,6 +111,10 @@ def gc(args: argparse.Namespace) -> int:
                 "a retention policy removes tags only; the images behind them stay as untagged "
                 "revisions unless -m/--delete-untagged is given too"
             )
+        if args.names_only:
+            check_names_only(
+                policy=policy is not None, live=args.live, dry_run=args.dry_run, elsewhere=False
+            )
         cache = live_cache(args, target)
         if not args.live:
             _race_notice(target, args)
@@ -143,6 +148,7 @@ def gc(args: argparse.Namespace) -> int:
                     settle=args.settle,
                     plan_out=args.plan_out,
                     deletions_out=args.deletions_out,
+                    names_only=args.names_only,
                 )
     emit(
         args,

@@ -235,6 +235,23 @@ def _add_live(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_gc_only(gc: argparse.ArgumentParser) -> None:
+    """The options of ``gc`` alone: how it lists, and what it sweeps."""
+    gc.add_argument(
+        "--names-only",
+        action="store_true",
+        help="list names alone, without a stat of each file, and look at sizes and times only "
+        "of the manifests read and of what the plan deletes or keeps (a local disk): a nightly "
+        "run costs what changed; the plan is the full run's. Not with --policy or --live "
+        "(unless --dry-run); the store's byte totals are not measured",
+    )
+    gc.add_argument(
+        "--allow-no-manifests",
+        action="store_true",
+        help="sweep even when blobs exist but no manifest at all (normally refused)",
+    )
+
+
 def _add_quarantine(sub: Any) -> None:  # noqa: ANN401 - argparse's private subparsers type
     """``registry-gc quarantine ls | restore | purge``."""
     q = sub.add_parser(
@@ -356,11 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_collect(gc)
     _add_live(gc)
     _add_distributed(gc)
-    gc.add_argument(
-        "--allow-no-manifests",
-        action="store_true",
-        help="sweep even when blobs exist but no manifest at all (normally refused)",
-    )
+    _add_gc_only(gc)
     add_policy_arguments(gc)
     _add_plan_files(gc)
     _add_output(gc)

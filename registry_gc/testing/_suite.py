@@ -44,6 +44,7 @@ from ..backends import (
     SupportsListDir,
     SupportsMove,
     SupportsMultipartUploads,
+    SupportsNamesOnly,
     SupportsRequestCounts,
     SupportsWrite,
     WrappingBackend,
@@ -66,7 +67,7 @@ from ._common import (
 from ._moves import MoveAndWriteTests
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Mapping
 
 __all__ = ["BackendSuite"]
 
@@ -464,6 +465,46 @@ class BackendSuite(MoveAndWriteTests):
             dirs = {p for b in batches for p, _ in b.empty_dirs}
             assert dirs == {i.path for i in infos if i.is_dir}
         assert run(backend, functools.partial(both, REPOS + "nope/")) == ([], [])
+
+    # -- SupportsNamesOnly -------------------------------------------------------------
+
+    @needs(SupportsNamesOnly)
+    def test_list_names_list_what_list_lists_and_stat_looks(
+        self, backend: Backend, writer: Writer
+    ) -> None:
+        """Names are list's (sizes -1 where not looked at); ``stat`` gives list's size and time."""
+        if not isinstance(backend, SupportsNamesOnly):
+            skip_without(backend, SupportsNamesOnly)
+        h = hashlib.sha256(b"names").hexdigest()
+        objects = {
+            blob_path("1"): b"one",
+            f"{REPOS}a/_layers/sha256/{h}/link": b"sha256:" + h.encode(),
+            f"{REPOS}a/_manifests/revisions/sha256/{h}/link": b"sha256:" + h.encode(),
+            f"{REPOS}a/_uploads/u1/startedat": b"2026",
+        }
+        write_many(writer, objects)
+
+        async def both() -> tuple[list[ObjectInfo], list[ListedBatch], Mapping[str, Any]]:
+            assert isinstance(backend, SupportsNamesOnly)
+            batches = [b async for chunk in backend.list_names("") for b in chunk]
+            looked = await backend.stat([*objects, f"{REPOS}a/nope", REPOS + "a"])
+            return await collect(backend, ""), batches, looked
+
+        infos, batches, looked = run(backend, both)
+        expected = files(infos)
+        names = {
+            (f"{b.directory}/{n}" if b.directory else n): s
+            for b in batches
+            for n, s in zip(b.names, b.sizes, strict=True)
+        }
+        assert set(names) == set(expected)
+        assert all(s in {-1, expected[p].size} for p, s in names.items())
+        for path in objects:
+            size, mtime = looked[path]
+            assert size == expected[path].size
+            assert abs(mtime - expected[path].modified.timestamp()) < 1e-3
+        assert looked[f"{REPOS}a/nope"] is None
+        assert looked[REPOS + "a"] is None, "a directory is not an object"
 
     # -- SupportsListDir ---------------------------------------------------------------
 

@@ -4,7 +4,7 @@
 optional capabilities of the wrapped backend (multipart uploads, directories, …) and no
 others. It records every call and every path it deleted, in order, and can:
 
-- raise on the k-th ``list``, ``read`` or ``delete`` call (counted from 1, per kind);
+- raise on the k-th ``list``, ``read``, ``delete`` or ``stat`` call (counted from 1, per kind);
   a failing ``list`` may first yield some objects (``list_yield_before_fail``), as a
   listing that breaks on its third page does;
 - return ``FAILED`` for the paths a predicate selects (``fail_keys``), deleting the others,
@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from registry_gc import StorageError
 from registry_gc.backends import DeleteResult, Outcome, WrappingBackend
@@ -43,7 +43,13 @@ from registry_gc.backends import DeleteResult, Outcome, WrappingBackend
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
-    from registry_gc.backends import Backend, MultipartUpload, ObjectInfo
+    from registry_gc.backends import (
+        Backend,
+        ListedBatch,
+        MultipartUpload,
+        ObjectInfo,
+        SupportsNamesOnly,
+    )
 
 __all__ = ["Call", "FaultyBackend", "InjectedFaultError"]
 
@@ -59,7 +65,7 @@ class InjectedFaultError(StorageError):
 class Call:
     """One call the wrapper received: its kind, its number within the kind, its arguments."""
 
-    kind: str  #: list, read, delete, remove-dirs, list-multipart, abort-multipart
+    kind: str  #: list, list-names, read, stat, delete, remove-dirs, list-multipart, abort-multipart
     number: int
     paths: tuple[str, ...]
 
@@ -92,6 +98,7 @@ class FaultyBackend(WrappingBackend):
         delete_batch: int | None = None,
         fail_move_at: int | None = None,
         fail_write_at: int | None = None,
+        fail_stat_at: int | None = None,
     ) -> None:
         super().__init__(inner)
         self.fail_list_at = fail_list_at
@@ -106,6 +113,7 @@ class FaultyBackend(WrappingBackend):
         self.delete_batch = delete_batch
         self.fail_move_at = fail_move_at
         self.fail_write_at = fail_write_at
+        self.fail_stat_at = fail_stat_at
         self.calls: list[Call] = []
         self.deleted: list[str] = []
         self.missing: list[str] = []
@@ -160,6 +168,20 @@ class FaultyBackend(WrappingBackend):
             yielded += 1
             if fail and yielded >= self.list_yield_before_fail:
                 self._fail_call("list", [prefix])
+
+    async def list_names(self, prefix: str) -> AsyncIterator[list[ListedBatch]]:
+        """List names through the wrapped backend (present when it lists names alone)."""
+        await self._enter("list-names", [prefix], None)
+        inner = cast("SupportsNamesOnly", self.inner)
+        async for chunk in inner.list_names(prefix):
+            yield chunk
+
+    async def stat(self, paths: Sequence[str]) -> Mapping[str, tuple[int, float] | None]:
+        """Look at objects through the wrapped backend, failing the configured call."""
+        if await self._enter("stat", paths, self.fail_stat_at):
+            self._fail_call("stat", paths)
+        inner = cast("SupportsNamesOnly", self.inner)
+        return await inner.stat(paths)
 
     async def read(self, paths: Sequence[str]) -> Mapping[str, bytes | None]:
         """Read through the wrapped backend, failing the configured call."""
