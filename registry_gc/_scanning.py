@@ -536,6 +536,27 @@ async def _list(
             builder.add_info(info)
 
 
+async def _look_at_aliases(backend: Backend, builder: _Builder) -> None:
+    """Names only: ``stat`` the alias links before they are read, as a full listing had them.
+
+    A digest directory listed by name may lack its ``link``: then it is listed
+    as the full listing lists it, and what it holds is recorded instead.
+    """
+    assert isinstance(backend, SupportsNamesOnly)
+    found = await backend.stat(list(builder.alias_links))
+    hollow = []
+    for path, looked in found.items():
+        repo, digest = builder.alias_links[path]
+        if looked is None:
+            del builder.alias_links[path]
+            del repo.layers[digest]
+            hollow.append(path.rsplit("/", 1)[0])
+        else:
+            repo.layers[digest] = looked[1]
+    for directory in hollow:
+        await _list(backend, directory, builder, blobs=False)
+
+
 #: Prefixes listed at once by a :func:`build` of given ``prefixes``.
 PARALLEL_PREFIXES = 16
 
@@ -638,6 +659,8 @@ async def build(
     )
     if progress is not None:
         progress("listing", inv.objects, inv.objects)
+    if names_only and builder.alias_links:
+        await _look_at_aliases(backend, builder)
     to_read = [*builder.current_links, *builder.alias_links]
     await read_each(backend, to_read, builder.read_link)
     builder.finish()

@@ -279,6 +279,30 @@ def test_delete_untagged_leaves_exactly_the_live_set_while_the_registry_serves(
     assert not list(repos.rglob("_uploads"))
 
 
+def test_names_only_leaves_what_a_full_run_leaves_and_every_tag_pulls(
+    scenario: Scenario, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``gc -m --names-only --grace 0s``: the full run's store, file for file; every tag pulls."""
+    model = scenario.model
+    names = copy_store(scenario, tmp_path / "names")
+    full = copy_store(scenario, tmp_path / "full")
+    report = gc(capsys, names, "--delete-untagged", "--names-only", *NO_GRACE)
+    expected = gc(capsys, full, "--delete-untagged", *NO_GRACE)
+    assert report["ok"]
+    assert report["totals"]["deletions"] == expected["totals"]["deletions"] > 0
+    assert report["totals"]["bytes"] == expected["totals"]["bytes"]
+    assert report["store"]["bytes"] is None
+    assert files(names) == files(full)
+    live = model.live(delete_untagged=True)
+    assert_live_layout(Layout.parse(v2_keys(names)), model, live)
+    with RealRegistry(tmp_path / "registry", root_dir=names) as reg:
+        tags = api_tags(reg.client())
+        assert tags == model.tagged()
+        for repo, repo_tags in tags.items():
+            for tag in repo_tags:
+                assert_pulls(reg, repo, tag, tmp_path / "pulls")
+
+
 def test_without_delete_untagged_keeps_the_blobs_the_reference_keeps(
     scenario: Scenario, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

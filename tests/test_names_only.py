@@ -32,7 +32,15 @@ from registry_gc.backends import (
     open_backend,
 )
 from registry_gc.cli import run as cli
-from registry_gc.layout import BlobData, Digest, LayerLink, TagIndexLink, blob_path, classify
+from registry_gc.layout import (
+    BlobData,
+    Digest,
+    LayerLink,
+    Repository,
+    TagIndexLink,
+    blob_path,
+    classify,
+)
 
 from tests.rigs.builder import RegistryBuilder
 from tests.rigs.faults import FaultyBackend, InjectedFaultError
@@ -426,3 +434,19 @@ def test_cli_gc_names_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     policy.write_text("rules: []\n")
     assert cli(["gc", str(tmp_path), "--names-only", "--policy", str(policy)]) == 2
     assert "retention policy" in capsys.readouterr().err
+
+
+def test_alias_links_are_looked_at_before_they_are_read(tmp_path: Path) -> None:
+    """A hollow sha512 ``_layers`` directory is no broken link: the full run's plan, no more."""
+    b = RegistryBuilder(12)
+    d = b.image("app", "latest")
+    layer = b.contents[d]["blobs"][1]
+    alias = Digest("sha512:" + "cd" * 64)
+    b.put(LayerLink(Repository("app"), alias).path, layer.encode(), age=3 * HOUR)
+    build(tmp_path, b)
+    hollow = Digest("sha512:" + "ef" * 64)
+    (tmp_path / LayerLink(Repository("app"), hollow).path).parent.mkdir(parents=True)
+    names = dry(tmp_path, names_only=True)
+    assert outcome(names) == outcome(dry(tmp_path))
+    assert not [a for a in names.plan.anomalies if a.kind == "broken-link"]
+    assert [d.digest for d in names.plan.deletions] == [alias]
