@@ -4,10 +4,13 @@ Prints one JSON object on stdout: wall time inside the process, the collector's
 timings, what was (or would be) deleted, and for S3 the requests sent by type.
 
     python benchmarks/gc_child.py ROOT [--dry-run] [--delete-untagged] [--grace SECONDS]
-                                       [--deletions-out FILE]
+                                       [--deletions-out FILE] [--names-only] [--count]
 
 ``ROOT`` is a directory, ``memory://…`` or ``s3://bucket[/prefix]``; S3 storage options
 (endpoint, credentials) come as JSON in the environment variable ``BENCH_S3_OPTIONS``.
+``--names-only`` runs ``collect(names_only=True)``; ``--count`` (a directory) counts the
+objects of each backend operation (``CountingBackend``: ``list``, ``list_names``, ``stat``,
+``read``, ``delete``) and prints them as ``operations``.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delete-untagged", action="store_true")
     parser.add_argument("--grace", type=float, default=0.0, help="seconds")
     parser.add_argument("--deletions-out", default=None, help="stream every deletion here")
+    parser.add_argument("--names-only", action="store_true", help="collect(names_only=True)")
+    parser.add_argument("--count", action="store_true", help="count backend operations")
     args = parser.parse_args(argv)
 
     import registry_gc  # noqa: PLC0415 - import time is part of what is measured
@@ -48,6 +53,12 @@ def main(argv: list[str] | None = None) -> int:
         options = json.loads(os.environ.get("BENCH_S3_OPTIONS", "{}"))
         backend = S3Backend.from_url(args.root, options)
         root = backend
+    counting = None
+    if args.count and "://" not in args.root:
+        from registry_gc.backends import CountingBackend, LocalBackend  # noqa: PLC0415
+
+        counting = CountingBackend(LocalBackend(args.root))
+        root = counting
     t_import = time.perf_counter()
     report = registry_gc.collect(
         root,  # type: ignore[arg-type]
@@ -55,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         delete_untagged=args.delete_untagged,
         grace=datetime.timedelta(seconds=args.grace),
         deletions_out=args.deletions_out,
+        names_only=args.names_only,
     )
     t_end = time.perf_counter()
     inv = report.inventory
@@ -77,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         "manifests_read": report.manifests_read,
         "anomalies": len(inv.anomalies),
     }
+    if counting is not None:
+        out["operations"] = dict(counting.objects)
     if backend is not None:
         out["requests"] = dict(getattr(backend, "request_counts", {}))
     sys.stdout.write(json.dumps(out) + "\n")

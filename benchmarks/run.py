@@ -17,7 +17,13 @@ Scenarios (``--scenario``):
   registry-gc's requests counted by ``S3Backend.request_counts``, the reference's by a
   counting proxy (:mod:`s3proxy`); compared with the request floor
   ``⌈K/1000⌉ LIST + (T+M) GET + ⌈D/1000⌉ DeleteObjects``.
-- ``all``: the three.
+- ``steady`` (issue 13): the local store collected once (``-m``, no grace), then about
+  ``--steady-fraction`` (1 %) of its files pushed anew (tags moved to new images, orphan
+  blobs, a tenth of them inside the grace period): the next run, ``-m --grace 1h``, timed
+  full, names-only (``--names-only``) and the reference, each on a copy, with the objects
+  listed by name and the ``stat`` calls counted (``CountingBackend``), and what the full
+  and the names-only runs leave compared blob by blob.
+- ``all``: ``local``, ``memory`` and ``s3``.
 
 Run ``python benchmarks/run.py --help``; ``nox -s bench -- ARGS`` runs this file.
 Targets are reported (met or not), never asserted.
@@ -401,6 +407,166 @@ def scenario_local(args: argparse.Namespace, work: Path, results: dict[str, Any]
 
     if ref and args.parity_blobs > 0:
         parity(args, work, section)
+
+
+#: The nightly run of the steady scenario: the default grace period.
+STEADY_GRACE = 3600.0
+
+
+def run_steady_gc(name: str, root: Path, logdir: Path, *, names_only: bool, dry: bool) -> Measured:
+    """One nightly run (``-m``, an hour's grace), its backend operations counted."""
+    argv = [PY, str(HERE / "gc_child.py"), str(root), "--delete-untagged", "--count"]
+    argv += ["--grace", str(STEADY_GRACE)]
+    if names_only:
+        argv.append("--names-only")
+    if dry:
+        argv.append("--dry-run")
+    return measure(name, argv, logdir)
+
+
+def scenario_steady(args: argparse.Namespace, work: Path, results: dict[str, Any]) -> None:
+    """A collected store, a day of pushes, and the next run: full, names-only, reference."""
+    logdir = work / "logs"
+    spec = synth.Spec.for_blobs(args.blobs, seed=args.seed)
+    src = work / "steady-src"
+    log(f"steady: generating {spec} into {src}")
+    exp = synth.write_local(spec, str(src))
+    first = measure(
+        "steady first collect",
+        [PY, str(HERE / "gc_child.py"), str(src), "--delete-untagged", "--grace", "0"],
+        logdir,
+    )
+    clean = sum(len(names) for _, _, names in os.walk(src))
+    changes = synth.push_changes(str(src), args.steady_fraction, seed=args.seed + 1)
+    keys = sum(len(names) for _, _, names in os.walk(src))
+    log(f"steady: {clean} files after the first run; pushed {changes}; {keys} files now")
+    ref = args.reference and reference_binary() is not None
+    section: dict[str, Any] = {
+        "spec": dataclasses.asdict(spec),
+        "generated": exp.counts(),
+        "first_collect": dataclasses.asdict(first),
+        "files_after_first_collect": clean,
+        "changes": dataclasses.asdict(changes),
+        "files": keys,
+        "runs": {},
+        "checks": {},
+    }
+    results["steady"] = section
+    runs: dict[str, list[Measured]] = {
+        "full dry": [],
+        "names-only dry": [],
+        "full real": [],
+        "names-only real": [],
+        "reference real": [],
+    }
+    left: dict[str, set[str]] = {}
+    for i in range(args.repeat):
+        for kind in ("full", "names-only"):
+            warm(src)
+            runs[f"{kind} dry"].append(
+                run_steady_gc(
+                    f"steady {kind} dry {i}", src, logdir, names_only=kind != "full", dry=True
+                )
+            )
+        for kind in ("full", "names-only", "reference") if ref else ("full", "names-only"):
+            copy = work / f"steady-{kind}-{i}"
+            copy_tree(src, copy)
+            warm(copy)
+            if kind == "reference":
+                cfg = reference_config(
+                    work / f"steady-ref-{i}.yml", {"filesystem": {"rootdirectory": str(copy)}}
+                )
+                m = run_reference(f"steady reference real {i}", cfg, logdir, dry=False)
+            else:
+                m = run_steady_gc(
+                    f"steady {kind} real {i}", copy, logdir, names_only=kind != "full", dry=False
+                )
+            runs[f"{kind} real"].append(m)
+            left[kind] = local_blobs(copy)
+            if not args.keep:
+                remove_tree(copy)
+    for key, ms in runs.items():
+        if ms:
+            section["runs"][key] = [dataclasses.asdict(m) for m in ms]
+    full = runs["full real"] + runs["full dry"]
+    names = runs["names-only real"] + runs["names-only dry"]
+    section["checks"]["names_only_deletes_what_full_deletes"] = {
+        m.result.get("deleted_count") for m in full
+    } == {m.result.get("deleted_count") for m in names}
+    section["checks"]["names_only_leaves_the_blobs_full_leaves"] = (
+        left["full"] == left["names-only"]
+    )
+
+
+def _steady_markdown(steady: dict[str, Any]) -> list[str]:
+    ch = steady["changes"]
+    lines = [
+        "",
+        (
+            f"### Steady state: {steady['files']} files, {steady['files_after_first_collect']} "
+            f"after a first run; then {ch['files']} new files ({ch['retagged']} tags moved to "
+            f"new images, {ch['orphans']} orphan blobs; {ch['young']} written within the "
+            "grace period)"
+        ),
+        "",
+        _row(
+            [
+                "run (-m --grace 1h)",
+                "wall s",
+                "CPU s",
+                "peak RSS MiB",
+                "listed by name",
+                "listed with a stat",
+                "stat calls",
+                "manifests read",
+                "deleted",
+                "load 1 min",
+            ]
+        ),
+        _row(["---"] * 10),
+    ]
+    for key, ms in steady["runs"].items():
+        m = sorted(ms, key=lambda m: m["wall"])[(len(ms) - 1) // 2]
+        r = m["result"]
+        ops = r.get("operations", {})
+        if key.startswith("reference"):
+            deleted = (
+                f"{r.get('eligible_blobs', '?')} blobs + "
+                f"{r.get('eligible_manifests', '?')} manifests (no grace)"
+            )
+            listed = ["", "", "", ""]
+        else:
+            deleted = f"{r.get('deleted_count', '?')} objects"
+            listed = [
+                ops.get("list_names", 0),
+                ops.get("list", 0),
+                ops.get("stat", 0),
+                r.get("manifests_read", "?"),
+            ]
+        lines.append(
+            _row(
+                [
+                    key,
+                    f"{m['wall']:.2f}",
+                    f"{m['user'] + m['sys']:.2f}",
+                    f"{m['max_rss_mib']:.0f}",
+                    *listed,
+                    deleted,
+                    f"{m['load_before']:.2f}",
+                ]
+            )
+        )
+    checks = steady["checks"]
+    lines += [
+        "",
+        (
+            "Names-only deletes what the full run deletes: "
+            f"{'yes' if checks['names_only_deletes_what_full_deletes'] else '**no**'}; "
+            "leaves the same blobs: "
+            f"{'yes' if checks['names_only_leaves_the_blobs_full_leaves'] else '**no**'}."
+        ),
+    ]
+    return lines
 
 
 def parity(args: argparse.Namespace, work: Path, section: dict[str, Any]) -> None:
@@ -827,6 +993,9 @@ def markdown(results: dict[str, Any]) -> str:
     s3 = results.get("s3")
     if s3 and s3.get("runs"):
         lines += _s3_markdown(s3, targets)
+    steady = results.get("steady")
+    if steady and steady.get("runs"):
+        lines += _steady_markdown(steady)
     if targets:
         lines += [
             "",
@@ -947,7 +1116,15 @@ def _s3_markdown(s3: dict[str, Any], targets: list[tuple[str, str, str, bool | N
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scenario", choices=["local", "s3", "memory", "all"], default="local")
+    parser.add_argument(
+        "--scenario", choices=["local", "s3", "memory", "steady", "all"], default="local"
+    )
+    parser.add_argument(
+        "--steady-fraction",
+        type=float,
+        default=0.01,
+        help="steady: the share of the store's files pushed anew before the timed run",
+    )
     parser.add_argument("--blobs", type=int, default=50_000, help="store size (default 50000)")
     parser.add_argument(
         "--s3-blobs",
@@ -1019,6 +1196,8 @@ def main(argv: list[str] | None = None) -> int:
             scenario_memory(args, work, results)
         if "s3" in scenarios:
             scenario_s3(args, work, results)
+        if "steady" in scenarios:
+            scenario_steady(args, work, results)
         if "local" in scenarios or "memory" in scenarios:
             scenario_inventory(args, work, results)
     finally:

@@ -409,6 +409,100 @@ def write_local(spec: Spec, root: str, *, age: float = DEFAULT_AGE) -> Expected:
     return exp
 
 
+@dataclasses.dataclass
+class Changes:
+    """What :func:`push_changes` wrote: a day of pushes on a collected store."""
+
+    #: tags moved to a new image (the image they left becomes untagged)
+    retagged: int = 0
+    #: files written (blobs, links; a moved tag's ``current`` link counts once)
+    files: int = 0
+    #: blobs no manifest references (old enough to go, or young: kept for the grace)
+    orphans: int = 0
+    young: int = 0
+
+
+def _put(root: str, key: str, data: bytes, mtime: float) -> None:
+    full = os.path.join(root, key)
+    os.makedirs(os.path.dirname(full), exist_ok=True)
+    with open(full, "wb") as f:
+        f.write(data)
+    os.utime(full, (mtime, mtime))
+
+
+def push_changes(
+    root: str,
+    fraction: float = 0.01,
+    *,
+    seed: int = 1,
+    age: float = 2 * 3600.0,
+    young_age: float = 300.0,
+) -> Changes:
+    """Push about ``fraction`` of the store's files anew, as a day of pushes does.
+
+    Moves tags to new images (a config and three new layers each, linked, with
+    a revision and a tag history entry: the image the tag left becomes
+    untagged garbage for ``-m``), and writes orphan blobs (an aborted push).
+    Files are ``age`` seconds old, one in ten ``young_age`` (inside a grace
+    period of an hour).
+    """
+    rng = random.Random(seed)
+    now = time.time()
+    v2 = os.path.join(root, V2)
+    total = sum(len(names) for _, _, names in os.walk(v2))
+    tags = sorted(
+        os.path.relpath(os.path.join(d, "link"), root)
+        for d, _, names in os.walk(os.path.join(v2, "repositories"))
+        if d.endswith("/current") and "link" in names
+    )
+    target = max(1, round(total * fraction))
+    changes = Changes()
+    retags = max(1, min(len(tags), round(0.9 * target / 12)))
+
+    def when() -> float:
+        young = rng.random() < 0.1
+        changes.young += young
+        return now - (young_age if young else age)
+
+    def blob(data: bytes, mtime: float) -> str:
+        d = _sha(data)
+        _put(root, blob_key(d), data, mtime)
+        changes.files += 1
+        return d
+
+    for key in rng.sample(tags, retags):
+        repo = key[len(V2) + len("/repositories/") : key.index("/_manifests/")]
+        tag_dir = os.path.dirname(os.path.dirname(key))
+        mtime = when()
+        layers = [blob(rng.randbytes(64 + rng.randrange(192)), mtime) for _ in range(3)]
+        config = json.dumps(
+            {"architecture": "amd64", "os": "linux", "rootfs": {"diff_ids": layers}}
+        ).encode()
+        config_digest = blob(config, mtime)
+        manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": len(config)},
+                "layers": [{"mediaType": OCI_LAYER, "digest": d, "size": 64} for d in layers],
+            },
+            indent=3,
+        ).encode()
+        d = blob(manifest, mtime)
+        prefix = f"{V2}/repositories/{repo}"
+        for linked in (config_digest, *layers):
+            _put(root, f"{prefix}/_layers/sha256/{linked[7:]}/link", linked.encode(), mtime)
+        _put(root, f"{prefix}/_manifests/revisions/sha256/{d[7:]}/link", d.encode(), mtime)
+        _put(root, f"{tag_dir}/index/sha256/{d[7:]}/link", d.encode(), mtime)
+        _put(root, key, d.encode(), mtime)
+        changes.files += 7
+        changes.retagged += 1
+    while changes.files < target:
+        blob(rng.randbytes(64 + rng.randrange(192)), when())
+        changes.orphans += 1
+    return changes
+
+
 def write_memory(spec: Spec, root: str, *, age: float = DEFAULT_AGE) -> Expected:
     """Write the store into fsspec's in-process memory filesystem under ``root``."""
     import datetime  # noqa: PLC0415
