@@ -507,7 +507,7 @@ def _broken_current(repo: RepositoryEntry, tag: TagEntry, path: str, problem: st
 
 
 def _not_looked(batch: ListedBatch) -> ListedBatch:
-    """``batch`` with the time of every object listed by name alone (size -1) :data:`NOT_LOOKED`."""
+    """``batch`` with the time of every object listed by name alone (size -1) ``NOT_LOOKED``."""
     sizes = batch.sizes
     if -1 not in sizes:
         return batch

@@ -404,7 +404,7 @@ def collect(
     lists names without sizes or times and looks (one ``stat`` each) only at
     the manifests it reads and at what its plan deletes, keeps or decides on,
     planning again until the plan is the one a full listing gives
-    (:mod:`registry_gc._resolve`, ``docs/how-it-works.md``): a nightly run on
+    (``registry_gc._resolve``, ``docs/how-it-works.md``): a nightly run on
     a mostly unchanged store costs what changed. The report's byte totals of
     the store are then not measured. It refuses (:class:`~registry_gc.ConfigError`,
     before anything is read) a ``policy``, ``live`` without ``dry_run``, a

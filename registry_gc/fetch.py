@@ -80,7 +80,7 @@ async def fetch_manifests(
     found missing that the listing now shows.
 
     ``look(ids)`` is awaited before the blobs of ``ids`` are judged or read:
-    a names-only run (:mod:`registry_gc._resolve`) makes their presence and
+    a names-only run (``registry_gc._resolve``) makes their presence and
     size exact there, as a full listing had them.
     """
     index = inventory.index

@@ -48,7 +48,7 @@ __all__ = [
 
 #: The time of an object listed by name alone, not looked at yet (``names_only``):
 #: the oldest possible, so that planning finds it a candidate and looks at it.
-#: Never left on anything a plan deletes or keeps (:mod:`registry_gc._resolve`).
+#: Never left on anything a plan deletes or keeps (``registry_gc._resolve``).
 NOT_LOOKED: Final = float("-inf")
 #: The size of a blob listed by name alone and found missing when looked at.
 ABSENT: Final = -2
@@ -286,8 +286,8 @@ class Inventory:
     objects: int = 0
     #: seconds spent listing and reading links
     seconds: float = 0.0
-    #: listed by name alone (``names_only``): sizes -1 and times :data:`NOT_LOOKED` until
-    #: :mod:`registry_gc._resolve` looks at them
+    #: listed by name alone (``names_only``): sizes -1 and times ``NOT_LOOKED`` until
+    #: ``registry_gc._resolve`` looks at them
     names_only: bool = False
 
     @property
@@ -336,8 +336,8 @@ async def scan(
     ``repositories/``). The inventory then holds exactly what those hold.
 
     ``names_only`` (a backend with :class:`~registry_gc.backends.SupportsNamesOnly`):
-    the store is listed by name alone; sizes are -1 and times :data:`NOT_LOOKED`
-    until :mod:`registry_gc._resolve` looks at what a run needs.
+    the store is listed by name alone; sizes are -1 and times ``NOT_LOOKED``
+    until ``registry_gc._resolve`` looks at what a run needs.
     """
     from ._scanning import build  # noqa: PLC0415 - the builder imports this module
 

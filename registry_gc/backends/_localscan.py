@@ -173,7 +173,7 @@ class _Walk:
     def _leaf(self, entry: os.DirEntry[str], leaf: str) -> Any:  # noqa: ANN401
         """The stat of ``entry/leaf`` when it is a regular file (a digest directory's one file).
 
-        Listing names alone, :data:`NOT_LOOKED` instead: the file is taken to be
+        Listing names alone, ``NOT_LOOKED`` instead: the file is taken to be
         there, unseen (what a names-only listing trusts and the caller verifies).
         """
         if not _DIGEST_HEX.fullmatch(entry.name):

@@ -308,7 +308,7 @@ class SupportsNamesOnly(Protocol):
     a ``stat`` of every file is most of the cost of listing a local disk.
     ``collect(names_only=True)`` lists names alone (:meth:`list_names`) and
     asks :meth:`stat` only about what it may delete, the manifests it reads,
-    and what its plan relies on (:mod:`registry_gc._resolve`).
+    and what its plan relies on (``registry_gc._resolve``).
     """
 
     def list_names(self, prefix: str) -> AsyncIterator[list[ListedBatch]]:
