@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 from ._errors import ConfigError
 from ._run import Timings, refuse_empty
-from ._scanning import _Builder
+from ._scanning import STRUCTURE_ANOMALIES, _Builder, invalid_tag, repository_anomalies
 from .backends import (
     UNKNOWN_TIME,
     Backend,
@@ -63,6 +63,7 @@ from .backends import (
 from .fetch import fetch_manifests, is_manifest
 from .inventory import NOT_LOOKED, Inventory, RepositoryEntry, scan
 from .layout import (
+    REPOSITORIES_PREFIX,
     BlobData,
     LayerLink,
     LegacySignatureLink,
@@ -214,7 +215,36 @@ class Resolver:
         relist = [posixpath.dirname(p) for p in paths if self._record(p, found.get(p))]
         for directory in relist:
             await self._relist(directory)
+        if relist:
+            self._reshape(
+                {
+                    d[len(REPOSITORIES_PREFIX) :].split("/_")[0]
+                    for d in relist
+                    if d.startswith(REPOSITORIES_PREFIX)
+                }
+            )
         return len(paths)
+
+    def _reshape(self, names: set[str]) -> None:
+        """Make the anomalies of repositories that lost a listed link what a full listing says.
+
+        A tag that only a link now found missing made is no tag; whether the
+        repository has ``_layers`` may have changed.
+        """
+        inv = self.inventory
+        repos = [r for n in names if (r := self._repo(n)) is not None]
+        for repo in repos:
+            for name in [
+                n for n, t in repo.tags.items() if t.current_mtime is None and not t.index
+            ]:
+                del repo.tags[name]
+        gone = {r.name for r in repos}
+        inv.anomalies = [
+            a for a in inv.anomalies if not (a.repository in gone and a.kind in STRUCTURE_ANOMALIES)
+        ]
+        for repo in repos:
+            inv.anomalies.extend(a for t in repo.tags if (a := invalid_tag(repo, t)) is not None)
+            inv.anomalies.extend(repository_anomalies(repo))
 
     def _record(self, path: str, found: tuple[int, float] | None) -> bool:
         """Put what was found into the inventory; ``True``: list the file's directory."""

@@ -73,7 +73,7 @@ if TYPE_CHECKING:
     from ._digests import DigestIndex
     from .backends import Backend, MultipartUpload, ObjectInfo
 
-__all__ = ["build"]
+__all__ = ["STRUCTURE_ANOMALIES", "build", "invalid_tag", "repository_anomalies"]
 
 log = logging.getLogger(__name__)
 
@@ -281,17 +281,9 @@ class _Builder:
         if entry is None:
             entry = TagEntry(name, index=LinkTimes(self.index))
             repo.tags[name] = entry
-            problem = tag_name_problem(name)
-            if problem is not None:
-                self.inv.anomalies.append(
-                    Anomaly(
-                        "invalid-tag-name",
-                        f"{REPOSITORIES_PREFIX}{repo.name}/_manifests/tags/{name}/",
-                        f"tag {name!r} in repository {repo.name!r} is not a valid tag ({problem}); "
-                        "it is kept, and what it points at is kept",
-                        repo.name,
-                    )
-                )
+            invalid = invalid_tag(repo, name)
+            if invalid is not None:
+                self.inv.anomalies.append(invalid)
         return entry
 
     # -- one object at a time --------------------------------------------------------------
@@ -434,33 +426,9 @@ class _Builder:
         for repo in self.inv.repositories.values():
             repo.layers.ids()  # sorted now, once, rather than on a first lookup
             repo.revisions.ids()
-            for name, tag in repo.tags.items():
+            for tag in repo.tags.values():
                 tag.index.ids()
-                if tag.current_mtime is None:
-                    self.inv.anomalies.append(
-                        Anomaly(
-                            "tag-without-current-link",
-                            f"{REPOSITORIES_PREFIX}{repo.name}/_manifests/tags/{name}/current/link",
-                            f"tag {name!r} in repository {repo.name!r} has no current link "
-                            "(an interrupted tag write or delete); the tag does not resolve",
-                            repo.name,
-                        )
-                    )
-            if (
-                not repo.has_manifests
-                and repo.name_problem is None
-                and (repo.layers or repo.uploads)
-            ):
-                self.inv.anomalies.append(
-                    Anomaly(
-                        "no-manifests-directory",
-                        f"{REPOSITORIES_PREFIX}{repo.name}/",
-                        f"repository directory {repo.name!r} has _layers or _uploads but no "
-                        "_manifests (a push that never wrote a manifest); distribution 3.x does "
-                        "not list it as a repository",
-                        repo.name,
-                    )
-                )
+            self.inv.anomalies.extend(repository_anomalies(repo))
 
     def read_link(self, path: str, data: bytes | None) -> None:
         """The content of a tag's ``current`` link or of an alias link, as it is read."""
@@ -472,6 +440,54 @@ class _Builder:
             return
         if path in self.alias_links:
             self.alias_targets[path] = _alias_target(data)
+
+
+#: The anomalies :func:`repository_anomalies` gives (and the tag names :meth:`_Builder.tag` checks).
+STRUCTURE_ANOMALIES: Final = frozenset(
+    {"invalid-tag-name", "tag-without-current-link", "no-manifests-directory"}
+)
+
+
+def repository_anomalies(repo: RepositoryEntry) -> list[Anomaly]:
+    """What the listed shape of ``repo`` says is wrong: tags without a link, no ``_manifests``."""
+    out = []
+    for name, tag in repo.tags.items():
+        if tag.current_mtime is None:
+            out.append(
+                Anomaly(
+                    "tag-without-current-link",
+                    f"{REPOSITORIES_PREFIX}{repo.name}/_manifests/tags/{name}/current/link",
+                    f"tag {name!r} in repository {repo.name!r} has no current link "
+                    "(an interrupted tag write or delete); the tag does not resolve",
+                    repo.name,
+                )
+            )
+    if not repo.has_manifests and repo.name_problem is None and (repo.layers or repo.uploads):
+        out.append(
+            Anomaly(
+                "no-manifests-directory",
+                f"{REPOSITORIES_PREFIX}{repo.name}/",
+                f"repository directory {repo.name!r} has _layers or _uploads but no "
+                "_manifests (a push that never wrote a manifest); distribution 3.x does "
+                "not list it as a repository",
+                repo.name,
+            )
+        )
+    return out
+
+
+def invalid_tag(repo: RepositoryEntry, name: Tag) -> Anomaly | None:
+    """The anomaly of tag ``name`` of ``repo`` when it is not a valid tag name."""
+    problem = tag_name_problem(name)
+    if problem is None:
+        return None
+    return Anomaly(
+        "invalid-tag-name",
+        f"{REPOSITORIES_PREFIX}{repo.name}/_manifests/tags/{name}/",
+        f"tag {name!r} in repository {repo.name!r} is not a valid tag ({problem}); "
+        "it is kept, and what it points at is kept",
+        repo.name,
+    )
 
 
 def _alias_target(data: bytes | None) -> Digest | None:

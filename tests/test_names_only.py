@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from registry_gc import ConfigError, RefusedError, collect
 from registry_gc.backends import (
@@ -179,6 +179,33 @@ def run(root: Path, *, names_only: bool, delete_untagged: bool) -> dict[str, Any
     ops=st.lists(OPS, min_size=2, max_size=10),
     damage=st.lists(DAMAGE, max_size=6),
     delete_untagged=st.booleans(),
+)
+# Found by this test: a missing manifest reached first by a walk from another root (its
+# anomaly names the role); a young revision in a damaged repository (only a look tells);
+# a repository whose only link is missing (no "no-manifests-directory").
+@example(
+    seed=0,
+    ops=[("image", "a", None, 864000.0, "oci", 0), ("nested", "a", None, 864000.0)],
+    damage=[("hollow-manifest", 0, 3510.0)],
+    delete_untagged=False,
+)
+@example(
+    seed=1,
+    ops=[("image", "a", None, 300.0, "oci", 0), ("image", "a", None, 864000.0, "oci", 0)],
+    damage=[("hollow-manifest", 0, 3510.0)],
+    delete_untagged=True,
+)
+@example(
+    seed=0,
+    ops=[
+        ("nested", "a", None, 864000.0),
+        ("referrer", None, 864000.0, 0),
+        ("orphan-link", "c/d/e", 864000.0),
+        ("referrer", None, 864000.0, 0),
+        ("orphan-link", "a", 864000.0),
+    ],
+    damage=[("hollow-layer-link", 28244, 3510.0)],
+    delete_untagged=False,
 )
 def test_names_only_plans_what_the_full_run_plans(
     seed: int,
