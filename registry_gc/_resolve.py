@@ -147,6 +147,12 @@ class Resolver:
         self.looked = 0
         #: digest directories listed because their file was not what the names said
         self.relisted = 0
+        #: objects looked at since the last marking that change what marking decides:
+        #: missing ones, and revision and ``_layers`` links younger than :attr:`threshold`
+        #: (marking reads no other time)
+        self.surprises = 0
+        #: the grace cut-off of the run's marking (``-inf`` until it marks)
+        self.threshold = NOT_LOOKED
 
     # -- which objects are still unseen ---------------------------------------------------
 
@@ -250,6 +256,10 @@ class Resolver:
         """Put what was found into the inventory; ``True``: list the file's directory."""
         key = classify(path)
         inv = self.inventory
+        if found is None or (
+            isinstance(key, RevisionLink | LayerLink) and found[1] > self.threshold
+        ):
+            self.surprises += 1
         if isinstance(key, BlobData):
             if found is None:
                 inv.blobs.discard_id(inv.index.find(key.digest))
@@ -323,11 +333,20 @@ class Resolver:
     ) -> tuple[Marks, Removals, TagDecisions | None, Plan]:
         """Mark and plan until the plan relies on nothing not looked at; the last of each."""
         rounds = 0
+        marks: Marks | None = None
+        self.surprises = 0
         while True:
             rounds += 1
-            marks, removals, decisions = await decide()
-            if marks.problems and await self._look_all_blobs():
-                continue  # refused, perhaps on a count of blobs some of which are not there
+            if marks is None or self.surprises:
+                # Something looked at changes what marking decides: mark again.
+                # Otherwise the marks stand, and planning again takes the sizes
+                # and times looked at (blobs, uploads, tag history kept or not).
+                self.surprises = 0
+                marks, removals, decisions = await decide()
+                self.threshold = marks.cutoffs.grace
+                if marks.problems and await self._look_all_blobs():
+                    marks = None  # refused, perhaps on a count of blobs not all there
+                    continue
             plan = make_plan(self.inventory, marks)  # raises on problems: nothing deleted
             if not await self.look(self.relied(plan, marks, manifests)):
                 break
@@ -392,9 +411,16 @@ def _deciding_links(
     for tag in list(repo.tags.values()):
         if whole or tag.current is None:
             yield from (TagIndexLink(name, tag.name, d).path for d in list(tag.index))
-    for d in list(repo.layers):
-        if whole or is_manifest(manifests.get(d)):
-            yield LayerLink(name, d).path
+    layers = repo.layers
+    if whole:
+        yield from (LayerLink(name, d).path for d in list(layers))
+    elif layers.index is manifests.index:
+        # By id: a layer link is rarely a manifest, and its digest is made only if it is.
+        digest = layers.index.digest
+        ids = [i for i in layers.ids() if manifests.is_manifest_id(i)]
+        yield from (LayerLink(name, digest(i)).path for i in ids)
+    else:
+        yield from (LayerLink(name, d).path for d in list(layers) if is_manifest(manifests.get(d)))
 
 
 async def survey_names(
