@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import json
 import os
 import tempfile
 import time
@@ -477,3 +478,21 @@ def test_alias_links_are_looked_at_before_they_are_read(tmp_path: Path) -> None:
     assert outcome(names) == outcome(dry(tmp_path))
     assert not [a for a in names.plan.anomalies if a.kind == "broken-link"]
     assert [d.digest for d in names.plan.deletions] == [alias]
+
+
+def test_a_names_only_plan_file_carries_what_was_looked_at(tmp_path: Path) -> None:
+    """Every path of a names-only plan file has the size and time a full run's has."""
+    b = RegistryBuilder(13)
+    b.image("app", "latest")
+    b.image("app", None, age=3 * HOUR)
+    b.blob(b"orphan", age=3 * HOUR)
+    build(tmp_path / "store", b)
+    lines = []
+    for names_only in (False, True):
+        out = tmp_path / f"plan-{names_only}.jsonl"
+        dry(tmp_path / "store", delete_untagged=True, names_only=names_only, plan_out=out)
+        lines.append([json.loads(line) for line in out.read_text().splitlines()][1:])
+    assert lines[0] == lines[1]
+    paths = [p for line in lines[1] for p in line.get("paths", [])]
+    assert paths
+    assert all(p[2] is not None for p in paths)
