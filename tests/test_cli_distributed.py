@@ -98,6 +98,7 @@ def test_gc_with_local_workers_plans_what_one_process_plans(
         (["--plan-out", "{tmp}/plan.jsonl"], "--plan-out"),
         (["--deletions-out", "{tmp}/deletions.jsonl"], "--deletions-out"),
         (["--keep-last", "1"], "a retention policy"),
+        (["--names-only"], "--names-only"),
     ],
 )
 @pytest.mark.parametrize("where", [["--workers", "2"], ["--scheduler", "tcp://127.0.0.1:9"]])
@@ -108,7 +109,7 @@ def test_what_a_distributed_run_cannot_do_is_refused_before_it_starts(
     named: str,
     where: list[str],
 ) -> None:
-    """--live, plan files or a policy with --workers/--scheduler: exit 2, no cluster, no change.
+    """--live, plan files, a policy or --names-only with --workers/--scheduler: exit 2, no cluster.
 
     The scheduler address is a closed port: reaching it would fail differently.
     """
