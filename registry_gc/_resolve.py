@@ -263,6 +263,7 @@ class Resolver:
         if isinstance(key, BlobData):
             if found is None:
                 inv.blobs.discard_id(inv.index.find(key.digest))
+                inv.objects -= 1  # listed by its directory's name; the listing again counts
                 return True
             inv.blobs.add(key.digest, *found)
             return False
@@ -273,6 +274,7 @@ class Resolver:
             links = repo.layers if isinstance(key, LayerLink) else repo.tags[key.tag].index
             if found is None:
                 del links[key.digest]
+                inv.objects -= 1
                 return True
             links[key.digest] = found[1]
             return False

@@ -496,3 +496,20 @@ def test_a_names_only_plan_file_carries_what_was_looked_at(tmp_path: Path) -> No
     paths = [p for line in lines[1] for p in line.get("paths", [])]
     assert paths
     assert all(p[2] is not None for p in paths)
+
+
+def test_what_names_only_does_not_see_is_what_the_docs_say(tmp_path: Path) -> None:
+    """A live layer's hollow directory: same deletions, but no ``missing-blob`` (docs/safety.md)."""
+    b = RegistryBuilder(14)
+    d = b.image("app", "latest")
+    b.blob(b"orphan", age=3 * HOUR)
+    layer = b.contents[d]["blobs"][1]
+    b.remove(BlobData(layer).path)
+    build(tmp_path, b)
+    (tmp_path / BlobData(layer).path).parent.mkdir(parents=True)
+    full, names = outcome(dry(tmp_path)), outcome(dry(tmp_path, names_only=True))
+    assert names["deletions"] == full["deletions"]
+    assert names["kept"] == full["kept"]
+    assert [a[0] for a in full["anomalies"]] == ["missing-blob"]
+    assert names["anomalies"] == []
+    assert names["live_blobs"] == full["live_blobs"] + 1, "the hollow directory counts"
