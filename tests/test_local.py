@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import hashlib
 import os
 import queue
 import shutil
@@ -25,6 +26,7 @@ from registry_gc.backends import (
     SupportsMultipartUploads,
     SupportsRequestCounts,
     SupportsWrite,
+    _local,
     _localscan,
 )
 from registry_gc.backends._local import _Tree
@@ -226,6 +228,68 @@ def disk(tmp_path: Path) -> tuple[LocalBackend, Path, Path]:
     (outside / "ab" / "data").write_bytes(b"not the registry's")
     _local_writer(root)(blob_path("good"), b"good")
     return LocalBackend(root), root, outside
+
+
+@pytest.fixture(params=["proc", "realpath"])
+def resolution(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Reads resolved through ``/proc/self/fd`` (Linux), or with ``os.path.realpath`` first."""
+    if request.param == "realpath":
+        monkeypatch.setattr(_local, "_PROC_FD", None)
+    elif _local._PROC_FD is None:
+        pytest.skip("no /proc/self/fd on this system")
+    return str(request.param)
+
+
+@pytest.mark.parametrize("how", ["file-link", "directory-link", "dangling-link", "fifo-link"])
+@pytest.mark.parametrize("call", ["read", "digest"])
+def test_reads_through_links_out_of_the_root_are_refused(
+    disk: tuple[LocalBackend, Path, Path], resolution: str, how: str, call: str
+) -> None:
+    """A read or a hash through a link leading out of the root raises, naming the path.
+
+    Whichever way the path is resolved; a link to a FIFO outside is refused
+    without waiting for a writer, a dangling one as if its target existed.
+    """
+    backend, root, outside = disk
+    blob = root / blob_path("good")
+    blob.unlink()
+    target = {
+        "file-link": outside / "ab" / "data",
+        "directory-link": outside / "ab",
+        "dangling-link": outside / "gone",
+        "fifo-link": outside / "fifo",
+    }[how]
+    if how == "fifo-link":
+        os.mkfifo(target)
+    if how == "directory-link":
+        blob.parent.rmdir()
+        os.symlink(target, blob.parent)
+    else:
+        os.symlink(target, blob)
+    read = backend.read if call == "read" else lambda p: backend.digest(p, "sha256")
+    with pytest.raises(StorageError, match="symbolic link") as e:
+        run(backend, lambda: read([blob_path("good")]))
+    assert e.value.path == blob_path("good"), resolution
+    assert (outside / "ab" / "data").read_bytes() == b"not the registry's"
+
+
+def test_reads_inside_the_root_are_the_same_either_way(
+    disk: tuple[LocalBackend, Path, Path], resolution: str
+) -> None:
+    """A file, a link inside the root, a missing file and a directory read as before."""
+    backend, root, _ = disk
+    _local_writer(root)(BLOBS + "elsewhere/data", b"linked")
+    os.symlink(root / BLOBS / "elsewhere" / "data", root / BLOBS / "link")
+    (root / BLOBS / "dir").mkdir()
+    paths = [blob_path("good"), BLOBS + "link", BLOBS + "missing"]
+    got = run(backend, lambda: backend.read(paths))
+    assert got == {blob_path("good"): b"good", BLOBS + "link": b"linked", BLOBS + "missing": None}
+    digests = run(backend, lambda: backend.digest(paths, "sha256"))
+    assert digests[BLOBS + "link"] == hashlib.sha256(b"linked").hexdigest()
+    assert digests[BLOBS + "missing"] is None
+    with pytest.raises(StorageError, match="it is a directory") as e:
+        run(backend, lambda: backend.read([BLOBS + "dir"]))
+    assert e.value.path == BLOBS + "dir", resolution
 
 
 @pytest.mark.parametrize(
