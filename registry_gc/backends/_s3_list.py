@@ -1,25 +1,29 @@
 """ListObjectsV2 pages read straight from their XML body, without botocore's parser.
 
-botocore parses a response through its service model: an ElementTree of the
-body, then a dict per object built shape by shape, then a pass that
+botocore reads a 2xx S3 response twice: once into an ElementTree only to see
+whether it is an ``<Error>`` (``_handle_200_error``), then through its
+service model, a dict per object built shape by shape, and then it
 url-decodes every key. For a page of 1000 keys that is most of the client's
-CPU for the request. :func:`parse_list_page` reads the fields the backend uses
-(``Key``, ``Size``, ``LastModified``, ``CommonPrefixes``, ``IsTruncated``,
-``NextContinuationToken``) with a few ``str.find`` per object instead, and
-:class:`ListingParserFactory` puts it in botocore's place for ListObjectsV2
-responses of status 2xx only: the request, its signature, its retries and the
-parsing of every error response stay botocore's.
+CPU for the request (64 ms of it, against 10 ms now, measured under load:
+see "S3 client CPU" in ``docs/benchmarks.md``). :func:`parse_list_page` reads
+the fields the backend uses (``Key``, ``Size``, ``LastModified``,
+``CommonPrefixes``, ``IsTruncated``, ``NextContinuationToken``) with one
+regular expression for records whose children come in the order of the
+first, and a few ``str.find`` per record otherwise. :func:`install` puts it
+in place of that first reading on a client, for 2xx ListObjectsV2 responses
+only: the request, its signature, its retries and the parsing of every other
+response stay botocore's.
 
 It reads only bodies of the plain form every S3 server sends: one
 ``<ListBucketResult>`` root whose tags are bare names (no prefix, no
 attribute), text without markup, and XML's five entities or character
 references. Anything else — a comment, CDATA, a processing instruction or
 DOCTYPE, a self-closing element, a carriage return, a repeated or missing
-field, a non-UTF-8 encoding — makes it return ``None``, and botocore parses
-that body as it always did. Keys come out as botocore gives them: entities
-decoded, and url-decoded (``unquote_plus``) when the response says
-``EncodingType`` ``url`` (botocore asks for it on every listing that does not
-set it, and the backend never does).
+field, a non-UTF-8 encoding, a body cut off — makes it return ``None``, and
+botocore reads that body as it always did. Keys come out as botocore gives
+them: entities decoded, and url-decoded (``unquote_plus``) when the response
+says ``EncodingType`` ``url`` (botocore asks for it on every listing that
+does not set it, and the backend never does).
 """
 
 from __future__ import annotations
@@ -374,6 +378,11 @@ def _read_listing(
 
 def install(events: _Events, timestamp: Callable[[str], datetime.datetime]) -> None:
     """Have a client's ``events`` read its ListObjectsV2 bodies with :func:`parse_list_page`.
+
+    Its parsed ListObjectsV2 responses then hold a :class:`ListPage` under
+    :data:`PAGE_FIELD`, and no ``Contents`` or ``CommonPrefixes``: only for a
+    client whose every caller knows (the backend's own), which never sets
+    ``EncodingType`` itself.
 
     botocore parses every 2xx S3 body once before its parser does, to look
     for an ``<Error>`` root (``_handle_200_error``, on ``before-parse.s3.*``);
