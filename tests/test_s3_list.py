@@ -179,6 +179,24 @@ def test_records_of_varying_shape() -> None:
     assert page.sizes == [7, 5, 7]
 
 
+def test_top_level_fields_between_records_are_seen() -> None:
+    """IsTruncated, a token and CommonPrefixes between records are read, not skipped."""
+    body = _body(
+        _record("a"),
+        "<IsTruncated>true</IsTruncated>",
+        _record("b"),
+        "<CommonPrefixes><Prefix>p/</Prefix></CommonPrefixes>",
+        _record("c"),
+        "<NextContinuationToken>t</NextContinuationToken>",
+        _record("d"),
+    )
+    page = _same_as_botocore(body)
+    assert page.keys == ["a", "b", "c", "d"]
+    assert page.prefixes == ["p/"]
+    assert page.truncated
+    assert page.token == "t"
+
+
 @pytest.mark.parametrize(
     ("name", "body"),
     [
