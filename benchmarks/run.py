@@ -23,7 +23,13 @@ Scenarios (``--scenario``):
   full, names-only (``--names-only``) and the reference, each on a copy, with the objects
   listed by name and the ``stat`` calls counted (``CountingBackend``), and what the full
   and the names-only runs leave compared blob by blob.
-- ``all``: ``local``, ``memory`` and ``s3``.
+- ``sqlite``: the same store, of ``--blobs`` blobs, served from one SQLite file
+  (:mod:`sqlitestore`; ``--store FILE`` reuses one written before by
+  ``sqlitestore.py FILE --blobs N --seed S``): a 10M-blob store is more files than the
+  disk has inodes. Each in its own process (:mod:`sqlite_child`): the imports alone
+  (the baseline), the store's listing alone, and registry-gc's dry run; peak RSS above
+  the baseline, per blob.
+- ``all``: local, memory and s3.
 
 Run ``python benchmarks/run.py --help``; ``nox -s bench -- ARGS`` runs this file.
 Targets are reported (met or not), never asserted.
@@ -50,6 +56,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path[:0] = [str(HERE), str(REPO)]
 
+import sqlitestore  # noqa: E402
 import synth  # noqa: E402
 
 REFERENCE = "docker-registry"
@@ -635,6 +642,87 @@ def scenario_memory(args: argparse.Namespace, work: Path, results: dict[str, Any
     }
 
 
+def scenario_sqlite(args: argparse.Namespace, work: Path, results: dict[str, Any]) -> None:
+    logdir = work / "logs"
+    spec = synth.Spec.for_blobs(args.blobs, seed=args.seed)
+    t = time.perf_counter()
+    if args.store:
+        db = Path(args.store)
+        meta = sqlitestore.store_meta(db)
+        if synth.Spec(**meta["spec"]) != spec:
+            log(f"{db} holds {meta['spec']}, not {spec}: measuring the store as it is")
+        counts = meta["counts"]
+        log(f"using {db}: {counts['blobs']} blobs, {counts['keys']} keys")
+    else:
+        db = work / "store.db"
+        log(f"generating {spec} into {db}")
+        counts = sqlitestore.write_sqlite(spec, db).counts()
+    gen_s = time.perf_counter() - t
+    section: dict[str, Any] = {
+        "spec": dataclasses.asdict(spec),
+        "store": counts,
+        "file": str(db),
+        "file_bytes": db.stat().st_size,
+        "generate_seconds": None if args.store else gen_s,
+        "runs": {},
+    }
+    results["sqlite"] = section
+    child = [PY, str(HERE / "sqlite_child.py")]
+    for mode in ("baseline", "list", "collect"):
+        runs = [
+            measure(f"sqlite {mode} {i}", [*child, mode, str(db)], logdir)
+            for i in range(1 if mode == "baseline" else args.repeat)
+        ]
+        section["runs"][mode] = [dataclasses.asdict(m) for m in runs]
+    base = section["runs"]["baseline"][0]["max_rss_mib"]
+    blobs = counts["blobs"]
+    for mode in ("list", "collect"):
+        for m in section["runs"][mode]:
+            m["bytes_per_blob_above_baseline"] = (m["max_rss_mib"] - base) * 2**20 / blobs
+
+
+def _sqlite_markdown(sq: dict[str, Any]) -> list[str]:
+    st = sq["store"]
+    base = sq["runs"]["baseline"][0]
+    lines = [
+        "",
+        (
+            f"### SQLite-served store: {st['blobs']} blobs, {st['keys']} keys "
+            f"({sq['file_bytes'] / 2**30:.1f} GiB file)"
+        ),
+        "",
+        _row(["run", "wall s", "CPU s", "peak RSS MiB", "above baseline, per blob", "load"]),
+        _row(["---"] * 6),
+        _row(
+            [
+                "baseline (imports)",
+                f"{base['wall']:.2f}",
+                f"{base['user'] + base['sys']:.1f}",
+                f"{base['max_rss_mib']:.0f}",
+                "",
+                base["load_before"],
+            ]
+        ),
+    ]
+    for mode, what in (("list", "the store's listing alone"), ("collect", "registry-gc dry")):
+        for m in sq["runs"][mode]:
+            r = m["result"]
+            detail = f" ({r.get('deleted_count', '?')} deletions)" if mode == "collect" else ""
+            lines.append(
+                _row(
+                    [
+                        what + detail,
+                        f"{m['wall']:.2f}",
+                        f"{m['user'] + m['sys']:.1f}",
+                        f"{m['max_rss_mib']:.0f}",
+                        f"{m['bytes_per_blob_above_baseline']:.0f} B",
+                        f"{m['load_before']} -> {m['load_after']}",
+                    ]
+                )
+            )
+    return lines
+
+
 # -- S3 ------------------------------------------------------------------------------------
 
 
@@ -990,6 +1078,9 @@ def markdown(results: dict[str, Any]) -> str:
                 + ("as expected" if mem["blobs_left_as_expected"] else "MISMATCH")
             )
             lines.append(_row([mode, f"{r['wall']:.2f}", phases, r["deleted_count"], res]))
+    sq = results.get("sqlite")
+    if sq and "collect" in sq.get("runs", {}):
+        lines += _sqlite_markdown(sq)
     s3 = results.get("s3")
     if s3 and s3.get("runs"):
         lines += _s3_markdown(s3, targets)
@@ -1117,7 +1208,9 @@ def _s3_markdown(s3: dict[str, Any], targets: list[tuple[str, str, str, bool | N
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--scenario", choices=["local", "s3", "memory", "steady", "all"], default="local"
+        "--scenario",
+        choices=["local", "s3", "memory", "steady", "sqlite", "all"],
+        default="local",
     )
     parser.add_argument(
         "--steady-fraction",
@@ -1160,7 +1253,8 @@ def main(argv: list[str] | None = None) -> int:
         "--store",
         default=None,
         help="local: use this store, written before by synth.py with the same --blobs and "
-        "--seed, instead of generating one (it is never changed)",
+        "--seed, instead of generating one (it is never changed); sqlite: the SQLite file, "
+        "written before by sqlitestore.py",
     )
     parser.add_argument(
         "--real",
@@ -1198,6 +1292,8 @@ def main(argv: list[str] | None = None) -> int:
             scenario_s3(args, work, results)
         if "steady" in scenarios:
             scenario_steady(args, work, results)
+        if "sqlite" in scenarios:
+            scenario_sqlite(args, work, results)
         if "local" in scenarios or "memory" in scenarios:
             scenario_inventory(args, work, results)
     finally:

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from ._digests import DigestIndex
     from .layout import Repository, Tag
 
-__all__ = ["DeletionList", "Tally"]
+__all__ = ["DeletionList", "Tally", "deleted_bytes"]
 
 _CATEGORIES: Final = tuple(Category)
 _REASONS: Final = tuple(Reason)
@@ -193,6 +193,10 @@ class DeletionList(Sequence[Deletion]):
         """The bytes deletion ``i`` frees (without making it)."""
         return self._all.size[i]
 
+    def total_size(self) -> int:
+        """The bytes every deletion frees (without making one)."""
+        return sum(self._all.size)
+
     def paths_of(self, i: int) -> tuple[str, ...]:
         """The paths of deletion ``i`` (without making the deletion for a one-path row)."""
         rows = self._all
@@ -332,3 +336,10 @@ class Tally:
             if counted is None or counted[i]:
                 tally.add(d.category, d.reason, d.repository, d.size, len(d.paths))
         return tally
+
+
+def deleted_bytes(deletions: Sequence[Deletion]) -> int:
+    """The bytes ``deletions`` free: the size column's sum for a :class:`DeletionList`."""
+    if isinstance(deletions, DeletionList):
+        return deletions.total_size()
+    return sum(d.size for d in deletions)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from . import _sync
+from ._deletions import deleted_bytes
 from ._errors import ConfigError
 from ._resolve import check_names_only, survey_names
 from ._run import Timings, open_root, survey
@@ -99,7 +100,7 @@ def log_plan(plan: Plan) -> None:
     log.info(
         "plan: %d deletion(s), %d bytes; %d kept for the grace period; %d anomalies",
         len(plan.deletions),
-        sum(d.size for d in plan.deletions),
+        deleted_bytes(plan.deletions),
         len(plan.kept),
         len(plan.anomalies),
     )

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 
 from . import _sync
+from ._deletions import deleted_bytes
 from ._errors import RefusedError
 from ._render import human_bytes, table
 from ._run import open_root, survey
@@ -235,7 +236,7 @@ def measure(
     grace = 0
     if plan is not None:
         reclaimable_blobs = len(freed)
-        reclaimable_size = sum(d.size for d in plan.deletions)
+        reclaimable_size = deleted_bytes(plan.deletions)
         grace = sum(k.size for k in plan.kept)
     return Usage(
         url=inventory.url,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
+import hashlib
 import os
 import queue
 import shutil
@@ -25,6 +27,8 @@ from registry_gc.backends import (
     SupportsNamesOnly,
     SupportsRequestCounts,
     SupportsWrite,
+    _local,
+    _localscan,
 )
 from registry_gc.backends._local import _Tree
 from registry_gc.backends._localscan import _DONE, _Walk
@@ -226,6 +230,68 @@ def disk(tmp_path: Path) -> tuple[LocalBackend, Path, Path]:
     (outside / "ab" / "data").write_bytes(b"not the registry's")
     _local_writer(root)(blob_path("good"), b"good")
     return LocalBackend(root), root, outside
+
+
+@pytest.fixture(params=["proc", "realpath"])
+def resolution(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Reads resolved through ``/proc/self/fd`` (Linux), or with ``os.path.realpath`` first."""
+    if request.param == "realpath":
+        monkeypatch.setattr(_local, "_PROC_FD", None)
+    elif _local._PROC_FD is None:
+        pytest.skip("no /proc/self/fd on this system")
+    return str(request.param)
+
+
+@pytest.mark.parametrize("how", ["file-link", "directory-link", "dangling-link", "fifo-link"])
+@pytest.mark.parametrize("call", ["read", "digest"])
+def test_reads_through_links_out_of_the_root_are_refused(
+    disk: tuple[LocalBackend, Path, Path], resolution: str, how: str, call: str
+) -> None:
+    """A read or a hash through a link leading out of the root raises, naming the path.
+
+    Whichever way the path is resolved; a link to a FIFO outside is refused
+    without waiting for a writer, a dangling one as if its target existed.
+    """
+    backend, root, outside = disk
+    blob = root / blob_path("good")
+    blob.unlink()
+    target = {
+        "file-link": outside / "ab" / "data",
+        "directory-link": outside / "ab",
+        "dangling-link": outside / "gone",
+        "fifo-link": outside / "fifo",
+    }[how]
+    if how == "fifo-link":
+        os.mkfifo(target)
+    if how == "directory-link":
+        blob.parent.rmdir()
+        os.symlink(target, blob.parent)
+    else:
+        os.symlink(target, blob)
+    read = backend.read if call == "read" else lambda p: backend.digest(p, "sha256")
+    with pytest.raises(StorageError, match="symbolic link") as e:
+        run(backend, lambda: read([blob_path("good")]))
+    assert e.value.path == blob_path("good"), resolution
+    assert (outside / "ab" / "data").read_bytes() == b"not the registry's"
+
+
+def test_reads_inside_the_root_are_the_same_either_way(
+    disk: tuple[LocalBackend, Path, Path], resolution: str
+) -> None:
+    """A file, a link inside the root, a missing file and a directory read as before."""
+    backend, root, _ = disk
+    _local_writer(root)(BLOBS + "elsewhere/data", b"linked")
+    os.symlink(root / BLOBS / "elsewhere" / "data", root / BLOBS / "link")
+    (root / BLOBS / "dir").mkdir()
+    paths = [blob_path("good"), BLOBS + "link", BLOBS + "missing"]
+    got = run(backend, lambda: backend.read(paths))
+    assert got == {blob_path("good"): b"good", BLOBS + "link": b"linked", BLOBS + "missing": None}
+    digests = run(backend, lambda: backend.digest(paths, "sha256"))
+    assert digests[BLOBS + "link"] == hashlib.sha256(b"linked").hexdigest()
+    assert digests[BLOBS + "missing"] is None
+    with pytest.raises(StorageError, match="it is a directory") as e:
+        run(backend, lambda: backend.read([BLOBS + "dir"]))
+    assert e.value.path == BLOBS + "dir", resolution
 
 
 @pytest.mark.parametrize(
@@ -496,19 +562,91 @@ def test_the_walk_ends_only_after_every_directory_was_listed(tmp_path: Path) -> 
         (top / name).mkdir(parents=True)
         (top / name / "file").write_bytes(name.encode())
     walk = _HeldWalk(_Tree(str(tmp_path)), str(top), threads=2)
-    workers = [threading.Thread(target=walk.run, daemon=True) for _ in range(2)]
-    for w in workers:
-        w.start()
+    walk.start(2)
+    assert walk.started == 2
     listed: set[str] = set()
     done = 0
-    while done < 2:
+    while done < walk.started:
         item = walk.out.get(timeout=10)
         if item is _DONE:
             done += 1
             continue
         assert not isinstance(item, BaseException)
         listed.update(f"{b.directory}/{n}" for b in item for n in b.names)
-    for w in workers:
-        w.join(timeout=5)
     assert walk.work.held is not None  # type: ignore[attr-defined]
     assert listed == {f"top/{d}/file" for d in ("asub", "bsub", "csub")}
+
+
+def _tree_of_dirs(root: Path, n: int) -> Path:
+    """``n`` directories of two files each under ``root/top``."""
+    top = root / "top"
+    for i in range(n):
+        (top / f"d{i}").mkdir(parents=True)
+        for f in ("a", "b"):
+            (top / f"d{i}" / f).write_bytes(b"x")
+    return top
+
+
+def _walked(root: Path, top: Path, threads: int) -> tuple[set[str], int]:
+    """Every file a walk of ``top`` lists, and how many threads it started."""
+
+    async def listed() -> set[str]:
+        out: set[str] = set()
+        async for chunk in _localscan.list_batches(_Tree(str(root)), str(top), threads=threads):
+            out.update(f"{b.directory}/{n}" for b in chunk for n in b.names)
+        return out
+
+    starts: list[int] = []
+    original = _Walk.start
+
+    def start(self: _Walk, n: int = 1) -> None:
+        original(self, n)
+        starts.append(self.started)
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(_Walk, "start", start)
+        names = asyncio.run(listed())
+    return names, max(starts)
+
+
+@pytest.mark.parametrize(("reads_grow", "expected"), [(False, 1), (True, 3)])
+def test_threads_start_only_while_the_disk_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reads_grow: bool, expected: int
+) -> None:
+    """Slow listings start more threads (up to the cap) only when the process reads the disk.
+
+    A warm cache gains nothing from threads but their fight for the GIL, so a
+    walk stays on one thread unless ``read_bytes`` grows; every file is listed
+    either way.
+    """
+    top = _tree_of_dirs(tmp_path, 40)
+    reads = iter(range(0, 10**9, 4096)) if reads_grow else iter(lambda: 4096, None)
+    monkeypatch.setattr(_localscan, "_disk_reads", lambda: next(reads))
+    monkeypatch.setattr(_localscan, "SLOW_PER_ENTRY", 0.0)
+    monkeypatch.setattr(_localscan, "_LOOK_EVERY", 0.0)
+    names, started = _walked(tmp_path, top, threads=3)
+    assert names == {f"top/d{i}/{f}" for i in range(40) for f in ("a", "b")}
+    assert started == expected
+
+
+def test_a_fast_listing_stays_on_one_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """However much the disk is read, listings faster than the threshold start no thread."""
+    top = _tree_of_dirs(tmp_path, 40)
+    reads = iter(range(0, 10**9, 4096))
+    monkeypatch.setattr(_localscan, "_disk_reads", lambda: next(reads))
+    monkeypatch.setattr(_localscan, "SLOW_PER_ENTRY", 3600.0)
+    monkeypatch.setattr(_localscan, "_LOOK_EVERY", 0.0)
+    names, started = _walked(tmp_path, top, threads=3)
+    assert len(names) == 80
+    assert started == 1
+
+
+def test_the_process_reads_are_read_from_proc() -> None:
+    """On Linux the walk sees how many bytes the process read from storage."""
+    if not os.path.exists("/proc/self/io"):
+        pytest.skip("no /proc/self/io on this system: the walk then grows on slowness alone")
+    reads = _localscan._disk_reads()
+    assert isinstance(reads, int)
+    assert reads >= 0

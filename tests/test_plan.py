@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from registry_gc import Options, RefusedError, Removals, collect, make_plan, mark
+from registry_gc._deletions import DeletionList, deleted_bytes
 from registry_gc.layout import (
     Digest,
     LayerLink,
@@ -295,6 +296,20 @@ def test_deletions_come_in_the_order_of_the_phases(tmp_path: Path) -> None:
     phases = [order[d.category] for d in plan.deletions]
     assert phases == sorted(phases)
     assert set(phases) == set(range(len(PHASES))), "rich() has garbage for every phase"
+
+
+def test_the_deleted_bytes_are_the_sum_of_the_deletions_sizes(tmp_path: Path) -> None:
+    """``deleted_bytes`` sums the size column of the plan's list as making each deletion would."""
+    b = RegistryBuilder()
+    rich(b)
+    inventory, manifests = surveyed(b, tmp_path)
+    options = Options(delete_untagged=True, grace=ZERO, prune_damaged=True)
+    plan = make_plan(inventory, mark(inventory, manifests, options))
+    assert isinstance(plan.deletions, DeletionList)
+    by_hand = sum(d.size for d in plan.deletions)
+    assert by_hand > 0, "rich() has blobs to delete"
+    assert deleted_bytes(plan.deletions) == by_hand
+    assert deleted_bytes(list(plan.deletions)) == by_hand
 
 
 def test_the_plan_counts_from_the_cutoffs_marking_used(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ import pytest
 
 from tests.conftest import in_ci, require_module, require_tool
 from tests.rigs.registry import RealRegistry, S3Storage
-from tests.rigs.soak import Soak, SoakResult, gc_env, operations_seen, soak_seconds
+from tests.rigs.soak import MIN_RUNS, Soak, SoakResult, gc_env, operations_seen, soak_seconds
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -127,7 +127,7 @@ def assert_it_raced(result: SoakResult) -> None:
     """The soak did what it is for: every racing pattern happened, runs collected garbage."""
     seen = operations_seen(result)
     assert all(seen.values()), f"a racing pattern never happened: {seen}"
-    assert len(result.runs) >= 3, "too few runs raced the pushers"
+    assert len(result.runs) >= MIN_RUNS, "too few runs raced the pushers"
     collected = sum(r.deleted for r in result.runs) + result.live_total("moved_blobs")
     assert collected > 0, "no run collected anything"
 

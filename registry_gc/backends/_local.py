@@ -16,7 +16,7 @@ import os
 import shutil
 import stat
 import uuid
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Final, TypeAlias
 
 from .._errors import StorageError
 from ..layout import V2_PREFIX
@@ -40,6 +40,9 @@ _Chunk: TypeAlias = "list[ListedBatch]"
 _Results: TypeAlias = "list[DeleteResult]"
 
 _UTC = datetime.timezone.utc
+#: Where Linux shows the path each open file resolved to (``None``: not here).
+_PROC_FD: str | None = "/proc/self/fd/" if os.path.isdir("/proc/self/fd") else None
+_READ_FLAGS: Final = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 _LIST_CHUNK = 2000
 
 
@@ -375,14 +378,58 @@ def _tree_of(top: str, root: str) -> _Tree:
     return tree
 
 
-def _read_file(path: str, full: str, root: str, real_root: str) -> bytes | None:
-    """The bytes of ``full`` (``path`` under ``root``), ``None`` when it does not exist."""
-    try:
+def _open_inside(path: str, full: str, root: str, real_root: str) -> int | None:
+    """``full`` (``path`` under ``root``) opened for reading; ``None`` when it does not exist.
+
+    Raises :class:`StorageError` when it resolves outside the root. On Linux
+    the kernel resolves the links once, when it opens the file, and the path it
+    opened (``/proc/self/fd/N``) is what is checked: no ``lstat`` per
+    component (``os.path.realpath`` made about 90 % of a small read's CPU), and
+    nothing can change between the check and the read. Elsewhere the path is
+    resolved by ``os.path.realpath`` first. ``O_NONBLOCK``: a link to a FIFO
+    outside the root is refused, not waited on.
+    """
+    if _PROC_FD is None:
         real = os.path.realpath(full)
         if not _inside(real, real_root):
             raise _outside_error(path, real, root)
-        with open(real, "rb") as f:
-            return f.read()
+        full = real
+    try:
+        fd = os.open(full, _READ_FLAGS)
+    except FileNotFoundError:
+        # A link that dangles out of the root is refused, as before it was opened.
+        real = os.path.realpath(full)
+        if not _inside(real, real_root):
+            raise _outside_error(path, real, root) from None
+        return None
+    if _PROC_FD is not None:
+        try:
+            real = os.readlink(f"{_PROC_FD}{fd}")
+        except BaseException:
+            os.close(fd)
+            raise
+        if not _inside(real, real_root):
+            os.close(fd)
+            raise _outside_error(path, real, root)
+    return fd
+
+
+def _read_fd(fd: int) -> bytes:
+    """Everything left to read from ``fd``, which is closed afterwards."""
+    try:
+        chunks = []
+        while chunk := os.read(fd, CHUNK_SIZE):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _read_file(path: str, full: str, root: str, real_root: str) -> bytes | None:
+    """The bytes of ``full`` (``path`` under ``root``), ``None`` when it does not exist."""
+    try:
+        fd = _open_inside(path, full, root, real_root)
+        return None if fd is None else _read_fd(fd)
     except FileNotFoundError:
         return None
     except IsADirectoryError as e:
@@ -522,10 +569,10 @@ class LocalBackend:
         def one(path: str, full: str, real_root: str) -> str | None:
             h = new_hash(algorithm)
             try:
-                real = os.path.realpath(full)
-                if not _inside(real, real_root):
-                    raise _outside_error(path, real, self._root)
-                with open(real, "rb") as f:
+                fd = _open_inside(path, full, self._root, real_root)
+                if fd is None:
+                    return None
+                with open(fd, "rb") as f:
                     while chunk := f.read(CHUNK_SIZE):
                         h.update(chunk)
             except FileNotFoundError:

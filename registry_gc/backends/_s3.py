@@ -17,8 +17,9 @@ region handling), and then this backend calls the S3 API itself:
   concurrent streams (16 for blobs, one per leading hex digit) rather than
   one stream of sequential 1000-key pages: 1.6-1.8x faster on SeaweedFS on
   loopback, more where each request has real network latency.
-- **cheap timestamps**: ``LastModified`` is parsed with ``fromisoformat``
-  rather than dateutil (about 3x less client CPU per listed page).
+- **cheap listings**: a ListObjectsV2 body is read by ``_s3_list`` rather
+  than by botocore's parser, and ``LastModified`` with ``fromisoformat``
+  rather than dateutil (together over 10x less client CPU per listed page).
 
 Setting up the client (``_s3_client``), multipart copies (``_s3_copy``) and
 what the object-store backends share (``_objectstore``: listing fan-out,
@@ -50,12 +51,12 @@ from ._objectstore import Listing, LoopBound, list_objects, run_pool, subdirecto
 from ._paths import checked_path
 from ._s3_client import FORCED_OPTIONS, S3Connection, abandon, close, connect
 from ._s3_copy import MAX_COPY, MIN_PART, multipart_copy
+from ._s3_list import PAGE_FIELD, ListPage, page_from_parsed
 
 if TYPE_CHECKING:
     from collections.abc import (
         AsyncGenerator,
         AsyncIterator,
-        Iterable,
         Mapping,
         Sequence,
     )
@@ -278,8 +279,8 @@ class S3Backend:
 
     async def _pages(
         self, conn: S3Connection, prefix: str, *, delimiter: str = ""
-    ) -> AsyncGenerator[dict[str, Any], None]:
-        """Raw ListObjectsV2 pages of ``prefix``, one request each, in sequence."""
+    ) -> AsyncGenerator[ListPage, None]:
+        """ListObjectsV2 pages of ``prefix``, one request each, in sequence."""
         kwargs: dict[str, Any] = {
             "Bucket": self._bucket,
             "Prefix": prefix,
@@ -290,25 +291,27 @@ class S3Backend:
             kwargs["Delimiter"] = delimiter
         while True:
             try:
-                page: dict[str, Any] = await conn.client.list_objects_v2(**kwargs)
+                parsed: dict[str, Any] = await conn.client.list_objects_v2(**kwargs)
             except Exception as e:
                 raise self._storage_error("list", prefix, e) from e
+            # Read by _s3_list, unless botocore parsed it (a session of the caller's, or
+            # a body of a form _s3_list leaves to botocore).
+            page: ListPage | None = parsed.get(PAGE_FIELD)
+            if page is None:
+                page = page_from_parsed(parsed)
             yield page
-            token = page.get("NextContinuationToken")
-            if not page.get("IsTruncated") or not token:
+            if not page.truncated or not page.token:
                 return
-            kwargs["ContinuationToken"] = token
+            kwargs["ContinuationToken"] = page.token
 
-    def _infos(self, contents: Iterable[dict[str, Any]]) -> list[ObjectInfo]:
+    def _infos(self, page: ListPage) -> list[ObjectInfo]:
         cut = len(self._base)
-        out = []
-        for obj in contents:
-            key: str = obj["Key"]
+        return [
+            ObjectInfo(key[cut:], size, utc(modified))
+            for key, size, modified in zip(page.keys, page.sizes, page.modified, strict=True)
             # Directory placeholders (zero-byte "a/b/" keys some tools create).
-            if key.endswith("/"):
-                continue
-            out.append(ObjectInfo(key[cut:], int(obj.get("Size") or 0), utc(obj["LastModified"])))
-        return out
+            if not key.endswith("/")
+        ]
 
     async def _children(
         self, conn: S3Connection, prefix: str
@@ -317,8 +320,8 @@ class S3Backend:
         dirs: list[str] = []
         objects: list[ObjectInfo] = []
         async for page in self._pages(conn, prefix, delimiter="/"):
-            dirs.extend(p["Prefix"] for p in page.get("CommonPrefixes", ()))
-            objects.extend(self._infos(page.get("Contents", ())))
+            dirs.extend(page.prefixes)
+            objects.extend(self._infos(page))
         return dirs, objects
 
     # -- read -----------------------------------------------------------------------
@@ -597,7 +600,7 @@ class S3Backend:
         async def pages(prefix: str) -> AsyncGenerator[list[ObjectInfo], None]:
             async with contextlib.aclosing(self._pages(conn, prefix)) as raw:
                 async for page in raw:
-                    yield self._infos(page.get("Contents", ()))
+                    yield self._infos(page)
 
         return Listing(
             base=self._base,

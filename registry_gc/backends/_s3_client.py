@@ -8,6 +8,8 @@ handling; the client it makes is then used directly by
   as large as the backend's concurrency;
 - a timestamp parser that reads ``LastModified`` with ``fromisoformat``
   (about 3x less client CPU per listed page than dateutil);
+- ListObjectsV2 bodies read by ``_s3_list`` rather than by botocore's
+  parser (several times less client CPU per listed page again);
 - ``Content-MD5`` on DeleteObjects, which some S3-compatible servers require.
 """
 
@@ -21,6 +23,8 @@ import hashlib
 from typing import TYPE_CHECKING, Any
 
 import attrs
+
+from . import _s3_list
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -134,6 +138,7 @@ async def connect(
     events = client.meta.events
     events.register("before-send.s3", on_request)
     events.register("before-sign.s3.DeleteObjects", _add_content_md5)
+    _s3_list.install(events, fast_timestamp)
     return S3Connection(fs=fs, client=client)
 
 
