@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import http.server
-import threading
 import urllib.parse
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -22,6 +20,8 @@ from registry_gc.backends import S3Backend, _s3_list
 from registry_gc.backends._s3_client import fast_timestamp
 from registry_gc.backends._s3_list import ListPage, page_from_parsed, parse_list_page
 from registry_gc.testing import collect, run
+
+from tests.rigs.proxy import Request, Response, StorageProxy
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -409,48 +409,28 @@ def test_no_such_bucket_raises(moto_server: MotoS3) -> None:
         run(backend, lambda: collect(backend, "x/"))
 
 
-class _ScriptedS3:
-    """An HTTP server answering GETs with scripted ``(status, body)`` pairs, then the last one."""
+def _scripted(answers: list[tuple[int, bytes]]) -> StorageProxy:
+    """A local HTTP server answering with scripted ``(status, body)`` pairs, then the last one.
 
-    def __init__(self, answers: list[tuple[int, bytes]]) -> None:
-        self.answers = list(answers)
-        self.requests = 0
-        rig = self
+    A :class:`StorageProxy` that answers every request itself (its upstream is
+    never reached).
+    """
+    left = list(answers)
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+    def answer(_request: Request, _forward: Any) -> Response:
+        status, body = left.pop(0) if len(left) > 1 else left[0]
+        return Response(status, {"Content-Type": "application/xml"}, body)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                pass
-
-            def do_GET(self) -> None:
-                rig.requests += 1
-                status, body = rig.answers.pop(0) if len(rig.answers) > 1 else rig.answers[0]
-                self.send_response(status)
-                self.send_header("Content-Type", "application/xml")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.endpoint_url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+    return StorageProxy("http://127.0.0.1:9", intercept=answer)
 
 
 @pytest.fixture
 def scripted() -> Iterator[Any]:
     """A factory of scripted S3 servers, closed afterwards."""
-    servers: list[_ScriptedS3] = []
+    servers: list[StorageProxy] = []
 
-    def make(answers: list[tuple[int, bytes]]) -> _ScriptedS3:
-        server = _ScriptedS3(answers)
+    def make(answers: list[tuple[int, bytes]]) -> StorageProxy:
+        server = _scripted(answers)
         servers.append(server)
         return server
 
@@ -459,11 +439,11 @@ def scripted() -> Iterator[Any]:
         server.close()
 
 
-def _scripted_backend(server: _ScriptedS3) -> S3Backend:
+def _scripted_backend(server: StorageProxy) -> S3Backend:
     options = {
         "key": "k",
         "secret": "s",
-        "endpoint_url": server.endpoint_url,
+        "endpoint_url": server.url,
         "client_kwargs": {"region_name": "us-east-1"},
         # No waiting between botocore's retries.
         "config_kwargs": {"retries": {"max_attempts": 3}},
@@ -514,7 +494,7 @@ def test_a_callers_session_gets_the_reader_too(
     options = {
         "key": "k",
         "secret": "s",
-        "endpoint_url": server.endpoint_url,
+        "endpoint_url": server.url,
         "session": aiobotocore.session.AioSession(),
     }
     backend = S3Backend.from_url("s3://b/reg", options)
