@@ -58,27 +58,25 @@ class CountingBackend(WrappingBackend):
         finally:
             self.objects["list"] += n
 
-    async def list_batches(self, prefix: str) -> AsyncIterator[_Chunk]:
+    async def _counted(self, chunks: AsyncIterator[_Chunk], key: str) -> AsyncIterator[_Chunk]:
+        """``chunks``, with every object (file or empty directory) in them counted as ``key``."""
+        n = 0
+        try:
+            async for chunk in chunks:
+                n += sum(len(b.names) + len(b.empty_dirs) for b in chunk)
+                yield chunk
+        finally:
+            self.objects[key] += n
+
+    def list_batches(self, prefix: str) -> AsyncIterator[_Chunk]:
         """List in batches through the wrapped backend, counting objects as ``list``."""
         inner = cast("SupportsListBatches", self._inner)
-        n = 0
-        try:
-            async for chunk in inner.list_batches(prefix):
-                n += sum(len(b.names) + len(b.empty_dirs) for b in chunk)
-                yield chunk
-        finally:
-            self.objects["list"] += n
+        return self._counted(inner.list_batches(prefix), "list")
 
-    async def list_names(self, prefix: str) -> AsyncIterator[_Chunk]:
+    def list_names(self, prefix: str) -> AsyncIterator[_Chunk]:
         """List names through the wrapped backend, counting objects as ``list_names``."""
         inner = cast("SupportsNamesOnly", self._inner)
-        n = 0
-        try:
-            async for chunk in inner.list_names(prefix):
-                n += sum(len(b.names) + len(b.empty_dirs) for b in chunk)
-                yield chunk
-        finally:
-            self.objects["list_names"] += n
+        return self._counted(inner.list_names(prefix), "list_names")
 
     async def stat(self, paths: Sequence[str]) -> Mapping[str, tuple[int, float] | None]:
         """Look at objects through the wrapped backend, counting paths as ``stat``."""
