@@ -23,6 +23,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve
 
 import registry_gc  # noqa: E402
 import sqlitestore  # noqa: E402
+from gc_child import figures  # noqa: E402
 from registry_gc.layout import BLOBS_PREFIX, REPOSITORIES_PREFIX  # noqa: E402
 
 
@@ -32,20 +33,7 @@ def collect(path: str) -> dict[str, object]:
     report = registry_gc.collect(
         backend, dry_run=True, delete_untagged=True, grace=datetime.timedelta(0)
     )
-    inv = report.inventory
-    return {
-        "collect": time.perf_counter() - t,
-        "timings": report.timings,
-        "ok": report.ok,
-        "deleted_count": report.deleted_count,
-        "deleted_bytes": report.deleted_bytes,
-        "categories": {k: v["objects"] for k, v in report.categories().items() if v["objects"]},
-        "objects_listed": inv.objects,
-        "blobs": len(inv.blobs),
-        "repositories": len(inv.repositories),
-        "manifests_read": report.manifests_read,
-        "anomalies": len(inv.anomalies),
-    }
+    return {"collect": time.perf_counter() - t, **figures(report)}
 
 
 def listing(path: str) -> dict[str, object]:
