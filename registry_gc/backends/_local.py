@@ -397,10 +397,10 @@ def _open_inside(path: str, full: str, root: str, real_root: str) -> int | None:
     try:
         fd = os.open(full, _READ_FLAGS)
     except FileNotFoundError:
-        # A link that dangles out of the root is refused, as before it was opened.
-        real = os.path.realpath(full)
-        if not _inside(real, real_root):
-            raise _outside_error(path, real, root) from None
+        if _PROC_FD is not None:  # not resolved yet: a link dangling out of the root is refused
+            real = os.path.realpath(full)
+            if not _inside(real, real_root):
+                raise _outside_error(path, real, root) from None
         return None
     if _PROC_FD is not None:
         try:
