@@ -63,6 +63,7 @@ from .backends import (
 from .fetch import fetch_manifests, is_manifest
 from .inventory import NOT_LOOKED, Inventory, RepositoryEntry, scan
 from .layout import (
+    BLOBS_PREFIX,
     REPOSITORIES_PREFIX,
     BlobData,
     LayerLink,
@@ -294,8 +295,8 @@ class Resolver:
         if isinstance(backend, SupportsListBatches):
             add = (
                 builder.add_blob_batch
-                if directory.startswith("docker/registry/v2/blobs/")
-                else (builder.add_repository_batch)
+                if directory.startswith(BLOBS_PREFIX)
+                else builder.add_repository_batch
             )
             async for chunk in backend.list_batches(directory):
                 for batch in chunk:
