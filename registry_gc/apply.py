@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import itertools
 import logging
 import time
 from collections.abc import MutableSequence, Sequence
-from typing import TYPE_CHECKING, Final, overload
+from typing import TYPE_CHECKING, Final, TypeVar, overload
 
 import attrs
 
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 DELETE_BATCH = 5000
 #: ``delete`` calls in flight at once (a backend batches further inside).
 PARALLEL_BATCHES = 4
+
+T = TypeVar("T")
 
 #: ``progress(phase, done, total)``
 ProgressCallback = "Callable[[str, int, int], None]"
@@ -264,28 +267,13 @@ class _Phase:
                 result.already_missing += 1
 
     async def delete(self) -> None:
-        sem = asyncio.Semaphore(PARALLEL_BATCHES)
-
-        async def one(paths: list[str], owners: list[int]) -> None:
-            async with sem:
-                got = await self.backend.delete(paths)
+        async def one(chunk: tuple[list[str], list[int]]) -> None:
+            paths, owners = chunk
+            got = await self.backend.delete(paths)
             self.record(got, dict(zip(paths, owners, strict=True)))
             self.tick(len(paths))
 
-        tasks: set[asyncio.Task[None]] = set()
-        try:
-            for paths, owners in _chunks(self.deletions, self.members):
-                while len(tasks) >= PARALLEL_BATCHES:
-                    done, tasks = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-                    for t in done:
-                        t.result()
-                tasks.add(asyncio.ensure_future(one(paths, owners)))
-            if tasks:
-                for t in (await asyncio.wait(tasks))[0]:
-                    t.result()
-        finally:
-            for t in tasks:
-                t.cancel()
+        await _in_parallel(_chunks(self.deletions, self.members), one)
 
     async def move(self, move_blobs: Callable[[list[str]], Awaitable[list[DeleteResult]]]) -> None:
         owners: dict[str, int] = {}
@@ -401,8 +389,11 @@ async def _prune(backend: SupportsDirectories, plan: Plan, result: ApplyResult) 
     What :func:`directories_to_prune` lists, in an order that never holds every
     deleted path at once: the directory of each deleted file is tried first, in
     batches (nearly each holds one file: the registry's layout); those still
-    not empty and every directory above go through :func:`directories_to_prune`
-    (deepest first), a few per repository.
+    not empty and every directory above go through :func:`directories_to_prune`,
+    one depth at a time, deepest first. Batches of one depth go to the backend
+    :data:`PARALLEL_BATCHES` at a time (none is an ancestor of another, so no
+    order among them matters): on a local disk, ``rmdir`` calls in parallel
+    threads take about half the time of one after another.
     """
     deletions = plan.deletions
     protected = plan.protected_dirs
@@ -426,9 +417,7 @@ async def _prune(backend: SupportsDirectories, plan: Plan, result: ApplyResult) 
                     seen_last = leaf
                     yield leaf
 
-    batch: list[str] = []
-
-    async def flush() -> None:
+    async def remove(batch: list[str]) -> None:
         nonlocal removed
         for r in await backend.remove_empty_dirs(batch):
             if r.outcome is Outcome.DELETED:
@@ -438,19 +427,40 @@ async def _prune(backend: SupportsDirectories, plan: Plan, result: ApplyResult) 
             elif r.outcome is Outcome.FAILED:
                 # An empty directory left behind is untidy, not unsafe: warn only.
                 log.warning("could not remove directory %s: %s", r.path, r.error)
-        batch.clear()
 
-    for leaf in leaves():
-        batch.append(leaf)
-        if len(batch) >= DELETE_BATCH:
-            await flush()
-    if batch:
-        await flush()
+    # A leaf may be an ancestor of another leaf (a tag's directory and its
+    # index's): removed too early, it is only NOT_EMPTY and tried again above.
+    await _in_parallel(_batches(leaves()), remove)
     rest = directories_to_prune(plan, (f"{d}/-" for d in upper))
-    for start in range(0, len(rest), DELETE_BATCH):
-        batch.extend(rest[start : start + DELETE_BATCH])
-        await flush()
+    for _, level in itertools.groupby(rest, key=lambda d: d.count("/")):
+        await _in_parallel(_batches(level), remove)
     return removed
+
+
+def _batches(items: Iterable[str]) -> Iterator[list[str]]:
+    """``items`` in lists of at most :data:`DELETE_BATCH`."""
+    it = iter(items)
+    while batch := list(itertools.islice(it, DELETE_BATCH)):
+        yield batch
+
+
+async def _in_parallel(batches: Iterable[T], work: Callable[[T], Awaitable[None]]) -> None:
+    """``work`` on each batch, :data:`PARALLEL_BATCHES` at a time; the first error is raised."""
+    tasks: set[asyncio.Task[None]] = set()
+    try:
+        for batch in batches:
+            while len(tasks) >= PARALLEL_BATCHES:
+                done, tasks = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                for t in done:
+                    t.result()
+            tasks.add(asyncio.ensure_future(work(batch)))
+        if tasks:
+            done, tasks = await asyncio.wait(tasks)
+            for t in done:
+                t.result()
+    finally:
+        for t in tasks:
+            t.cancel()
 
 
 def _prunable(d: str, protected: frozenset[str]) -> bool:

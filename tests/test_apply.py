@@ -6,10 +6,13 @@ some paths, or check on every blob deletion that no link still names it.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from registry_gc import apply as apply_module
 from registry_gc import collect
 from registry_gc.backends import DeleteResult, LocalBackend, Outcome
 from registry_gc.layout import (
@@ -47,6 +50,54 @@ def test_empty_directories_of_old_repositories_are_removed(disk: Store) -> None:
     r = run(disk, grace=ZERO)
     assert r.deleted == set()
     assert not any("ghost" in d for d in disk.dirs())
+    assert "docker/registry/v2/repositories/ok/_manifests/tags/t/current" in disk.dirs()
+
+
+class SlowDirs(Delegating):
+    """Removes ``ghost0``'s directories later the deeper they are; records overlap."""
+
+    def __init__(self, inner: LocalBackend) -> None:
+        super().__init__(inner)
+        self.in_flight = 0
+        self.most = 0
+
+    async def remove_empty_dirs(self, dirs: Sequence[str]) -> list[DeleteResult]:
+        """For ``ghost0``, wait 10 ms per level of depth; then remove."""
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        try:
+            slow = [d.count("/") for d in dirs if "/ghost0/" in d]
+            await asyncio.sleep(0.01 * max(slow, default=0))
+            return list(await self.inner.remove_empty_dirs(dirs))
+        finally:
+            self.in_flight -= 1
+
+
+def test_directories_removed_in_parallel_leave_none_empty(
+    disk: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches of directories run in parallel, yet every directory left empty is removed.
+
+    One directory per batch, one repository's slower the deeper they are: a
+    parent tried while a child of it is still in flight would stay behind.
+    """
+    monkeypatch.setattr(apply_module, "DELETE_BATCH", 1)
+    b = RegistryBuilder()
+    b.image("ok", "t")
+    for n in range(3):
+        b.image(f"gone/n{n}/deep", "t")
+    b.write_local(disk.dir)
+    v2 = disk.dir / "docker/registry/v2/repositories"
+    for n in range(3):
+        (v2 / f"ghost{n}/a/b/c/_manifests/tags").mkdir(parents=True)
+        shutil.rmtree(v2 / f"gone/n{n}/deep/_manifests/tags/t")
+    slow = SlowDirs(LocalBackend(disk.dir))
+    report = collect(slow, delete_untagged=True, grace=ZERO)
+    assert report.ok
+    assert slow.most > 1, "batches of directories really ran in parallel"
+    left = {d for d in disk.dirs() if d.startswith(R)}
+    assert not any("ghost" in d or "gone" in d for d in left), sorted(left)
+    assert [d for d in left if not os.listdir(disk.dir / d)] == []
     assert "docker/registry/v2/repositories/ok/_manifests/tags/t/current" in disk.dirs()
 
 
