@@ -1,7 +1,5 @@
 """registry-gc: offline, safe, fast garbage collection for distribution registries."""
 
-from importlib.metadata import PackageNotFoundError, version
-
 from ._errors import (
     BackendNotFoundError,
     ConfigError,
@@ -45,10 +43,25 @@ from .removal import RemoveReport, remove, remove_async
 from .report import Report
 from .usage import Usage, disk_usage, disk_usage_async
 
-try:
-    __version__ = version("registry-gc")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0"
+
+def __getattr__(name: str) -> str:
+    """``__version__``, read from the installed distribution on first use.
+
+    Not at import: :mod:`importlib.metadata` alone takes about 60 ms to import,
+    a tenth of the command line's start, and most runs never print a version.
+    """
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+        try:
+            found = version("registry-gc")
+        except PackageNotFoundError:  # pragma: no cover - running from a source tree
+            found = "0.0.0"
+        globals()["__version__"] = found
+        return found
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)
+
 
 __all__ = [
     "DEFAULT_GRACE",

@@ -31,7 +31,6 @@ import os
 import time
 from typing import TYPE_CHECKING
 
-from . import __version__
 from ._errors import ConfigError, RefusedError, RegistryGCError, StorageError
 from .backends import CountingBackend, http_requests
 from .plan import Category
@@ -137,6 +136,8 @@ def build_registry(
         ("command", "dry_run", "outcome", "version"),
     )
     dry = "unknown" if dry_run is None else str(dry_run).lower()
+    from . import __version__  # noqa: PLC0415 - read on first use (see the package)
+
     info.labels(command, dry, outcome_of(outcome), __version__).set(1)
 
     if report is not None:

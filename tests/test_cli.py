@@ -6,6 +6,7 @@ import json
 import os
 import pathlib
 import subprocess
+import sys
 import sysconfig
 from typing import TYPE_CHECKING
 
@@ -180,6 +181,33 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     """--version prints the version and exits 0."""
     assert run(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"registry-gc {__version__}"
+
+
+def test_a_local_run_does_not_import_what_it_does_not_use(tmp_path: Path) -> None:
+    """A gc of a local disk imports no object-store backend, no Dask code, no package metadata.
+
+    Each is tens of milliseconds of every run's start; ``registry_gc.__version__``
+    and ``registry_gc.backends.S3Backend`` still resolve when asked for.
+    """
+    registry(tmp_path)
+    script = (
+        "import sys\n"
+        "from registry_gc.cli import run\n"
+        f"code = run(['gc', {str(tmp_path)!r}, '-q', '--dry-run'])\n"
+        "unwanted = ('importlib.metadata', 'registry_gc.backends._s3', 'registry_gc.backends._gcs',"
+        " 'registry_gc.backends._azure', 'registry_gc.distributed', 'botocore', 'gcsfs')\n"
+        "print(code, sorted(m for m in unwanted if m in sys.modules))\n"
+        "import registry_gc, registry_gc.backends\n"
+        "print(registry_gc.__version__ == __import__('importlib.metadata').metadata"
+        ".version('registry-gc'), registry_gc.backends.S3Backend.__name__)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    assert out == ["0 []", "True S3Backend"]
 
 
 def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

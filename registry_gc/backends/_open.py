@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
 from .._errors import BackendNotFoundError
@@ -72,6 +71,8 @@ def _open(url: str, options: dict[str, Any]) -> Backend:
 
         path = url.split("://", 1)[1] if scheme else url
         return LocalBackend(path)
+    from importlib.metadata import entry_points  # noqa: PLC0415 - 60 ms, not for a local disk
+
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name.lower() == scheme:
             factory = ep.load()

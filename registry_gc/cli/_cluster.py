@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .._errors import ConfigError
-from ..distributed import credential_options, without_credentials
 
 if TYPE_CHECKING:
     import argparse
@@ -44,6 +43,9 @@ def _client(args: argparse.Namespace, target: Target) -> Iterator[Away]:
     except ImportError as e:
         msg = f"--scheduler and --workers run on Dask: pip install 'registry-gc[distributed]' ({e})"
         raise ConfigError(msg) from e
+    # Imported here: the package costs 20 ms, and most runs stay in this process.
+    from ..distributed import credential_options, without_credentials  # noqa: PLC0415
+
     secret = credential_options(target.options)
     if secret:
         log.warning(

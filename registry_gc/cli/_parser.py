@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import TYPE_CHECKING
 
-from .. import __version__
 from .._errors import ConfigError
 from ..applying import DEFAULT_MAX_AGE
 from ..durations import parse_duration
@@ -15,6 +15,7 @@ from ._policy import add_policy_arguments
 from ._target import storage_option
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from datetime import timedelta
     from typing import Any
 
@@ -350,6 +351,21 @@ def _add_apply(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     apply.set_defaults(func=commands.apply)
 
 
+class _Version(argparse.Action):
+    """``--version``: print the version and exit; looked up only then (see the package)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **_: object) -> None:
+        super().__init__(
+            option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="show the version"
+        )
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object, **__: object) -> None:
+        from .. import __version__  # noqa: PLC0415
+
+        sys.stdout.write(f"registry-gc {__version__}\n")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (public for the docs)."""
     parser = argparse.ArgumentParser(
@@ -357,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Reclaim storage from Docker/OCI registries built on CNCF distribution.",
         epilog=EXIT_CODES_HELP,
     )
-    parser.add_argument("--version", action="version", version=f"registry-gc {__version__}")
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     gc = sub.add_parser(
