@@ -234,7 +234,8 @@ def run_floor(
     keep: bool,
     unlink: bool,
 ) -> None:
-    """The floor: a bare walk of the tree, and unlinking exactly the planned files (a copy)."""
+    """The floor: a bare walk of the tree; unlinking exactly the planned files (a copy), then
+    removing the directories of their own that this left empty (:mod:`unlink_child`)."""
     logdir = work / "logs"
     warm(src)
     runs["floor walk"].append(
@@ -948,6 +949,11 @@ def markdown(results: dict[str, Any]) -> str:
                 deleted = f"{r.get('deleted_count', '?')} objects"
             elif key == "floor unlink":
                 deleted = f"{r.get('unlinked', '?')} files"
+                if "rmdir_seconds" in r:
+                    deleted += (
+                        f" ({r['seconds']:.2f} s), then `rmdir` of their "
+                        f"{r['dirs_removed']} own directories ({r['rmdir_seconds']:.2f} s)"
+                    )
             elif key == "floor walk":
                 deleted = "`find -printf '%s %T@'`"
             else:

@@ -4,8 +4,12 @@
 
 Reads the deletion lines of ``PLAN_FILE`` (``--deletions-out`` of a dry run: one JSON
 object per deletion, its ``paths`` as ``[path, size, mtime]``), then unlinks each path
-under ``ROOT`` with one ``os.unlink`` and nothing more: no listing, no check, no
-directory pruning. Prints one JSON object: files unlinked, files already gone, seconds.
+under ``ROOT`` with one ``os.unlink`` and nothing more: no listing, no check. Then,
+timed apart, one ``os.rmdir`` of each unlinked file's own directory (the registry gives
+nearly every file a directory of its own, which registry-gc removes and the reference
+mostly leaves): the floor of that part of the clean-up. Prints one JSON object: files
+unlinked, files already gone, seconds (the unlinks), directories removed and
+``rmdir_seconds``.
 """
 
 from __future__ import annotations
@@ -31,9 +35,23 @@ def main(argv: list[str] | None = None) -> int:
         except FileNotFoundError:
             gone += 1
     seconds = time.perf_counter() - t
-    sys.stdout.write(
-        json.dumps({"unlinked": len(paths) - gone, "already_gone": gone, "seconds": seconds}) + "\n"
-    )
+    t = time.perf_counter()
+    removed = 0
+    for directory in dict.fromkeys(os.path.dirname(p) for p in paths):
+        try:
+            os.rmdir(directory)
+        except OSError:  # not empty: other files live there
+            continue
+        removed += 1
+    rmdir_seconds = time.perf_counter() - t
+    result = {
+        "unlinked": len(paths) - gone,
+        "already_gone": gone,
+        "seconds": seconds,
+        "dirs_removed": removed,
+        "rmdir_seconds": rmdir_seconds,
+    }
+    sys.stdout.write(json.dumps(result) + "\n")
     return 0
 
 
