@@ -12,7 +12,11 @@ served by the registry, by digest and by tag, with every blob it names
 the links that named it, which the Go collector leaves.
 
 The case names follow the Go tests'. A random schema2 image there is two random
-layers and a config pushed by digest, without a tag; so here.
+layers and a config pushed by digest, without a tag; so here. The suite of the
+2.x releases (distribution 2.8, what Debian ships) builds most of the same cases
+from signed schema1 images — a manifest list over schema1 images, a schema1 and
+a schema2 image sharing a layer: the ``2.8`` flavour pushes those (the registry
+started with ``compatibility.schema1.enabled``), on disk.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -29,13 +35,14 @@ from tests.conftest import require_tool
 from tests.rigs import oci
 from tests.rigs.e2e import s3_args
 from tests.rigs.push import RegistryError
+from tests.rigs.registry import RealRegistry, S3Storage
 from tests.rigs.skopeo import pull_all
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
     from tests.rigs.push import RegistryClient
-    from tests.rigs.registry import RealRegistry
 
 pytestmark = pytest.mark.registry
 
@@ -45,12 +52,55 @@ _REVISION = re.compile(r"repositories/(.+)/_manifests/revisions/sha256/([0-9a-f]
 _LAYER = re.compile(r"repositories/(.+)/_layers/sha256/([0-9a-f]{64})/link")
 
 
-@pytest.fixture(params=["disk", "s3"])
-def reg(request: pytest.FixtureRequest) -> RealRegistry:
-    """A fresh registry 2.8.2, on a local directory or on a SeaweedFS bucket."""
-    fixture = "registry" if request.param == "disk" else "registry_s3"
-    registry: RealRegistry = request.getfixturevalue(fixture)
-    return registry
+#: Registry 2.8.2 accepts (signed) schema1 pushes only when told to.
+SCHEMA1 = {"compatibility": {"schema1": {"enabled": True}}}
+
+Pushed = oci.Image | oci.Schema1
+
+
+@dataclass
+class Case:
+    """A fresh registry, and whether random images are schema1 (the 2.x suite's)."""
+
+    reg: RealRegistry
+    schema1: bool
+
+    def random_image(
+        self, repo: str, seed: str, n_layers: int = 2, *, schema2: bool = False
+    ) -> Pushed:
+        """``uploadRandomSchema{1,2}Image``: an image with layers of its own, pushed by digest.
+
+        Schema1 in the 2.x flavour, unless ``schema2`` (where that suite too uses schema2).
+        """
+        image: Pushed
+        if self.schema1 and not schema2:
+            image = oci.schema1_manifest(seed, name=repo, tag="latest", n_layers=n_layers)
+        else:
+            image = oci.docker_image(seed, n_layers=n_layers, platform=oci.Platform())
+        self.reg.client().push_image(repo, None, image)
+        return image
+
+
+@pytest.fixture(params=["disk", "s3", "disk-2.8"])
+def case(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Case]:
+    """A registry 2.8.2 on a local directory or a SeaweedFS bucket; random images per flavour."""
+    require_tool("docker-registry")
+    if request.param == "s3":
+        server = request.getfixturevalue("s3_server")
+        bucket = server.make_bucket(f"t-{uuid.uuid4().hex[:16]}")
+        storage = S3Storage.on(server, bucket, rootdirectory="/reg")
+        registry = RealRegistry(tmp_path / "registry", s3=storage, extra_config=SCHEMA1)
+    else:
+        registry = RealRegistry(
+            tmp_path / "registry", root_dir=tmp_path / "storage", extra_config=SCHEMA1
+        )
+    try:
+        registry.start()
+        yield Case(registry, schema1=request.param == "disk-2.8")
+    finally:
+        registry.stop()
+        if request.param == "s3":
+            server.drop_bucket(bucket)
 
 
 def gc(capsys: pytest.CaptureFixture[str], registry: RealRegistry, *args: str) -> dict[str, Any]:
@@ -86,36 +136,54 @@ def layer_links(registry: RealRegistry, repo: str) -> set[str]:
     return {f"sha256:{m[2]}" for m in found if m and m[1] == repo}
 
 
-def push_random_image(client: RegistryClient, repo: str, seed: str, n_layers: int = 2) -> oci.Image:
-    """``uploadRandomSchema2Image``: a schema2 image with its own layers, pushed by digest."""
-    image = oci.docker_image(seed, n_layers=n_layers, platform=oci.Platform())
-    client.push_image(repo, None, image)
-    return image
-
-
 def push_list(
-    client: RegistryClient, repo: str, children: list[oci.Image], tag: str | None = None
-) -> oci.Index:
-    """``MakeManifestList`` of ``children``, pushed (by digest unless ``tag``)."""
-    listed = oci.docker_manifest_list(children)
+    client: RegistryClient, repo: str, children: list[Pushed], tag: str | None = None
+) -> oci.Blob:
+    """``MakeManifestList`` of ``children`` (schema1 or 2), pushed by digest unless ``tag``."""
+    entries = []
+    for child in children:
+        body = child.canonical if isinstance(child, oci.Schema1) else child.manifest
+        media_type = child.media_type
+        entries.append(
+            {
+                "mediaType": media_type,
+                "size": body.size,
+                "digest": child.digest,
+                "platform": oci.Platform().as_json(),
+            }
+        )
+    doc = {"schemaVersion": 2, "mediaType": oci.DOCKER_MANIFEST_LIST, "manifests": entries}
+    listed = oci.Blob(oci.canonical_json(doc), oci.DOCKER_MANIFEST_LIST)
     client.push_manifest(repo, tag or listed.digest, listed)
     return listed
 
 
-def assert_served(registry: RealRegistry, repo: str, obj: oci.Image | oci.Index) -> None:
-    """The registry serves ``obj`` by digest, and every blob it names, bytes checked."""
+def assert_served(registry: RealRegistry, repo: str, obj: Pushed) -> None:
+    """The registry serves ``obj`` by digest, and every blob it names, bytes checked.
+
+    A schema1 manifest is served re-signed: its digest is checked, not its bytes.
+    """
     client = registry.client()
     got = client.get_manifest(repo, obj.digest)
-    assert got.data == obj.manifest.data, f"{repo}@{obj.digest} is served changed"
+    if isinstance(obj, oci.Schema1):
+        assert got.digest == obj.digest, f"{repo}@{obj.digest} is served changed"
+    else:
+        assert got.data == obj.manifest.data, f"{repo}@{obj.digest} is served changed"
     for blob in obj.blobs:
         data = client.get_blob(repo, blob.digest)
         assert hashlib.sha256(data).hexdigest() == blob.hex, f"{repo}: blob {blob.digest}"
-    if isinstance(obj, oci.Index):
-        for child in obj.children:
-            assert_served(registry, repo, child)
 
 
-def assert_gone(registry: RealRegistry, repo: str, obj: oci.Image) -> None:
+def assert_list_served(
+    registry: RealRegistry, repo: str, listed: oci.Blob, children: list[Pushed]
+) -> None:
+    """The registry serves the list ``listed`` as pushed, and each child whole."""
+    assert registry.client().get_manifest(repo, listed.digest).data == listed.data
+    for child in children:
+        assert_served(registry, repo, child)
+
+
+def assert_gone(registry: RealRegistry, repo: str, obj: Pushed) -> None:
     """The registry serves neither ``obj`` nor any of its blobs."""
     client = registry.client()
     with pytest.raises(RegistryError) as e:
@@ -132,35 +200,35 @@ def assert_pulls(registry: RealRegistry, repo: str, ref: str, dest: Path) -> Non
     assert result.returncode == 0, f"{repo}:{ref}: {result.stderr}\n{registry.log_tail()}"
 
 
-def test_no_deletion_no_effect(reg: RealRegistry, capsys: pytest.CaptureFixture[str]) -> None:
-    """TestNoDeletionNoEffect: untagged images and list, no -m: nothing is deleted."""
-    client = reg.client()
-    image1 = push_random_image(client, "palailogos", "nde-1")
-    image2 = push_random_image(client, "palailogos", "nde-2")
-    image3 = push_random_image(client, "palailogos", "nde-3")
-    listed = push_list(client, "palailogos", [image1, image2])
+def test_no_deletion_no_effect(case: Case, capsys: pytest.CaptureFixture[str]) -> None:
+    """TestNoDeletionNoEffect: untagged images and a list of two, no -m: nothing is deleted."""
+    reg, repo = case.reg, "palailogos"
+    image1 = case.random_image(repo, "nde-1")
+    image2 = case.random_image(repo, "nde-2")
+    image3 = case.random_image(repo, "nde-3", schema2=True)
+    listed = push_list(reg.client(), repo, [image1, image2])
     before = reg.keys()
 
     report = gc(capsys, reg)
 
     assert report["totals"]["deletions"] == 0
     assert reg.keys() == before
-    for obj in (image1, image2, image3, listed):
-        assert_served(reg, "palailogos", obj)
+    assert_list_served(reg, repo, listed, [image1, image2])
+    assert_served(reg, repo, image3)
 
 
 def test_delete_manifest_if_tag_not_found(
-    reg: RealRegistry, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    case: Case, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     """TestDeleteManifestIfTagNotFound: a tag moved off a manifest; -m deletes only that one.
 
     A dry run first changes nothing; the real run deletes the manifest the tag left
     (and its layers), keeps the one it points to, and that one still pulls.
     """
+    reg, repo = case.reg, "deletemanifests"
     client = reg.client()
-    repo = "deletemanifests"
-    manifest1 = push_random_image(client, repo, "dmt-1", n_layers=3)
-    manifest2 = push_random_image(client, repo, "dmt-2", n_layers=3)
+    manifest1 = case.random_image(repo, "dmt-1", n_layers=3)
+    manifest2 = case.random_image(repo, "dmt-2", n_layers=3)
     client.push_manifest(repo, "test", manifest1)
     client.push_manifest(repo, "test", manifest2)
     before_blobs, before_revisions = blobs(reg), revisions(reg, repo)
@@ -171,7 +239,7 @@ def test_delete_manifest_if_tag_not_found(
     assert reg.keys() == before
 
     gc(capsys, reg, "-m")
-    assert blobs(reg) == before_blobs - {b.digest for b in (manifest1.manifest, *manifest1.blobs)}
+    assert blobs(reg) == before_blobs - {manifest1.digest, *(b.digest for b in manifest1.blobs)}
     assert revisions(reg, repo) == before_revisions - {manifest1.digest}
     assert_gone(reg, repo, manifest1)
     assert_served(reg, repo, manifest2)
@@ -179,7 +247,7 @@ def test_delete_manifest_if_tag_not_found(
     assert_pulls(reg, repo, "test", tmp_path)
 
 
-def test_gc_with_missing_manifests(reg: RealRegistry, capsys: pytest.CaptureFixture[str]) -> None:
+def test_gc_with_missing_manifests(case: Case, capsys: pytest.CaptureFixture[str]) -> None:
     """TestGCWithMissingManifests: a repository whose ``_manifests`` is gone.
 
     The Go test expects every blob deleted. A store in which no manifest is left
@@ -187,8 +255,8 @@ def test_gc_with_missing_manifests(reg: RealRegistry, capsys: pytest.CaptureFixt
     nothing and says so (exit 3) — until ``--allow-no-manifests``, when every blob
     goes, with the links that named them.
     """
-    client = reg.client()
-    image = push_random_image(client, "testrepo", "gmm-1")
+    reg = case.reg
+    image = case.random_image("testrepo", "gmm-1")
     fs, root = reg.storage_fs()
     fs.rm(f"{root.rstrip('/')}/repositories/testrepo/_manifests", recursive=True)
     assert revisions(reg, "testrepo") == set()
@@ -205,16 +273,16 @@ def test_gc_with_missing_manifests(reg: RealRegistry, capsys: pytest.CaptureFixt
     gc(capsys, reg, "--allow-no-manifests")
     assert blobs(reg) == set()
     assert layer_links(reg, "testrepo") == set()
-    assert not client.blob_exists("testrepo", image.config.digest)
+    assert not reg.client().blob_exists("testrepo", image.blobs[0].digest)
 
 
-def test_deletion_has_effect(reg: RealRegistry, capsys: pytest.CaptureFixture[str]) -> None:
+def test_deletion_has_effect(case: Case, capsys: pytest.CaptureFixture[str]) -> None:
     """TestDeletionHasEffect: manifests deleted through the API lose their layers; one stays."""
+    reg, repo = case.reg, "komnenos"
     client = reg.client()
-    repo = "komnenos"
-    image1 = push_random_image(client, repo, "dhe-1")
-    image2 = push_random_image(client, repo, "dhe-2")
-    image3 = push_random_image(client, repo, "dhe-3")
+    image1 = case.random_image(repo, "dhe-1")
+    image2 = case.random_image(repo, "dhe-2")
+    image3 = case.random_image(repo, "dhe-3", schema2=True)
     client.delete_manifest(repo, image2.digest)
     client.delete_manifest(repo, image3.digest)
 
@@ -230,13 +298,20 @@ def test_deletion_has_effect(reg: RealRegistry, capsys: pytest.CaptureFixture[st
     assert_served(reg, repo, image1)
 
 
-def test_deletion_with_shared_layer(reg: RealRegistry, capsys: pytest.CaptureFixture[str]) -> None:
-    """TestDeletionWithSharedLayer: a deleted manifest's layer shared with a kept one stays."""
+def test_deletion_with_shared_layer(case: Case, capsys: pytest.CaptureFixture[str]) -> None:
+    """TestDeletionWithSharedLayer: a deleted manifest's layer shared with a kept one stays.
+
+    In the 2.x suite the kept manifest is schema1 and the deleted one schema2.
+    """
+    reg, repo = case.reg, "tzimiskes"
     client = reg.client()
-    repo = "tzimiskes"
     layers1 = [oci.layer(f"dsl-1/{i}", media_type=oci.DOCKER_LAYER) for i in range(3)]
     layers2 = [oci.layer(f"dsl-2/{i}", media_type=oci.DOCKER_LAYER) for i in range(3)]
-    manifest1 = oci.docker_image("dsl-m1", n_layers=0, shared_layers=layers1)
+    manifest1: Pushed
+    if case.schema1:
+        manifest1 = oci.schema1_manifest("dsl-m1", name=repo, n_layers=0, shared_layers=layers1)
+    else:
+        manifest1 = oci.docker_image("dsl-m1", n_layers=0, shared_layers=layers1)
     manifest2 = oci.docker_image("dsl-m2", n_layers=0, shared_layers=[*layers2, layers1[0]])
     client.push_image(repo, None, manifest1)
     client.push_image(repo, None, manifest2)
@@ -251,17 +326,17 @@ def test_deletion_with_shared_layer(reg: RealRegistry, capsys: pytest.CaptureFix
     assert_served(reg, repo, manifest1)
 
 
-def test_orphan_blob_deleted(reg: RealRegistry, capsys: pytest.CaptureFixture[str]) -> None:
+def test_orphan_blob_deleted(case: Case, capsys: pytest.CaptureFixture[str]) -> None:
     """TestOrphanBlobDeleted: a blob uploaded to a repository and named by no manifest goes.
 
     So does its ``_layers`` link (the Go collector leaves that link dangling); the
     repository's image stays.
     """
+    reg, repo = case.reg, "michael_z_doukas"
     client = reg.client()
-    repo = "michael_z_doukas"
     orphan = oci.layer("obd-orphan", media_type=oci.DOCKER_LAYER)
     client.push_blob(repo, orphan)
-    image = push_random_image(client, repo, "obd-1")
+    image = case.random_image(repo, "obd-1", schema2=True)
     assert orphan.digest in layer_links(reg, repo)
 
     gc(capsys, reg)
@@ -273,14 +348,13 @@ def test_orphan_blob_deleted(reg: RealRegistry, capsys: pytest.CaptureFixture[st
 
 
 def test_tagged_manifestlist_with_untagged_manifest(
-    reg: RealRegistry, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    case: Case, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     """TestTaggedManifestlistWithUntaggedManifest: -m keeps a tagged list's untagged children."""
-    client = reg.client()
-    repo = "foo/taggedlist/untaggedmanifest"
-    image1 = push_random_image(client, repo, "tlum-1")
-    image2 = push_random_image(client, repo, "tlum-2")
-    listed = push_list(client, repo, [image1, image2], tag="test")
+    reg, repo = case.reg, "foo/taggedlist/untaggedmanifest"
+    image1 = case.random_image(repo, "tlum-1")
+    image2 = case.random_image(repo, "tlum-2")
+    listed = push_list(reg.client(), repo, [image1, image2], tag="test")
     before = blobs(reg)
 
     report = gc(capsys, reg, "-m")
@@ -288,23 +362,22 @@ def test_tagged_manifestlist_with_untagged_manifest(
     assert report["totals"]["deletions"] == 0
     assert blobs(reg) == before
     assert {image1.digest, image2.digest, listed.digest} <= revisions(reg, repo)
-    assert_served(reg, repo, listed)
+    assert_list_served(reg, repo, listed, [image1, image2])
     assert_pulls(reg, repo, "test", tmp_path)
 
 
 def test_untagged_manifestlist_with_untagged_manifest(
-    reg: RealRegistry, capsys: pytest.CaptureFixture[str]
+    case: Case, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """TestUnTaggedManifestlistWithUntaggedManifest: -m deletes every blob, and the repository.
 
     Every object of the repository goes; on disk its directories too, so the
     registry's catalog no longer names it.
     """
-    client = reg.client()
-    repo = "foo/untaggedlist/untaggedmanifest"
-    image1 = push_random_image(client, repo, "ulum-1")
-    image2 = push_random_image(client, repo, "ulum-2")
-    push_list(client, repo, [image1, image2])
+    reg, repo = case.reg, "foo/untaggedlist/untaggedmanifest"
+    image1 = case.random_image(repo, "ulum-1")
+    image2 = case.random_image(repo, "ulum-2")
+    push_list(reg.client(), repo, [image1, image2])
 
     gc(capsys, reg, "-m")
 
@@ -312,20 +385,20 @@ def test_untagged_manifestlist_with_untagged_manifest(
     keys = reg.keys()
     assert not any(k.startswith(f"repositories/{repo}/") for k in keys)
     if reg.root_dir is not None:
-        assert repo not in client.catalog()
+        assert repo not in reg.client().catalog()
     # SeaweedFS keeps a folder after its last object goes (its delimiter listings
     # show it as a prefix), so the registry's catalog there still names the
     # repository, as it does after the registry's own deletes: docs/backends.md.
 
 
 def test_untagged_manifestlist_with_tagged_manifest(
-    reg: RealRegistry, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    case: Case, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     """TestUnTaggedManifestlistWithTaggedManifest: -m deletes the list, keeps the tagged images."""
+    reg, repo = case.reg, "foo/untaggedlist/taggedmanifest"
     client = reg.client()
-    repo = "foo/untaggedlist/taggedmanifest"
-    image1 = push_random_image(client, repo, "ultm-1")
-    image2 = push_random_image(client, repo, "ultm-2")
+    image1 = case.random_image(repo, "ultm-1")
+    image2 = case.random_image(repo, "ultm-2")
     client.push_manifest(repo, "image1", image1)
     client.push_manifest(repo, "image2", image2)
     listed = push_list(client, repo, [image1, image2])
@@ -340,16 +413,16 @@ def test_untagged_manifestlist_with_tagged_manifest(
 
 
 def test_tagged_manifestlist_with_deleted_reference(
-    reg: RealRegistry, capsys: pytest.CaptureFixture[str]
+    case: Case, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """TestTaggedManifestlistWithDeletedreference: an untagged list whose children were deleted.
 
     (The Go test pushes the list without a tag, despite its name.) -m deletes every blob.
     """
+    reg, repo = case.reg, "foo/untaggedlist/deleteref"
     client = reg.client()
-    repo = "foo/untaggedlist/deleteref"
-    image1 = push_random_image(client, repo, "tldr-1")
-    image2 = push_random_image(client, repo, "tldr-2")
+    image1 = case.random_image(repo, "tldr-1")
+    image2 = case.random_image(repo, "tldr-2")
     push_list(client, repo, [image1, image2])
     client.delete_manifest(repo, image1.digest)
     client.delete_manifest(repo, image2.digest)
@@ -360,7 +433,7 @@ def test_tagged_manifestlist_with_deleted_reference(
 
 
 def test_a_tagged_list_whose_children_were_deleted_is_kept_whole(
-    reg: RealRegistry, capsys: pytest.CaptureFixture[str]
+    case: Case, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The case the Go test's name describes: a *tagged* list whose children were API-deleted.
 
@@ -369,21 +442,20 @@ def test_a_tagged_list_whose_children_were_deleted_is_kept_whole(
     list: registry-gc keeps them (and reports the missing revisions), so that pushing
     the children again heals the image.
     """
+    reg, repo = case.reg, "foo/taggedlist/deleteref"
     client = reg.client()
-    repo = "foo/taggedlist/deleteref"
-    image1 = push_random_image(client, repo, "tlwd-1")
-    image2 = push_random_image(client, repo, "tlwd-2")
+    image1 = case.random_image(repo, "tlwd-1")
+    image2 = case.random_image(repo, "tlwd-2")
     listed = push_list(client, repo, [image1, image2], tag="test")
     client.delete_manifest(repo, image1.digest)
     client.delete_manifest(repo, image2.digest)
-    before = blobs(reg)
 
     gc(capsys, reg, "-m")
 
     assert listed.digest in blobs(reg)
     assert client.get_manifest(repo, "test").digest == listed.digest
-    assert {image1.digest, image2.digest} <= before
     for image in (image1, image2):
         assert image.digest in blobs(reg), "a child a live list names stays in blobs/"
-        client.push_manifest(repo, image.digest, image)
-    assert_served(reg, repo, listed)
+        assert {b.digest for b in image.blobs} <= blobs(reg)
+        client.push_image(repo, None, image)
+    assert_list_served(reg, repo, listed, [image1, image2])
