@@ -259,26 +259,42 @@ class DeletionList(Sequence[Deletion]):
         return None
 
     def tally(self, counted: Sequence[int] | None = None) -> Tally:
-        """Counts and bytes of the deletions (those ``counted`` marks, when given)."""
+        """Counts and bytes of the deletions (those ``counted`` marks, when given).
+
+        The rows are first summed per (kind, reason, repository) code, in the order each
+        first occurs, then handed to the tally one sum each: a row costs a tuple and a
+        dict update instead of a :meth:`Tally.add` (with its enum hashing), and the tally's
+        dicts fill in the same order as row by row.
+        """
         rows = self._all
-        tally = Tally()
         kinds, reasons, repos, sizes = rows.kind, rows.reason, rows.repo, rows.size
         objects = rows.objects
-        for i in range(len(kinds)):
+        #: (kind, reason, repository code) → [count, bytes]; (_OBJECT, row, 0) for a row kept whole
+        sums: dict[tuple[int, int, int], list[int]] = {}
+        columns = zip(kinds, reasons, repos, sizes, strict=True)
+        for i, (kind, reason, code, size) in enumerate(columns):
             if counted is not None and not counted[i]:
                 continue
-            kind = kinds[i]
+            key = (kind, i, 0) if kind == _OBJECT else (kind, reason, code)
+            entry = sums.get(key)
+            if entry is None:
+                sums[key] = [1, size]
+            else:
+                entry[0] += 1
+                entry[1] += size
+        tally = Tally()
+        for (kind, reason, code), (count, size) in sums.items():
             if kind == _OBJECT:
-                d = objects[i]
+                d = objects[reason]
                 tally.add(d.category, d.reason, d.repository, d.size, len(d.paths))
                 continue
-            code = repos[i]
             tally.add(
                 Category.REVISION if kind == _LEGACY else _CATEGORIES[kind],
-                _REASONS[reasons[i]],
+                _REASONS[reason],
                 None if code < 0 else self._repos[code],
-                sizes[i],
-                1,
+                size,
+                count,
+                count=count,
             )
         return tally
 
@@ -308,25 +324,32 @@ class Tally:
         self.objects = 0
 
     def add(
-        self, category: Category, reason: Reason, repository: str | None, size: int, objects: int
+        self,
+        category: Category,
+        reason: Reason,
+        repository: str | None,
+        size: int,
+        objects: int,
+        *,
+        count: int = 1,
     ) -> None:
-        """Count one deletion."""
+        """Count one deletion (or ``count`` alike ones, ``size`` and ``objects`` their sums)."""
         c = self.categories[category]
-        c[0] += 1
+        c[0] += count
         c[1] += size
         c[2] += objects
-        self.count += 1
+        self.count += count
         self.bytes += size
         self.objects += objects
         by_reason = self.reasons.setdefault(category, {})
-        by_reason[reason] = by_reason.get(reason, 0) + 1
+        by_reason[reason] = by_reason.get(reason, 0) + count
         if repository is not None:
             entry = self.repositories.get(repository)
             if entry is None:
                 entry = self.repositories[repository] = ([0, 0], {})
-            entry[0][0] += 1
+            entry[0][0] += count
             entry[0][1] += size
-            entry[1][category] = entry[1].get(category, 0) + 1
+            entry[1][category] = entry[1].get(category, 0) + count
 
     @classmethod
     def of(cls, deletions: Iterable[Deletion], counted: Sequence[int] | None = None) -> Tally:
