@@ -38,6 +38,8 @@ _REASONS: Final = tuple(Reason)
 _CATEGORY_CODE: Final = {c: i for i, c in enumerate(_CATEGORIES)}
 _REASON_CODE: Final = {r: i for i, r in enumerate(_REASONS)}
 _PHASE_OF: Final = {c: i for i, phase in enumerate(PHASES) for c in phase}
+#: category → (phase, category code): one enum hash per add, not two (``Enum.__hash__`` is Python)
+_SLOT: Final = {c: (_PHASE_OF[c], code) for c, code in _CATEGORY_CODE.items()}
 #: The ``kind`` of a row whose deletion is kept whole.
 _OBJECT: Final = 255
 #: A revision registry 2.1.0 linked under ``_layers``: a revision, at a layer link's path.
@@ -110,12 +112,18 @@ class DeletionList(Sequence[Deletion]):
         if self._rows is not None:
             msg = "the deletion list is frozen"
             raise RuntimeError(msg)
-        rows = self._phases[_PHASE_OF[category]]
-        rows.kind.append(_LEGACY if legacy else _CATEGORY_CODE[category])
+        phase, code = _SLOT[category]
+        rows = self._phases[phase]
+        rows.kind.append(_LEGACY if legacy else code)
         rows.reason.append(_REASON_CODE[reason])
-        rows.repo.append(
-            -1 if repository is None else self._code(repository, self._repo_code, self._repos)  # type: ignore[arg-type]
-        )
+        if repository is None:
+            rows.repo.append(-1)
+        else:
+            # _code, inlined for the common case (a repository already seen): ~10 % of an add.
+            repo_code = self._repo_code.get(repository)
+            if repo_code is None:
+                repo_code = self._code(repository, self._repo_code, self._repos)  # type: ignore[arg-type]
+            rows.repo.append(repo_code)
         rows.digest.append(digest_id)
         rows.name.append(-1 if tag is None else self._code(tag, self._name_code, self._names))  # type: ignore[arg-type]
         rows.size.append(size)
@@ -259,26 +267,42 @@ class DeletionList(Sequence[Deletion]):
         return None
 
     def tally(self, counted: Sequence[int] | None = None) -> Tally:
-        """Counts and bytes of the deletions (those ``counted`` marks, when given)."""
+        """Counts and bytes of the deletions (those ``counted`` marks, when given).
+
+        The rows are first summed per (kind, reason, repository) code, in the order each
+        first occurs, then handed to the tally one sum each: a row costs a tuple and a
+        dict update instead of a :meth:`Tally.add` (with its enum hashing), and the tally's
+        dicts fill in the same order as row by row.
+        """
         rows = self._all
-        tally = Tally()
         kinds, reasons, repos, sizes = rows.kind, rows.reason, rows.repo, rows.size
         objects = rows.objects
-        for i in range(len(kinds)):
+        #: (kind, reason, repository code) → [count, bytes]; (_OBJECT, row, 0) for a row kept whole
+        sums: dict[tuple[int, int, int], list[int]] = {}
+        columns = zip(kinds, reasons, repos, sizes, strict=True)
+        for i, (kind, reason, code, size) in enumerate(columns):
             if counted is not None and not counted[i]:
                 continue
-            kind = kinds[i]
+            key = (kind, i, 0) if kind == _OBJECT else (kind, reason, code)
+            entry = sums.get(key)
+            if entry is None:
+                sums[key] = [1, size]
+            else:
+                entry[0] += 1
+                entry[1] += size
+        tally = Tally()
+        for (kind, reason, code), (count, size) in sums.items():
             if kind == _OBJECT:
-                d = objects[i]
+                d = objects[reason]
                 tally.add(d.category, d.reason, d.repository, d.size, len(d.paths))
                 continue
-            code = repos[i]
             tally.add(
                 Category.REVISION if kind == _LEGACY else _CATEGORIES[kind],
-                _REASONS[reasons[i]],
+                _REASONS[reason],
                 None if code < 0 else self._repos[code],
-                sizes[i],
-                1,
+                size,
+                count,
+                count=count,
             )
         return tally
 
@@ -308,25 +332,32 @@ class Tally:
         self.objects = 0
 
     def add(
-        self, category: Category, reason: Reason, repository: str | None, size: int, objects: int
+        self,
+        category: Category,
+        reason: Reason,
+        repository: str | None,
+        size: int,
+        objects: int,
+        *,
+        count: int = 1,
     ) -> None:
-        """Count one deletion."""
+        """Count one deletion (or ``count`` alike ones, ``size`` and ``objects`` their sums)."""
         c = self.categories[category]
-        c[0] += 1
+        c[0] += count
         c[1] += size
         c[2] += objects
-        self.count += 1
+        self.count += count
         self.bytes += size
         self.objects += objects
         by_reason = self.reasons.setdefault(category, {})
-        by_reason[reason] = by_reason.get(reason, 0) + 1
+        by_reason[reason] = by_reason.get(reason, 0) + count
         if repository is not None:
             entry = self.repositories.get(repository)
             if entry is None:
                 entry = self.repositories[repository] = ([0, 0], {})
-            entry[0][0] += 1
+            entry[0][0] += count
             entry[0][1] += size
-            entry[1][category] = entry[1].get(category, 0) + 1
+            entry[1][category] = entry[1].get(category, 0) + count
 
     @classmethod
     def of(cls, deletions: Iterable[Deletion], counted: Sequence[int] | None = None) -> Tally:

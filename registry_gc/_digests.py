@@ -27,8 +27,10 @@ True
 
 from __future__ import annotations
 
+import binascii
 import itertools
 import re
+import struct
 from array import array
 from typing import TYPE_CHECKING, Final
 
@@ -45,6 +47,9 @@ _SHA256: Final = "sha256:"
 _HEX64: Final = re.compile(r"[0-9a-f]{64}")
 #: Bucket table bits at most (2**24 buckets: 64 MiB of offsets, for 16 million blobs).
 _MAX_BITS: Final = 24
+#: The leading 4 bytes of a record as a big-endian unsigned int: the bucket key. One C call
+#: instead of ``int.from_bytes(raw[:4], "big")`` (a slice and a call), ~25 % off a lookup.
+_HEAD: Final = struct.Struct(">I").unpack_from
 
 
 def raw_sha256(digest: str) -> bytes | None:
@@ -118,7 +123,7 @@ class DigestIndex:
     def find_raw(self, raw: bytes) -> int:
         """The id of the sorted sha256 digest with these 32 bytes; -1 when it is not listed."""
         starts = self._starts
-        b = int.from_bytes(raw[:4], "big") >> self._shift
+        b = _HEAD(raw)[0] >> self._shift
         end = starts[b + 1] * RAW_SIZE
         keys = self._keys
         at = keys.find(raw, starts[b] * RAW_SIZE, end)
@@ -131,12 +136,22 @@ class DigestIndex:
         """The id of ``digest``; -1 when it was never seen."""
         if self._sorted and len(digest) == 71 and digest.startswith(_SHA256):
             try:
-                raw = bytes.fromhex(digest[7:])
+                # a2b_hex: half the time of bytes.fromhex; unlike it, it refuses whitespace,
+                # which no digest in the index holds (intern takes valid digests only).
+                raw = binascii.a2b_hex(digest[7:])
             except ValueError:
                 return -1
-            found = self.find_raw(raw) if len(raw) == RAW_SIZE else -1
-            if found >= 0:
-                return found
+            if len(raw) == RAW_SIZE:
+                # find_raw, inlined: this is the run's most called lookup (a call is ~15 % of it).
+                starts = self._starts
+                b = _HEAD(raw)[0] >> self._shift
+                end = starts[b + 1] * RAW_SIZE
+                keys = self._keys
+                at = keys.find(raw, starts[b] * RAW_SIZE, end)
+                while at > 0 and at % RAW_SIZE:
+                    at = keys.find(raw, at + 1, end)
+                if at >= 0:
+                    return at // RAW_SIZE
         return self._extra.get(digest, -1)
 
     def intern(self, digest: str) -> int:

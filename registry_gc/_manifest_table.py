@@ -241,6 +241,30 @@ class ManifestTable(MutableMapping["Digest", Entry]):
             return []
         return [d for d in self._refs[self._start[row] + 2 : self._start[row + 1]] if d >= 0]
 
+    def holds_manifest(self, digest: str) -> bool:
+        """Whether ``digest``'s entry is a :class:`Manifest`: ``isinstance(get(digest), Manifest)``.
+
+        Without making the entry (a row is always a manifest).
+        """
+        row = self._row_of(self.index.find(digest))
+        if row < 0:
+            return False
+        return self._code[row] != _OBJECT or isinstance(self._objects[row], Manifest)
+
+    def subject(self, digest: str) -> Digest | None:
+        """The subject of manifest ``digest``; ``None`` if it has none or is no manifest.
+
+        What ``get(digest).subject`` is, without making the entry.
+        """
+        row = self._row_of(self.index.find(digest))
+        if row < 0:
+            return None
+        if self._code[row] == _OBJECT:
+            entry = self._objects[row]
+            return entry.subject if isinstance(entry, Manifest) else None
+        subject = self._refs[self._start[row]]
+        return None if subject < 0 else self.index.digest(subject)
+
     def ids(self) -> Iterator[int]:
         """The ids that have an entry."""
         rows = self._row

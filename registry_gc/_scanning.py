@@ -22,6 +22,7 @@ import logging
 import re
 import time
 from array import array
+from binascii import a2b_hex
 from typing import TYPE_CHECKING, Final
 
 from ._columns import LinkTimes
@@ -146,7 +147,7 @@ class _Builder:
             if found is None or not name.startswith(xx):
                 self.add_path(f"{batch.directory}/{name}", size, mtime)
                 continue
-            keys += bytes.fromhex(found.group(1))
+            keys += a2b_hex(found.group(1))  # half the time of bytes.fromhex (lower-case hex)
             sizes.append(size)
             mtimes.append(mtime)
             if mtime >= unknown:
@@ -209,30 +210,39 @@ class _Builder:
         what, repo, extra = kind
         if what == _REVISION:
             repo.has_manifests = True
+            assert isinstance(extra, str)
+            self._add_revision_batch(batch, repo.revisions, extra)
+            return
         if what == _LAYERS:
             links = repo.layers
-        elif what == _TAG_INDEX:
+        else:
             assert isinstance(extra, TagEntry)
             links = extra.index
-        else:
-            links = repo.revisions
-        index = self.index
+        intern_raw = self.index.intern_raw
+        append_id = links.append_id
         match = _LINK_NAME.fullmatch
         unknown = _UNKNOWN
         for name, size, mtime in zip(batch.names, batch.sizes, batch.mtimes, strict=True):
-            if what == _REVISION:
-                if name != "link":
-                    self.add_path(f"{batch.directory}/{name}", size, mtime)
-                    continue
-                raw = bytes.fromhex(extra)  # type: ignore[arg-type]
-            else:
-                found = match(name)
-                if found is None:
-                    self.add_path(f"{batch.directory}/{name}", size, mtime)
-                    continue
-                raw = bytes.fromhex(found.group(1))
-            links.append_id(index.intern_raw(raw), mtime)
+            found = match(name)
+            if found is None:
+                self.add_path(f"{batch.directory}/{name}", size, mtime)
+                continue
+            # a2b_hex: half the time of bytes.fromhex (the pattern took lower-case hex only).
+            append_id(intern_raw(a2b_hex(found.group(1))), mtime)
             if mtime >= unknown:
+                self._unknown(f"{batch.directory}/{name}")
+            self.inv.objects += 1
+        self._listed(0)
+        self._add_dirs(batch)
+
+    def _add_revision_batch(self, batch: ListedBatch, links: LinkTimes, hex_digest: str) -> None:
+        """A revision's directory: its ``link`` names the directory's digest, ``hex_digest``."""
+        for name, size, mtime in zip(batch.names, batch.sizes, batch.mtimes, strict=True):
+            if name != "link":
+                self.add_path(f"{batch.directory}/{name}", size, mtime)
+                continue
+            links.append_id(self.index.intern_raw(a2b_hex(hex_digest)), mtime)
+            if mtime >= _UNKNOWN:
                 self._unknown(f"{batch.directory}/{name}")
             self.inv.objects += 1
         self._listed(0)

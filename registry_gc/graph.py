@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import enum
 from collections import defaultdict
+from functools import partial
 from typing import TYPE_CHECKING
 
 import attrs
@@ -34,8 +35,9 @@ from .fetch import ManifestTable, Unreadable, is_manifest
 from .manifests import Manifest
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Iterable, Iterator
+    from collections.abc import Collection, Iterable, Iterator, Mapping
 
+    from ._manifest_table import Entry
     from .inventory import BlobTable, RepositoryEntry
     from .layout import Digest
 
@@ -104,10 +106,12 @@ class Graph:
             # missing manifest names it in the report: the same order whatever was listed.
             manifests = dict(sorted(manifests.items()))
         referrers: dict[Digest, list[Digest]] = defaultdict(list)
+        # A table gives the subjects alone, making no Manifest (that was a third of graph.of).
+        subject_of = table.subject if isinstance(table, ManifestTable) else partial(_subject, table)
         for digest in manifests:
-            m = table.get(digest)
-            if isinstance(m, Manifest) and m.subject is not None:
-                referrers[m.subject].append(digest)
+            subject = subject_of(digest)
+            if subject is not None:
+                referrers[subject].append(digest)
         return cls(repo, table, present, legacy, manifests, dict(referrers))
 
     def canonical(self, ref: Digest) -> Digest | None:
@@ -121,6 +125,12 @@ class Graph:
         return digest in self.manifests or (
             digest in self.repo.layers and is_manifest(self.table.get(digest))
         )
+
+
+def _subject(table: Mapping[Digest, Entry], digest: Digest) -> Digest | None:
+    """The subject of manifest ``digest`` in a plain mapping of entries."""
+    m = table.get(digest)
+    return m.subject if isinstance(m, Manifest) else None
 
 
 def _in_digest_order(links: LinkTimes | dict[Digest, float]) -> bool:

@@ -27,7 +27,7 @@ import attrs
 
 from ._columns import IdFlags, IdSet
 from ._digests import DigestIndex
-from .fetch import Unreadable
+from .fetch import ManifestTable, Unreadable
 from .graph import Graph, Reach, Role, walk
 from .inventory import Anomaly
 from .layout import RevisionLink, TagCurrentLink, blob_path, repository_prefix
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Collection, MutableSet
     from collections.abc import Set as AbstractSet
 
-    from .fetch import ManifestTable
     from .inventory import BlobTable, Inventory, RepositoryEntry
     from .layout import Digest, Repository, Tag
 
@@ -286,8 +285,13 @@ class _Repository:
                     "missing from the store: that image cannot be pulled",
                 )
         for digest in sorted(self.graph.manifests):
+            if digest in self.skip_manifests:
+                continue
+            # A table tells a parsed manifest without making it (nearly all of them are).
+            if isinstance(table, ManifestTable) and table.holds_manifest(digest):
+                continue
             m = table.get(digest)
-            if digest in self.skip_manifests or isinstance(m, Manifest):
+            if isinstance(m, Manifest):
                 continue
             if _missing(m):
                 add(

@@ -9,6 +9,7 @@ from typing import Any
 from registry_gc import collect, fetch, take_inventory
 from registry_gc.backends import WrappingBackend, open_backend
 from registry_gc.layout import Digest
+from registry_gc.manifests import Manifest, parse_manifest
 
 from tests.rigs.builder import RegistryBuilder
 from tests.rigs.stores import ZERO, Store, blob
@@ -65,3 +66,50 @@ def test_one_round_reads_exactly_the_digests_given(disk: Store) -> None:
     missing = Digest("sha256:" + "ab" * 32)
     asyncio.run(fetch.read_manifests(backend, inventory.blobs, {missing}, table))
     assert table[missing] == fetch.Unreadable(missing=True)
+
+
+def test_table_subject_and_holds_manifest_agree_with_its_entries() -> None:
+    """``subject`` and ``holds_manifest`` answer what ``get`` tells, for rows and whole entries."""
+    subject = Digest("sha256:" + "5" * 64)
+    layer = {"mediaType": "application/vnd.oci.image.layer.v1.tar", "size": 1}
+    descriptor = {**layer, "digest": "sha256:" + "1" * 64}
+    bodies: dict[str, dict[str, Any]] = {
+        "image with subject": {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {**descriptor, "mediaType": "application/vnd.oci.image.config.v1+json"},
+            "layers": [descriptor],
+            "subject": {**descriptor, "digest": subject},
+        },
+        "image": {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {**descriptor, "mediaType": "application/vnd.oci.image.config.v1+json"},
+            "layers": [],
+        },
+        "index with subject": {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [],
+            "subject": {**descriptor, "digest": subject},
+        },
+        "unknown kind with subject": {
+            "schemaVersion": 2,
+            "mediaType": "application/x-unknown",
+            "subject": {**descriptor, "digest": subject},
+        },
+    }
+    table = fetch.ManifestTable()
+    entries: dict[Digest, Any] = {}
+    for k, body in enumerate(bodies.values()):
+        entries[Digest(f"sha256:{k:064x}")] = parse_manifest(json.dumps(body).encode())
+    entries[Digest("sha256:" + "e" * 64)] = fetch.Unreadable(missing=True)
+    entries[Digest("sha256:" + "f" * 64)] = fetch.Unreadable(missing=False, error="bad")
+    for digest, entry in entries.items():
+        table[digest] = entry
+    for digest in [*entries, Digest("sha256:" + "9" * 64), Digest("sha512:" + "9" * 128)]:
+        entry = table.get(digest)
+        assert table.holds_manifest(digest) == isinstance(entry, Manifest), digest
+        expected = entry.subject if isinstance(entry, Manifest) else None
+        assert table.subject(digest) == expected, digest
+    assert [table.subject(d) for d in list(entries)[:4]] == [subject, None, subject, subject]
