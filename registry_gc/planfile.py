@@ -123,9 +123,10 @@ def record_of(inventory: Inventory, path: str) -> PathRecord | None:
     digest = blob_digest(path)
     if digest is not None:
         blobs = inventory.blobs
-        if digest not in blobs:
+        i = blobs.index.find(digest)  # one lookup for the three questions
+        if not blobs.has_id(i):
             return None
-        return PathRecord(path, blobs.size(digest), _stamp(blobs.mtime(digest)))
+        return PathRecord(path, blobs.size_of_id(i), _stamp(blobs.mtime_of_id(i)))
     key = classify(path)
     if isinstance(key, BlobData):  # pragma: no cover - blob_digest took these
         return None
