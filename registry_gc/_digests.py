@@ -141,17 +141,9 @@ class DigestIndex:
                 raw = binascii.a2b_hex(digest[7:])
             except ValueError:
                 return -1
-            if len(raw) == RAW_SIZE:
-                # find_raw, inlined: this is the run's most called lookup (a call is ~15 % of it).
-                starts = self._starts
-                b = _HEAD(raw)[0] >> self._shift
-                end = starts[b + 1] * RAW_SIZE
-                keys = self._keys
-                at = keys.find(raw, starts[b] * RAW_SIZE, end)
-                while at > 0 and at % RAW_SIZE:
-                    at = keys.find(raw, at + 1, end)
-                if at >= 0:
-                    return at // RAW_SIZE
+            found = self.find_raw(raw) if len(raw) == RAW_SIZE else -1
+            if found >= 0:
+                return found
         return self._extra.get(digest, -1)
 
     def intern(self, digest: str) -> int:
