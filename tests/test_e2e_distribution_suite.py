@@ -22,9 +22,6 @@ started with ``compatibility.schema1.enabled``), on disk.
 from __future__ import annotations
 
 import hashlib
-import json
-import re
-import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -32,11 +29,10 @@ import pytest
 from registry_gc import cli
 
 from tests.conftest import require_tool
-from tests.rigs import oci
-from tests.rigs.e2e import s3_args
+from tests.rigs import e2e, oci
+from tests.rigs.e2e import Layout, s3_args
 from tests.rigs.push import RegistryError
 from tests.rigs.registry import RealRegistry, S3Storage
-from tests.rigs.skopeo import pull_all
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -47,9 +43,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.registry
 
 NO_GRACE = ("--grace", "0s", "--uploads-older-than", "0s")
-_BLOB = re.compile(r"blobs/sha256/[0-9a-f]{2}/([0-9a-f]{64})/data")
-_REVISION = re.compile(r"repositories/(.+)/_manifests/revisions/sha256/([0-9a-f]{64})/link")
-_LAYER = re.compile(r"repositories/(.+)/_layers/sha256/([0-9a-f]{64})/link")
 
 
 #: Registry 2.8.2 accepts (signed) schema1 pushes only when told to.
@@ -87,7 +80,7 @@ def case(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Case]:
     require_tool("docker-registry")
     if request.param == "s3":
         server = request.getfixturevalue("s3_server")
-        bucket = server.make_bucket(f"t-{uuid.uuid4().hex[:16]}")
+        bucket = request.getfixturevalue("s3_bucket")
         storage = S3Storage.on(server, bucket, rootdirectory="/reg")
         registry = RealRegistry(tmp_path / "registry", s3=storage, extra_config=SCHEMA1)
     else:
@@ -99,41 +92,32 @@ def case(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Case]:
         yield Case(registry, schema1=request.param == "disk-2.8")
     finally:
         registry.stop()
-        if request.param == "s3":
-            server.drop_bucket(bucket)
+
+
+def target(registry: RealRegistry) -> list[str]:
+    """The command line's arguments naming the registry's store (a directory, or S3 and options)."""
+    return s3_args(registry.s3) if registry.s3 is not None else [str(registry.root_dir)]
 
 
 def gc(capsys: pytest.CaptureFixture[str], registry: RealRegistry, *args: str) -> dict[str, Any]:
     """``registry-gc gc`` of the registry's store with ``args``; exit 0; the JSON report."""
-    target = [str(registry.root_dir)] if registry.root_dir is not None else []
-    if registry.s3 is not None:
-        target = s3_args(registry.s3)
-    capsys.readouterr()
-    code = cli.run(["gc", *target, *NO_GRACE, "--json", *args])
-    captured = capsys.readouterr()
-    assert code == cli.EXIT_OK, f"{captured.out}\n{captured.err}"
-    report: dict[str, Any] = json.loads(captured.out)
+    report: dict[str, Any] = e2e.gc(capsys, *target(registry), *NO_GRACE, *args)
     return report
 
 
 def blobs(registry: RealRegistry) -> set[str]:
     """``allBlobs``: the digest of every blob in ``blobs/`` (what ``Blobs().Enumerate`` sees)."""
-    keys = registry.keys()
-    return {f"sha256:{m[1]}" for k in keys if (m := _BLOB.fullmatch(k))}
+    return Layout.parse(registry.keys()).blobs
 
 
 def revisions(registry: RealRegistry, repo: str) -> set[str]:
     """``allManifests``: the digests of ``repo``'s revision links."""
-    keys = registry.keys()
-    found = (_REVISION.fullmatch(k) for k in keys)
-    return {f"sha256:{m[2]}" for m in found if m and m[1] == repo}
+    return Layout.parse(registry.keys()).revisions[repo]
 
 
 def layer_links(registry: RealRegistry, repo: str) -> set[str]:
     """The digests of ``repo``'s ``_layers`` links."""
-    keys = registry.keys()
-    found = (_LAYER.fullmatch(k) for k in keys)
-    return {f"sha256:{m[2]}" for m in found if m and m[1] == repo}
+    return Layout.parse(registry.keys()).layers[repo]
 
 
 def push_list(
@@ -194,10 +178,9 @@ def assert_gone(registry: RealRegistry, repo: str, obj: Pushed) -> None:
 
 
 def assert_pulls(registry: RealRegistry, repo: str, ref: str, dest: Path) -> None:
-    """``skopeo copy --all`` of repo:ref fetches every manifest and blob (digests checked)."""
+    """:func:`tests.rigs.e2e.assert_pulls` (``skopeo copy --all``), skopeo required."""
     require_tool("skopeo")
-    result = pull_all(registry.url, repo, ref, dest / f"{repo.replace('/', '_')}-{ref}")
-    assert result.returncode == 0, f"{repo}:{ref}: {result.stderr}\n{registry.log_tail()}"
+    e2e.assert_pulls(registry, repo, ref, dest)
 
 
 def test_no_deletion_no_effect(case: Case, capsys: pytest.CaptureFixture[str]) -> None:
@@ -262,9 +245,8 @@ def test_gc_with_missing_manifests(case: Case, capsys: pytest.CaptureFixture[str
     assert revisions(reg, "testrepo") == set()
     before = reg.keys()
 
-    target = [str(reg.root_dir)] if reg.s3 is None else s3_args(reg.s3)
     capsys.readouterr()
-    code = cli.run(["gc", *target, *NO_GRACE])
+    code = cli.run(["gc", *target(reg), *NO_GRACE])
     captured = capsys.readouterr()
     assert code == cli.EXIT_REFUSED, captured.out + captured.err
     assert "--allow-no-manifests" in captured.err
