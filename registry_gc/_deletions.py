@@ -20,18 +20,43 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Final, overload
+from typing import TYPE_CHECKING, Final, NamedTuple, overload
 
-from .layout import V2_PREFIX, LayerLink, RevisionLink, TagIndexLink, blob_path
+from .layout import (
+    V2_PREFIX,
+    Digest,
+    LayerLink,
+    Repository,
+    RevisionLink,
+    Tag,
+    TagIndexLink,
+    blob_path,
+)
 from .plan import PHASES, Category, Deletion, Reason
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
     from ._digests import DigestIndex
-    from .layout import Repository, Tag
 
-__all__ = ["DeletionList", "Tally", "deleted_bytes"]
+__all__ = ["DeletionList", "Spelled", "Tally", "deleted_bytes"]
+
+
+class Spelled(NamedTuple):
+    """A one-path deletion as :meth:`DeletionList.spelled` hands it out, without a Deletion."""
+
+    category: Category
+    reason: Reason
+    repository: Repository | None
+    #: the digest's id in the list's :class:`~registry_gc._digests.DigestIndex`
+    digest_id: int
+    digest: Digest
+    tag: Tag | None
+    size: int
+    path: str
+    #: a revision registry 2.1.0 linked under ``_layers`` (its path is a layer link's)
+    legacy: bool
+
 
 _CATEGORIES: Final = tuple(Category)
 _REASONS: Final = tuple(Reason)
@@ -207,40 +232,57 @@ class DeletionList(Sequence[Deletion]):
 
     def paths_of(self, i: int) -> tuple[str, ...]:
         """The paths of deletion ``i`` (without making the deletion for a one-path row)."""
-        rows = self._all
-        kind = rows.kind[i]
-        if kind == _OBJECT:
-            return rows.objects[i].paths
-        return (self._path(rows, i, kind),)
+        row = self._row(self._all, i)
+        return row.paths if isinstance(row, Deletion) else (row.path,)
 
-    def _path(self, rows: _Rows, i: int, kind: int) -> str:
-        digest = self.digests.digest(rows.digest[i])
-        category = Category.REVISION if kind == _LEGACY else _CATEGORIES[kind]
-        if category is Category.BLOB:
-            return blob_path(digest)
-        repo = self._repos[rows.repo[i]]
-        if kind == _LEGACY or category is Category.LAYER_LINK:
-            return LayerLink(repo, digest).path
-        if category is Category.REVISION:
-            return RevisionLink(repo, digest).path
-        return TagIndexLink(repo, self._names[rows.name[i]], digest).path
+    def spelled(self) -> Iterator[Deletion | Spelled]:
+        """Every deletion in plan order, a one-path row as its fields rather than a Deletion.
 
-    def _make(self, i: int) -> Deletion:
+        A row kept whole comes as its :class:`~registry_gc.plan.Deletion`; a
+        one-path row as a :class:`Spelled` tuple, which also carries the digest's
+        id, for readers that look it up by id.
+        """
         rows = self._all
+        return (self._row(rows, i) for i in range(len(rows)))
+
+    def _row(self, rows: _Rows, i: int) -> Deletion | Spelled:
+        """Row ``i``: its deletion if kept whole, else its fields and its one path."""
         kind = rows.kind[i]
         if kind == _OBJECT:
             return rows.objects[i]
-        category = Category.REVISION if kind == _LEGACY else _CATEGORIES[kind]
+        did = rows.digest[i]
+        digest = self.digests.digest(did)
         code = rows.repo[i]
         name = rows.name[i]
-        return Deletion(
+        repo = None if code < 0 else self._repos[code]
+        tag = None if name < 0 else self._names[name]
+        category = Category.REVISION if kind == _LEGACY else _CATEGORIES[kind]
+        if category is Category.BLOB:
+            path = blob_path(digest)
+        elif kind == _LEGACY or category is Category.LAYER_LINK:
+            path = LayerLink(repo, digest).path  # type: ignore[arg-type]
+        elif category is Category.REVISION:
+            path = RevisionLink(repo, digest).path  # type: ignore[arg-type]
+        else:
+            path = TagIndexLink(repo, tag, digest).path  # type: ignore[arg-type]
+        return Spelled(
             category,
             _REASONS[rows.reason[i]],
-            (self._path(rows, i, kind),),
+            repo,
+            did,
+            digest,
+            tag,
             rows.size[i],
-            None if code < 0 else self._repos[code],
-            self.digests.digest(rows.digest[i]),
-            None if name < 0 else self._names[name],
+            path,
+            kind == _LEGACY,
+        )
+
+    def _make(self, i: int) -> Deletion:
+        row = self._row(self._all, i)
+        if isinstance(row, Deletion):
+            return row
+        return Deletion(
+            row.category, row.reason, (row.path,), row.size, row.repository, row.digest, row.tag
         )
 
     def names(self) -> Iterable[str]:

@@ -19,7 +19,7 @@ from ._deletions import deleted_bytes
 from ._errors import ConfigError
 from ._resolve import check_names_only, survey_names
 from ._run import Timings, open_root, survey
-from .apply import execute
+from .apply import StatusList, execute
 from .backends import Backend
 from .created import read_created_times
 from .mark import mark
@@ -187,7 +187,10 @@ def write_plan_files(
         statuses = errors = None
         if with_status:
             result = report.result
-            statuses = [report.status(i) for i in range(len(report.plan.deletions))]
+            # what report.status(i) answers, without a list of a Status per deletion
+            statuses = (
+                result.status if result is not None else StatusList(len(report.plan.deletions))
+            )
             errors = {f.path: f.error for f in result.failures} if result is not None else None
         footer = write_plan(
             target, header, report.inventory, report.plan, statuses=statuses, errors=errors

@@ -17,6 +17,8 @@ from registry_gc import (
     make_plan,
     mark,
 )
+from registry_gc._deletions import DeletionList, Spelled
+from registry_gc.apply import Status
 from registry_gc.backends import MultipartUpload
 from registry_gc.layout import Digest, LegacySignatureLink, Repository, Tag
 from registry_gc.plan import Category, Deletion, Reason
@@ -34,6 +36,7 @@ from registry_gc.planfile import (
 )
 
 from tests.rigs.builder import RegistryBuilder, sha256
+from tests.rigs.layouts import legacy
 from tests.rigs.scenarios import rich
 from tests.rigs.stores import DAY, R, blob, cur, idx, lnk, rev, surveyed, upload_paths
 
@@ -139,6 +142,42 @@ def test_a_plan_of_every_category_round_trips(tmp_path: Path) -> None:
     assert record.mtime == datetime.datetime.fromtimestamp(
         inventory.blobs.mtime(blob_entry.digest), UTC
     )
+
+
+def test_a_plan_kept_as_rows_is_written_as_each_deletion_would_be(tmp_path: Path) -> None:
+    """The rows' fast writer gives the text a Deletion and record_of per path would give.
+
+    A plan with rows of every kind (blobs, layer links, revisions, a revision
+    2.1.0 linked under ``_layers``, tag history) and deletions kept whole
+    (tags, uploads, repositories), with every status and an error on some
+    paths, written both ways, byte for byte.
+    """
+    b = RegistryBuilder()
+    rich(b)
+    legacy(b, "old", None)
+    inventory, manifests = surveyed(b, tmp_path / "reg")
+    opts = Options(delete_untagged=True, grace=datetime.timedelta(0), prune_damaged=True)
+    plan = make_plan(inventory, mark(inventory, manifests, opts))
+    deletions = plan.deletions
+    assert isinstance(deletions, DeletionList)
+    rows = list(deletions.spelled())
+    assert any(isinstance(r, Deletion) for r in rows), "no deletion kept whole"
+    assert any(isinstance(r, Spelled) and r.legacy for r in rows), "no 2.1.0 revision"
+    spelled = {r.category for r in rows if isinstance(r, Spelled)}
+    assert spelled == {Category.BLOB, Category.LAYER_LINK, Category.REVISION, Category.TAG_INDEX}
+    statuses = [list(Status)[i % len(Status)] for i in range(len(deletions))]
+    errors = {p: f"error {i}" for i, d in enumerate(deletions) for p in d.paths[:1] if i % 3 == 0}
+    h = header(dry_run=False)
+    fast = io.StringIO()
+    write_plan(fast, h, inventory, plan, statuses=statuses, errors=errors)
+    slow = io.StringIO()
+    with PlanWriter(slow, h) as writer:
+        for i, d in enumerate(list(deletions)):
+            error = next((f"{p}: {errors[p]}" for p in d.paths if p in errors), None)
+            writer.add(d, records_of(inventory, d.paths), status=statuses[i], error=error)
+    assert fast.getvalue() == slow.getvalue()
+    timed = {e.category for e in read_text(fast.getvalue())[1] if any(r.mtime for r in e.paths)}
+    assert timed >= spelled, "a kind of row was written with no time"
 
 
 def test_header_round_trips_options_and_removals() -> None:
