@@ -433,7 +433,15 @@ class _Builder:
                     )
                 )
             repo.layer_aliases[digest] = target
-        for repo in self.inv.repositories.values():
+        # Repositories and tags in name order, whatever order the listings gave them in:
+        # the report and the plan files list them alike for the same store.
+        repos = self.inv.repositories
+        ordered = sorted(repos.items())
+        repos.clear()
+        repos.update(ordered)
+        for repo in repos.values():
+            if repo.tags:
+                repo.tags = dict(sorted(repo.tags.items()))
             repo.layers.ids()  # sorted now, once, rather than on a first lookup
             repo.revisions.ids()
             for tag in repo.tags.values():

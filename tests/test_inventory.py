@@ -132,6 +132,19 @@ def test_nested_repositories_are_all_found(store: Store) -> None:
     assert inv.anomalies == []
 
 
+def test_repositories_and_tags_come_in_name_order(store: Store) -> None:
+    """Whatever order the listing finds them in: the plan and the report list them alike."""
+    b = RegistryBuilder()
+    names = [f"team{i % 3}/svc-{i:02d}" for i in range(24)]
+    for name in reversed(names):  # written last to first
+        for tag in ("v9", "v10", "latest", "a"):
+            b.image(name, tag)
+    inv = inventory_of(b, store)
+    assert list(inv.repositories) == sorted(names)
+    for repo in inv.repositories.values():
+        assert list(repo.tags) == ["a", "latest", "v10", "v9"]
+
+
 def test_tags_current_and_index_revisions_and_layer_links(store: Store) -> None:
     """The current digest is read from current/link; index entries and revisions come from paths."""
     b = RegistryBuilder()
