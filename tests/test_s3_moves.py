@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -190,6 +191,53 @@ def test_a_failed_part_aborts_the_multipart_copy_and_keeps_the_source(
     assert backend.request_counts["AbortMultipartUpload"] == 1
     assert backend.request_counts["CompleteMultipartUpload"] == 0
     assert backend.request_counts["DeleteObjects"] == 0
+    assert moto_server.list_multipart_uploads(moto_bucket) == []
+    assert moto_server.list_keys(moto_bucket) == {f"{ROOT}/{src}": len(data)}
+
+
+def test_the_abort_waits_for_the_parts_in_flight(moto_server: MotoS3, moto_bucket: str) -> None:
+    """Parts sent before one fails are answered before the abort is sent; none starts after.
+
+    Cancelling a request does not stop the server's copy, and S3 says a part in
+    progress when the abort arrives may outlive it. Here part 2 fails at once
+    while every other part is held for a while on its way to the server.
+    """
+    src = blob_path("large")
+    data = os.urandom(46 * MIB)  # ten parts of 5 MiB: eight go at once, two wait their turn
+    write_many(_s3_writer(moto_server, moto_bucket, ROOT), {src: data})
+    failing = _failing_part("2")
+    events: list[str] = []
+
+    def intercept(request: Request, forward: Callable[[Request], Response]) -> Response | None:
+        number = request.query.get("partNumber")
+        if request.method == "DELETE" and "uploadId" in request.query:
+            events.append("abort")
+        if number is None:
+            return None
+        events.append(f"part {number} sent")
+        answer = failing(request, forward)
+        if answer is not None:
+            events.append(f"part {number} failed")
+            return answer
+        time.sleep(0.5)
+        answer = forward(request)
+        events.append(f"part {number} answered")
+        return answer
+
+    with StorageProxy(moto_server.endpoint_url, intercept) as proxy:
+        backend = _backend(
+            moto_server,
+            moto_bucket,
+            endpoint_url=proxy.url,
+            config_kwargs={"retries": {"max_attempts": 0}},
+        )
+        (result,) = run(backend, lambda: backend.move([(src, QUARANTINE + src)]))
+    assert result.outcome is Outcome.FAILED
+    sent = {e.split()[1] for e in events if e.endswith(" sent")}
+    assert sent == {str(n) for n in range(1, 9)}, "a part started after one failed"
+    assert events[-1] == "abort", events
+    assert events.count("abort") == 1
+    assert "part 2 failed" in events
     assert moto_server.list_multipart_uploads(moto_bucket) == []
     assert moto_server.list_keys(moto_bucket) == {f"{ROOT}/{src}": len(data)}
 

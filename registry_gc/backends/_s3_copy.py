@@ -6,14 +6,22 @@ copy is a multipart upload whose parts are ranges of the source
 most 10,000 of them. :func:`multipart_copy` sends ``CreateMultipartUpload``,
 the parts (a few at a time) and ``CompleteMultipartUpload``, and aborts the
 upload when anything fails, so that no partial object is ever left behind.
+
+A part that fails stops new parts from starting, but the parts already sent
+are waited for before the abort: cancelling a request does not stop the
+server's copy, and S3 documents that a part still in progress when the abort
+arrives may survive it (and keep its storage, in an upload no listing of
+objects shows).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._objectstore import run_pool
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
 
 __all__ = ["MAX_COPY", "MIN_PART", "multipart_copy", "part_ranges"]
 
@@ -90,7 +98,7 @@ async def multipart_copy(
         etags[i] = answer["CopyPartResult"]["ETag"]
 
     try:
-        await run_pool(min(_PARTS_IN_FLIGHT, len(ranges)), range(len(ranges)), part)
+        await _parts(min(_PARTS_IN_FLIGHT, len(ranges)), len(ranges), part)
         parts = [{"PartNumber": i + 1, "ETag": etag} for i, etag in enumerate(etags)]
         await client.complete_multipart_upload(
             Bucket=bucket,
@@ -109,3 +117,27 @@ async def multipart_copy(
         raise
     logger.debug("copied %s to %s in %d parts", src_key, dst_key, len(ranges))
     return len(ranges)
+
+
+async def _parts(workers: int, count: int, part: Callable[[int], Awaitable[None]]) -> None:
+    """Copy parts ``0 … count-1``, ``workers`` at a time; raise the first failure.
+
+    After a failure no part starts, and the ones in flight are waited for (not
+    cancelled), so that the abort comes after the last part the server copies.
+    """
+    it = iter(range(count))
+    failures: list[Exception] = []
+
+    async def worker() -> None:
+        for i in it:
+            if failures:
+                return
+            try:
+                await part(i)
+            except Exception as e:  # noqa: BLE001 - raised below, once every part has ended
+                failures.append(e)
+                return
+
+    await asyncio.gather(*(worker() for _ in range(max(1, workers))))
+    if failures:
+        raise failures[0]
