@@ -395,9 +395,10 @@ class _LineSpeller:
     """Spells the plan line of a one-path row, as :meth:`PlanWriter.add` would write it.
 
     A link's time is looked up by the row's digest id, and the strings every
-    line repeats (category and reason, repository, status) are encoded once.
-    About ten times faster than a :class:`~registry_gc.plan.Deletion` per row
-    and :func:`record_of` per path.
+    line repeats (category and reason, repository, status) are encoded once:
+    about three times faster than a :class:`~registry_gc.plan.Deletion` per row
+    and :func:`record_of` per path (85k lines of the 50k benchmark store: 14.8 s
+    before, about 4 s after, on a loaded machine).
     """
 
     def __init__(self, inventory: Inventory) -> None:
