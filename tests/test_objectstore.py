@@ -88,6 +88,25 @@ def test_run_pool_bounds_concurrency_and_stops_at_the_first_error() -> None:
     assert len(done) < 99
 
 
+def test_run_pool_drain_waits_for_the_items_in_flight_and_starts_none() -> None:
+    """With drain, a failure stops new items; the ones in flight end; the first error is raised."""
+    started: list[int] = []
+    ended: list[int] = []
+
+    async def work(i: int) -> None:
+        started.append(i)
+        if i == 1:
+            await asyncio.sleep(0)  # fails once the three workers have each started one
+            raise ValueError(i)
+        await asyncio.sleep(0.01)
+        ended.append(i)
+
+    with pytest.raises(ValueError, match="1"):
+        asyncio.run(run_pool(3, range(100), work, drain=True))
+    assert started == [0, 1, 2]
+    assert ended == [0, 2]
+
+
 def _store(keys: list[str]) -> tuple[Listing, list[str]]:
     """A Listing over ``keys`` (root ``reg/``), recording each request's prefix."""
     requests: list[str] = []

@@ -71,20 +71,35 @@ def backoff(retry: int) -> float:
 
 
 async def run_pool(
-    workers: int, items: Iterable[_T], work: Callable[[_T], Awaitable[None]]
+    workers: int,
+    items: Iterable[_T],
+    work: Callable[[_T], Awaitable[None]],
+    *,
+    drain: bool = False,
 ) -> None:
     """Run ``work`` on every item with at most ``workers`` in flight.
 
     A fixed set of worker tasks pulls from one shared iterator, so a million
     items never become a million tasks. The first exception cancels the rest
-    and propagates.
+    and propagates. With ``drain``, an exception only stops new items from
+    starting: the ones in flight are waited for, then the first exception is
+    raised (for requests whose server-side work a cancel does not stop).
     """
     it = iter(items)
+    failures: list[Exception] = []
 
     async def worker() -> None:
         # next() on a shared iterator is safe: tasks only switch at awaits.
         for item in it:
-            await work(item)
+            if failures:
+                return
+            try:
+                await work(item)
+            except Exception as e:
+                if not drain:
+                    raise
+                failures.append(e)
+                return
 
     tasks = [asyncio.ensure_future(worker()) for _ in range(max(1, workers))]
     try:
@@ -94,6 +109,8 @@ async def run_pool(
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
+    if failures:
+        raise failures[0]
 
 
 # -- connections -------------------------------------------------------------------------

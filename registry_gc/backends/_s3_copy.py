@@ -16,12 +16,10 @@ objects shows).
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+from ._objectstore import run_pool
 
 __all__ = ["MAX_COPY", "MIN_PART", "multipart_copy", "part_ranges"]
 
@@ -98,7 +96,8 @@ async def multipart_copy(
         etags[i] = answer["CopyPartResult"]["ETag"]
 
     try:
-        await _parts(min(_PARTS_IN_FLIGHT, len(ranges)), len(ranges), part)
+        # drain: a cancelled part is still copied by the server, and may outlive the abort
+        await run_pool(min(_PARTS_IN_FLIGHT, len(ranges)), range(len(ranges)), part, drain=True)
         parts = [{"PartNumber": i + 1, "ETag": etag} for i, etag in enumerate(etags)]
         await client.complete_multipart_upload(
             Bucket=bucket,
@@ -117,27 +116,3 @@ async def multipart_copy(
         raise
     logger.debug("copied %s to %s in %d parts", src_key, dst_key, len(ranges))
     return len(ranges)
-
-
-async def _parts(workers: int, count: int, part: Callable[[int], Awaitable[None]]) -> None:
-    """Copy parts ``0 … count-1``, ``workers`` at a time; raise the first failure.
-
-    After a failure no part starts, and the ones in flight are waited for (not
-    cancelled), so that the abort comes after the last part the server copies.
-    """
-    it = iter(range(count))
-    failures: list[Exception] = []
-
-    async def worker() -> None:
-        for i in it:
-            if failures:
-                return
-            try:
-                await part(i)
-            except Exception as e:  # noqa: BLE001 - raised below, once every part has ended
-                failures.append(e)
-                return
-
-    await asyncio.gather(*(worker() for _ in range(max(1, workers))))
-    if failures:
-        raise failures[0]
