@@ -144,7 +144,7 @@ def s3_bucket(s3_server: SeaweedS3) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[MotoS3]:
-    """An in-process moto S3 server for the whole session (127.0.0.1, free port)."""
+    """A moto S3 server (its own process) for the whole session (127.0.0.1, free port)."""
     require_module("moto.server")
     server = MotoS3()
     try:

@@ -6,9 +6,11 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import random
 import tarfile
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -38,8 +40,6 @@ from tests.rigs.s3 import SeaweedS3
 from tests.rigs.skopeo import inspect_raw, pull_all, skopeo_copy_to_registry
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from tests.rigs.s3 import MotoS3
 
 
@@ -523,6 +523,31 @@ def test_moto_reports_per_key_delete_errors(moto_server: MotoS3, moto_bucket: st
     assert set(moto_server.list_keys(moto_bucket)) == {"protected/a"}
     fs = moto_server.filesystem()
     assert fs.cat_file(f"{moto_bucket}/protected/a") == b"x"
+
+
+@pytest.mark.s3
+def test_moto_runs_in_a_process_of_its_own_outside_coverage(moto_server: MotoS3) -> None:
+    """The moto server runs in its own process, started without coverage's subprocess variables."""
+    proc = moto_server.proc
+    assert proc is not None
+    assert proc.running
+    assert proc.pid != os.getpid()
+    assert proc.env is not None
+    assert not [k for k in proc.env if k.startswith("COVERAGE_PROCESS_")]
+    port = int(moto_server.endpoint_url.rsplit(":", 1)[1])
+    assert proc.owns_ports([port])
+
+
+def test_the_soak_runs_the_collector_outside_coverage(monkeypatch: pytest.MonkeyPatch) -> None:
+    """gc_env drops coverage's subprocess variables and puts this checkout on PYTHONPATH."""
+    monkeypatch.setenv("COVERAGE_PROCESS_CONFIG", "{}")
+    monkeypatch.setenv("COVERAGE_PROCESS_START", "pyproject.toml")
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    env = soak.gc_env()
+    assert "COVERAGE_PROCESS_CONFIG" not in env
+    assert "COVERAGE_PROCESS_START" not in env
+    checkout = str(Path(soak.__file__).resolve().parents[2])
+    assert env["PYTHONPATH"].split(os.pathsep) == [checkout, "/elsewhere"]
 
 
 @pytest.mark.s3

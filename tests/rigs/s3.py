@@ -1,4 +1,4 @@
-"""Local S3 servers for tests: SeaweedFS (``weed mini``) and moto (in-process).
+"""Local S3 servers for tests: SeaweedFS (``weed mini``) and moto (``moto.server``).
 
 Both classes share one interface (:class:`S3Server`): ``endpoint_url``, ``key``,
 ``secret``, ``region``, :meth:`~S3Server.make_bucket`, :meth:`~S3Server.storage_options`,
@@ -7,7 +7,7 @@ Both classes share one interface (:class:`S3Server`): ``endpoint_url``, ``key``,
 
 - :class:`SeaweedS3` is the realistic one (SigV4 enforced, honours ``Quiet``); use it as
   the registry's backend.
-- :class:`MotoS3` starts in half a second and returns per-key ``Errors`` from
+- :class:`MotoS3` starts in about a second and returns per-key ``Errors`` from
   DeleteObjects for bucket policies: use it for fault injection.
 """
 
@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import shutil
+import sys
 import tempfile
 import time
 import urllib.request
@@ -25,7 +25,15 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tests.rigs.procs import LOCALHOST, ManagedProcess, StartupError, free_port_pairs, wait_until
+from tests.rigs.procs import (
+    LOCALHOST,
+    ManagedProcess,
+    StartupError,
+    free_port,
+    free_port_pairs,
+    http_status,
+    wait_until,
+)
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -333,29 +341,56 @@ class SeaweedS3(S3Server):
 
 
 class MotoS3(S3Server):
-    """moto's ``ThreadedMotoServer`` in this process, on 127.0.0.1 and a free port.
+    """moto's S3 server (``python -m moto.server``) in a process of its own, on 127.0.0.1.
 
     SigV4 is not enforced; DeleteObjects ignores ``Quiet`` and reports per-key
     ``Errors`` (e.g. AccessDenied from a bucket policy, see :meth:`deny`).
+
+    Its own process, not a thread of the tests': moto costs milliseconds of Python
+    per request, which then runs on the other core instead of holding the tests'
+    GIL, and outside coverage (the environment drops coverage's subprocess
+    variables; moto is not ours to measure).
     """
+
+    #: seconds to wait for the server to answer
+    startup_timeout = 60.0
 
     def __init__(self, *, key: str = DEFAULT_KEY, secret: str = DEFAULT_SECRET) -> None:
         self.key = key
         self.secret = secret
-        self._server: Any = None
+        self.proc: ManagedProcess | None = None
         self.endpoint_url = ""
 
     def start(self) -> MotoS3:
-        """Start the server and return self."""
-        from moto.server import ThreadedMotoServer  # noqa: PLC0415
-
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        server = ThreadedMotoServer(ip_address=LOCALHOST, port=0, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
-        self._server = server
-        self.endpoint_url = f"http://{host}:{port}"
+        """Start the server and return self (on another port if the first was taken)."""
+        for attempt in range(3):
+            try:
+                self._start_on(free_port())
+            except StartupError:
+                if attempt == 2:
+                    raise
+            else:
+                break
         return self
+
+    def _start_on(self, port: int) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_PROCESS_")}
+        argv = [sys.executable, "-m", "moto.server", "-H", LOCALHOST, "-p", str(port)]
+        proc = ManagedProcess(argv, name="moto-server", env=env)
+        proc.start()
+        endpoint = f"http://{LOCALHOST}:{port}"
+        try:
+            wait_until(
+                lambda: proc.owns_ports([port]) and http_status(endpoint) is not None,
+                timeout=self.startup_timeout,
+                what=f"moto S3 at {endpoint}",
+                proc=proc,
+            )
+        except BaseException:
+            proc.stop()
+            proc.cleanup_log()
+            raise
+        self.proc, self.endpoint_url = proc, endpoint
 
     def reset(self) -> None:
         """Forget every bucket and object (``POST /moto-api/reset``)."""
@@ -383,12 +418,17 @@ class MotoS3(S3Server):
         self.client().put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
 
     def stop(self) -> None:
-        """Stop the server thread."""
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
+        """Stop the server process."""
+        if self.proc is not None:
+            self.proc.stop(grace=5.0)
+            self.proc.cleanup_log()
+            self.proc = None
+
+    def log_tail(self, lines: int = 40) -> str:
+        """Return the tail of the server log (for failure messages)."""
+        return self.proc.log_tail(lines) if self.proc else "<not running>"
 
     def __enter__(self) -> Self:
-        if self._server is None:
+        if self.proc is None:
             self.start()
         return self
