@@ -130,10 +130,10 @@ class TestAzure(BackendSuite):
     @pytest.fixture(scope="class")
     @classmethod
     def populated(cls, azurite: Azurite) -> Iterator[tuple[str, list[str], list[str]]]:
-        """A container written once for the class: 3000 blobs and 1200 links under ``reg/``."""
+        """A container written once for the class: 2001 blobs and 1001 links under ``reg/``."""
         container = azurite.make_container()
-        blobs = [blob_path(str(i)) for i in range(3000)]
-        links = [f"{REPOS}r/_layers/sha256/{i:04x}/link" for i in range(1200)]
+        blobs = [blob_path(str(i)) for i in range(2001)]
+        links = [f"{REPOS}r/_layers/sha256/{i:04x}/link" for i in range(1001)]
         write_many(_writer(azurite, container, f"{ROOT}/"), dict.fromkeys(blobs + links, b"x"))
         yield container, blobs, links
         azurite.delete_container(container)
@@ -187,7 +187,7 @@ class TestAzure(BackendSuite):
         populated: tuple[str, list[str], list[str]],
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
-        """3000 blobs list in ⌈n/5000⌉ + fan-out requests; a flat prefix in ⌈n/page⌉ pages."""
+        """2001 blobs list in ⌈n/5000⌉ + fan-out requests; a flat prefix in ⌈n/page⌉ pages."""
         container, blobs, links = populated
         backend = _backend(azurite, container)
 
@@ -195,7 +195,7 @@ class TestAzure(BackendSuite):
         assert len(listed) == len(blobs)
         assert backend.request_counts["ListBlobs"] <= math.ceil(len(blobs) / 5000) + 2 + 16
 
-        # Pages of 1000 instead of 5000, so that 1200 blobs follow a NextMarker.
+        # Pages of 1000 instead of 5000, so that 1001 links follow a NextMarker.
         monkeypatch.setattr(azure_module, "_PAGE", 1000)
         backend.request_counts.clear()
         listed = run(backend, lambda: listing(backend, REPOS + "r/"))
@@ -497,7 +497,7 @@ def test_a_run_with_leased_blobs_fails_by_name_and_converges_later(
     azurite: Azurite, azure_container: str
 ) -> None:
     """Leased blobs fail the run by name, nothing live goes; once the leases go, a run converges."""
-    b = many_repositories()
+    b = mixed_registry()
     _write_tree(azurite, azure_container, ROOT, b)
     client = azurite.service().get_container_client(azure_container)
     names = azurite.list_keys(azure_container, f"{ROOT}/{BLOBS_PREFIX}")

@@ -127,10 +127,10 @@ class TestGCS(BackendSuite):
     @pytest.fixture(scope="class")
     @classmethod
     def populated(cls, gcs_server: FakeGCS) -> tuple[str, list[str], list[str]]:
-        """A bucket written once for the class: 3000 blobs and 1200 links under ``reg/``."""
+        """A bucket written once for the class: 2001 blobs and 1001 links under ``reg/``."""
         bucket = gcs_server.make_bucket()
-        blobs = [blob_path(str(i)) for i in range(3000)]
-        links = [f"{REPOS}r/_layers/sha256/{i:04x}/link" for i in range(1200)]
+        blobs = [blob_path(str(i)) for i in range(2001)]
+        links = [f"{REPOS}r/_layers/sha256/{i:04x}/link" for i in range(1001)]
         gcs_server.filesystem().pipe({f"{bucket}/{ROOT}/{p}": b"x" for p in blobs + links})
         return bucket, blobs, links
 
@@ -179,7 +179,7 @@ class TestGCS(BackendSuite):
     def test_listing_request_count(
         self, gcs_server: FakeGCS, populated: tuple[str, list[str], list[str]]
     ) -> None:
-        """3000 blobs list in ⌈n/1000⌉ + fan-out requests; a flat prefix in ⌈n/1000⌉."""
+        """2001 blobs list in ⌈n/1000⌉ + fan-out requests; a flat prefix in ⌈n/1000⌉."""
         bucket, blobs, links = populated
         backend = _backend(gcs_server, bucket)
 
@@ -388,7 +388,7 @@ def test_a_run_with_refused_deletes_fails_and_keeps_the_registry_consistent(
     gcs_server: FakeGCS, gcs_bucket: str
 ) -> None:
     """Blobs GCS refuses to delete fail the run by name; links and blobs stay consistent."""
-    b = many_repositories()
+    b = mixed_registry()
     _write_tree(gcs_server, gcs_bucket, ROOT, b)
     before = gcs_server.list_keys(gcs_bucket, f"{ROOT}/")
 

@@ -134,10 +134,10 @@ class TestS3(BackendSuite):
     @pytest.fixture(scope="class")
     @classmethod
     def populated(cls, s3_server: SeaweedS3) -> Iterator[tuple[str, list[str], list[str]]]:
-        """A bucket written once for the class: 3000 blobs and 1200 links under ``reg/``."""
+        """A bucket written once for the class: 2001 blobs and 1001 links under ``reg/``."""
         bucket = s3_server.make_bucket(f"t-{uuid.uuid4().hex[:16]}")
-        blobs = [blob_path(str(i)) for i in range(3000)]
-        links = [f"{REPOS}r/_layers/sha256/{i:04x}/link" for i in range(1200)]
+        blobs = [blob_path(str(i)) for i in range(2001)]
+        links = [f"{REPOS}r/_layers/sha256/{i:04x}/link" for i in range(1001)]
         _put_many(s3_server, bucket, {f"{S3_ROOT}/{p}": b"x" for p in blobs + links})
         yield bucket, blobs, links
         s3_server.drop_bucket(bucket)
@@ -155,7 +155,7 @@ class TestS3(BackendSuite):
     def test_listing_request_count(
         self, s3_server: SeaweedS3, populated: tuple[str, list[str], list[str]]
     ) -> None:
-        """3000 blobs list in ⌈n/1000⌉ + fan-out requests; a flat prefix in ⌈n/1000⌉."""
+        """2001 blobs list in ⌈n/1000⌉ + fan-out requests; a flat prefix in ⌈n/1000⌉."""
         bucket, blobs, links = populated
         backend = S3Backend.from_url(f"s3://{bucket}/{S3_ROOT}", s3_server.storage_options())
 

@@ -20,7 +20,7 @@ from registry_gc.layout import BLOBS_PREFIX, REPOSITORIES_PREFIX
 from registry_gc.plan import PHASES
 
 from tests.rigs.builder import RegistryBuilder
-from tests.rigs.scenarios import many_repositories
+from tests.rigs.scenarios import many_repositories, mixed_registry
 
 if TYPE_CHECKING:
     from tests.rigs.s3 import MotoS3, SeaweedS3
@@ -89,7 +89,7 @@ def test_per_key_delete_errors_fail_the_run_and_keep_the_registry_consistent(
     moto_server: MotoS3, moto_bucket: str
 ) -> None:
     """Blobs S3 refuses to delete are reported by key; the exit is non-zero; nothing live goes."""
-    b = many_repositories()
+    b = mixed_registry()
     write(moto_server, moto_bucket, "reg", b)
     moto_server.deny(moto_bucket, f"reg/{BLOBS_PREFIX}")
     before = moto_server.list_keys(moto_bucket, "reg/")
