@@ -49,6 +49,16 @@ def _port_is_free(port: int, host: str = LOCALHOST) -> bool:
     return True
 
 
+def untraced_environ() -> dict[str, str]:
+    """This process's environment without coverage's subprocess variables.
+
+    Under ``coverage run`` (``nox -s tests``, ``patch = ["subprocess"]``) a Python
+    child started with it runs outside coverage: for servers that are not ours to
+    measure (moto) and for runs timed against something else (the soaks' collector).
+    """
+    return {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_PROCESS_")}
+
+
 def free_port(host: str = LOCALHOST) -> int:
     """Return a TCP port on ``host`` that the kernel considers free right now."""
     return free_ports(1, host)[0]

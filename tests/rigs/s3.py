@@ -32,6 +32,7 @@ from tests.rigs.procs import (
     free_port,
     free_port_pairs,
     http_status,
+    untraced_environ,
     wait_until,
 )
 
@@ -374,9 +375,8 @@ class MotoS3(S3Server):
         return self
 
     def _start_on(self, port: int) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_PROCESS_")}
         argv = [sys.executable, "-m", "moto.server", "-H", LOCALHOST, "-p", str(port)]
-        proc = ManagedProcess(argv, name="moto-server", env=env)
+        proc = ManagedProcess(argv, name="moto-server", env=untraced_environ())
         proc.start()
         endpoint = f"http://{LOCALHOST}:{port}"
         try:

@@ -63,6 +63,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tests.rigs import oci
+from tests.rigs.procs import untraced_environ
 from tests.rigs.push import RegistryClient, RegistryError
 from tests.rigs.registry import V2_PREFIX, blob_data_key, layer_link_key, revision_link_key
 from tests.rigs.skopeo import pull_all
@@ -863,7 +864,7 @@ def gc_env() -> dict[str, str]:
     """
     import registry_gc  # noqa: PLC0415
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_PROCESS_")}
+    env = untraced_environ()
     src = str(Path(registry_gc.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH", "")) if p)
     return env
