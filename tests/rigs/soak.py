@@ -80,8 +80,9 @@ SECONDS_ENV = "REGISTRY_GC_SOAK_SECONDS"
 DEFAULT_SECONDS = 30.0
 #: Runs that must race the pushers; on a slow machine the pushers push longer to get them.
 MIN_RUNS = 3
-#: ... but no longer than this many times the pushing time (a run on S3 takes 15-30 s
-#: on a 2-core machine: three of them need 45-90 s of pushing).
+#: ... but no longer than this many times the pushing time (a live run on S3 takes about
+#: 8 s on an idle 2-core machine, twice that or more under load: three of them may need
+#: 45 s of pushing or more).
 MAX_STRETCH = 5.0
 #: The repositories every pusher pushes to.
 REPOS = ("app", "team/app", "base")
