@@ -315,8 +315,22 @@ def skopeo_bin() -> str:
     return require_tool("skopeo")
 
 
+def soak_matrix_selected() -> bool:
+    """Whether every soak runs (``REGISTRY_GC_SOAK_MATRIX=full``, as ``nox -s soak`` sets)."""
+    return os.environ.get("REGISTRY_GC_SOAK_MATRIX", "").strip().lower() == "full"
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Backend suites that declare their capabilities run only the tests that apply."""
+    """Deselect what does not apply to this run.
+
+    Backend suites that declare their capabilities run only the tests that apply; the
+    soaks marked ``soak_matrix`` run only when ``REGISTRY_GC_SOAK_MATRIX=full``.
+    """
     from registry_gc.testing import deselect_without_capabilities  # noqa: PLC0415
 
     deselect_without_capabilities(config, items)
+    if not soak_matrix_selected():
+        extra = [item for item in items if item.get_closest_marker("soak_matrix")]
+        if extra:
+            config.hook.pytest_deselected(items=extra)
+            items[:] = [item for item in items if not item.get_closest_marker("soak_matrix")]

@@ -19,6 +19,10 @@ checked digest by digest.
   is ever seen broken between runs either; with the in-memory cache (which no run can
   empty) an image may be broken for a while, until a run restores what it needs
   (docs/cache.md).
+
+CI runs four of the seven: the one without ``--live``, and the live pairs in
+``CI_PAIRS`` (on disk with no cache and with the in-memory cache, on S3 with redis);
+``nox -s soak`` runs all seven (``REGISTRY_GC_SOAK_MATRIX=full``).
 """
 
 from __future__ import annotations
@@ -165,9 +169,26 @@ def test_without_live_mode_acknowledged_pushes_break(
 # -- live mode: nothing acknowledged is lost -----------------------------------------------------
 
 
+#: The live soaks ``nox -s tests`` (CI) runs: live moves on disk and on S3, and each cache
+#: kind once (the cache is the registry's, whatever the storage). ``nox -s soak`` runs all
+#: six (``REGISTRY_GC_SOAK_MATRIX=full``); the others are marked ``soak_matrix`` and
+#: deselected without it (tests/conftest.py), to keep CI under its 30 minutes.
+CI_PAIRS = frozenset({("disk", "none"), ("disk", "inmemory"), ("s3", "redis")})
+
+
+def _live_pairs() -> list[Any]:
+    pairs = []
+    for storage in ("disk", "s3"):
+        for cache in ("none", "redis", "inmemory"):
+            marks = [pytest.mark.s3] if storage == "s3" else []
+            if (storage, cache) not in CI_PAIRS:
+                marks.append(pytest.mark.soak_matrix)
+            pairs.append(pytest.param(storage, cache, marks=marks, id=f"{storage}-{cache}"))
+    return pairs
+
+
 @pytest.mark.timeout(TIMEOUT)
-@pytest.mark.parametrize("cache", ["none", "redis", "inmemory"])
-@pytest.mark.parametrize("storage", ["disk", pytest.param("s3", marks=pytest.mark.s3)])
+@pytest.mark.parametrize(("storage", "cache"), _live_pairs())
 def test_live_mode_loses_no_acknowledged_push(
     request: pytest.FixtureRequest,
     tmp_path: Path,
