@@ -360,7 +360,7 @@ def fill_bucket(server: Any, bucket: str) -> None:
     """Write a registry with garbage under s3://bucket/reg."""
     b = RegistryBuilder(seed=5)
     garbage_everywhere(b)
-    b.write_fs(server.filesystem(), f"{bucket}/reg")
+    b.write_keys(server.putter(bucket), "reg")
 
 
 @pytest.mark.s3

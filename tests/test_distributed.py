@@ -387,7 +387,7 @@ def test_property_s3_cluster_plans_what_one_process_plans(
     """SeaweedFS, random stores: the workers (their own credentials) plan what one process does."""
     bucket = worker_s3.make_bucket()
     try:
-        rigs.random_registry(seed, size).write_fs(worker_s3.filesystem(), f"{bucket}/reg")
+        rigs.random_registry(seed, size).write_keys(worker_s3.putter(bucket), "reg")
         url = f"s3://{bucket}/reg"
         where = {
             "endpoint_url": worker_s3.endpoint_url,
@@ -477,7 +477,7 @@ def test_s3_cluster_plans_and_deletes_what_one_process_does_no_secret_travels(
     b = mixed_registry(seed=9)
     one, two = worker_s3.make_bucket(), worker_s3.make_bucket()
     for bucket in (one, two):
-        b.write_fs(worker_s3.filesystem(), f"{bucket}/reg")
+        b.write_keys(worker_s3.putter(bucket), "reg")
     where = {"endpoint_url": worker_s3.endpoint_url, "client_kwargs": {"region_name": "us-east-1"}}
     now = datetime.datetime.now(UTC)
     options = Options(delete_untagged=True, grace=ZERO)

@@ -55,33 +55,6 @@ S3_ROOT = "reg"
 # -- S3 (SeaweedFS) -------------------------------------------------------------------
 
 
-def _put_many(server: SeaweedS3 | MotoS3, bucket: str, items: dict[str, bytes]) -> None:
-    """PUT many objects fast: 64 at a time on one aiobotocore client."""
-    helper = S3Backend(bucket, "", server.storage_options())
-
-    async def go() -> None:
-        conn = await helper._connection()
-        sem = asyncio.Semaphore(64)
-
-        async def put(key: str, data: bytes) -> None:
-            async with sem:
-                await conn.client.put_object(Bucket=bucket, Key=key, Body=data)
-
-        await asyncio.gather(*(put(k, d) for k, d in items.items()))
-
-    run(helper, go)
-
-
-def _s3_writer(server: Any, bucket: str, root: str) -> Writer:
-    client = server.client()
-    base = f"{root}/" if root else ""
-
-    def write(path: str, data: bytes) -> None:
-        client.put_object(Bucket=bucket, Key=base + path, Body=data)
-
-    return write
-
-
 @pytest.mark.s3
 class TestS3(BackendSuite):
     """S3Backend over SeaweedFS, registry root ``reg/`` inside the bucket."""
@@ -104,7 +77,7 @@ class TestS3(BackendSuite):
     @pytest.fixture
     def writer(self, s3_server: SeaweedS3, s3_bucket: str) -> Writer:
         """PUT with boto3."""
-        return _s3_writer(s3_server, s3_bucket, S3_ROOT)
+        return s3_server.putter(s3_bucket, S3_ROOT)
 
     def test_url_and_repr(self, backend: S3Backend, s3_bucket: str) -> None:
         """The url is s3://bucket/root and the repr shows it."""
@@ -138,7 +111,7 @@ class TestS3(BackendSuite):
         bucket = s3_server.make_bucket(f"t-{uuid.uuid4().hex[:16]}")
         blobs = [blob_path(str(i)) for i in range(2001)]
         links = [f"{REPOS}r/_layers/sha256/{i:04x}/link" for i in range(1001)]
-        _put_many(s3_server, bucket, {f"{S3_ROOT}/{p}": b"x" for p in blobs + links})
+        s3_server.put_many(bucket, {f"{S3_ROOT}/{p}": b"x" for p in blobs + links})
         yield bucket, blobs, links
         s3_server.drop_bucket(bucket)
 
@@ -210,7 +183,7 @@ class TestS3(BackendSuite):
         backend = S3Backend.from_url(f"s3://{s3_bucket}/", s3_server.storage_options())
         assert backend.url == f"s3://{s3_bucket}"
         assert backend.root == ""
-        writer = _s3_writer(s3_server, s3_bucket, "")
+        writer = s3_server.putter(s3_bucket, "")
         objects = {blob_path("a"): b"a", REPOS + "x/_layers/sha256/ab/link": b"l"}
         write_many(writer, objects)
         assert set(files(run(backend, lambda: collect(backend, "")))) == set(objects)
@@ -292,7 +265,7 @@ def _moto_backend(server: MotoS3, bucket: str, root: str = "", **options: Any) -
 @pytest.mark.s3
 def test_delete_objects_per_key_errors_are_failed(moto_server: MotoS3, moto_bucket: str) -> None:
     """Keys a DeleteObjects response lists under Errors come back FAILED with code and message."""
-    writer = _s3_writer(moto_server, moto_bucket, "reg")
+    writer = moto_server.putter(moto_bucket, "reg")
     protected = [f"{REPOS}locked/_layers/sha256/{i:02x}/link" for i in range(3)]
     free = [blob_path(str(i)) for i in range(4)]
     write_many(writer, dict.fromkeys(protected + free, b"x"))
@@ -320,7 +293,7 @@ def test_delete_batches_of_1000(moto_server: MotoS3, moto_bucket: str) -> None:
     backend = _moto_backend(moto_server, moto_bucket)
     paths = [blob_path(str(i)) for i in range(2500)]
     paths[10] = paths[11]  # a path given twice is deleted once, reported twice
-    _put_many(moto_server, moto_bucket, dict.fromkeys(paths[:20], b"x"))
+    moto_server.put_many(moto_bucket, dict.fromkeys(paths[:20], b"x"))
     headers: list[dict[str, str]] = []
 
     async def go() -> list[DeleteResult]:
@@ -439,7 +412,7 @@ def slowdown(moto_server: MotoS3) -> Iterator[Any]:
 @pytest.mark.s3
 def test_slowdown_is_retried(moto_server: MotoS3, moto_bucket: str, slowdown: Any) -> None:
     """503 SlowDown answers are retried by botocore (each attempt counted) and then succeed."""
-    write_many(_s3_writer(moto_server, moto_bucket, ""), {REPOS + "x/link": b"sha256:x"})
+    write_many(moto_server.putter(moto_bucket, ""), {REPOS + "x/link": b"sha256:x"})
     proxy = slowdown(2)
     backend = _moto_backend(moto_server, moto_bucket, endpoint_url=proxy.endpoint_url)
 
@@ -464,7 +437,7 @@ def test_retries_are_one_layer_and_then_fail(
     moto_server: MotoS3, moto_bucket: str, slowdown: Any
 ) -> None:
     """When throttling persists, N retries mean N+1 requests, then a StorageError or FAILED."""
-    write_many(_s3_writer(moto_server, moto_bucket, ""), {REPOS + "x/link": b"x"})
+    write_many(moto_server.putter(moto_bucket, ""), {REPOS + "x/link": b"x"})
     proxy = slowdown(10**6)
     backend = _moto_backend(
         moto_server,

@@ -387,10 +387,7 @@ def test_many_pages_equal_botocore(
     s3_server: SeaweedS3, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """2500 keys, three pages and their tokens: the listing boto3 makes, in as many requests."""
-    client = s3_server.client()
-    keys = [f"reg/p/{i:05d} é+&" for i in range(2500)]
-    for key in keys:
-        client.put_object(Bucket=s3_bucket, Key=key, Body=b"")
+    s3_server.put_many(s3_bucket, {f"reg/p/{i:05d} é+&": b"" for i in range(2500)})
     calls = _spy(monkeypatch)
     backend = S3Backend.from_url(f"s3://{s3_bucket}/reg", s3_server.storage_options())
     assert _listed(backend, "p/") == _boto_listing(s3_server, s3_bucket)

@@ -23,7 +23,6 @@ from registry_gc.backends._s3_copy import part_ranges
 from registry_gc.testing import QUARANTINE, REPOS, blob_path, run, write_many
 
 from tests.rigs.proxy import Request, Response, StorageProxy
-from tests.test_s3 import _put_many, _s3_writer
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -57,7 +56,7 @@ def _move_small_and_large(server: S3Server, bucket: str) -> None:
     at_threshold = {blob_path("at"): os.urandom(5 * MIB)}
     large = {blob_path("large"): os.urandom(12 * MIB)}
     objects = {**small, **at_threshold, **large}
-    _put_many(server, bucket, {f"{ROOT}/{p}": d for p, d in objects.items()})
+    server.put_many(bucket, {f"{ROOT}/{p}": d for p, d in objects.items()})
     backend = _backend(server, bucket)
     moves = [(p, QUARANTINE + p) for p in objects]
     sizes = {p: len(d) for p, d in objects.items()}
@@ -96,7 +95,7 @@ def test_the_same_move_on_moto(moto_server: MotoS3, moto_bucket: str) -> None:
 def test_without_sizes_each_object_is_a_head_first(s3_server: SeaweedS3, s3_bucket: str) -> None:
     """Without sizes, a HeadObject per object chooses the copy (and finds a missing one)."""
     objects = {blob_path("a"): b"a", blob_path("b"): os.urandom(6 * MIB)}
-    write_many(_s3_writer(s3_server, s3_bucket, ROOT), objects)
+    write_many(s3_server.putter(s3_bucket, ROOT), objects)
     backend = _backend(s3_server, s3_bucket)
     moves = [(p, QUARANTINE + p) for p in objects] + [(blob_path("gone"), QUARANTINE + "gone")]
 
@@ -114,7 +113,7 @@ def test_without_sizes_each_object_is_a_head_first(s3_server: SeaweedS3, s3_buck
 def test_moves_delete_their_sources_1000_a_request(moto_server: MotoS3, moto_bucket: str) -> None:
     """1001 moves: 1001 CopyObject and 2 DeleteObjects; nothing else, nothing left behind."""
     paths = [f"{REPOS}r/_layers/sha256/{i:04x}/link" for i in range(1001)]
-    _put_many(moto_server, moto_bucket, {f"{ROOT}/{p}": b"sha256:x" for p in paths})
+    moto_server.put_many(moto_bucket, {f"{ROOT}/{p}": b"sha256:x" for p in paths})
     backend = _backend(moto_server, moto_bucket)
     moves = [(p, QUARANTINE + p) for p in paths]
 
@@ -131,7 +130,7 @@ def test_a_source_s3_refuses_to_delete_is_failed_and_both_hold_it(
     """A per-key DeleteObjects error after a complete copy: FAILED, the copy and the source kept."""
     locked = [f"{REPOS}locked/_layers/sha256/{i:02x}/link" for i in range(2)]
     free = [blob_path(str(i)) for i in range(3)]
-    write_many(_s3_writer(moto_server, moto_bucket, ROOT), dict.fromkeys(locked + free, b"x"))
+    write_many(moto_server.putter(moto_bucket, ROOT), dict.fromkeys(locked + free, b"x"))
     moto_server.deny(moto_bucket, f"{ROOT}/{REPOS}locked/")
     backend = _backend(moto_server, moto_bucket)
     paths = [free[0], locked[0], free[1], locked[1], free[2]]
@@ -174,7 +173,7 @@ def test_a_failed_part_aborts_the_multipart_copy_and_keeps_the_source(
     """An UploadPartCopy that fails aborts the upload: FAILED, the source kept, no upload left."""
     src = blob_path("large")
     data = os.urandom(11 * MIB)
-    write_many(_s3_writer(moto_server, moto_bucket, ROOT), {src: data})
+    write_many(moto_server.putter(moto_bucket, ROOT), {src: data})
     with StorageProxy(moto_server.endpoint_url, _failing_part("2")) as proxy:
         backend = _backend(
             moto_server,
@@ -204,7 +203,7 @@ def test_the_abort_waits_for_the_parts_in_flight(moto_server: MotoS3, moto_bucke
     """
     src = blob_path("large")
     data = os.urandom(46 * MIB)  # ten parts of 5 MiB: eight go at once, two wait their turn
-    write_many(_s3_writer(moto_server, moto_bucket, ROOT), {src: data})
+    write_many(moto_server.putter(moto_bucket, ROOT), {src: data})
     failing = _failing_part("2")
     events: list[str] = []
 
@@ -247,7 +246,7 @@ def test_a_source_changed_during_a_multipart_copy_is_not_half_copied(
 ) -> None:
     """Every part is pinned to the source's ETag: a new version mid-copy fails it; source kept."""
     src = blob_path("changing")
-    write_many(_s3_writer(s3_server, s3_bucket, ROOT), {src: os.urandom(11 * MIB)})
+    write_many(s3_server.putter(s3_bucket, ROOT), {src: os.urandom(11 * MIB)})
     replaced = os.urandom(11 * MIB)
     client = s3_server.client()
     backend = _backend(s3_server, s3_bucket, config_kwargs={"retries": {"max_attempts": 0}})
@@ -276,7 +275,7 @@ def test_a_wrong_size_never_makes_a_short_copy(moto_server: MotoS3, moto_bucket:
     """A size above the threshold but short of the truth: the HeadObject's size cuts the parts."""
     src = blob_path("large")
     data = os.urandom(11 * MIB)
-    write_many(_s3_writer(moto_server, moto_bucket, ROOT), {src: data})
+    write_many(moto_server.putter(moto_bucket, ROOT), {src: data})
     backend = _backend(moto_server, moto_bucket)
     moves = [(src, QUARANTINE + src)]
     results = run(backend, lambda: backend.move(moves, sizes={src: 6 * MIB}))

@@ -32,8 +32,7 @@ NO_GRACE = datetime.timedelta(0)
 
 def write(server: SeaweedS3 | MotoS3, bucket: str, prefix: str, b: RegistryBuilder) -> None:
     """Put every file of the builder under ``bucket/prefix``."""
-    fs = server.filesystem()
-    b.write_fs(fs, f"{bucket}/{prefix}" if prefix else bucket)
+    b.write_keys(server.putter(bucket), prefix)
 
 
 def test_a_run_costs_the_request_floor(s3_server: SeaweedS3, s3_bucket: str) -> None:

@@ -206,7 +206,7 @@ def test_only_an_s3_root_takes_an_inventory(tmp_path: Path) -> None:
 
 
 def _store(s3: SeaweedS3, bucket: str, b: RegistryBuilder) -> str:
-    b.write_fs(s3.filesystem(), f"{bucket}/reg")
+    b.write_keys(s3.putter(bucket), "reg")
     return f"s3://{bucket}/reg"
 
 

@@ -35,8 +35,10 @@ from registry_gc.layout import (
     UploadFile,
 )
 
+from tests.rigs.procs import put_untraced
+
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
     import fsspec
 
@@ -338,3 +340,12 @@ class RegistryBuilder:
         """Write the tree through an fsspec filesystem (mtimes are whatever the store sets)."""
         root = root.rstrip("/")
         fs.pipe({f"{root}/{p}" if root else p: data for p, data in self.files.items()})
+
+    def write_keys(self, put: Callable[[str, bytes], object], root: str = "") -> None:
+        """Write the tree with ``put(key, data)``, from threads outside coverage.
+
+        For an object store's own client (``S3Server.putter``, ``FakeGCS.put``, the
+        Azure SDK): :func:`tests.rigs.procs.put_untraced`. Times are the store's.
+        """
+        root = root.strip("/")
+        put_untraced(put, {f"{root}/{p}" if root else p: data for p, data in self.files.items()})

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.client
 import http.server
+import sys
 import threading
 import urllib.parse
 from typing import TYPE_CHECKING
@@ -77,6 +78,12 @@ class StorageProxy:
 
             def log_message(self, format: str, *args: object) -> None:  # noqa: A002
                 pass
+
+            def setup(self) -> None:
+                # The proxy is the tests' rig, not the code under test: its connection
+                # threads run outside coverage's tracer (see procs.untraced_executor).
+                sys.settrace(None)
+                super().setup()
 
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)

@@ -32,11 +32,13 @@ from tests.rigs.procs import (
     free_port,
     free_port_pairs,
     http_status,
+    put_untraced,
     untraced_environ,
     wait_until,
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
     from types import TracebackType
 
     from typing_extensions import Self
@@ -100,6 +102,20 @@ class S3Server:
         opts = self.storage_options(skip_instance_cache=True, use_listings_cache=False)
         opts.update(extra)
         return s3fs.S3FileSystem(**opts)
+
+    def putter(self, bucket: str, root: str = "") -> Callable[[str, bytes], object]:
+        """``put(path, data)``: one PUT of ``root/path`` into ``bucket``, on a new boto3 client.
+
+        boto3's clients are thread-safe, and their connection pool holds 10: as many as
+        :func:`~tests.rigs.procs.put_untraced` has threads.
+        """
+        client = self.client()
+        base = f"{root}/" if root else ""
+        return lambda path, data: client.put_object(Bucket=bucket, Key=base + path, Body=data)
+
+    def put_many(self, bucket: str, items: Mapping[str, bytes]) -> None:
+        """PUT every ``{key: data}`` item, from threads outside coverage (``put_untraced``)."""
+        put_untraced(self.putter(bucket), items)
 
     def make_bucket(self, name: str | None = None) -> str:
         """Create a bucket (a unique ``test-<hex>`` name when ``name`` is None); return its name."""
