@@ -8,8 +8,13 @@ import io
 import json
 import os
 import random
+import subprocess
+import sys
 import tarfile
+import threading
 import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,8 +28,12 @@ from tests.rigs.procs import (
     StartupError,
     free_port,
     free_port_pairs,
+    put_untraced,
+    untraced_environ,
+    untraced_executor,
     wait_for_port,
 )
+from tests.rigs.proxy import Response, StorageProxy
 from tests.rigs.push import RegistryClient, RegistryError
 from tests.rigs.registry import (
     RealRegistry,
@@ -548,6 +557,82 @@ def test_the_soak_runs_the_collector_outside_coverage(monkeypatch: pytest.Monkey
     assert "COVERAGE_PROCESS_START" not in env
     checkout = str(Path(soak.__file__).resolve().parents[2])
     assert env["PYTHONPATH"].split(os.pathsep) == [checkout, "/elsewhere"]
+
+
+def _tracer(_frame: object, _event: str, _arg: object) -> None:
+    """A trace function that traces nothing: what new threads inherit in the tests below."""
+
+
+def test_untraced_threads_run_without_a_trace_function() -> None:
+    """Threads of untraced_executor and put_untraced clear what new threads inherit.
+
+    Under ``coverage run`` every new thread starts with coverage's tracer (its
+    ``threading.settrace`` hook): a plain pool's threads keep it, these do not.
+    """
+    previous = threading.gettrace()
+    threading.settrace(_tracer)
+    got: dict[str, tuple[bytes, object]] = {}
+    try:
+        with ThreadPoolExecutor(1) as plain:
+            in_plain = plain.submit(sys.gettrace).result()
+        with untraced_executor(2) as pool:
+            in_untraced = pool.submit(sys.gettrace).result()
+        put_untraced(lambda k, d: got.__setitem__(k, (d, sys.gettrace())), {"a": b"1", "b": b"2"})
+    finally:
+        threading.settrace(previous)
+    assert in_plain is _tracer
+    assert in_untraced is None
+    assert got == {"a": (b"1", None), "b": (b"2", None)}
+
+
+def test_the_proxy_serves_from_threads_without_a_trace_function() -> None:
+    """The storage proxy's connection threads run outside coverage's tracer, too."""
+    seen: list[object] = []
+
+    def answer(_request: object, _forward: object) -> Response:
+        seen.append(sys.gettrace())
+        return Response(200, {"Content-Type": "text/plain"}, b"ok")
+
+    previous = threading.gettrace()
+    threading.settrace(_tracer)
+    try:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no proxy from env
+        with (
+            StorageProxy("http://127.0.0.1:9", intercept=answer) as proxy,
+            opener.open(proxy.url + "/x", timeout=10) as response,
+        ):
+            assert response.read() == b"ok"
+    finally:
+        threading.settrace(previous)
+    assert seen == [None]
+
+
+def _collected_soaks(**env: str) -> list[str]:
+    argv = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"]
+    out = subprocess.run(
+        [*argv, "tests/test_soak.py"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+        env={**untraced_environ(), **env},  # a collection, not measured: no coverage
+    ).stdout
+    return sorted(line.split("::", 1)[1] for line in out.splitlines() if "::" in line)
+
+
+def test_ci_runs_four_soaks_and_the_soak_session_all_seven() -> None:
+    """Without REGISTRY_GC_SOAK_MATRIX=full the soak_matrix pairs are deselected, not lost."""
+    live = "test_live_mode_loses_no_acknowledged_push"
+    ci = _collected_soaks(REGISTRY_GC_SOAK_MATRIX="")
+    assert ci == [
+        f"{live}[disk-inmemory]",
+        f"{live}[disk-none]",
+        f"{live}[s3-redis]",
+        "test_without_live_mode_acknowledged_pushes_break",
+    ]
+    full = _collected_soaks(REGISTRY_GC_SOAK_MATRIX="full")
+    pairs = [f"{live}[{s}-{c}]" for s in ("disk", "s3") for c in ("inmemory", "none", "redis")]
+    assert full == sorted([*pairs, "test_without_live_mode_acknowledged_pushes_break"])
 
 
 @pytest.mark.s3
