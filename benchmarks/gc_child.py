@@ -5,12 +5,14 @@ timings, what was (or would be) deleted, and for S3 the requests sent by type.
 
     python benchmarks/gc_child.py ROOT [--dry-run] [--delete-untagged] [--grace SECONDS]
                                        [--deletions-out FILE] [--names-only] [--count]
+                                       [--manifest-cache FILE]
 
 ``ROOT`` is a directory, ``memory://…`` or ``s3://bucket[/prefix]``; S3 storage options
 (endpoint, credentials) come as JSON in the environment variable ``BENCH_S3_OPTIONS``.
 ``--names-only`` runs ``collect(names_only=True)``; ``--count`` (a directory) counts the
 objects of each backend operation (``CountingBackend``: ``list``, ``list_names``, ``stat``,
-``read``, ``delete``) and prints them as ``operations``.
+``read``, ``delete``) and prints them as ``operations``. ``--manifest-cache FILE`` runs
+``collect(manifest_cache=FILE)``.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deletions-out", default=None, help="stream every deletion here")
     parser.add_argument("--names-only", action="store_true", help="collect(names_only=True)")
     parser.add_argument("--count", action="store_true", help="count backend operations")
+    parser.add_argument("--manifest-cache", default=None, help="collect(manifest_cache=FILE)")
     args = parser.parse_args(argv)
 
     import registry_gc  # noqa: PLC0415 - import time is part of what is measured
@@ -92,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         grace=datetime.timedelta(seconds=args.grace),
         deletions_out=args.deletions_out,
         names_only=args.names_only,
+        manifest_cache=args.manifest_cache,
     )
     t_end = time.perf_counter()
     out = {

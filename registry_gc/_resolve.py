@@ -83,6 +83,7 @@ if TYPE_CHECKING:
     from ._run import ProgressCallback
     from .fetch import ManifestTable
     from .layout import Digest
+    from .manifest_cache import ManifestCache
     from .mark import Marks
     from .options import Removals
     from .plan import Plan
@@ -432,6 +433,7 @@ async def survey_names(
     allow_empty: bool = False,
     progress: ProgressCallback | None = None,
     timings: Timings | None = None,
+    cache: ManifestCache | None = None,
 ) -> tuple[Inventory, ManifestTable, Resolver]:
     """:func:`~registry_gc._run.survey` by names alone: inventory, manifests, resolver."""
     names = names_only_backend(backend)
@@ -446,5 +448,8 @@ async def survey_names(
             inventory,
             progress=(lambda done, total: progress("manifests", done, total)) if progress else None,
             look=resolver.look_blob_ids,
+            cache=cache,
         )
+        if cache is not None:
+            cache.forget_unused()
     return inventory, manifests, resolver

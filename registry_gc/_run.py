@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from .fetch import ManifestTable
     from .inventory import Inventory
+    from .manifest_cache import ManifestCache
 
 __all__ = ["ProgressCallback", "Root", "Timings", "open_root", "refuse_empty", "survey"]
 
@@ -81,11 +82,14 @@ async def survey(
     narrow: Callable[[Inventory], Inventory] | None = None,
     progress: ProgressCallback | None = None,
     timings: Timings | None = None,
+    cache: ManifestCache | None = None,
 ) -> tuple[Inventory, ManifestTable]:
     """List the store, refuse an empty root (unless allowed), and read its manifests.
 
     ``narrow`` turns the inventory into the part whose manifests are read (the
     repositories a command was asked about); what it returns is returned.
+    ``cache`` gives the manifests it holds and keeps those read; a survey of the
+    whole store (no ``narrow``) then has it forget the manifests it no longer holds.
     """
     timings = timings if timings is not None else Timings()
     with timings.step("inventory"):
@@ -98,5 +102,8 @@ async def survey(
             backend,
             inventory,
             progress=(lambda done, total: progress("manifests", done, total)) if progress else None,
+            cache=cache,
         )
+        if cache is not None and narrow is None:
+            cache.forget_unused()
     return inventory, manifests

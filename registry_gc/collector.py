@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from .cache import DescriptorCache
     from .fetch import ManifestTable
     from .inventory import Inventory
+    from .manifest_cache import ManifestCache
     from .mark import Marks
     from .plan import Plan
     from .policy import Policy, TagDecisions
@@ -198,6 +199,19 @@ def write_plan_files(
         log.info("wrote %d deletion(s) to %s", footer.deletions, target)
 
 
+def _open_cache(
+    cache: str | os.PathLike[str] | ManifestCache | None,
+) -> tuple[ManifestCache | None, bool]:
+    """The manifest cache a run was given, and whether the run opened it (and closes it)."""
+    if cache is None:
+        return None, False
+    from .manifest_cache import ManifestCache  # noqa: PLC0415 - sqlite3, only when asked for
+
+    if isinstance(cache, ManifestCache):
+        return cache, False
+    return ManifestCache(cache), True
+
+
 async def collect_async(
     root: Root,
     options: Options | None = None,
@@ -224,6 +238,7 @@ async def collect_async(
     inventory: str | None = None,
     inventory_max_age: datetime.timedelta | None = None,
     names_only: bool = False,
+    manifest_cache: str | os.PathLike[str] | ManifestCache | None = None,
 ) -> Report:
     """:func:`collect`, for callers that run an event loop."""
     if names_only:
@@ -233,6 +248,12 @@ async def collect_async(
             dry_run=dry_run,
             elsewhere=client is not None or inventory is not None,
         )
+    if manifest_cache is not None and (client is not None or inventory is not None):
+        msg = (
+            "manifest_cache (--manifest-cache) is for runs in one process: a distributed "
+            "run or one from an S3 Inventory report reads its manifests elsewhere"
+        )
+        raise ConfigError(msg)
     if client is not None or inventory is not None:
         return await asyncio.to_thread(
             _collect_elsewhere,
@@ -269,17 +290,36 @@ async def collect_async(
         allow_empty=allow_empty,
     )
     check_writable(plan_out, deletions_out)
+    bodies, own_cache = _open_cache(manifest_cache)
     backend = open_root(root, storage_options, read_only=dry_run)
     try:
         timings = Timings()
         resolver = None
         if names_only:
             listed, manifests, resolver = await survey_names(
-                backend, allow_empty=options.allow_empty, progress=progress, timings=timings
+                backend,
+                allow_empty=options.allow_empty,
+                progress=progress,
+                timings=timings,
+                cache=bodies,
             )
         else:
             listed, manifests = await survey(
-                backend, allow_empty=options.allow_empty, progress=progress, timings=timings
+                backend,
+                allow_empty=options.allow_empty,
+                progress=progress,
+                timings=timings,
+                cache=bodies,
+            )
+        if bodies is not None:
+            log.info(
+                "manifest cache %s: %d manifest(s) from the cache, %d read and added, "
+                "%d rejected, %d forgotten",
+                bodies.path,
+                bodies.hits,
+                bodies.added,
+                bodies.rejected,
+                bodies.forgotten,
             )
         if live and not dry_run:
             from .live import DEFAULT_SETTLE, sweep_live  # noqa: PLC0415 - live imports this module
@@ -315,7 +355,11 @@ async def collect_async(
             resolver=resolver,
         )
     finally:
-        await backend.aclose()
+        try:
+            await backend.aclose()
+        finally:
+            if own_cache and bodies is not None:
+                bodies.close()
 
 
 def collect(
@@ -344,6 +388,7 @@ def collect(
     inventory: str | None = None,
     inventory_max_age: datetime.timedelta | None = None,
     names_only: bool = False,
+    manifest_cache: str | os.PathLike[str] | ManifestCache | None = None,
 ) -> Report:
     """Garbage-collect the registry at ``root`` and return the :class:`~registry_gc.Report`.
 
@@ -413,6 +458,13 @@ def collect(
     the store are then not measured. It refuses (:class:`~registry_gc.ConfigError`,
     before anything is read) a ``policy``, ``live`` without ``dry_run``, a
     ``client`` or an ``inventory``, and a store that cannot list names alone.
+
+    ``manifest_cache`` (a path, or an open
+    :class:`~registry_gc.manifest_cache.ManifestCache`) keeps the manifests a
+    run reads in one SQLite file, so that the next run reads from the storage
+    only the manifests that are new (:mod:`registry_gc.manifest_cache`: each
+    body is hashed before use, and used only for a blob the run listed at that
+    size). Not with a ``client`` or an ``inventory``.
     """
     coro = collect_async(
         root,
@@ -439,6 +491,7 @@ def collect(
         inventory=inventory,
         inventory_max_age=inventory_max_age,
         names_only=names_only,
+        manifest_cache=manifest_cache,
     )
     if cache is None:
         return _sync.run(coro)

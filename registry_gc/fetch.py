@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from ._digests import DigestIndex
     from .backends import Backend
     from .inventory import BlobTable, Inventory
+    from .manifest_cache import ManifestCache
 
 __all__ = [
     "BATCH_BYTES",
@@ -69,6 +70,7 @@ async def fetch_manifests(
     observe: Callable[[Digest, bytes], None] | None = None,
     known: Mapping[Digest, Manifest | Unreadable] | None = None,
     look: Callable[[set[int]], Awaitable[None]] | None = None,
+    cache: ManifestCache | None = None,
 ) -> ManifestTable:
     """Read every manifest that marking may need; return them parsed.
 
@@ -82,6 +84,9 @@ async def fetch_manifests(
     ``look(ids)`` is awaited before the blobs of ``ids`` are judged or read:
     a names-only run (``registry_gc._resolve``) makes their presence and
     size exact there, as a full listing had them.
+
+    ``cache`` (:class:`~registry_gc.manifest_cache.ManifestCache`) is asked
+    first for every listed manifest, and given every manifest read.
     """
     index = inventory.index
     if isinstance(known, ManifestTable) and known.index is index:
@@ -96,7 +101,7 @@ async def fetch_manifests(
         rounds += 1
         if look is not None:
             await look(wanted)
-        await _read_round(backend, blobs, wanted, table, progress, observe, counts)
+        await _read_round(backend, blobs, wanted, table, progress, observe, counts, cache)
         named: set[int] = set()
         for i in wanted:
             named.update(table.reference_ids(i)[1])
@@ -261,11 +266,12 @@ async def _read_round(  # noqa: PLR0917 - private helper, one call site
     progress: Callable[[int, int], None] | None,
     observe: Callable[[Digest, bytes], None] | None,
     counts: list[int],
+    cache: ManifestCache | None = None,
 ) -> None:
     index = table.index
     to_read = _to_read(blobs, wanted, table)
 
-    def consume(path: str, data: bytes | None) -> None:
+    def consume(path: str, data: bytes | None, *, cached: bool = False) -> None:
         d = Digest._trusted(blob_digest(path))  # type: ignore[arg-type]  # noqa: SLF001
         i = index.find(d)
         if data is None:
@@ -280,9 +286,12 @@ async def _read_round(  # noqa: PLR0917 - private helper, one call site
         if observe is not None:
             observe(d, data)
         try:
-            table.set_id(i, parse_manifest(data, digest=d))
+            entry: Manifest | Unreadable = parse_manifest(data, digest=d)
         except ManifestError as e:
-            table.set_id(i, Unreadable(missing=False, error=str(e)))
+            entry = Unreadable(missing=False, error=str(e))
+        table.set_id(i, entry)
+        if cache is not None and not cached and is_manifest(entry):
+            cache.add(d, data)
 
     def tick(n: int) -> None:
         counts[0] += n
@@ -294,6 +303,8 @@ async def _read_round(  # noqa: PLR0917 - private helper, one call site
         return blobs.size_of_id(i) if blobs.has_id(i) else MAX_MANIFEST_SIZE
 
     counts[1] += len(to_read)
+    if cache is not None:
+        to_read = _from_cache(cache, blobs, to_read, index, consume=consume, tick=tick)
     await read_each(
         backend,
         (blob_path(index.digest(i)) for i in to_read),
@@ -301,6 +312,30 @@ async def _read_round(  # noqa: PLR0917 - private helper, one call site
         size_of=size_of,
         tick=tick,
     )
+
+
+def _from_cache(
+    cache: ManifestCache,
+    blobs: BlobTable,
+    ids: list[int],
+    index: DigestIndex,
+    *,
+    consume: Callable[..., None],
+    tick: Callable[[int], None],
+) -> list[int]:
+    """Hand ``consume`` what ``cache`` holds of the listed ``ids``; return the rest, to read.
+
+    Only blobs this run listed are asked for, with the size listed: an unlisted one
+    is read, to tell a manifest written since the listing from a missing one.
+    """
+    listed = [i for i in ids if blobs.has_id(i)]
+    hits: set[int] = set()
+    for d, data in cache.take((index.digest(i), blobs.size_of_id(i)) for i in listed):
+        consume(blob_path(d), data, cached=True)
+        hits.add(index.find(d))
+    if hits:
+        tick(len(hits))
+    return [i for i in ids if i not in hits]
 
 
 async def read_configs(

@@ -184,7 +184,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_a_local_run_does_not_import_what_it_does_not_use(tmp_path: Path) -> None:
-    """A gc of a local disk imports no object-store backend, no Dask code, no package metadata.
+    """A gc of a local disk imports no object-store backend, no Dask, no metadata, no SQLite.
 
     Each is tens of milliseconds of every run's start; ``registry_gc.__version__``
     and ``registry_gc.backends.S3Backend`` still resolve when asked for.
@@ -195,7 +195,8 @@ def test_a_local_run_does_not_import_what_it_does_not_use(tmp_path: Path) -> Non
         "from registry_gc.cli import run\n"
         f"code = run(['gc', {str(tmp_path)!r}, '-q', '--dry-run'])\n"
         "unwanted = ('importlib.metadata', 'registry_gc.backends._s3', 'registry_gc.backends._gcs',"
-        " 'registry_gc.backends._azure', 'registry_gc.distributed', 'botocore', 'gcsfs')\n"
+        " 'registry_gc.backends._azure', 'registry_gc.distributed', 'botocore', 'gcsfs',"
+        " 'sqlite3')\n"
         "print(code, sorted(m for m in unwanted if m in sys.modules))\n"
         "import registry_gc, registry_gc.backends\n"
         "print(registry_gc.__version__ == __import__('importlib.metadata').metadata"

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
+from registry_gc.manifest_cache import ManifestCache
 
 from tests.conftest import require_tool
 from tests.rigs import oci
@@ -115,3 +116,46 @@ def test_delete_untagged_on_s3_bucket_root(
     storage = S3Storage.on(s3_server, s3_bucket, rootdirectory="/")
     with RealRegistry(tmp_path / "registry", s3=storage) as reg:
         collect_and_check(reg, s3_server, capsys, tmp_path)
+
+
+def test_nightly_runs_with_a_manifest_cache_leave_exactly_the_live_set(
+    registry_s3: RealRegistry,
+    s3_server: SeaweedS3,
+    skopeo_bin: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Two -m runs with ``--manifest-cache``, pushes between them: every tag pulls, exactly.
+
+    The second run takes the manifests it saw from the cache and reads only the new
+    ones; the store it leaves is the live set of the registry's own model, and the
+    cache holds the manifests the store still has.
+    """
+    reg = registry_s3
+    assert reg.s3 is not None
+    cache = tmp_path / "manifests.db"
+    args = [*s3_args(reg.s3), "--delete-untagged", *NO_GRACE, "--manifest-cache", str(cache)]
+    model = push_scenario(reg)
+    gc(capsys, *args)
+    with ManifestCache(cache) as mc:
+        first = set(mc.digests())
+
+    client = reg.client()
+    base = oci.layer("s3e2e-base", media_type=oci.DOCKER_LAYER)
+    model.push(client, "app", "latest", oci.docker_image("s3e2e-app-next", shared_layers=[base]))
+    model.push(client, "team/multi", "v2", oci.multiarch("s3e2e-multi-2", shared_layers=[base]))
+    report = gc(capsys, *args)
+    assert report["ok"]
+    assert report["totals"]["deletions"] > 0
+    live = model.live(delete_untagged=True)
+    for repo, tags in model.tagged().items():
+        assert client.tags(repo) == tags
+        for tag in tags:
+            assert_pulls(reg, repo, tag, tmp_path / "pulls")
+    assert_live_layout(Layout.parse(reg.keys()), model, live)
+    # The next run has nothing to do, and forgets the manifests the last one deleted.
+    assert gc(capsys, *args)["totals"]["deletions"] == 0
+    with ManifestCache(cache) as mc:
+        held = set(mc.digests())
+    assert held == {d for digests in live.values() for d in digests}
+    assert held - first  # the new pushes' manifests were read and added

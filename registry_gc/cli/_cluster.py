@@ -84,6 +84,7 @@ _NOT_ELSEWHERE = (
     ("plan_out", "--plan-out", "plan files are written by a run in one process"),
     ("deletions_out", "--deletions-out", "plan files are written by a run in one process"),
     ("names_only", "--names-only", "names-only runs look at a local disk in one process"),
+    ("manifest_cache", "--manifest-cache", "its workers read their manifests themselves"),
 )
 
 

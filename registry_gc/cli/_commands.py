@@ -149,6 +149,7 @@ def gc(args: argparse.Namespace) -> int:
                     plan_out=args.plan_out,
                     deletions_out=args.deletions_out,
                     names_only=args.names_only,
+                    manifest_cache=args.manifest_cache,
                 )
     emit(
         args,

@@ -1,0 +1,268 @@
+"""Manifest bodies kept between runs, so that a nightly run reads only the manifests that are new.
+
+A manifest is a blob: the bytes stored for a digest never change. A run with
+a cache (``collect(manifest_cache=PATH)``, ``registry-gc gc --manifest-cache
+PATH``) asks it first for every manifest it would read, and reads from the
+storage only what it does not hold; every manifest read is added. On an object
+store, where each manifest is a request (about 2 ms of client CPU and a round
+trip on S3), a run on a mostly unchanged store then costs its listing and the
+new manifests, not a request per manifest of the store.
+
+What makes it safe to trust:
+
+- **Bytes, checked.** The cache holds the bodies themselves, compressed, and
+  hashes each with its digest's algorithm before it is used; an entry that
+  does not hash to its digest is dropped and the manifest read from the
+  storage. A damaged or edited cache file can cost reads, never a wrong
+  reference.
+- **Only what the listing shows.** An entry is used only for a blob this run
+  listed, and only when the listed size is the entry's length: a manifest the
+  store lost is missing to the run as it is to the registry, whatever the
+  cache holds.
+- **Only manifests.** A body is added only when it parsed as a manifest of a
+  kind distribution serves: what is read to find out (a ``_layers`` link that
+  may be a 2.1.0 revision) is read again next time, as without a cache.
+
+One SQLite file, one process at a time (SQLite's lock makes a second wait,
+then fail, rather than corrupt it). A run that read the whole store forgets,
+when it ends, every entry it did not use: the file stays the size of the
+manifests the store still has. This cache is the run's own; the *registry's*
+blob-descriptor cache is another matter (``registry_gc.cache``, ``docs/cache.md``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sqlite3
+import zlib
+from typing import TYPE_CHECKING
+
+from ._errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+    from .layout import Digest
+
+__all__ = ["ManifestCache", "ManifestCacheError"]
+
+log = logging.getLogger(__name__)
+
+#: The file's format (SQLite's ``user_version``); a file of another version is refused.
+FORMAT = 1
+#: Digests asked of SQLite in one query.
+CHUNK = 500
+#: New bodies held before they are written.
+PENDING = 1000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS manifests (
+    digest TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    body BLOB NOT NULL
+) WITHOUT ROWID
+"""
+
+
+class ManifestCacheError(ConfigError):
+    """The cache file cannot be used (not SQLite, another format, not writable)."""
+
+
+def _hashes_to(digest: str, data: bytes) -> bool:
+    algorithm, _, hexpart = digest.partition(":")
+    if algorithm not in {"sha256", "sha384", "sha512"}:
+        return False
+    return hashlib.new(algorithm, data).hexdigest() == hexpart
+
+
+class ManifestCache:
+    """Manifest bodies by digest, in the SQLite file ``path`` (made if missing).
+
+    Use as a context manager, or call :meth:`close`. Counters, for the log:
+    ``hits``, ``misses``, ``added``, ``rejected`` (entries dropped because they
+    did not hash to their digest or had another size than the blob listed),
+    ``forgotten``.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self.hits = self.misses = self.added = self.rejected = self.forgotten = 0
+        self._used: set[str] = set()
+        self._pending: list[tuple[str, int, bytes]] = []
+        self._drop: list[str] = []
+        try:
+            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        except sqlite3.Error as e:
+            raise ManifestCacheError(self._explain(e)) from e
+        try:
+            self._prepare()
+        except sqlite3.Error as e:
+            self._db.close()
+            raise ManifestCacheError(self._explain(e)) from e
+        except ManifestCacheError:
+            self._db.close()
+            raise
+
+    def _prepare(self) -> None:
+        """Check the file's format (a new file gets the table)."""
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        tables = self._db.execute(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+        ).fetchone()[0]
+        if tables and version != FORMAT:
+            msg = (
+                f"manifest cache {self.path} is of format {version}, not {FORMAT}: "
+                "give another file, or delete this one (it only saves reads)"
+            )
+            raise ManifestCacheError(msg)
+        self._db.execute(_SCHEMA)
+        self._db.execute(f"PRAGMA user_version = {FORMAT}")
+
+    def _explain(self, e: sqlite3.Error) -> str:
+        return (
+            f"manifest cache {self.path} cannot be used: {e}. Give a writable path for a "
+            "new file, or delete this one (it only saves reads)"
+        )
+
+    def __enter__(self) -> ManifestCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"ManifestCache({self.path!r})"
+
+    # -- reading -------------------------------------------------------------------------
+
+    def take(self, wanted: Iterable[tuple[Digest, int]]) -> Iterator[tuple[Digest, bytes]]:
+        """The bodies the cache holds for ``(digest, listed size)`` pairs, checked.
+
+        Yields ``(digest, body)`` for each entry whose size is the listed one
+        and whose body hashes to the digest; the rest are misses, to be read
+        from the storage. Entries found wrong are dropped.
+        """
+        batch: list[tuple[Digest, int]] = []
+        for item in wanted:
+            batch.append(item)
+            if len(batch) >= CHUNK:
+                yield from self._take(batch)
+                batch = []
+        if batch:
+            yield from self._take(batch)
+
+    def _take(self, batch: list[tuple[Digest, int]]) -> Iterator[tuple[Digest, bytes]]:
+        if self._pending:
+            self.flush()
+        sizes = {str(d): n for d, n in batch}
+        marks = ",".join("?" * len(sizes))
+        try:
+            rows = self._db.execute(
+                f"SELECT digest, size, body FROM manifests WHERE digest IN ({marks})",  # noqa: S608
+                list(sizes),
+            ).fetchall()
+        except sqlite3.Error as e:
+            raise ManifestCacheError(self._explain(e)) from e
+        found: dict[str, bytes] = {}
+        for digest, size, body in rows:
+            data = self._body(digest, size, body, sizes.get(digest))
+            if data is None:
+                self.rejected += 1
+                self._drop.append(digest)
+            else:
+                found[digest] = data
+        for d, _ in batch:
+            self._used.add(d)
+            data = found.pop(str(d), None)
+            if data is None:
+                self.misses += 1
+            else:
+                self.hits += 1
+                yield d, data
+
+    @staticmethod
+    def _body(digest: str, size: object, body: object, listed: int | None) -> bytes | None:
+        if size != listed or not isinstance(body, bytes):
+            return None
+        try:
+            data = zlib.decompress(body)
+        except zlib.error:
+            return None
+        if len(data) != listed or not _hashes_to(digest, data):
+            return None
+        return data
+
+    # -- writing -------------------------------------------------------------------------
+
+    def add(self, digest: Digest, data: bytes) -> None:
+        """Keep ``data``, the body of the manifest ``digest`` (written in batches)."""
+        self._used.add(digest)
+        self._pending.append((str(digest), len(data), zlib.compress(data, 1)))
+        if len(self._pending) >= PENDING:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what :meth:`add` holds, and drop the entries found wrong."""
+        if not self._pending and not self._drop:
+            return
+        try:
+            self._db.execute("BEGIN")
+            if self._drop:
+                self._db.executemany(
+                    "DELETE FROM manifests WHERE digest = ?", [(d,) for d in self._drop]
+                )
+            self._db.executemany(
+                "INSERT OR REPLACE INTO manifests (digest, size, body) VALUES (?, ?, ?)",
+                self._pending,
+            )
+            self._db.execute("COMMIT")
+        except sqlite3.Error as e:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise ManifestCacheError(self._explain(e)) from e
+        self.added += len(self._pending)
+        self._pending.clear()
+        self._drop.clear()
+
+    def forget_unused(self) -> int:
+        """Delete every entry this run neither used nor added; return how many.
+
+        Only for a run that asked for every manifest of the store: what it did
+        not ask for is no longer a manifest the store needs read.
+        """
+        self.flush()
+        try:
+            self._db.execute("BEGIN")
+            self._db.execute("CREATE TEMP TABLE IF NOT EXISTS used (digest TEXT PRIMARY KEY)")
+            self._db.execute("DELETE FROM temp.used")
+            self._db.executemany(
+                "INSERT OR IGNORE INTO temp.used (digest) VALUES (?)", ((d,) for d in self._used)
+            )
+            cursor = self._db.execute(
+                "DELETE FROM manifests WHERE digest NOT IN (SELECT digest FROM temp.used)"
+            )
+            self._db.execute("COMMIT")
+        except sqlite3.Error as e:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise ManifestCacheError(self._explain(e)) from e
+        self.forgotten += cursor.rowcount
+        return cursor.rowcount
+
+    def digests(self) -> list[str]:
+        """The digests the file holds, sorted (what :meth:`add` holds is written first)."""
+        self.flush()
+        return [d for (d,) in self._db.execute("SELECT digest FROM manifests ORDER BY digest")]
+
+    def __len__(self) -> int:
+        """Entries in the file (written ones; call :meth:`flush` first for the rest)."""
+        return int(self._db.execute("SELECT count(*) FROM manifests").fetchone()[0])
+
+    def close(self) -> None:
+        """Write what is pending and close the file."""
+        try:
+            self.flush()
+        finally:
+            self._db.close()
