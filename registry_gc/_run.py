@@ -88,12 +88,12 @@ async def survey(
 
     ``narrow`` turns the inventory into the part whose manifests are read (the
     repositories a command was asked about); what it returns is returned.
-    ``cache`` gives the manifests it holds and keeps those read; a survey of the
-    whole store (no ``narrow``) then has it forget the manifests it no longer holds.
+    ``cache`` gives the manifests and tag links it holds and keeps those read; a
+    survey of the whole store (no ``narrow``) then has it forget what it did not use.
     """
     timings = timings if timings is not None else Timings()
     with timings.step("inventory"):
-        inventory = await scan(backend, progress=progress)
+        inventory = await scan(backend, progress=progress, cache=cache)
     refuse_empty(inventory, allow_empty=allow_empty)
     if narrow is not None:
         inventory = narrow(inventory)

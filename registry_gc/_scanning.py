@@ -73,6 +73,7 @@ if TYPE_CHECKING:
 
     from ._digests import DigestIndex
     from .backends import Backend, MultipartUpload, ObjectInfo
+    from .manifest_cache import ManifestCache
 
 __all__ = ["STRUCTURE_ANOMALIES", "build", "invalid_tag", "repository_anomalies"]
 
@@ -108,6 +109,8 @@ class _Builder:
         self.index: DigestIndex = inv.blobs.index
         #: tag ``current`` links to read: path → (repository, tag)
         self.current_links: dict[str, tuple[RepositoryEntry, TagEntry]] = {}
+        #: the ETags the listing gave the ``current`` links (object stores): path → ETag
+        self.current_etags: dict[str, str] = {}
         #: ``_layers`` alias links to read: path → (repository, the digest of the path)
         self.alias_links: dict[str, tuple[RepositoryEntry, Digest]] = {}
         #: what is wrong with the ``current`` links read so far: path → why
@@ -307,6 +310,8 @@ class _Builder:
             self.add_dir(info.path, mtime)
             return
         self.add_path(info.path, info.size, mtime)
+        if info.etag is not None and info.path.endswith("/current/link"):
+            self.current_etags[info.path] = info.etag
         self._listed(0)
 
     def add_path(self, path: str, size: int, mtime: float) -> None:  # noqa: C901, PLR0912
@@ -647,6 +652,34 @@ async def _list_part(
     )
 
 
+async def _read_links_with(
+    cache: ManifestCache, backend: Backend, builder: _Builder, paths: list[str]
+) -> None:
+    """Read ``paths`` (links), taking from ``cache`` the ``current`` links it holds.
+
+    A ``current`` link whose listed ETag is the MD5 of a body the cache holds is that
+    body (:meth:`~registry_gc.manifest_cache.ManifestCache.take_links` checks it);
+    the others are read, and kept when their ETag is their MD5.
+    """
+    etags = builder.current_etags
+    held = cache.take_links(etags[p] for p in paths if p in etags)
+    rest = []
+    for path in paths:
+        body = held.get(etags.get(path, ""))
+        if body is None:
+            rest.append(path)
+        else:
+            builder.read_link(path, body)
+
+    def read_link(path: str, data: bytes | None) -> None:
+        builder.read_link(path, data)
+        etag = etags.get(path)
+        if data is not None and etag is not None:
+            cache.add_link(etag, data)
+
+    await read_each(backend, rest, read_link)
+
+
 async def build(
     backend: Backend,
     *,
@@ -656,6 +689,7 @@ async def build(
     listed: Iterable[ObjectInfo] = (),
     uploads: Iterable[MultipartUpload] | None = None,
     names_only: bool = False,
+    cache: ManifestCache | None = None,
 ) -> Inventory:
     """:func:`registry_gc.inventory.scan`."""
     t0 = time.monotonic()
@@ -696,7 +730,10 @@ async def build(
     if names_only and builder.alias_links:
         await _look_at_aliases(backend, builder)
     to_read = [*builder.current_links, *builder.alias_links]
-    await read_each(backend, to_read, builder.read_link)
+    if cache is None:
+        await read_each(backend, to_read, builder.read_link)
+    else:
+        await _read_links_with(cache, backend, builder, to_read)
     builder.finish()
     inv.seconds = time.monotonic() - t0
     return inv

@@ -313,11 +313,13 @@ async def collect_async(
             )
         if bodies is not None:
             log.info(
-                "manifest cache %s: %d manifest(s) from the cache, %d read and added, "
-                "%d rejected, %d forgotten",
+                "manifest cache %s: %d manifest(s) and %d tag link(s) from the cache, "
+                "%d and %d read and added, %d rejected, %d forgotten",
                 bodies.path,
                 bodies.hits,
+                bodies.link_hits,
                 bodies.added,
+                bodies.links_added,
                 bodies.rejected,
                 bodies.forgotten,
             )

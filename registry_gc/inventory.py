@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
 
     from .backends import Backend, MultipartUpload, ObjectInfo
+    from .manifest_cache import ManifestCache
 
 __all__ = [
     "ABSENT",
@@ -318,6 +319,7 @@ async def scan(
     listed: Iterable[ObjectInfo] = (),
     uploads: Iterable[MultipartUpload] | None = None,
     names_only: bool = False,
+    cache: ManifestCache | None = None,
 ) -> Inventory:
     """List the registry once and build its :class:`Inventory` (async).
 
@@ -338,6 +340,10 @@ async def scan(
     ``names_only`` (a backend with :class:`~registry_gc.backends.SupportsNamesOnly`):
     the store is listed by name alone; sizes are -1 and times ``NOT_LOOKED``
     until ``registry_gc._resolve`` looks at what a run needs.
+
+    ``cache`` (:class:`~registry_gc.manifest_cache.ManifestCache`) gives the tags'
+    ``current`` links whose listed ETag is the MD5 of a body it holds, and keeps
+    those read.
     """
     from ._scanning import build  # noqa: PLC0415 - the builder imports this module
 
@@ -349,6 +355,7 @@ async def scan(
         listed=listed,
         uploads=uploads,
         names_only=names_only,
+        cache=cache,
     )
 
 

@@ -1,32 +1,37 @@
-"""Manifest bodies kept between runs, so that a nightly run reads only the manifests that are new.
+"""Manifests and tag links kept between runs, so that a nightly run reads only what is new.
 
 A manifest is a blob: the bytes stored for a digest never change. A run with
 a cache (``collect(manifest_cache=PATH)``, ``registry-gc gc --manifest-cache
 PATH``) asks it first for every manifest it would read, and reads from the
-storage only what it does not hold; every manifest read is added. On an object
-store, where each manifest is a request (about 2 ms of client CPU and a round
-trip on S3), a run on a mostly unchanged store then costs its listing and the
-new manifests, not a request per manifest of the store.
+storage only what it does not hold; every manifest read is added. A tag's
+``current`` link does change, when the tag moves; on S3 the listing gives each
+object's ETag, which for an object written in one request is the MD5 of its
+content, so the cache also holds link bodies by their MD5 and gives the one
+the listing names. On an object store, where each read is a request (about
+2 ms of client CPU and a round trip on S3), a run on a mostly unchanged store
+then costs its listing and what changed, not a request per manifest and tag.
 
 What makes it safe to trust:
 
-- **Bytes, checked.** The cache holds the bodies themselves, compressed, and
-  hashes each with its digest's algorithm before it is used; an entry that
-  does not hash to its digest is dropped and the manifest read from the
-  storage. A damaged or edited cache file can cost reads, never a wrong
-  reference.
-- **Only what the listing shows.** An entry is used only for a blob this run
-  listed, and only when the listed size is the entry's length: a manifest the
-  store lost is missing to the run as it is to the registry, whatever the
-  cache holds.
+- **Bytes, checked.** The cache holds the bodies themselves (manifests
+  compressed) and hashes each before it is used: a manifest with its digest's
+  algorithm, a link with MD5 against the ETag listed. An entry that does not
+  match is dropped and the object read from the storage. A damaged or edited
+  cache file can cost reads, never a wrong reference; an ETag that is not an
+  MD5 (KMS or customer keys, multipart uploads) finds nothing, and the link is read.
+- **Only what the listing shows.** A manifest entry is used only for a blob
+  this run listed, and only when the listed size is the entry's length: a
+  manifest the store lost is missing to the run as it is to the registry,
+  whatever the cache holds. A link entry is used only for a link listed with
+  that ETag.
 - **Only manifests.** A body is added only when it parsed as a manifest of a
   kind distribution serves: what is read to find out (a ``_layers`` link that
   may be a 2.1.0 revision) is read again next time, as without a cache.
 
 One SQLite file, one process at a time (SQLite's lock makes a second wait,
 then fail, rather than corrupt it). A run that read the whole store forgets,
-when it ends, every entry it did not use: the file stays the size of the
-manifests the store still has. This cache is the run's own; the *registry's*
+when its reading ends, every entry it did not use: the file stays the size of
+what the store still has. This cache is the run's own; the *registry's*
 blob-descriptor cache is another matter (``registry_gc.cache``, ``docs/cache.md``).
 """
 
@@ -35,6 +40,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import sqlite3
 import zlib
 from typing import TYPE_CHECKING
@@ -57,17 +63,29 @@ CHUNK = 500
 #: New bodies held before they are written.
 PENDING = 1000
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS manifests (
-    digest TEXT PRIMARY KEY,
-    size INTEGER NOT NULL,
-    body BLOB NOT NULL
-) WITHOUT ROWID
-"""
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS manifests (
+        digest TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        body BLOB NOT NULL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS links (
+        md5 TEXT PRIMARY KEY,
+        body BLOB NOT NULL
+    ) WITHOUT ROWID""",
+)
 
 
 class ManifestCacheError(ConfigError):
     """The cache file cannot be used (not SQLite, another format, not writable)."""
+
+
+#: An ETag that may be the MD5 of an object's content.
+_MD5 = re.compile(r"[0-9a-f]{32}")
+
+
+def _md5(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
 def _hashes_to(digest: str, data: bytes) -> bool:
@@ -81,17 +99,20 @@ class ManifestCache:
     """Manifest bodies by digest, in the SQLite file ``path`` (made if missing).
 
     Use as a context manager, or call :meth:`close`. Counters, for the log:
-    ``hits``, ``misses``, ``added``, ``rejected`` (entries dropped because they
-    did not hash to their digest or had another size than the blob listed),
-    ``forgotten``.
+    ``hits``, ``misses``, ``added`` (manifests), ``link_hits``, ``links_added``
+    (tag links), ``rejected`` (entries dropped because they did not hash to
+    their digest or ETag, or had another size than the blob listed), ``forgotten``.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
         self.hits = self.misses = self.added = self.rejected = self.forgotten = 0
+        self.link_hits = self.links_added = 0
         self._used: set[str] = set()
         self._pending: list[tuple[str, int, bytes]] = []
         self._drop: list[str] = []
+        self._used_links: set[str] = set()
+        self._pending_links: list[tuple[str, bytes]] = []
         try:
             self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
         except sqlite3.Error as e:
@@ -117,7 +138,8 @@ class ManifestCache:
                 "give another file, or delete this one (it only saves reads)"
             )
             raise ManifestCacheError(msg)
-        self._db.execute(_SCHEMA)
+        for statement in _SCHEMA:
+            self._db.execute(statement)
         self._db.execute(f"PRAGMA user_version = {FORMAT}")
 
     def _explain(self, e: sqlite3.Error) -> str:
@@ -203,9 +225,52 @@ class ManifestCache:
         if len(self._pending) >= PENDING:
             self.flush()
 
+    # -- tag links ---------------------------------------------------------------------
+
+    def take_links(self, etags: Iterable[str]) -> dict[str, bytes]:
+        """The bodies held for links whose listed ETag is the MD5 of their content, checked.
+
+        ``etags`` are ETags as listed (unquoted). A tag's ``current`` link changes
+        when the tag moves, so it is found by the MD5 of its content, which S3
+        gives as the ETag of an object written in one request: the body returned
+        for an ETag hashes to it (MD5). Any other ETag finds nothing.
+        """
+        wanted = [e for e in dict.fromkeys(etags) if _MD5.fullmatch(e)]
+        self._used_links.update(wanted)
+        if self._pending_links:
+            self.flush()
+        found: dict[str, bytes] = {}
+        for start in range(0, len(wanted), CHUNK):
+            chunk = wanted[start : start + CHUNK]
+            marks = ",".join("?" * len(chunk))
+            try:
+                rows = self._db.execute(
+                    f"SELECT md5, body FROM links WHERE md5 IN ({marks})",  # noqa: S608
+                    chunk,
+                ).fetchall()
+            except sqlite3.Error as e:
+                raise ManifestCacheError(self._explain(e)) from e
+            for md5, body in rows:
+                if isinstance(body, bytes) and _md5(body) == md5:
+                    found[md5] = body
+                else:
+                    self.rejected += 1
+        self.link_hits += len(found)
+        return found
+
+    def add_link(self, etag: str, data: bytes) -> None:
+        """Keep a link's ``data`` if ``etag``, as listed, is its MD5 (written in batches)."""
+        if _MD5.fullmatch(etag) and _md5(data) == etag:
+            self._used_links.add(etag)
+            self._pending_links.append((etag, data))
+            if len(self._pending_links) >= PENDING:
+                self.flush()
+
+    # -- writing, forgetting -------------------------------------------------------------
+
     def flush(self) -> None:
-        """Write what :meth:`add` holds, and drop the entries found wrong."""
-        if not self._pending and not self._drop:
+        """Write what :meth:`add` and :meth:`add_link` hold; drop the entries found wrong."""
+        if not self._pending and not self._drop and not self._pending_links:
             return
         try:
             self._db.execute("BEGIN")
@@ -217,14 +282,19 @@ class ManifestCache:
                 "INSERT OR REPLACE INTO manifests (digest, size, body) VALUES (?, ?, ?)",
                 self._pending,
             )
+            self._db.executemany(
+                "INSERT OR REPLACE INTO links (md5, body) VALUES (?, ?)", self._pending_links
+            )
             self._db.execute("COMMIT")
         except sqlite3.Error as e:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
             raise ManifestCacheError(self._explain(e)) from e
         self.added += len(self._pending)
+        self.links_added += len(self._pending_links)
         self._pending.clear()
         self._drop.clear()
+        self._pending_links.clear()
 
     def forget_unused(self) -> int:
         """Delete every entry this run neither used nor added; return how many.
@@ -243,13 +313,23 @@ class ManifestCache:
             cursor = self._db.execute(
                 "DELETE FROM manifests WHERE digest NOT IN (SELECT digest FROM temp.used)"
             )
+            forgotten = cursor.rowcount
+            self._db.execute("DELETE FROM temp.used")
+            self._db.executemany(
+                "INSERT OR IGNORE INTO temp.used (digest) VALUES (?)",
+                ((d,) for d in self._used_links),
+            )
+            cursor = self._db.execute(
+                "DELETE FROM links WHERE md5 NOT IN (SELECT digest FROM temp.used)"
+            )
+            forgotten += cursor.rowcount
             self._db.execute("COMMIT")
         except sqlite3.Error as e:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
             raise ManifestCacheError(self._explain(e)) from e
-        self.forgotten += cursor.rowcount
-        return cursor.rowcount
+        self.forgotten += forgotten
+        return forgotten
 
     def digests(self) -> list[str]:
         """The digests the file holds, sorted (what :meth:`add` holds is written first)."""

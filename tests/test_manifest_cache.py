@@ -24,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from registry_gc import ConfigError, RefusedError, collect
-from registry_gc.backends import LocalBackend, WrappingBackend
+from registry_gc.backends import LocalBackend, S3Backend, WrappingBackend
 from registry_gc.cli import run as cli
 from registry_gc.layout import BlobData, Digest, blob_path, classify
 from registry_gc.manifest_cache import ManifestCache, ManifestCacheError
@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from registry_gc import Report
+
+    from tests.rigs.s3 import SeaweedS3
 
 UTC = datetime.timezone.utc
 AT = datetime.datetime.fromtimestamp(NOW, UTC)
@@ -391,3 +393,83 @@ def test_cli_gc_with_a_manifest_cache(tmp_path: Path, capsys: pytest.CaptureFixt
     assert left == {str(p.relative_to(tmp_path / "b")) for p in (tmp_path / "b").rglob("*")}
     assert set(entries(cache)) <= {str(d) for d in b.contents}
     assert entries(cache)
+
+
+# -- tag links, by the ETag the listing gives (S3) ------------------------------------------------
+
+
+def _s3_run(server: SeaweedS3, bucket: str, cache: Path | None) -> tuple[Report, dict[str, int]]:
+    backend = S3Backend(bucket, "", server.storage_options())
+    report = dry(backend, manifest_cache=cache, allow_empty=True)
+    return report, dict(backend.request_counts)
+
+
+@pytest.mark.s3
+def test_on_s3_a_second_run_reads_nothing_and_a_moved_tag_is_read_again(
+    s3_server: SeaweedS3, s3_bucket: str, tmp_path: Path
+) -> None:
+    """Tag links come from the cache while their ETag is the MD5 of what it holds.
+
+    A second run over an unchanged bucket sends no GetObject; a tag moved since is
+    read again (its ETag changed), and the plan is the plan of a run without a cache.
+    """
+    b = mixed_registry()
+    older = b.image("team/app", "latest", layers=1)
+    b.image("team/app", "latest", layers=1)  # older is untagged now
+    s3_server.put_many(s3_bucket, b.files)
+    cache = tmp_path / "manifests.db"
+    uncached, counts = _s3_run(s3_server, s3_bucket, None)
+    tags = sum(1 for p in b.files if p.endswith("/current/link"))
+    assert counts["GetObject"] == len(manifest_paths(b)) + tags
+    _s3_run(s3_server, s3_bucket, cache)
+    again, counts = _s3_run(s3_server, s3_bucket, cache)
+    assert counts.get("GetObject", 0) == 0
+    assert outcome(again) == outcome(uncached)
+
+    # The tag moves back to the image it had, as a push of it does: a link body no
+    # tag had, so its MD5 is new. (A tag moved to what another tag names is not read:
+    # its body, and so its MD5, is the other's.)
+    current = "docker/registry/v2/repositories/team/app/_manifests/tags/latest/current/link"
+    s3_server.put_many(s3_bucket, {current: str(older).encode()})
+    moved, counts = _s3_run(s3_server, s3_bucket, cache)
+    assert counts["GetObject"] == 1
+    assert outcome(moved) == outcome(_s3_run(s3_server, s3_bucket, None)[0])
+    assert outcome(moved) != outcome(again)
+
+
+@pytest.mark.s3
+def test_on_s3_a_link_body_that_is_not_its_md5_is_read_again(
+    s3_server: SeaweedS3, s3_bucket: str, tmp_path: Path
+) -> None:
+    """A link row edited behind the cache's back is rejected, and the link read."""
+    b = RegistryBuilder(10)
+    b.image("app", "latest")
+    b.image("app", "v2")
+    s3_server.put_many(s3_bucket, b.files)
+    cache = tmp_path / "manifests.db"
+    _s3_run(s3_server, s3_bucket, cache)
+    with sqlite3.connect(cache) as db:
+        (md5,) = db.execute("SELECT md5 FROM links ORDER BY md5 LIMIT 1").fetchone()
+        body = b.files["docker/registry/v2/repositories/app/_manifests/tags/v2/current/link"]
+        db.execute("UPDATE links SET body = ? WHERE md5 = ?", (body[:-1] + b"0", md5))
+    with ManifestCache(cache) as mc:
+        report = dry(S3Backend(s3_bucket, "", s3_server.storage_options()), manifest_cache=mc)
+        assert (mc.link_hits, mc.rejected, mc.links_added) == (1, 1, 1)
+    assert outcome(report) == outcome(_s3_run(s3_server, s3_bucket, None)[0])
+
+
+def test_links_are_kept_only_under_the_md5_of_their_content(tmp_path: Path) -> None:
+    """An ETag that is not the body's MD5 (KMS, multipart ``-N``) keeps nothing, finds nothing."""
+    body = b"sha256:" + b"a" * 64
+    md5 = hashlib.md5(body, usedforsecurity=False).hexdigest()
+    with ManifestCache(tmp_path / "m.db") as mc:
+        mc.add_link(f"{md5}-2", body)
+        mc.add_link("0" * 32, body)
+        mc.add_link(md5.upper(), body)
+        assert mc.take_links([md5, f"{md5}-2", "0" * 32]) == {}
+        mc.add_link(md5, body)
+        assert mc.take_links([md5, "0" * 32, "not hex"]) == {md5: body}
+        assert mc.forget_unused() == 0
+    with ManifestCache(tmp_path / "m.db") as mc:
+        assert mc.forget_unused() == 1  # this run used no link
+        assert mc.take_links([md5]) == {}

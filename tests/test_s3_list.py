@@ -73,7 +73,7 @@ def _same_as_botocore(body: bytes) -> ListPage:
 
 
 def test_a_seaweedfs_page() -> None:
-    """A truncated page of url-encoded keys: keys, sizes, times, the continuation token."""
+    """A truncated page of url-encoded keys: keys, sizes, times, ETags, the continuation token."""
     keys = ["docker/registry/v2/blobs/sha256/00/00ab/data", "docker/registry/v2/repositories/a"]
     body = _body(
         "<Name>b</Name><Prefix>docker/</Prefix><MaxKeys>1000</MaxKeys>",
@@ -84,7 +84,13 @@ def test_a_seaweedfs_page() -> None:
     )
     page = _same_as_botocore(body)
     assert page == ListPage(
-        keys, [0, 1], [_WHEN_DT] * 2, [], truncated=True, token="docker/registry/v2/x&y"
+        keys,
+        [0, 1],
+        [_WHEN_DT] * 2,
+        ["d41d8cd98f00b204e9800998ecf8427e"] * 2,
+        [],
+        truncated=True,
+        token="docker/registry/v2/x&y",
     )
 
 
@@ -94,7 +100,7 @@ def test_empty_result() -> None:
         "<Name>b</Name><Prefix>none/</Prefix><KeyCount>0</KeyCount>",
         "<IsTruncated>false</IsTruncated>",
     )
-    assert _same_as_botocore(body) == ListPage([], [], [], [], truncated=False, token=None)
+    assert _same_as_botocore(body) == ListPage([], [], [], [], [], truncated=False, token=None)
 
 
 def test_entities_without_url_encoding() -> None:
@@ -177,6 +183,25 @@ def test_records_of_varying_shape() -> None:
     page = _same_as_botocore(_body(_record("a"), odd, _record("b")))
     assert page.keys == ["a", "z", "b"]
     assert page.sizes == [7, 5, 7]
+    assert page.etags == [
+        "d41d8cd98f00b204e9800998ecf8427e",
+        None,
+        "d41d8cd98f00b204e9800998ecf8427e",
+    ]
+
+
+def test_etags_unquoted_and_none_when_absent() -> None:
+    """ETags come without their quotes, written as entities or not; a record without one: None."""
+    plain = (
+        '<Contents><Key>p</Key><ETag>"0123456789abcdef0123456789abcdef-2"</ETag>'
+        f"<Size>1</Size><LastModified>{_WHEN}</LastModified></Contents>"
+    )
+    bare = f"<Contents><Key>n</Key><Size>2</Size><LastModified>{_WHEN}</LastModified></Contents>"
+    for body in (_body(plain, plain), _body(bare, bare), _body(_record("r"), plain)):
+        page = _same_as_botocore(body)
+        assert all(e is None or '"' not in e for e in page.etags)
+    assert _same_as_botocore(_body(bare, bare)).etags == [None, None]
+    assert _same_as_botocore(_body(plain)).etags == ["0123456789abcdef0123456789abcdef-2"]
 
 
 def test_top_level_fields_between_records_are_seen() -> None:

@@ -37,13 +37,17 @@ class ObjectInfo:
     ``is_dir`` is ``True`` only for an *empty directory* on a store with
     directories (:class:`~registry_gc.backends.SupportsDirectories`), reported
     so that empty repositories can be cleaned up; object stores never report
-    directories.
+    directories. ``etag`` is the object's entity tag as the listing gives it,
+    without its quotes (S3's ``ETag``), or ``None``: for an object written in
+    one request without KMS or customer keys it is the MD5 of the content, which
+    is how :mod:`~registry_gc.manifest_cache` checks it, so other ETags never match.
     """
 
     path: str
     size: int
     modified: datetime.datetime
     is_dir: bool = False
+    etag: str | None = None
 
 
 @attrs.frozen(slots=True)

@@ -307,8 +307,10 @@ class S3Backend:
     def _infos(self, page: ListPage) -> list[ObjectInfo]:
         cut = len(self._base)
         return [
-            ObjectInfo(key[cut:], size, utc(modified))
-            for key, size, modified in zip(page.keys, page.sizes, page.modified, strict=True)
+            ObjectInfo(key[cut:], size, utc(modified), etag=etag)
+            for key, size, modified, etag in zip(
+                page.keys, page.sizes, page.modified, page.etags, strict=True
+            )
             # Directory placeholders (zero-byte "a/b/" keys some tools create).
             if not key.endswith("/")
         ]

@@ -6,7 +6,7 @@ service model, a dict per object built shape by shape, and then it
 url-decodes every key. For a page of 1000 keys that is most of the client's
 CPU for the request (64 ms of it, against 10 ms now, measured under load:
 see "S3 client CPU" in ``docs/benchmarks.md``). :func:`parse_list_page` reads
-the fields the backend uses (``Key``, ``Size``, ``LastModified``,
+the fields the backend uses (``Key``, ``Size``, ``LastModified``, ``ETag``,
 ``CommonPrefixes``, ``IsTruncated``, ``NextContinuationToken``) with one
 regular expression for records whose children come in the order of the
 first, and a few ``str.find`` per record otherwise. :func:`install` puts it
@@ -39,7 +39,14 @@ if TYPE_CHECKING:
     import datetime
     from collections.abc import Callable, Mapping
 
-__all__ = ["PAGE_FIELD", "ListPage", "install", "page_from_parsed", "parse_list_page"]
+__all__ = [
+    "PAGE_FIELD",
+    "ListPage",
+    "install",
+    "page_from_parsed",
+    "parse_list_page",
+    "unquote_etag",
+]
 
 #: The field of a parsed ListObjectsV2 response that holds its :class:`ListPage`.
 PAGE_FIELD = "RegistryGCListPage"
@@ -64,6 +71,10 @@ _ENTITIES = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
 _SIMPLE = re.compile(r"<([A-Za-z][A-Za-z0-9]*)>[^<]*</\1>")
 #: The fields of a ``<Contents>`` record that are read, in the order they are returned.
 _FIELDS = ("Key", "Size", "LastModified")
+#: A field read when a record has it (S3 always sends it; an empty text when missing).
+_OPTIONAL = "ETag"
+#: A record's raw texts: key, size, time, ETag.
+_Row = tuple[str, str, str, str]
 
 
 class _UnusualBodyError(ValueError):
@@ -75,7 +86,8 @@ class ListPage:
     """One ListObjectsV2 response, as columns.
 
     Object ``i`` is ``keys[i]``, of ``sizes[i]`` bytes (0 when the response
-    gives no size), modified at ``modified[i]``. Keys ending in ``/``
+    gives no size), modified at ``modified[i]``, with the entity tag
+    ``etags[i]`` (unquoted; ``None`` when the response gives none). Keys ending in ``/``
     (directory placeholders) are included. ``prefixes`` are the
     ``CommonPrefixes`` of a delimiter listing; ``token`` the continuation
     token of the next page, if any.
@@ -84,9 +96,16 @@ class ListPage:
     keys: list[str]
     sizes: list[int]
     modified: list[datetime.datetime]
+    etags: list[str | None]
     prefixes: list[str]
     truncated: bool
     token: str | None
+
+
+def unquote_etag(text: str) -> str | None:
+    """An ETag without its double quotes (``W/`` kept); ``None`` for an empty one."""
+    text = text.strip('"')
+    return text or None
 
 
 def _char(code: int) -> str:
@@ -184,8 +203,9 @@ class _RecordShape:
     """A pattern matching every ``<Contents>`` record whose children come in one order."""
 
     pattern: re.Pattern[str]
-    #: Where Key, Size and LastModified are among the pattern's groups.
-    order: tuple[int, int, int]
+    #: Where Key, Size, LastModified and ETag are among the pattern's groups (ETag: -1
+    #: when the records have none).
+    order: tuple[int, int, int, int]
     #: Tags per record, its own included.
     tags: int
 
@@ -198,20 +218,19 @@ def _record_shape(children: tuple[str, ...]) -> _RecordShape | None:
     parts = ["<Contents>"]
     groups: list[str] = []
     for name in children:
-        if name in _FIELDS:
+        if name in _FIELDS or name == _OPTIONAL:
             parts.append(f"<{name}>([^<]*)</{name}>")
             groups.append(name)
         else:
             parts.append(f"<{name}>[^<]*</{name}>")
     parts.append("</Contents>")
-    order = tuple(groups.index(name) for name in _FIELDS)
-    return _RecordShape(
-        re.compile("".join(parts)), (order[0], order[1], order[2]), 2 + 2 * len(children)
-    )
+    k, s, m = (groups.index(name) for name in _FIELDS)
+    e = groups.index(_OPTIONAL) if _OPTIONAL in groups else -1
+    return _RecordShape(re.compile("".join(parts)), (k, s, m, e), 2 + 2 * len(children))
 
 
-def _rows(inner: str) -> tuple[list[tuple[str, str, str]], str] | None:
-    """Key, size and time of every record, if all have the children of the first; and the rest.
+def _rows(inner: str) -> tuple[list[_Row], str] | None:
+    """Key, size, time and ETag of every record, if all have the first's children; and the rest.
 
     Read with one regular expression, built for the order of the first
     record's children; ``None`` when a record differs, so that
@@ -232,13 +251,16 @@ def _rows(inner: str) -> tuple[list[tuple[str, str, str]], str] | None:
     # Every record matched, and nothing but records lies between the first and the last.
     if len(found) != middle.count("<Contents>") or middle.count("<") != len(found) * shape.tags:
         return None
-    k, s, m = shape.order
-    rows = [(row[k], row[s], row[m]) for row in found]
+    k, s, m, e = shape.order
+    if e < 0:
+        rows = [(row[k], row[s], row[m], "") for row in found]
+    else:
+        rows = [(row[k], row[s], row[m], row[e]) for row in found]
     return rows, inner[:first] + inner[last:]
 
 
-def _rows_one_by_one(inner: str) -> tuple[list[tuple[str, str, str]], str]:
-    """Key, size and time of every record, each exactly once in it; and the rest."""
+def _rows_one_by_one(inner: str) -> tuple[list[_Row], str]:
+    """Key, size, time (each exactly once) and ETag (at most once) of every record; the rest."""
     records, top = _split(inner, "Contents")
     n = len(records)
     if (
@@ -247,31 +269,32 @@ def _rows_one_by_one(inner: str) -> tuple[list[tuple[str, str, str]], str]:
         or inner.count("<LastModified>") != n
     ):
         raise _UnusualBodyError("a field missing, repeated or outside its record")
-    rows: list[tuple[str, str, str]] = []
+    rows: list[_Row] = []
     for record in records:
         key, size, when = (_field(record, name) for name in _FIELDS)
         if key is None or size is None or when is None:
             raise _UnusualBodyError("a field missing")
-        rows.append((key, size, when))
+        rows.append((key, size, when, _field(record, _OPTIONAL) or ""))
     return rows, top
 
 
 def _contents(
-    rows: list[tuple[str, str, str]], timestamp: Callable[[str], datetime.datetime], *, url: bool
-) -> tuple[list[str], list[int], list[datetime.datetime]]:
-    """Keys, sizes and times of the records' raw texts."""
-    keys = [_text(key) if "&" in key else key for key, _, _ in rows]
+    rows: list[_Row], timestamp: Callable[[str], datetime.datetime], *, url: bool
+) -> tuple[list[str], list[int], list[datetime.datetime], list[str | None]]:
+    """Keys, sizes, times and ETags of the records' raw texts."""
+    keys = [_text(key) if "&" in key else key for key, _, _, _ in rows]
     if url:
         keys = [unquote_plus(key) if "%" in key or "+" in key else key for key in keys]
-    sizes = [int(_text(size)) if size else 0 for _, size, _ in rows]
+    sizes = [int(_text(size)) if size else 0 for _, size, _, _ in rows]
     times: dict[str, datetime.datetime] = {}
     modified: list[datetime.datetime] = []
-    for _, _, when in rows:
+    for _, _, when, _ in rows:
         parsed = times.get(when)
         if parsed is None:
             parsed = times[when] = timestamp(_text(when))
         modified.append(parsed)
-    return keys, sizes, modified
+    etags = [unquote_etag(_text(etag)) for _, _, _, etag in rows]
+    return keys, sizes, modified, etags
 
 
 def _read(body: bytes, timestamp: Callable[[str], datetime.datetime]) -> ListPage:
@@ -286,7 +309,7 @@ def _read(body: bytes, timestamp: Callable[[str], datetime.datetime]) -> ListPag
         _check_plain(top)
     common, top = _split(top, "CommonPrefixes")
     url = _field(top, "EncodingType") == "url"
-    keys, sizes, modified = _contents(rows, timestamp, url=url)
+    keys, sizes, modified, etags = _contents(rows, timestamp, url=url)
     prefixes = [_field(record, "Prefix") for record in common]
     if None in prefixes:
         raise _UnusualBodyError("a CommonPrefixes without its Prefix")
@@ -294,6 +317,7 @@ def _read(body: bytes, timestamp: Callable[[str], datetime.datetime]) -> ListPag
         keys=keys,
         sizes=sizes,
         modified=modified,
+        etags=etags,
         prefixes=[unquote_plus(p) if url else p for p in prefixes if p is not None],
         truncated=_field(top, "IsTruncated") == "true",
         token=_field(top, "NextContinuationToken"),
@@ -331,6 +355,7 @@ def page_from_parsed(parsed: Mapping[str, Any]) -> ListPage:
         keys=[obj["Key"] for obj in contents],
         sizes=[int(obj.get("Size") or 0) for obj in contents],
         modified=[obj["LastModified"] for obj in contents],
+        etags=[unquote_etag(obj.get("ETag") or "") for obj in contents],
         prefixes=[p["Prefix"] for p in parsed.get("CommonPrefixes", ())],
         truncated=bool(parsed.get("IsTruncated")),
         token=parsed.get("NextContinuationToken"),
