@@ -197,7 +197,14 @@ def test_etags_unquoted_and_none_when_absent() -> None:
         f"<Size>1</Size><LastModified>{_WHEN}</LastModified></Contents>"
     )
     bare = f"<Contents><Key>n</Key><Size>2</Size><LastModified>{_WHEN}</LastModified></Contents>"
-    for body in (_body(plain, plain), _body(bare, bare), _body(_record("r"), plain)):
+    aws = plain.replace('"', "&quot;", 2)  # as AWS writes it
+    odd = plain.replace('"', "&#34;", 1)  # one quote as an entity, one not
+    for body in (
+        _body(plain, plain),
+        _body(bare, bare),
+        _body(_record("r"), plain),
+        _body(aws, odd),
+    ):
         page = _same_as_botocore(body)
         assert all(e is None or '"' not in e for e in page.etags)
     assert _same_as_botocore(_body(bare, bare)).etags == [None, None]

@@ -108,6 +108,16 @@ def unquote_etag(text: str) -> str | None:
     return text or None
 
 
+def _etag(raw: str) -> str | None:
+    """A record's ETag from its raw text, quoted as Go (``&#34;``) or S3 (``&quot;``) write it."""
+    for quote in ("&#34;", "&quot;"):
+        if raw.startswith(quote) and raw.endswith(quote) and len(raw) > 2 * len(quote):
+            inner = raw[len(quote) : -len(quote)]
+            if "&" not in inner and '"' not in inner and "<" not in inner:
+                return inner
+    return unquote_etag(_text(raw))
+
+
 def _char(code: int) -> str:
     """The character of an XML character reference; ``ValueError`` for one XML forbids."""
     if code in (0x9, 0xA, 0xD) or 0x20 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD:
@@ -293,8 +303,7 @@ def _contents(
         if parsed is None:
             parsed = times[when] = timestamp(_text(when))
         modified.append(parsed)
-    etags = [unquote_etag(_text(etag)) for _, _, _, etag in rows]
-    return keys, sizes, modified, etags
+    return keys, sizes, modified, [_etag(etag) for _, _, _, etag in rows]
 
 
 def _read(body: bytes, timestamp: Callable[[str], datetime.datetime]) -> ListPage:
