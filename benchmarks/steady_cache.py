@@ -11,7 +11,9 @@ script makes it and times the next run:
    (:func:`synth.push_changes`: tags moved to new images, orphan blobs), in the
    directory and, for S3, the same new files to the bucket;
 4. times, ``--repeat`` times each, alternating: a dry run without the cache
-   (``none``) and one with a copy of the filled cache (``cache``), ``-m --grace 0``.
+   (``none``), one with a copy of the filled cache (``cache``), ``-m --grace 0``,
+   and the reference's ``docker-registry garbage-collect --dry-run -m`` on the
+   same store (``reference``, when the binary is installed).
 
 Each run is one child process (``gc_child.py``): wall time, CPU, peak RSS, the
 requests sent by kind (S3) or the objects read (disk), and what the plan deletes,
@@ -41,7 +43,15 @@ REPO = HERE.parent
 sys.path[:0] = [str(HERE), str(REPO)]
 
 import synth  # noqa: E402
-from run import Measured, load1, log, measure  # noqa: E402
+from run import (  # noqa: E402
+    Measured,
+    load1,
+    log,
+    measure,
+    reference_binary,
+    reference_config,
+    run_reference,
+)
 
 BUCKET = "steady-cache"
 V2 = "docker/registry/v2"
@@ -144,6 +154,25 @@ def measure_where(where: str, args: argparse.Namespace, work: Path) -> dict[str,
             _upload(server, pushed, src)
         log(f"{where}: pushed {changes} ({len(pushed)} files), {len(after)} files now")
         runs: dict[str, list[dict[str, Any]]] = {"none": [], "cache": []}
+        config = None
+        if reference_binary() is not None:
+            runs["reference"] = []
+            if server is None:
+                storage: dict[str, Any] = {"filesystem": {"rootdirectory": str(src)}}
+            else:
+                storage = {
+                    "s3": {
+                        "accesskey": server.key,
+                        "secretkey": server.secret,
+                        "region": server.region,
+                        "regionendpoint": server.endpoint_url,
+                        "bucket": BUCKET,
+                        "rootdirectory": "/",
+                        "secure": False,
+                        "v4auth": True,
+                    }
+                }
+            config = reference_config(work / f"{where}-reference.yml", storage)
         for i in range(args.repeat):
             runs["none"].append(_row(_child(f"{where} none {i}", target, logdir, *extra, env=env)))
             copy = work / f"{where}-run.db"
@@ -161,9 +190,11 @@ def measure_where(where: str, args: argparse.Namespace, work: Path) -> dict[str,
                     )
                 )
             )
-        same = all(
-            r["categories"] == runs["none"][0]["categories"] for rs in runs.values() for r in rs
-        )
+            if config is not None:
+                ref = run_reference(f"{where} reference {i}", config, logdir, dry=True)
+                runs["reference"].append({**_row(ref), "deleted": ref.result})
+        want = runs["none"][0]["categories"]
+        same = all(r["categories"] == want for k in ("none", "cache") for r in runs[k])
         return {
             "files": len(after),
             "pushed_files": len(pushed),
@@ -179,7 +210,7 @@ def measure_where(where: str, args: argparse.Namespace, work: Path) -> dict[str,
 
 
 def _median(rows: list[dict[str, Any]], key: str) -> float:
-    return statistics.median(r[key] for r in rows)
+    return float(statistics.median(r[key] for r in rows))
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -197,11 +228,21 @@ def markdown(results: dict[str, Any]) -> str:
         lines += ["", title, "", header, "| --- | --- | --- | --- | --- | --- | --- | --- |"]
         for kind, rows in res["runs"].items():
             first = rows[0]
-            asked = first["requests"] or {"read": first["read"]}
+            deleted = first["deleted"]
+            asked: object
+            if kind == "reference":
+                asked, phase = "-", "-"
+                if isinstance(deleted, dict):
+                    deleted = (
+                        f"{deleted['eligible_blobs']} blobs + "
+                        f"{deleted['eligible_manifests']} manifests"
+                    )
+            else:
+                asked = first["requests"] or {"read": first["read"]}
+                phase = f"{statistics.median(r['manifests'] for r in rows):.2f}"
             lines.append(
                 f"| {kind} | {_median(rows, 'wall'):.2f} | {_median(rows, 'cpu'):.2f} | "
-                f"{statistics.median(r['manifests'] for r in rows):.2f} | "
-                f"{_median(rows, 'max_rss_mib'):.0f} | {asked} | {first['deleted']} | "
+                f"{phase} | {_median(rows, 'max_rss_mib'):.0f} | {asked} | {deleted} | "
                 f"{min(r['load'][0] for r in rows)}-{max(r['load'][1] for r in rows)} |"
             )
         lines.append("")

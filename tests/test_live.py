@@ -19,6 +19,8 @@ import asyncio
 import datetime
 import json
 import os
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -41,6 +43,7 @@ from registry_gc.backends import WrappingBackend
 from registry_gc.cache import InMemoryCache, NoCache, RedisDescriptorCache
 from registry_gc.layout import REPOSITORIES_PREFIX, Digest
 from registry_gc.live import sweep_live
+from registry_gc.manifest_cache import ManifestCache
 
 from tests.rigs import planfiles
 from tests.rigs.builder import OCI_INDEX, OCI_MANIFEST, RegistryBuilder, sha256
@@ -52,7 +55,6 @@ from tests.rigs.stores import Store, blob, cur, idx, lnk, rev
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Sequence
-    from pathlib import Path
 
     from registry_gc import Report
     from registry_gc.backends import Backend, DeleteResult, ObjectInfo
@@ -272,12 +274,35 @@ def test_a_push_during_the_settle_time_gets_everything_back(store: Store) -> Non
     assert not any(str(d["old1"]).split(":")[1] in p for p in quarantined(store.files()))
 
 
+def test_a_run_with_a_manifest_cache_heals_a_push_during_the_settle_time(store: Store) -> None:
+    """The first look takes every manifest from the cache; the push is restored all the same."""
+    b, d = scene()
+    store.write(b)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "manifests.db"
+        collect(store.root, dry_run=True, delete_untagged=True, grace=ZERO, manifest_cache=path)
+
+        async def push_while_settling(_: float) -> None:
+            retag(store, "app", "old", d["old1"])
+
+        with ManifestCache(path) as mc:
+            report = _live_with_sleep(store, push_while_settling, manifest_cache=mc)
+            assert mc.hits == len(b.contents)
+            assert mc.added == 0
+    assert report.live is not None
+    assert str(d["old1"]) in report.live.restored_blobs
+    assert report.live.verified
+    assert report.ok
+    pulls(store, ("app", "latest", d["new"]), ("app", "old", d["old1"]))
+
+
 def _live_with_sleep(
     store: Store | str,
     sleep: Callable[[float], Any],
     *,
     storage_options: dict[str, Any] | None = None,
     cache: DescriptorCache | None = None,
+    manifest_cache: ManifestCache | None = None,
 ) -> Report:
     """A live run (``-m --grace 0s``) whose settle time is ``sleep``: the race happens there."""
     root = store.root if isinstance(store, Store) else store
@@ -286,7 +311,7 @@ def _live_with_sleep(
         backend = open_backend(root, storage_options)
         try:
             timings = Timings()
-            inventory, manifests = await survey(backend, timings=timings)
+            inventory, manifests = await survey(backend, timings=timings, cache=manifest_cache)
             return await sweep_live(
                 backend,
                 inventory,
