@@ -23,6 +23,10 @@ Scenarios (``--scenario``):
   full, names-only (``--names-only``) and the reference, each on a copy, with the objects
   listed by name and the ``stat`` calls counted (``CountingBackend``), and what the full
   and the names-only runs leave compared blob by blob.
+- ``steady-cache``: :mod:`steady_cache` — the same kind of steady store (``--blobs``,
+  ``--steady-fraction``), on a local disk and on S3 (SeaweedFS): the next dry run
+  without and with the manifest cache (``gc --manifest-cache``), and the reference,
+  ``--repeat`` times each.
 - ``sqlite``: the same store, of ``--blobs`` blobs, served from one SQLite file
   (:mod:`sqlitestore`; ``--store FILE`` reuses one written before by
   ``sqlitestore.py FILE --blobs N --seed S``): a 10M-blob store is more files than the
@@ -614,6 +618,22 @@ def parity(args: argparse.Namespace, work: Path, section: dict[str, Any]) -> Non
     section["parity"] = out
 
 
+def scenario_steady_cache(args: argparse.Namespace, work: Path, results: dict[str, Any]) -> None:
+    """The next run after a day of pushes, with and without the manifest cache (disk, S3)."""
+    import steady_cache  # noqa: PLC0415 - it imports this module
+
+    options = argparse.Namespace(
+        blobs=args.blobs,
+        fraction=args.steady_fraction,
+        seed=args.seed,
+        repeat=args.repeat,
+        reference=args.reference,
+    )
+    results["steady_cache"] = {
+        where: steady_cache.measure_where(where, options, work) for where in ("disk", "s3")
+    }
+
+
 def scenario_inventory(args: argparse.Namespace, work: Path, results: dict[str, Any]) -> None:
     if args.inventory_blobs <= 0:
         return
@@ -1104,6 +1124,11 @@ def markdown(results: dict[str, Any]) -> str:
     steady = results.get("steady")
     if steady and steady.get("runs"):
         lines += _steady_markdown(steady)
+    if results.get("steady_cache"):
+        import steady_cache  # noqa: PLC0415 - it imports this module
+
+        lines += ["", "### Steady state with the manifest cache"]
+        lines += steady_cache.markdown({"where": results["steady_cache"]}).splitlines()
     if targets:
         lines += [
             "",
@@ -1226,7 +1251,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--scenario",
-        choices=["local", "s3", "memory", "steady", "sqlite", "all"],
+        choices=["local", "s3", "memory", "steady", "steady-cache", "sqlite", "all"],
         default="local",
     )
     parser.add_argument(
@@ -1310,6 +1335,8 @@ def main(argv: list[str] | None = None) -> int:
             scenario_s3(args, work, results)
         if "steady" in scenarios:
             scenario_steady(args, work, results)
+        if "steady-cache" in scenarios:
+            scenario_steady_cache(args, work, results)
         if "sqlite" in scenarios:
             scenario_sqlite(args, work, results)
         if "local" in scenarios or "memory" in scenarios:

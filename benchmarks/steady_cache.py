@@ -19,7 +19,7 @@ Each run is one child process (``gc_child.py``): wall time, CPU, peak RSS, the
 requests sent by kind (S3) or the objects read (disk), and what the plan deletes,
 which must be the same with and without the cache. Prints a Markdown table.
 
-    python benchmarks/steady_cache.py [--blobs N] [--fraction F] [--repeat N]
+    python benchmarks/steady_cache.py [--blobs N] [--fraction F] [--repeat N] [--no-reference]
                                       [--where disk,s3] [--workdir DIR] [--json FILE]
 """
 
@@ -155,7 +155,7 @@ def measure_where(where: str, args: argparse.Namespace, work: Path) -> dict[str,
         log(f"{where}: pushed {changes} ({len(pushed)} files), {len(after)} files now")
         runs: dict[str, list[dict[str, Any]]] = {"none": [], "cache": []}
         config = None
-        if reference_binary() is not None:
+        if args.reference and reference_binary() is not None:
             runs["reference"] = []
             if server is None:
                 storage: dict[str, Any] = {"filesystem": {"rootdirectory": str(src)}}
@@ -259,6 +259,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--where", default="disk,s3")
+    parser.add_argument(
+        "--reference",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time the reference (when docker-registry is installed)",
+    )
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)

@@ -96,7 +96,7 @@ def _hashes_to(digest: str, data: bytes) -> bool:
 
 
 class ManifestCache:
-    """Manifest bodies by digest, in the SQLite file ``path`` (made if missing).
+    """Manifests by digest and links by MD5, in the SQLite file ``path`` (made if missing).
 
     Use as a context manager, or call :meth:`close`. Counters, for the log:
     ``hits``, ``misses``, ``added`` (manifests), ``link_hits``, ``links_added``
@@ -127,7 +127,7 @@ class ManifestCache:
             raise
 
     def _prepare(self) -> None:
-        """Check the file's format (a new file gets the table)."""
+        """Check the file's format (a new file gets the tables)."""
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         tables = self._db.execute(
             "SELECT count(*) FROM sqlite_master WHERE type = 'table'"

@@ -17,6 +17,7 @@ from registry_gc.layout import BlobData, RevisionLink
 
 from tests.rigs import planfiles
 from tests.rigs.builder import RegistryBuilder
+from tests.rigs.procs import untraced_environ
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -207,6 +208,7 @@ def test_a_local_run_does_not_import_what_it_does_not_use(tmp_path: Path) -> Non
         capture_output=True,
         text=True,
         check=True,
+        env=untraced_environ(),  # coverage itself imports sqlite3 (its data file)
     ).stdout.splitlines()
     assert out == ["0 []", "True S3Backend"]
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from registry_gc import ConfigError, RefusedError, collect
+from registry_gc import ConfigError, collect
 from registry_gc.backends import LocalBackend, S3Backend, WrappingBackend
 from registry_gc.cli import run as cli
 from registry_gc.layout import BlobData, Digest, blob_path, classify
@@ -31,7 +31,7 @@ from registry_gc.manifest_cache import ManifestCache, ManifestCacheError
 
 from tests.rigs.builder import RegistryBuilder
 from tests.rigs.scenarios import live_blobs, mixed_registry
-from tests.test_names_only import DAMAGE, GRACE, NOW, Damaged, outcome
+from tests.test_names_only import DAMAGE, GRACE, NOW, Damaged, outcome, run
 from tests.test_property import OPS, World
 
 if TYPE_CHECKING:
@@ -121,19 +121,7 @@ def _damage_cache(path: Path, kind: str, pick: int) -> None:
 
 
 def _plan(root: Path, cache: Path | None) -> dict[str, Any]:
-    try:
-        report = collect(
-            root,
-            dry_run=True,
-            delete_untagged=True,
-            grace=GRACE,
-            now=AT,
-            allow_empty=True,
-            manifest_cache=cache,
-        )
-    except RefusedError as e:
-        return {"refused": sorted(e.problems)}
-    return outcome(report)
+    return run(root, names_only=False, delete_untagged=True, manifest_cache=cache)
 
 
 @settings(

@@ -152,8 +152,8 @@ class Damaged:
             os.utime(root / d, (NOW - 10 * 86400, NOW - 10 * 86400))
 
 
-def run(root: Path, *, names_only: bool, delete_untagged: bool) -> dict[str, Any]:
-    """A dry run's outcome, or the refusal's problems."""
+def run(root: Path, *, names_only: bool, delete_untagged: bool, **extra: Any) -> dict[str, Any]:
+    """A dry run's outcome, or the refusal's problems (``extra``: more of ``collect``'s options)."""
     now = datetime.datetime.fromtimestamp(NOW, UTC)
     try:
         report = collect(
@@ -164,6 +164,7 @@ def run(root: Path, *, names_only: bool, delete_untagged: bool) -> dict[str, Any
             now=now,
             allow_empty=True,
             names_only=names_only,
+            **extra,
         )
     except RefusedError as e:
         return {"refused": sorted(e.problems)}
