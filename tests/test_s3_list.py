@@ -190,6 +190,16 @@ def test_records_of_varying_shape() -> None:
     ]
 
 
+def test_entities_in_records_of_varying_shape_are_decoded_once() -> None:
+    """Read one by one, a key's text is decoded once, as botocore does: ``&amp;lt;`` is ``&lt;``."""
+    odd = (
+        "<Contents><Size>5</Size><LastModified>2026-01-01T00:00:00.000Z</LastModified>"
+        "<Key>z&amp;lt;y &amp;#34;</Key></Contents>"
+    )
+    page = _same_as_botocore(_body(_record("a&amp;lt;b"), odd))
+    assert page.keys == ["a&lt;b", "z&lt;y &#34;"]
+
+
 def test_etags_unquoted_and_none_when_absent() -> None:
     """ETags come without their quotes, written as entities or not; a record without one: None."""
     plain = (
@@ -288,16 +298,33 @@ _KEY_CHARS = st.characters(
 ).filter(lambda c: c in "\t\n" or ord(c) >= 0x20)
 
 
+def _odd_record(key: str, size: int) -> str:
+    """A record of another shape than :func:`_record`'s: no ETag, children in another order."""
+    return (
+        f"<Contents><Size>{size}</Size><LastModified>{_WHEN}</LastModified>"
+        f"<Key>{key}</Key></Contents>"
+    )
+
+
 @given(
     keys=st.lists(st.text(_KEY_CHARS, min_size=1, max_size=20), max_size=8),
     url=st.booleans(),
     truncated=st.booleans(),
+    odd=st.sets(st.integers(0, 7)),
 )
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
-def test_property_same_page_as_botocore(keys: list[str], url: bool, truncated: bool) -> None:
-    """For any keys, url-encoded or XML-escaped, the page read is the page botocore reads."""
+def test_property_same_page_as_botocore(
+    keys: list[str], url: bool, truncated: bool, odd: set[int]
+) -> None:
+    """For any keys, url-encoded or XML-escaped, the page read is the page botocore reads.
+
+    Records in ``odd`` have another shape, so that a page mixing them is read one by one.
+    """
     parts = [
-        _record(_url(k) if url else escape(k, {"\t": "&#x9;", "\n": "&#xA;"}), len(k)) for k in keys
+        (_odd_record if i in odd else _record)(
+            _url(k) if url else escape(k, {"\t": "&#x9;", "\n": "&#xA;"}), len(k)
+        )
+        for i, k in enumerate(keys)
     ]
     parts.append(f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>")
     if url:

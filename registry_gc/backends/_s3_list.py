@@ -146,8 +146,8 @@ def _text(text: str) -> str:
     return _REFERENCE.sub(_reference, text)
 
 
-def _field(fragment: str, name: str) -> str | None:
-    """The decoded text of the one ``<name>`` of ``fragment`` (``None`` if it has none)."""
+def _raw(fragment: str, name: str) -> str | None:
+    """The text of the one ``<name>`` of ``fragment``, as written (``None`` if it has none)."""
     start = fragment.find(f"<{name}>")
     if start < 0:
         return None
@@ -155,7 +155,17 @@ def _field(fragment: str, name: str) -> str | None:
     end = fragment.find(f"</{name}>", start)
     if end < 0 or fragment.find(f"<{name}>", end) >= 0:
         raise _UnusualBodyError(f"{name} unclosed or repeated")
-    return _text(fragment[start:end])
+    text = fragment[start:end]
+    if "<" in text:
+        # An element inside this one: botocore would read the text before it only.
+        raise _UnusualBodyError("markup inside a field")
+    return text
+
+
+def _field(fragment: str, name: str) -> str | None:
+    """The decoded text of the one ``<name>`` of ``fragment`` (``None`` if it has none)."""
+    text = _raw(fragment, name)
+    return None if text is None else _text(text)
 
 
 def _split(fragment: str, name: str) -> tuple[list[str], str]:
@@ -270,7 +280,10 @@ def _rows(inner: str) -> tuple[list[_Row], str] | None:
 
 
 def _rows_one_by_one(inner: str) -> tuple[list[_Row], str]:
-    """Key, size, time (each exactly once) and ETag (at most once) of every record; the rest."""
+    """Key, size, time (each exactly once) and ETag (at most once) of every record; the rest.
+
+    Raw texts, as :func:`_rows` gives them: :func:`_contents` decodes them once.
+    """
     records, top = _split(inner, "Contents")
     n = len(records)
     if (
@@ -281,10 +294,10 @@ def _rows_one_by_one(inner: str) -> tuple[list[_Row], str]:
         raise _UnusualBodyError("a field missing, repeated or outside its record")
     rows: list[_Row] = []
     for record in records:
-        key, size, when = (_field(record, name) for name in _FIELDS)
+        key, size, when = (_raw(record, name) for name in _FIELDS)
         if key is None or size is None or when is None:
             raise _UnusualBodyError("a field missing")
-        rows.append((key, size, when, _field(record, _OPTIONAL) or ""))
+        rows.append((key, size, when, _raw(record, _OPTIONAL) or ""))
     return rows, top
 
 
