@@ -4,12 +4,13 @@ A manifest is a blob: the bytes stored for a digest never change. A run with
 a cache (``collect(manifest_cache=PATH)``, ``registry-gc gc --manifest-cache
 PATH``) asks it first for every manifest it would read, and reads from the
 storage only what it does not hold; every manifest read is added. A tag's
-``current`` link does change, when the tag moves; on S3 the listing gives each
+``current`` link does change, when the tag moves; S3's listing gives each
 object's ETag, which for an object written in one request is the MD5 of its
-content, so the cache also holds link bodies by their MD5 and gives the one
-the listing names. On an object store, where each read is a request (about
-2 ms of client CPU and a round trip on S3), a run on a mostly unchanged store
-then costs its listing and what changed, not a request per manifest and tag.
+content, and GCS's its ``md5Hash``, so the cache also holds link bodies by
+their MD5 and gives the one the listing names. On an object store, where each
+read is a request (about 2 ms of client CPU and a round trip on S3), a run on a
+mostly unchanged store then costs its listing and what changed, not a request
+per manifest and tag.
 
 What makes it safe to trust:
 

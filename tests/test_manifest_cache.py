@@ -24,12 +24,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from registry_gc import ConfigError, collect
-from registry_gc.backends import LocalBackend, S3Backend, WrappingBackend
+from registry_gc.backends import GCSBackend, LocalBackend, S3Backend, WrappingBackend
 from registry_gc.cli import run as cli
 from registry_gc.layout import BlobData, Digest, blob_path, classify
 from registry_gc.manifest_cache import ManifestCache, ManifestCacheError
 
 from tests.rigs.builder import RegistryBuilder
+from tests.rigs.procs import put_untraced
 from tests.rigs.scenarios import live_blobs, mixed_registry
 from tests.test_names_only import DAMAGE, GRACE, NOW, Damaged, outcome, run
 from tests.test_property import OPS, World
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
     from registry_gc import Report
 
+    from tests.rigs.gcs import FakeGCS
     from tests.rigs.s3 import SeaweedS3
 
 UTC = datetime.timezone.utc
@@ -461,3 +463,27 @@ def test_links_are_kept_only_under_the_md5_of_their_content(tmp_path: Path) -> N
     with ManifestCache(tmp_path / "m.db") as mc:
         assert mc.forget_unused() == 1  # this run used no link
         assert mc.take_links([md5]) == {}
+
+
+@pytest.mark.gcs
+def test_on_gcs_tag_links_come_from_the_cache_by_their_md5hash(
+    gcs_server: FakeGCS, gcs_bucket: str, tmp_path: Path
+) -> None:
+    """GCS lists each object's MD5 (``md5Hash``): a second run reads no manifest or tag link."""
+    b = mixed_registry()
+    put_untraced(lambda path, data: gcs_server.put(gcs_bucket, path, data), b.files)
+    options = {"endpoint_url": gcs_server.endpoint_url, "token": "anon"}
+
+    def gcs_run(cache: Path | None) -> tuple[Report, dict[str, int]]:
+        backend = GCSBackend.from_url(f"gs://{gcs_bucket}", options)
+        report = dry(backend, manifest_cache=cache)
+        return report, dict(backend.request_counts)
+
+    cache = tmp_path / "manifests.db"
+    uncached, counts = gcs_run(None)
+    tags = sum(1 for p in b.files if p.endswith("/current/link"))
+    assert counts["objects.get"] == len(manifest_paths(b)) + tags
+    gcs_run(cache)
+    again, counts = gcs_run(cache)
+    assert counts.get("objects.get", 0) == 0
+    assert outcome(again) == outcome(uncached)

@@ -37,10 +37,11 @@ class ObjectInfo:
     ``is_dir`` is ``True`` only for an *empty directory* on a store with
     directories (:class:`~registry_gc.backends.SupportsDirectories`), reported
     so that empty repositories can be cleaned up; object stores never report
-    directories. ``etag`` is the object's entity tag as the listing gives it,
-    without its quotes (S3's ``ETag``), or ``None``: for an object written in
-    one request without KMS or customer keys it is the MD5 of the content, which
-    is how :mod:`~registry_gc.manifest_cache` checks it, so other ETags never match.
+    directories. ``etag`` identifies the content as the listing gives it, or is
+    ``None``: S3's ``ETag`` without its quotes (for an object written in one
+    request without KMS or customer keys, the MD5 of the content), GCS's
+    ``md5Hash`` in hex. :mod:`~registry_gc.manifest_cache` uses it only where it
+    is the MD5 of a body it holds, so other values never match.
     """
 
     path: str

@@ -50,6 +50,8 @@ the retry budget and the GCS request and batch formats belong to it alone.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import collections
 import contextlib
 import datetime
@@ -114,8 +116,8 @@ _DEFAULT_READ_TIMEOUT = 60.0
 #: HTTP statuses worth another attempt (Google's retry guidance).
 _RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _DEFAULT_ENDPOINT = "https://storage.googleapis.com"
-_LIST_FIELDS = "items(name,size,updated),nextPageToken"
-_LIST_FIELDS_DELIMITED = "items(name,size,updated),prefixes,nextPageToken"
+_LIST_FIELDS = "items(name,size,updated,md5Hash),nextPageToken"
+_LIST_FIELDS_DELIMITED = "items(name,size,updated,md5Hash),prefixes,nextPageToken"
 #: gcsfs constructor options that mean nothing here (caching, file objects, the event loop).
 _IGNORED_OPTIONS = frozenset(
     {
@@ -197,6 +199,17 @@ class _Budget:
         self.used += 1
         await asyncio.sleep(backoff(self.used))
         return True
+
+
+def _md5_hex(value: object) -> str | None:
+    """An object's ``md5Hash`` (base64, as listed) in hex; ``None`` if it has none (composites)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return raw.hex() if len(raw) == 16 else None
 
 
 class GCSBackend:
@@ -538,7 +551,12 @@ class GCSBackend:
             if name.endswith("/"):
                 continue
             out.append(
-                ObjectInfo(name[cut:], int(obj.get("size") or 0), parse_time(obj["updated"]))
+                ObjectInfo(
+                    name[cut:],
+                    int(obj.get("size") or 0),
+                    parse_time(obj["updated"]),
+                    etag=_md5_hex(obj.get("md5Hash")),
+                )
             )
         return out
 

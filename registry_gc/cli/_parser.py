@@ -249,10 +249,10 @@ def _add_gc_only(gc: argparse.ArgumentParser) -> None:
     gc.add_argument(
         "--manifest-cache",
         metavar="FILE",
-        help="keep the manifests (and, on S3, the tag links) this run reads in FILE (SQLite, "
-        "made if missing) and read from the storage only those it does not hold: a nightly run "
-        "on an object store then costs its listing and what changed. Each body is hashed "
-        "before use; a run that reads the whole store forgets what the store no longer has",
+        help="keep the manifests (and, on S3 and GCS, the tag links) this run reads in FILE "
+        "(SQLite, made if missing) and read from the storage only those it does not hold: a "
+        "nightly run on an object store then costs its listing and what changed. Each body is "
+        "hashed before use; a run that reads the whole store forgets what the store no longer has",
     )
     gc.add_argument(
         "--allow-no-manifests",
