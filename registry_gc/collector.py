@@ -290,9 +290,10 @@ async def collect_async(
         allow_empty=allow_empty,
     )
     check_writable(plan_out, deletions_out)
-    bodies, own_cache = _open_cache(manifest_cache)
     backend = open_root(root, storage_options, read_only=dry_run)
+    bodies, own_cache = None, False
     try:
+        bodies, own_cache = _open_cache(manifest_cache)
         timings = Timings()
         resolver = None
         if names_only:
@@ -463,9 +464,10 @@ def collect(
 
     ``manifest_cache`` (a path, or an open
     :class:`~registry_gc.manifest_cache.ManifestCache`) keeps the manifests a
-    run reads in one SQLite file, so that the next run reads from the storage
-    only the manifests that are new (:mod:`registry_gc.manifest_cache`: each
-    body is hashed before use, and used only for a blob the run listed at that
+    run reads in one SQLite file — and, on S3 and GCS, the tags' ``current``
+    links, by the MD5 their listing gives — so that the next run reads from the
+    storage only what changed (:mod:`registry_gc.manifest_cache`: each body is
+    hashed before use; a manifest is used only for a blob the run listed at that
     size). Not with a ``client`` or an ``inventory``.
     """
     coro = collect_async(
