@@ -231,10 +231,11 @@ class ManifestCache:
     def take_links(self, etags: Iterable[str]) -> dict[str, bytes]:
         """The bodies held for links whose listed ETag is the MD5 of their content, checked.
 
-        ``etags`` are ETags as listed (unquoted). A tag's ``current`` link changes
-        when the tag moves, so it is found by the MD5 of its content, which S3
-        gives as the ETag of an object written in one request: the body returned
-        for an ETag hashes to it (MD5). Any other ETag finds nothing.
+        ``etags`` are :attr:`ObjectInfo.etag <registry_gc.backends.ObjectInfo>`
+        values as listed. A tag's ``current`` link changes when the tag moves, so
+        it is found by the MD5 of its content, which S3 gives as the ETag of an
+        object written in one request and GCS as its ``md5Hash``: the body
+        returned for a value hashes to it (MD5). Any other value finds nothing.
         """
         wanted = [e for e in dict.fromkeys(etags) if _MD5.fullmatch(e)]
         self._used_links.update(wanted)
