@@ -765,3 +765,48 @@ def test_soak_verify_gets_every_blob_and_names_what_is_missing(registry: RealReg
     assert missing is not None
     assert (missing.what, missing.digest) == ("layer", child.layers[0].digest)
     assert missing.detail.startswith("HTTP 404")
+
+
+class _LocalStorage:
+    """What :meth:`soak.Soak.registry_raced_itself` asks of a registry: its storage."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def storage_fs(self) -> tuple[object, str]:
+        import fsspec  # noqa: PLC0415 - heavy, and only here
+
+        return fsspec.filesystem("file"), str(self.root)
+
+
+def test_a_500_is_the_registry_racing_itself_only_while_the_storage_holds_the_manifest(
+    tmp_path: Path,
+) -> None:
+    """Only a manifest GET's 500 with the blob present and its link naming it is not counted.
+
+    A 404, a layer, a blob moved away behind its link (registry-gc's doing: it also
+    answers 500) or a link still empty when looked at stay failures of the soak.
+    """
+    digest = "sha256:" + "ab" * 32
+    looker = type("Looker", (), {"registry": _LocalStorage(tmp_path)})()
+
+    def raced(what: str, detail: str) -> bool:
+        return soak.Soak.registry_raced_itself(  # type: ignore[arg-type]
+            looker, "app", soak.Missing(what, digest, detail)
+        )
+
+    blob = tmp_path / rig_registry.blob_data_key(digest)
+    link = tmp_path / rig_registry.revision_link_key("app", digest)
+    error = 'HTTP 500 {"errors":[{"code":"UNKNOWN","message":"unknown error"}]}'
+    assert not raced("manifest", error)  # nothing in the storage
+    link.parent.mkdir(parents=True)
+    link.write_text(digest)
+    assert not raced("manifest", error)  # the blob moved away: registry-gc's doing
+    blob.parent.mkdir(parents=True)
+    blob.write_bytes(b"{}")
+    assert raced("manifest", error)
+    assert raced("index", error)
+    assert not raced("manifest", "HTTP 404 MANIFEST_UNKNOWN")
+    assert not raced("layer", error)
+    link.write_text("")
+    assert not raced("manifest", error)  # still half-written: cannot tell
