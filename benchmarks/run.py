@@ -763,6 +763,7 @@ def s3_blobs(server: Any, bucket: str) -> set[str]:
 
 def scenario_s3(args: argparse.Namespace, work: Path, results: dict[str, Any]) -> None:
     from s3proxy import CountingProxy  # noqa: PLC0415
+    from tests.rigs.registry import S3Storage  # noqa: PLC0415
     from tests.rigs.s3 import SeaweedS3  # noqa: PLC0415
 
     logdir = work / "logs"
@@ -810,20 +811,10 @@ def scenario_s3(args: argparse.Namespace, work: Path, results: dict[str, Any]) -
                 return m
 
             def reference(key: str, *, dry: bool, endpoint: str) -> Measured:
+                storage = S3Storage.on(server, buckets["ref"])
                 cfg = reference_config(
                     work / f"ref-s3-{key.replace(' ', '-')}.yml",
-                    {
-                        "s3": {
-                            "accesskey": server.key,
-                            "secretkey": server.secret,
-                            "region": server.region,
-                            "regionendpoint": endpoint,
-                            "bucket": buckets["ref"],
-                            "rootdirectory": "/",
-                            "secure": False,
-                            "v4auth": True,
-                        }
-                    },
+                    dataclasses.replace(storage, endpoint_url=endpoint).driver_config(),
                 )
                 proxy.reset()
                 m = run_reference(f"s3 {key}", cfg, logdir, dry=dry)

@@ -160,18 +160,9 @@ def measure_where(where: str, args: argparse.Namespace, work: Path) -> dict[str,
             if server is None:
                 storage: dict[str, Any] = {"filesystem": {"rootdirectory": str(src)}}
             else:
-                storage = {
-                    "s3": {
-                        "accesskey": server.key,
-                        "secretkey": server.secret,
-                        "region": server.region,
-                        "regionendpoint": server.endpoint_url,
-                        "bucket": BUCKET,
-                        "rootdirectory": "/",
-                        "secure": False,
-                        "v4auth": True,
-                    }
-                }
+                from tests.rigs.registry import S3Storage  # noqa: PLC0415
+
+                storage = S3Storage.on(server, BUCKET).driver_config()
             config = reference_config(work / f"{where}-reference.yml", storage)
         for i in range(args.repeat):
             runs["none"].append(_row(_child(f"{where} none {i}", target, logdir, *extra, env=env)))

@@ -80,6 +80,21 @@ class S3Storage:
             "client_kwargs": {"region_name": self.region},
         }
 
+    def driver_config(self) -> dict[str, Any]:
+        """The registry configuration's ``storage`` entry for this bucket: ``{"s3": {...}}``."""
+        return {
+            "s3": {
+                "accesskey": self.key,
+                "secretkey": self.secret,
+                "region": self.region,
+                "regionendpoint": self.endpoint_url,
+                "bucket": self.bucket,
+                "rootdirectory": self.rootdirectory,
+                "secure": False,
+                "v4auth": True,
+            }
+        }
+
     @property
     def key_prefix(self) -> str:
         """The object-key prefix of the registry root: ``""`` or ``"reg/"`` (no leading /)."""
@@ -281,18 +296,7 @@ class RealRegistry:
             storage = {"filesystem": {"rootdirectory": str(self.root_dir)}}
         else:
             assert self.s3 is not None
-            storage = {
-                "s3": {
-                    "accesskey": self.s3.key,
-                    "secretkey": self.s3.secret,
-                    "region": self.s3.region,
-                    "regionendpoint": self.s3.endpoint_url,
-                    "bucket": self.s3.bucket,
-                    "rootdirectory": self.s3.rootdirectory,
-                    "secure": False,
-                    "v4auth": True,
-                }
-            }
+            storage = self.s3.driver_config()
         storage.update(
             {
                 "delete": {"enabled": True},
