@@ -47,6 +47,7 @@ import zlib
 from typing import TYPE_CHECKING
 
 from ._errors import ConfigError
+from .backends._hashing import new_hash
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -91,9 +92,12 @@ def _md5(data: bytes) -> str:
 
 def _hashes_to(digest: str, data: bytes) -> bool:
     algorithm, _, hexpart = digest.partition(":")
-    if algorithm not in {"sha256", "sha384", "sha512"}:
+    try:
+        h = new_hash(algorithm)
+    except ValueError:  # not an algorithm of the registry's: no body matches
         return False
-    return hashlib.new(algorithm, data).hexdigest() == hexpart
+    h.update(data)
+    return h.hexdigest() == hexpart
 
 
 class ManifestCache:
