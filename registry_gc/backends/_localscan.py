@@ -19,9 +19,10 @@ waits for: a directory listed slower than :data:`SLOW_PER_ENTRY` per entry
 while the process is reading from storage (``read_bytes`` of
 ``/proc/self/io`` grew). ``os.scandir`` and ``lstat`` release the GIL, so
 threads overlap the waits of a cold cache (50k store, cold: 9.3 s with one
-thread, 7.2 s with four); on a warm cache there is nothing to overlap and the
-threads only take the GIL from each other (1.2 s with one thread, 3.8 s with
-four).
+thread, 7.2 s with four; the 1M store's dry run, cold, 165 s with at most
+four, 124 s with eight, 126-135 s with sixteen, 143 s with thirty-two); on a
+warm cache there is nothing to overlap and the threads only take the GIL from
+each other (1.2 s with one thread, 3.8 s with four).
 
 Symbolic links get the rules of the plain walk (``_local._Tree``): followed
 only while they stay inside the root and outside ``docker/registry/v2``,
@@ -51,8 +52,8 @@ if TYPE_CHECKING:
 
 __all__ = ["NOT_LOOKED", "THREADS", "list_batches", "stat_files"]
 
-#: Threads listing directories at once, at most.
-THREADS: Final = 4
+#: Threads listing directories at once, at most (more only while the disk is read).
+THREADS: Final = 8
 #: Seconds per entry above which a directory's listing counts as slow (a warm
 #: cache lists an entry in 2-10 µs, a cold one in 50-100 µs or more).
 SLOW_PER_ENTRY: Final = 30e-6
