@@ -241,7 +241,7 @@ def run_floor(
     """The floor: a bare walk of the tree; unlinking exactly the planned files (a copy), then
     removing the directories of their own that this left empty (:mod:`unlink_child`)."""
     logdir = work / "logs"
-    warm(src)
+    settle(src)
     runs["floor walk"].append(
         measure(f"local floor walk {i}", ["find", str(src), "-printf", "%s %T@\\n"], logdir)
     )
@@ -249,7 +249,7 @@ def run_floor(
         return
     copy = work / f"local-floor-{i}"
     copy_tree(src, copy)
-    warm(copy)
+    settle(copy)
     runs["floor unlink"].append(
         measure(
             f"local floor unlink {i}",
@@ -278,8 +278,32 @@ def remove_tree(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def warm(path: Path) -> None:
-    """Read every file once, so that runs start with the same (warm) page cache."""
+#: How every timed run starts (``--cache``): ``"warm"``, every file of its store read just
+#: before; ``"cold"``, the kernel's page, dentry and inode caches dropped just before.
+CACHE = {"state": "warm"}
+DROP_CACHES = Path("/proc/sys/vm/drop_caches")
+
+
+def can_drop_caches() -> str | None:
+    """Why ``--cache cold`` cannot be measured here, or ``None`` when it can."""
+    if not DROP_CACHES.exists():
+        return f"{DROP_CACHES} does not exist (not Linux?)"
+    if not os.access(DROP_CACHES, os.W_OK):
+        return f"{DROP_CACHES} is not writable: --cache cold needs root"
+    return None
+
+
+def settle(path: Path) -> None:
+    """Put the caches in the state every timed run starts from (``CACHE``).
+
+    Warm: every file under ``path`` read once. Cold: dirty pages written, then the page,
+    dentry and inode caches dropped, so the run reads its store (names, inodes, bytes)
+    from the disk, as a nightly run over a store larger than the page cache does.
+    """
+    if CACHE["state"] == "cold":
+        os.sync()
+        DROP_CACHES.write_text("3\n")
+        return
     subprocess.run(
         f"find {shlex_quote(str(path))} -type f -print0 | xargs -0 -r cat > /dev/null",
         shell=True,
@@ -371,7 +395,7 @@ def scenario_local(args: argparse.Namespace, work: Path, results: dict[str, Any]
     }
 
     for i in range(args.repeat):
-        warm(src)
+        settle(src)
         runs["rgc dry"].append(run_registry_gc(f"local rgc dry {i}", str(src), logdir, dry=True))
         # The command line's dry run with --json, every deletion streamed to a plan file
         # (its peak RSS; the plan is what the unlink floor deletes).
@@ -385,12 +409,12 @@ def scenario_local(args: argparse.Namespace, work: Path, results: dict[str, Any]
             cfg = reference_config(
                 work / "ref-src.yml", {"filesystem": {"rootdirectory": str(src)}}
             )
-            warm(src)
+            settle(src)
             runs["ref dry"].append(run_reference(f"local ref dry {i}", cfg, logdir, dry=True))
         for tool in (("rgc", "ref") if ref else ("rgc",)) if args.real else ():
             copy = work / f"local-{tool}-{i}"
             copy_tree(src, copy)
-            warm(copy)
+            settle(copy)
             if tool == "rgc":
                 m = run_registry_gc(f"local rgc real {i}", str(copy), logdir, dry=False)
                 expected = exp.live
@@ -475,7 +499,7 @@ def scenario_steady(args: argparse.Namespace, work: Path, results: dict[str, Any
     left: dict[str, set[str]] = {}
     for i in range(args.repeat):
         for kind in ("full", "names-only"):
-            warm(src)
+            settle(src)
             runs[f"{kind} dry"].append(
                 run_steady_gc(
                     f"steady {kind} dry {i}", src, logdir, names_only=kind != "full", dry=True
@@ -484,7 +508,7 @@ def scenario_steady(args: argparse.Namespace, work: Path, results: dict[str, Any
         for kind in ("full", "names-only", "reference") if ref else ("full", "names-only"):
             copy = work / f"steady-{kind}-{i}"
             copy_tree(src, copy)
-            warm(copy)
+            settle(copy)
             if kind == "reference":
                 cfg = reference_config(
                     work / f"steady-ref-{i}.yml", {"filesystem": {"rootdirectory": str(copy)}}
@@ -594,7 +618,7 @@ def parity(args: argparse.Namespace, work: Path, section: dict[str, Any]) -> Non
     for tool in ("rgc", "ref"):
         copy = work / f"parity-{tool}"
         copy_tree(src, copy)
-        warm(copy)
+        settle(copy)
         if tool == "rgc":
             m = run_registry_gc("parity rgc real", str(copy), logdir, dry=False)
         else:
@@ -866,6 +890,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "load_at_start": list(os.getloadavg()),
+        "cache": CACHE["state"],
     }
     with contextlib.suppress(OSError):
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -920,7 +945,8 @@ def markdown(results: dict[str, Any]) -> str:
     lines.append(
         f"Machine: {mach.get('nproc')} CPUs ({mach.get('cpu', '?')}), "
         f"{mach.get('ram_gib', '?')} GiB RAM, "
-        f"Python {mach.get('python')}, load average at start {mach['load_at_start'][0]:.2f}."
+        f"Python {mach.get('python')}, load average at start {mach['load_at_start'][0]:.2f}, "
+        f"{mach.get('cache', 'warm')} caches before every timed run."
     )
     targets: list[tuple[str, str, str, bool | None]] = []
     local = results.get("local")
@@ -1297,6 +1323,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--keep", action="store_true", help="keep the data directories")
     parser.add_argument(
+        "--cache",
+        choices=("warm", "cold"),
+        default="warm",
+        help="local stores: read every file before each timed run (warm, the default) or "
+        "drop the kernel's caches before it (cold; root only)",
+    )
+    parser.add_argument(
         "--reference",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -1311,6 +1344,9 @@ def main(argv: list[str] | None = None) -> int:
         help="JSON results (default benchmarks/results/results.json, ignored by git)",
     )
     args = parser.parse_args(argv)
+    if args.cache == "cold" and (why := can_drop_caches()):
+        parser.error(why)
+    CACHE["state"] = args.cache
 
     work = Path(tempfile.mkdtemp(prefix="registry-gc-bench-", dir=args.workdir))
     log(f"work directory {work} (load {load1()})")
