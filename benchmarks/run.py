@@ -401,6 +401,7 @@ def scenario_local(args: argparse.Namespace, work: Path, results: dict[str, Any]
         # (its peak RSS; the plan is what the unlink floor deletes).
         plan = work / f"plan-{i}.jsonl"
         cli = [PY, "-m", "registry_gc", "gc", str(src), "--dry-run", "-m", "--grace", "0s"]
+        settle(src)
         runs["rgc json"].append(
             measure(f"local rgc json {i}", [*cli, "--json", "--deletions-out", str(plan)], logdir)
         )
