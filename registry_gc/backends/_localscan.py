@@ -50,10 +50,12 @@ if TYPE_CHECKING:
 
     from ._local import _Tree
 
-__all__ = ["NOT_LOOKED", "THREADS", "list_batches", "stat_files"]
+__all__ = ["NOT_LOOKED", "STAT_THREADS", "THREADS", "list_batches", "stat_files"]
 
 #: Threads listing directories at once, at most (more only while the disk is read).
 THREADS: Final = 8
+#: Threads of :func:`stat_files` (started at once, whatever the cache holds).
+STAT_THREADS: Final = 4
 #: Seconds per entry above which a directory's listing counts as slow (a warm
 #: cache lists an entry in 2-10 µs, a cold one in 50-100 µs or more).
 SLOW_PER_ENTRY: Final = 30e-6
@@ -330,7 +332,7 @@ def _stat_some(root: str, paths: Sequence[str]) -> list[os.stat_result | None]:
 
 
 async def stat_files(
-    root: str, paths: Sequence[str], *, threads: int = THREADS
+    root: str, paths: Sequence[str], *, threads: int = STAT_THREADS
 ) -> list[tuple[int, float] | None]:
     """Size and time of each path under ``root`` that is a regular file; ``None`` for the others.
 
