@@ -43,7 +43,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 import synth  # noqa: E402
 from registry_gc import StorageError  # noqa: E402
 from registry_gc.backends import DeleteResult, ListedBatch, ObjectInfo, Outcome  # noqa: E402
-from registry_gc.backends._localscan import leaf_file  # noqa: E402
+from registry_gc.backends._walk import leaf_file  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterable, Mapping, Sequence

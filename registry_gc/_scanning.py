@@ -32,6 +32,7 @@ from ._reads import read_each
 from .backends import (
     UNKNOWN_TIME,
     ListedBatch,
+    SupportsListAhead,
     SupportsListBatches,
     SupportsMultipartUploads,
     SupportsNamesOnly,
@@ -72,7 +73,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ._digests import DigestIndex
-    from .backends import Backend, MultipartUpload, ObjectInfo
+    from .backends import Backend, ListingAhead, MultipartUpload, ObjectInfo
     from .manifest_cache import ManifestCache
 
 __all__ = ["STRUCTURE_ANOMALIES", "build", "invalid_tag", "repository_anomalies"]
@@ -557,9 +558,18 @@ def _not_looked(batch: ListedBatch) -> ListedBatch:
 
 
 async def _list(
-    backend: Backend, prefix: str, builder: _Builder, *, blobs: bool, names_only: bool = False
+    backend: Backend,
+    prefix: str,
+    builder: _Builder,
+    *,
+    blobs: bool,
+    names_only: bool = False,
+    ahead: ListingAhead | None = None,
 ) -> None:
-    if names_only:
+    """List ``prefix`` into ``builder`` (``ahead``: the listing of it already under way)."""
+    if ahead is not None:
+        await _take_ahead(ahead, builder, blobs=blobs, names_only=names_only)
+    elif names_only:
         assert isinstance(backend, SupportsNamesOnly)
         add = builder.add_blob_batch if blobs else builder.add_repository_batch
         async for chunk in backend.list_names(prefix):
@@ -573,6 +583,15 @@ async def _list(
     else:
         async for info in backend.list(prefix):
             builder.add_info(info)
+
+
+async def _take_ahead(
+    ahead: ListingAhead, builder: _Builder, *, blobs: bool, names_only: bool
+) -> None:
+    add = builder.add_blob_batch if blobs else builder.add_repository_batch
+    async for chunk in ahead:
+        for batch in chunk:
+            add(_not_looked(batch) if names_only else batch)
 
 
 async def _look_at_aliases(backend: Backend, builder: _Builder) -> None:
@@ -652,6 +671,50 @@ async def _list_part(
     )
 
 
+async def _list_whole(
+    backend: Backend, builder: _Builder, blobs_from: Inventory | None, *, names_only: bool
+) -> None:
+    """The whole store: ``blobs/`` (or ``blobs_from``'s table), then ``repositories/``.
+
+    A backend that can list ahead (:class:`~registry_gc.backends.SupportsListAhead`)
+    lists ``repositories/`` while ``blobs/`` is listed; its chunks are read
+    once the blob index exists.
+    """
+    inv = builder.inv
+    ahead = None
+    if blobs_from is None and isinstance(backend, SupportsListAhead):
+        ahead = backend.list_ahead(REPOSITORIES_PREFIX, names_only=names_only)
+    try:
+        if blobs_from is not None:
+            inv.blobs = blobs_from.blobs
+            inv.objects = len(blobs_from.blobs)
+            builder.records = None
+            builder.index = inv.blobs.index
+        else:
+            await _list(backend, BLOBS_PREFIX, builder, blobs=True, names_only=names_only)
+            builder.finish_blobs()
+
+        async def multipart() -> None:
+            if isinstance(backend, SupportsMultipartUploads):
+                for upload in await backend.list_multipart_uploads(REPOSITORIES_PREFIX):
+                    builder.add_multipart(upload)
+
+        await asyncio.gather(
+            _list(
+                backend,
+                REPOSITORIES_PREFIX,
+                builder,
+                blobs=False,
+                names_only=names_only,
+                ahead=ahead,
+            ),
+            multipart(),
+        )
+    finally:
+        if ahead is not None:
+            await ahead.aclose()
+
+
 async def _read_links_with(
     cache: ManifestCache, backend: Backend, builder: _Builder, paths: list[str]
 ) -> None:
@@ -699,24 +762,7 @@ async def build(
     if prefixes is not None:
         await _list_part(backend, builder, prefixes, listed, uploads)
     else:
-        if blobs_from is not None:
-            inv.blobs = blobs_from.blobs
-            inv.objects = len(blobs_from.blobs)
-            builder.records = None
-            builder.index = inv.blobs.index
-        else:
-            await _list(backend, BLOBS_PREFIX, builder, blobs=True, names_only=names_only)
-            builder.finish_blobs()
-
-        async def multipart() -> None:
-            if isinstance(backend, SupportsMultipartUploads):
-                for upload in await backend.list_multipart_uploads(REPOSITORIES_PREFIX):
-                    builder.add_multipart(upload)
-
-        await asyncio.gather(
-            _list(backend, REPOSITORIES_PREFIX, builder, blobs=False, names_only=names_only),
-            multipart(),
-        )
+        await _list_whole(backend, builder, blobs_from, names_only=names_only)
     log.info(
         "listed %s: %d objects, %d blobs (%d bytes), %d repositories",
         backend.url,

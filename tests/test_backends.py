@@ -32,6 +32,7 @@ from registry_gc.backends import (
     ReadOnlyBackend,
     SupportsDigest,
     SupportsDirectories,
+    SupportsListAhead,
     SupportsListBatches,
     SupportsListDir,
     SupportsMove,
@@ -144,6 +145,29 @@ class _ListBatches:
         yield [BATCH]
 
 
+class _Ahead:
+    """A listing begun ahead, as a test backend hands it out."""
+
+    def __init__(self, calls: list[tuple[str, object]], prefix: str) -> None:
+        self.calls = calls
+        self.prefix = prefix
+
+    async def __aiter__(self) -> AsyncIterator[list[ListedBatch]]:
+        self.calls.append(("list_ahead read", self.prefix))
+        yield [BATCH]
+
+    async def aclose(self) -> None:
+        self.calls.append(("list_ahead closed", self.prefix))
+
+
+class _ListAhead:
+    calls: list[tuple[str, object]]
+
+    def list_ahead(self, prefix: str, *, names_only: bool = False) -> _Ahead:
+        self.calls.append(("list_ahead", (prefix, names_only)))
+        return _Ahead(self.calls, prefix)
+
+
 class _ListDir:
     calls: list[tuple[str, object]]
 
@@ -182,6 +206,7 @@ _IMPLEMENTATIONS: dict[type, type] = {
     SupportsListBatches: _ListBatches,
     SupportsListDir: _ListDir,
     SupportsNamesOnly: _NamesOnly,
+    SupportsListAhead: _ListAhead,
 }
 
 #: Every subset of the optional capabilities.
@@ -228,6 +253,7 @@ def test_one_protocol_per_capability() -> None:
         SupportsListBatches: ("list_batches",),
         SupportsListDir: ("list_dir",),
         SupportsNamesOnly: ("list_names", "stat"),
+        SupportsListAhead: ("list_ahead",),
     }
     for capability in CAPABILITIES:
         assert issubclass(capability, Protocol)  # type: ignore[arg-type]
@@ -243,6 +269,7 @@ def test_the_built_in_backends_have_their_capabilities(tmp_path: Path) -> None:
     assert _names(capabilities(LocalBackend(tmp_path))) == [
         "SupportsDigest",
         "SupportsDirectories",
+        "SupportsListAhead",
         "SupportsListBatches",
         "SupportsListDir",
         "SupportsMove",
@@ -301,7 +328,7 @@ def test_a_wrapper_has_exactly_the_capabilities_of_its_backend(
     assert isinstance(wrapped, wrapper)
     if wrapper is FaultyBackend:
         # It overrides ``list`` (to inject faults) and not ``list_batches``: see the next test.
-        caps = caps - {SupportsListBatches}
+        caps = caps - {SupportsListBatches, SupportsListAhead}
     assert capabilities(wrapped) == caps
     assert type(wrapped).__name__ == wrapper.__name__
     assert repr(wrapped) == f"{wrapper.__name__}({inner!r})"
@@ -318,7 +345,7 @@ def test_nested_wrappers_keep_exactly_the_capabilities(caps: frozenset[type]) ->
     nested = ReadOnlyBackend(CountingBackend(WrappingBackend(inner)))
     assert capabilities(nested) == caps
     faulty = ReadOnlyBackend(CountingBackend(FaultyBackend(WrappingBackend(inner))))
-    assert capabilities(faulty) == caps - {SupportsListBatches}
+    assert capabilities(faulty) == caps - {SupportsListBatches, SupportsListAhead}
     assert http_requests(nested) == ({"GetObject": 3} if SupportsRequestCounts in caps else None)
 
 
@@ -348,11 +375,17 @@ class _BatchWatcher(_ListingWatcher):
 
 
 def test_a_wrapper_that_overrides_list_only_lists_through_it() -> None:
-    """Overriding ``list`` alone drops the batch and names-only listings (they would bypass it)."""
+    """Overriding ``list`` alone drops the batch, names-only and ahead listings (they bypass it).
+
+    Overriding any listing but not ``list_ahead`` drops the listing ahead.
+    """
     inner = _backend(frozenset(CAPABILITIES))
-    listing = {SupportsListBatches, SupportsNamesOnly}
+    listing = {SupportsListBatches, SupportsNamesOnly, SupportsListAhead}
     assert capabilities(_ListingWatcher(inner)) == frozenset(CAPABILITIES) - listing
-    assert capabilities(_BatchWatcher(inner)) == frozenset(CAPABILITIES) - {SupportsNamesOnly}
+    assert capabilities(_BatchWatcher(inner)) == frozenset(CAPABILITIES) - {
+        SupportsNamesOnly,
+        SupportsListAhead,
+    }
     assert capabilities(WrappingBackend(_ListingWatcher(inner))) == capabilities(
         _ListingWatcher(inner)
     )
@@ -372,6 +405,14 @@ def test_the_wrapper_forwards_every_call() -> None:
     assert isinstance(w, SupportsListBatches)
     assert isinstance(w, SupportsListDir)
     assert isinstance(w, SupportsNamesOnly)
+    assert isinstance(w, SupportsListAhead)
+
+    async def ahead() -> list[object]:
+        listing = w.list_ahead("r/", names_only=True)
+        try:
+            return [c async for c in listing]
+        finally:
+            await listing.aclose()
 
     async def calls() -> list[object]:
         return [
@@ -388,6 +429,7 @@ def test_the_wrapper_forwards_every_call() -> None:
             await w.list_dir("p/"),
             [c async for c in w.list_names("n/")],
             await w.stat(["s"]),
+            await ahead(),
             await w.aclose(),
         ]
 
@@ -406,6 +448,7 @@ def test_the_wrapper_forwards_every_call() -> None:
         (["p/d"], [ObjectInfo("p/o", 2, NOW)]),
         [[BATCH]],
         {"s": (1, 2.0)},
+        [[BATCH]],
         None,
     ]
     assert [name for name, _ in inner.calls] == [
@@ -422,6 +465,9 @@ def test_the_wrapper_forwards_every_call() -> None:
         "list_dir",
         "list_names",
         "stat",
+        "list_ahead",
+        "list_ahead read",
+        "list_ahead closed",
         "aclose",
     ]
     assert inner.calls[8:10] == [("move", ([("f", "g")], {"f": 1})), ("write", {"h": b"i"})]

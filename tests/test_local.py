@@ -20,6 +20,7 @@ from registry_gc.backends import (
     Outcome,
     SupportsDigest,
     SupportsDirectories,
+    SupportsListAhead,
     SupportsListBatches,
     SupportsListDir,
     SupportsMove,
@@ -29,9 +30,10 @@ from registry_gc.backends import (
     SupportsWrite,
     _local,
     _localscan,
+    _walk,
 )
 from registry_gc.backends._local import _Tree
-from registry_gc.backends._localscan import _DONE, _Walk
+from registry_gc.backends._walk import DONE, Walk
 from registry_gc.testing import (
     BLOBS,
     QUARANTINE,
@@ -75,6 +77,7 @@ class TestLocal(BackendSuite):
         SupportsListBatches,
         SupportsListDir,
         SupportsNamesOnly,
+        SupportsListAhead,
     )
 
     @pytest.fixture
@@ -536,7 +539,7 @@ class _HoldingQueue:
         return self.inner.get_nowait()
 
 
-class _HeldWalk(_Walk):
+class _HeldWalk(Walk):
     """A walk that lets the held subdirectory be listed before its parent goes on."""
 
     def __init__(self, tree: _Tree, top: str, threads: int) -> None:
@@ -568,11 +571,11 @@ def test_the_walk_ends_only_after_every_directory_was_listed(tmp_path: Path) -> 
     done = 0
     while done < walk.started:
         item = walk.out.get(timeout=10)
-        if item is _DONE:
+        if item is DONE:
             done += 1
             continue
         assert not isinstance(item, BaseException)
-        listed.update(f"{b.directory}/{n}" for b in item for n in b.names)
+        listed.update(f"{b[0]}/{n}" for b in item for n in b[1])
     assert walk.work.held is not None  # type: ignore[attr-defined]
     assert listed == {f"top/{d}/file" for d in ("asub", "bsub", "csub")}
 
@@ -597,14 +600,14 @@ def _walked(root: Path, top: Path, threads: int) -> tuple[set[str], int]:
         return out
 
     starts: list[int] = []
-    original = _Walk.start
+    original = Walk.start
 
-    def start(self: _Walk, n: int = 1) -> None:
+    def start(self: Walk, n: int = 1) -> None:
         original(self, n)
         starts.append(self.started)
 
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(_Walk, "start", start)
+        m.setattr(Walk, "start", start)
         names = asyncio.run(listed())
     return names, max(starts)
 
@@ -621,9 +624,9 @@ def test_threads_start_only_while_the_disk_is_read(
     """
     top = _tree_of_dirs(tmp_path, 40)
     reads = iter(range(0, 10**9, 4096)) if reads_grow else iter(lambda: 4096, None)
-    monkeypatch.setattr(_localscan, "_disk_reads", lambda: next(reads))
-    monkeypatch.setattr(_localscan, "SLOW_PER_ENTRY", 0.0)
-    monkeypatch.setattr(_localscan, "_LOOK_EVERY", 0.0)
+    monkeypatch.setattr(_walk, "disk_reads", lambda: next(reads))
+    monkeypatch.setattr(_walk, "SLOW_PER_ENTRY", 0.0)
+    monkeypatch.setattr(_walk, "LOOK_EVERY", 0.0)
     names, started = _walked(tmp_path, top, threads=3)
     assert names == {f"top/d{i}/{f}" for i in range(40) for f in ("a", "b")}
     assert started == expected
@@ -635,9 +638,9 @@ def test_a_fast_listing_stays_on_one_thread(
     """However much the disk is read, listings faster than the threshold start no thread."""
     top = _tree_of_dirs(tmp_path, 40)
     reads = iter(range(0, 10**9, 4096))
-    monkeypatch.setattr(_localscan, "_disk_reads", lambda: next(reads))
-    monkeypatch.setattr(_localscan, "SLOW_PER_ENTRY", 3600.0)
-    monkeypatch.setattr(_localscan, "_LOOK_EVERY", 0.0)
+    monkeypatch.setattr(_walk, "disk_reads", lambda: next(reads))
+    monkeypatch.setattr(_walk, "SLOW_PER_ENTRY", 3600.0)
+    monkeypatch.setattr(_walk, "LOOK_EVERY", 0.0)
     names, started = _walked(tmp_path, top, threads=3)
     assert len(names) == 80
     assert started == 1
@@ -647,6 +650,6 @@ def test_the_process_reads_are_read_from_proc() -> None:
     """On Linux the walk sees how many bytes the process read from storage."""
     if not os.path.exists("/proc/self/io"):
         pytest.skip("no /proc/self/io on this system: the walk then grows on slowness alone")
-    reads = _localscan._disk_reads()
+    reads = _walk.disk_reads()
     assert isinstance(reads, int)
     assert reads >= 0

@@ -14,8 +14,10 @@ if TYPE_CHECKING:
     from ._base import DeleteResult, ListedBatch, MultipartUpload, ObjectInfo
     from ._protocols import (
         Backend,
+        ListingAhead,
         SupportsDigest,
         SupportsDirectories,
+        SupportsListAhead,
         SupportsListBatches,
         SupportsMove,
         SupportsMultipartUploads,
@@ -40,7 +42,8 @@ class CountingBackend(WrappingBackend):
     ``list_multipart_uploads`` (uploads found), ``abort_multipart_uploads``
     (uploads aborted), ``move`` (objects moved), ``write`` (objects
     written), ``list_names`` (objects listed by name alone), ``stat`` (paths
-    looked at). Counted as asked, whatever the outcome.
+    looked at). Counted as asked, whatever the outcome; a listing begun ahead
+    (``list_ahead``), as its objects are read.
     """
 
     def __init__(self, inner: Backend) -> None:
@@ -77,6 +80,12 @@ class CountingBackend(WrappingBackend):
         """List names through the wrapped backend, counting objects as ``list_names``."""
         inner = cast("SupportsNamesOnly", self._inner)
         return self._counted(inner.list_names(prefix), "list_names")
+
+    def list_ahead(self, prefix: str, *, names_only: bool = False) -> ListingAhead:
+        """Begin a listing through the wrapped backend, counting as ``list`` (or ``list_names``)."""
+        inner = cast("SupportsListAhead", self._inner)
+        key = "list_names" if names_only else "list"
+        return _CountedAhead(self, inner.list_ahead(prefix, names_only=names_only), key)
 
     async def stat(self, paths: Sequence[str]) -> Mapping[str, tuple[int, float] | None]:
         """Look at objects through the wrapped backend, counting paths as ``stat``."""
@@ -132,6 +141,21 @@ class CountingBackend(WrappingBackend):
         self.objects["write"] += len(items)
         inner = cast("SupportsWrite", self._inner)
         await inner.write(items)
+
+
+class _CountedAhead:
+    """A listing begun ahead whose objects a :class:`CountingBackend` counts as they are read."""
+
+    def __init__(self, owner: CountingBackend, ahead: ListingAhead, key: str) -> None:
+        self.owner = owner
+        self.ahead = ahead
+        self.key = key
+
+    def __aiter__(self) -> AsyncIterator[_Chunk]:
+        return self.owner._counted(aiter(self.ahead), self.key)  # noqa: SLF001 - its owner's
+
+    async def aclose(self) -> None:
+        await self.ahead.aclose()
 
 
 def http_requests(backend: Backend) -> dict[str, int] | None:

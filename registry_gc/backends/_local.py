@@ -19,17 +19,18 @@ import uuid
 from typing import TYPE_CHECKING, Final, TypeAlias
 
 from .._errors import StorageError
-from ..layout import V2_PREFIX
-from . import _localscan
+from . import _localscan, _walk
 from ._base import UNKNOWN_TIME, DeleteResult, ObjectInfo, Outcome
 from ._hashing import CHUNK_SIZE, new_hash
 from ._moving import checked_moves, kept_both
 from ._paths import checked_path
+from ._walk import inside as _inside
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 
     from ._base import ListedBatch
+    from ._protocols import ListingAhead
 
 __all__ = ["LocalBackend"]
 
@@ -44,30 +45,6 @@ _UTC = datetime.timezone.utc
 _PROC_FD: str | None = "/proc/self/fd/" if os.path.isdir("/proc/self/fd") else None
 _READ_FLAGS: Final = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 _LIST_CHUNK = 2000
-
-
-def _inside(path: str, root: str) -> bool:
-    return path == root or path.startswith(root + os.sep)
-
-
-def _outside_error(logical: str, target: str, root: str) -> StorageError:
-    msg = (
-        f"{logical} is a symbolic link to {target}, outside the registry root {root}: "
-        "registry-gc never follows links out of the root, and cannot know what the registry "
-        "serves through it, so it stops here and deletes nothing. Replace the link with what it "
-        "points at, or run registry-gc on a root that contains it"
-    )
-    return StorageError(msg, path=logical)
-
-
-def _alias_error(logical: str, target: str, root: str) -> StorageError:
-    msg = (
-        f"{logical} is a symbolic link to {target}, which is itself part of the registry tree "
-        f"under {root}: the same data has two names, and deleting what one name no longer "
-        "needs would delete what the other still does, so registry-gc stops here and deletes "
-        "nothing. Replace the link with a copy of what it points at"
-    )
-    return StorageError(msg, path=logical)
 
 
 def _escape_error(path: str, target: str, root: str, doing: str) -> StorageError:
@@ -272,7 +249,7 @@ def _scan(top: str, root: str) -> Iterator[list[ObjectInfo]]:
     tree = _Tree(root)
     real_top = os.path.realpath(top)
     if os.path.lexists(top) and not _inside(real_top, tree.real_root):
-        raise _outside_error(top[tree.root_len :], real_top, root)
+        raise tree.refuse("outside", top[tree.root_len :], real_top)
     # (directory to scan, the path the registry knows it by)
     stack = [(top, top)]
     seen = {real_top}
@@ -287,25 +264,12 @@ def _scan(top: str, root: str) -> Iterator[list[ObjectInfo]]:
         yield chunk
 
 
-def _lstat(entry: os.DirEntry[str]) -> os.stat_result | None:
-    """The entry's own stat; ``None`` when it was deleted since ``scandir`` saw it.
-
-    (A running registry finishing an upload: not there any more, so not listed.)
-    """
-    try:
-        return entry.stat(follow_symlinks=False)
-    except FileNotFoundError:
-        return None
-
-
-class _Tree:
+class _Tree(_walk.Tree):
     """The root a scan stays inside, and how one directory of it is read."""
 
-    def __init__(self, root: str) -> None:
-        self.root = root
-        self.real_root = os.path.realpath(root)
-        self.real_tree = os.path.join(self.real_root, V2_PREFIX.rstrip("/"))
-        self.root_len = len(root) + 1
+    def refuse(self, kind: str, path: str, target: str) -> Exception:
+        """A link the walk does not follow: registry-gc's error for it, naming the link."""
+        return _localscan.refusal(kind, path, target, self.root)
 
     def list_dir(
         self, current: str, logical: str, stack: list[tuple[str, str]], seen: set[str]
@@ -332,7 +296,7 @@ class _Tree:
                     stack.append((entry.path, path))
                     continue
                 else:
-                    st = _lstat(entry)
+                    st = _walk.entry_stat(entry)
                 if st is not None:
                     out.append(ObjectInfo(path[root_len:], st.st_size, _modified(st.st_mtime)))
         if empty:
@@ -343,38 +307,13 @@ class _Tree:
             out.append(ObjectInfo(logical[root_len:], 0, _modified(st.st_mtime), is_dir=True))
         return out
 
-    def follow(
-        self, entry: os.DirEntry[str], path: str, stack: list[tuple[str, str]], seen: set[str]
-    ) -> os.stat_result | None:
-        """A symbolic link: the stat of the file to list, or ``None`` (a directory, pushed)."""
-        target = os.path.realpath(entry.path)
-        shown = path[self.root_len :]
-        if not _inside(target, self.real_root):
-            raise _outside_error(shown, target, self.root)
-        if _inside(target, self.real_tree) and os.path.lexists(target):
-            raise _alias_error(shown, target, self.root)
-        try:
-            st = os.stat(target)
-        except FileNotFoundError:
-            # A dangling link: listed as what it is, a broken file (unless it went away).
-            return _lstat(entry)
-        if not stat.S_ISDIR(st.st_mode):
-            return st
-        if target in seen:
-            # A second link to a directory already walked (or a cycle): one
-            # directory under two names.
-            raise _alias_error(shown, target, self.root)
-        seen.add(target)
-        stack.append((target, path))
-        return None
-
 
 def _tree_of(top: str, root: str) -> _Tree:
     """The tree a listing of ``top`` walks; refuses a ``top`` that leads out of the root."""
     tree = _Tree(root)
     real_top = os.path.realpath(top)
     if os.path.lexists(top) and not _inside(real_top, tree.real_root):
-        raise _outside_error(top[tree.root_len :], real_top, root)
+        raise tree.refuse("outside", top[tree.root_len :], real_top)
     return tree
 
 
@@ -392,7 +331,7 @@ def _open_inside(path: str, full: str, root: str, real_root: str) -> int | None:
     if _PROC_FD is None:
         real = os.path.realpath(full)
         if not _inside(real, real_root):
-            raise _outside_error(path, real, root)
+            raise _localscan.refusal("outside", path, real, root)
         full = real
     try:
         fd = os.open(full, _READ_FLAGS)
@@ -400,7 +339,7 @@ def _open_inside(path: str, full: str, root: str, real_root: str) -> int | None:
         if _PROC_FD is not None:  # not resolved yet: a link dangling out of the root is refused
             real = os.path.realpath(full)
             if not _inside(real, real_root):
-                raise _outside_error(path, real, root) from None
+                raise _localscan.refusal("outside", path, real, root) from None
         return None
     if _PROC_FD is not None:
         try:
@@ -410,7 +349,7 @@ def _open_inside(path: str, full: str, root: str, real_root: str) -> int | None:
             raise
         if not _inside(real, real_root):
             os.close(fd)
-            raise _outside_error(path, real, root)
+            raise _localscan.refusal("outside", path, real, root)
     return fd
 
 
@@ -456,10 +395,20 @@ class LocalBackend:
     It also hashes files in bounded memory (:class:`~registry_gc.backends.SupportsDigest`),
     moves files with a rename (:class:`~registry_gc.backends.SupportsMove`) and
     writes them atomically (:class:`~registry_gc.backends.SupportsWrite`).
+
+    :meth:`list_ahead` lists in a helper process
+    (:class:`~registry_gc.backends.SupportsListAhead`), so that a run uses a
+    second core while it lists ``blobs/``. ``helper_process=False``, or the
+    environment variable ``REGISTRY_GC_LIST_HELPER=0`` when it is not given,
+    keeps every listing in this process.
     """
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, helper_process: bool | None = None) -> None:
         self._root = os.path.abspath(os.fspath(root))
+        if helper_process is None:
+            helper_process = os.environ.get(_localscan.HELPER_ENV, "1").strip() != "0"
+        #: whether :meth:`list_ahead` lists in a helper process
+        self.helper_process = helper_process
 
     @property
     def url(self) -> str:
@@ -485,7 +434,7 @@ class LocalBackend:
             tree = _Tree(self._root)
             real_top = os.path.realpath(top)
             if os.path.lexists(top) and not _inside(real_top, tree.real_root):
-                raise _outside_error(top[tree.root_len :], real_top, self._root)
+                raise tree.refuse("outside", top[tree.root_len :], real_top)
             below: list[tuple[str, str]] = []
             files = tree.list_dir(top, top, below, {real_top})
             return sorted(logical[tree.root_len :] for _, logical in below), files
@@ -517,6 +466,19 @@ class LocalBackend:
         async with contextlib.aclosing(_localscan.list_batches(tree, top)) as chunks:
             async for chunk in chunks:
                 yield chunk
+
+    def list_ahead(self, prefix: str, *, names_only: bool = False) -> ListingAhead:
+        """Begin listing ``prefix`` now, in a helper process; read it later (``SupportsListAhead``).
+
+        What :meth:`list_batches` (or, ``names_only``, :meth:`list_names`)
+        yields, from the threads of a helper process that lists while this
+        one does other work; at most ``_localscan.AHEAD_CHUNKS`` chunks wait
+        for the reader. Without a helper (``helper_process`` false, or none
+        can start), the listing is done in this process when iterated.
+        """
+        top = self._full(prefix, prefix=True).rstrip("/")
+        tree = _tree_of(top, self._root)
+        return _localscan.AheadListing(tree, top, names_only=names_only, helper=self.helper_process)
 
     async def list_names(self, prefix: str) -> AsyncIterator[_Chunk]:
         """What :meth:`list_batches` yields, by name alone (the ``SupportsNamesOnly`` capability).

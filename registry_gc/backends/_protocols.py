@@ -36,6 +36,10 @@ capability                     what the collector does with it
                                directory (one delimiter listing per level);
                                without it, the run lists the store in one
                                first pass and then splits what it found
+:class:`SupportsListAhead`     the inventory lists ``repositories/`` while it
+                               lists ``blobs/`` (a local disk: in a helper
+                               process, on another core); without it, one
+                               after the other
 =============================  ================================================
 
 Every protocol is ``runtime_checkable``: a backend has a capability when it
@@ -60,8 +64,10 @@ if TYPE_CHECKING:
 __all__ = [
     "CAPABILITIES",
     "Backend",
+    "ListingAhead",
     "SupportsDigest",
     "SupportsDirectories",
+    "SupportsListAhead",
     "SupportsListBatches",
     "SupportsListDir",
     "SupportsMove",
@@ -280,6 +286,39 @@ class SupportsListBatches(Protocol):
         ...
 
 
+class ListingAhead(Protocol):
+    """A listing under way (:meth:`SupportsListAhead.list_ahead`): iterate it, then close it."""
+
+    def __aiter__(self) -> AsyncIterator[list[ListedBatch]]:
+        """What :meth:`SupportsListBatches.list_batches` yields (iterated once)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Stop the listing, whatever is left of it, and release what it holds."""
+        ...
+
+
+@runtime_checkable
+class SupportsListAhead(Protocol):
+    """Optional: begin a listing now, to be read later, while the caller does other work.
+
+    The inventory lists ``blobs/`` first (its index numbers every digest) and
+    ``repositories/`` next. A backend that can list ``repositories/``
+    meanwhile, elsewhere than on the caller's core (a local disk: a helper
+    process), starts it at :meth:`list_ahead`, and the inventory reads it
+    once ``blobs/`` is done.
+    """
+
+    def list_ahead(self, prefix: str, *, names_only: bool = False) -> ListingAhead:
+        """What ``list_batches(prefix)`` (``names_only``: ``list_names(prefix)``) yields, begun now.
+
+        The listing runs while the caller does other work, holding a bounded
+        number of chunks until they are read. The caller iterates the result
+        once and closes it (:meth:`ListingAhead.aclose`) however it ends.
+        """
+        ...
+
+
 @runtime_checkable
 class SupportsListDir(Protocol):
     """Optional: list one level of a directory — its sub-directories and its objects.
@@ -345,4 +384,5 @@ CAPABILITIES: tuple[type, ...] = (
     SupportsListBatches,
     SupportsNamesOnly,
     SupportsListDir,
+    SupportsListAhead,
 )

@@ -14,7 +14,9 @@ available" (as ``__hash__ = None``), which ``isinstance`` against a
 protocol honours on every Python version. A wrapper class that overrides
 ``list`` but not ``list_batches`` lacks
 :class:`~registry_gc.backends.SupportsListBatches` even over a backend that
-has it, so that every listing goes through its ``list``. (Delegating with ``__getattr__``
+has it, so that every listing goes through its ``list``; one that overrides
+any listing but not ``list_ahead`` lacks
+:class:`~registry_gc.backends.SupportsListAhead`. (Delegating with ``__getattr__``
 would not do: from Python 3.12 on, protocol checks look attributes up
 statically.)
 """
@@ -28,6 +30,7 @@ from ._protocols import (
     CAPABILITIES,
     SupportsDigest,
     SupportsDirectories,
+    SupportsListAhead,
     SupportsListBatches,
     SupportsListDir,
     SupportsMove,
@@ -44,7 +47,7 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
     from ._base import DeleteResult, ListedBatch, MultipartUpload, ObjectInfo
-    from ._protocols import Backend
+    from ._protocols import Backend, ListingAhead
 
 __all__ = ["WrappingBackend", "capabilities"]
 
@@ -188,6 +191,15 @@ class _ForwardListBatches:
         return inner.list_batches(prefix)
 
 
+class _ForwardListAhead:
+    _inner: Any
+
+    def list_ahead(self, prefix: str, *, names_only: bool = False) -> ListingAhead:
+        """Begin a listing through the wrapped backend."""
+        inner: SupportsListAhead = self._inner
+        return inner.list_ahead(prefix, names_only=names_only)
+
+
 class _ForwardListDir:
     _inner: Any
 
@@ -221,6 +233,7 @@ _FORWARDERS: dict[type, type] = {
     SupportsListBatches: _ForwardListBatches,
     SupportsNamesOnly: _ForwardNamesOnly,
     SupportsListDir: _ForwardListDir,
+    SupportsListAhead: _ForwardListAhead,
 }
 
 
@@ -243,6 +256,11 @@ def _made_for(cls: type, present: frozenset[type]) -> type:
         present = present - {SupportsListBatches}
     if _overrides(cls, "list") and not _overrides(cls, "list_names"):
         present = present - {SupportsNamesOnly}
+    if not _overrides(cls, "list_ahead") and (
+        _overrides(cls, "list") or _overrides(cls, "list_batches") or _overrides(cls, "list_names")
+    ):
+        # A listing begun ahead would go round the wrapper's own.
+        present = present - {SupportsListAhead}
     mixins = tuple(_FORWARDERS[c] for c in CAPABILITIES if c in present)
     namespace: dict[str, Any] = {
         "__module__": cls.__module__,

@@ -40,6 +40,7 @@ from ..backends import (
     ReadOnlyBackend,
     SupportsDigest,
     SupportsDirectories,
+    SupportsListAhead,
     SupportsListBatches,
     SupportsListDir,
     SupportsMove,
@@ -465,6 +466,60 @@ class BackendSuite(MoveAndWriteTests):
             dirs = {p for b in batches for p, _ in b.empty_dirs}
             assert dirs == {i.path for i in infos if i.is_dir}
         assert run(backend, functools.partial(both, REPOS + "nope/")) == ([], [])
+
+    # -- SupportsListAhead -------------------------------------------------------------
+
+    @needs(SupportsListAhead)
+    def test_list_ahead_lists_what_list_batches_lists(
+        self, backend: Backend, writer: Writer
+    ) -> None:
+        """A listing begun ahead lists as list_batches (list_names); closing it unread is ok."""
+        if not isinstance(backend, SupportsListAhead):
+            skip_without(backend, SupportsListAhead)
+        hexes = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(30)]
+        objects = {blob_path(str(i)): b"b" * i for i in range(30)}
+        objects.update(
+            {f"{REPOS}a/_layers/sha256/{h}/link": b"sha256:" + h.encode() for h in hexes}
+        )
+        objects[f"{REPOS}a/_manifests/revisions/sha256/{hexes[1]}/link"] = b"x"
+        objects[f"{REPOS}b/c/_manifests/tags/t/current/link"] = b"y"
+        write_many(writer, objects)
+        writer(REPOS + "d/_uploads/", b"")
+
+        def listed(batches: list[ListedBatch]) -> dict[str, tuple[int, float]]:
+            return {
+                (f"{b.directory}/{n}" if b.directory else n): (s, m)
+                for b in batches
+                for n, s, m in zip(b.names, b.sizes, b.mtimes, strict=True)
+            } | {p: (0, m) for b in batches for p, m in b.empty_dirs}
+
+        async def both(prefix: str, *, names_only: bool) -> tuple[list[ListedBatch], ...]:
+            assert isinstance(backend, SupportsListAhead)
+            ahead = backend.list_ahead(prefix, names_only=names_only)
+            unread = backend.list_ahead(prefix, names_only=names_only)
+            try:
+                await asyncio.sleep(0.05)
+                got = [b async for chunk in ahead for b in chunk]
+            finally:
+                await ahead.aclose()
+                await unread.aclose()
+                await unread.aclose()  # twice: nothing more happens
+            if names_only:
+                assert isinstance(backend, SupportsNamesOnly)
+                listing = backend.list_names(prefix)
+            else:
+                assert isinstance(backend, SupportsListBatches)
+                listing = backend.list_batches(prefix)
+            return got, [b async for chunk in listing for b in chunk]
+
+        for prefix in ("", BLOBS, REPOS, REPOS + "b/", REPOS + "nope/"):
+            for names_only in (False, True):
+                if names_only and not isinstance(backend, SupportsNamesOnly):
+                    continue
+                got, expected = run(backend, functools.partial(both, prefix, names_only=names_only))
+                assert listed(got) == listed(expected), (prefix, names_only)
+                assert sum(len(b.names) for b in got) == sum(len(b.names) for b in expected)
+        assert listed(got) == {}
 
     # -- SupportsNamesOnly -------------------------------------------------------------
 
