@@ -1,7 +1,9 @@
 """One registry-gc run, in its own process, so that ``run.py`` can measure its peak RSS.
 
 Prints one JSON object on stdout: wall time inside the process, the collector's
-timings, what was (or would be) deleted, and for S3 the requests sent by type.
+timings, what was (or would be) deleted, the peak RSS of the listing's helper
+process (``helper_max_rss_mib``; the run's own peak RSS is measured by
+``run.py``), and for S3 the requests sent by type.
 
     python benchmarks/gc_child.py ROOT [--dry-run] [--delete-untagged] [--grace SECONDS]
                                        [--deletions-out FILE] [--names-only] [--count]
@@ -21,6 +23,7 @@ import argparse
 import datetime
 import json
 import os
+import resource
 import signal
 import sys
 import time
@@ -102,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         "wall_in_process": t_end - t_start,
         "import_and_setup": t_import - t_start,
         "collect": t_end - t_import,
+        # The listing's helper process (a local disk), the largest child waited for.
+        "helper_max_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
         **figures(report),
     }
     if counting is not None:

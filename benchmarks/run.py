@@ -1022,6 +1022,12 @@ def markdown(results: dict[str, Any]) -> str:
                 + ", ".join(f"{k} {v:.2f} s" for k, v in t.items())
                 + f"; process wall {med['rgc dry']['wall']:.2f} s"
             )
+            helper = med["rgc dry"]["result"].get("helper_max_rss_mib")
+            if helper:
+                lines.append(
+                    f"- the listing's helper process (dry run): {helper:.0f} MiB peak RSS, "
+                    "beside the peak RSS of registry-gc's own process in the table"
+                )
         if "rgc real" in med:
             t = med["rgc real"]["result"].get("timings", {})
             lines.append(

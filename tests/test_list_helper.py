@@ -238,6 +238,20 @@ def test_a_helper_that_cannot_start_leaves_the_listing_to_this_process(
     assert _listed(chunks) == _listed(_batches(backend, REPOS))
 
 
+@pytest.mark.parametrize(
+    ("executable", "frozen"),
+    [("", False), ("/opt/app/bin/uwsgi", False), ("/usr/bin/python3", True)],
+)
+def test_no_helper_where_the_executable_is_no_interpreter(
+    monkeypatch: pytest.MonkeyPatch, executable: str, frozen: bool
+) -> None:
+    """An application embedding Python (or a frozen one) lists in its own process."""
+    monkeypatch.setattr(sys, "executable", executable)
+    if frozen:
+        monkeypatch.setattr(sys, "frozen", True, raising=False)
+    assert _localscan._helper_argv("/r", "/r/t", names_only=False) is None
+
+
 def test_closing_stops_a_helper_still_listing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -34,6 +34,7 @@ from registry_gc import cli, collect, parse_duration
 from registry_gc.apply import apply_plan
 from registry_gc.backends import LocalBackend
 from registry_gc.backends import _local as local_module
+from registry_gc.backends._localscan import HELPER_ENV
 from registry_gc.layout import Digest, Repository, Tag, TagCurrentLink, blob_path
 from registry_gc.plan import Category
 
@@ -334,7 +335,13 @@ def test_a_tag_rewritten_during_the_run_keeps_its_image(
 def test_files_vanishing_while_the_run_lists_them_are_skipped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A file the registry deletes between directory read and stat (a finished upload): skipped."""
+    """A file the registry deletes between directory read and stat (a finished upload): skipped.
+
+    The listing runs in this process, where ``os.scandir`` is patched: the
+    helper process that lists ``repositories/`` otherwise runs the same walk
+    (``registry_gc.backends._walk``) out of the patch's reach.
+    """
+    monkeypatch.setenv(HELPER_ENV, "0")
     b = RegistryBuilder(seed=1)
     b.image("app", "t")
     uid = b.upload("app", age=3 * DAY)

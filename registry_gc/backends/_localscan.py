@@ -162,6 +162,9 @@ def _helper_argv(root: str, top: str, *, names_only: bool) -> list[str] | None:
     script = _walk.__file__
     if not sys.executable or not script or not os.path.isfile(script):
         return None
+    name = os.path.basename(sys.executable).lower()
+    if getattr(sys, "frozen", False) or not ("python" in name or "pypy" in name):
+        return None  # an application embedding Python: its executable is not an interpreter
     argv = [sys.executable, "-I", "-S", script, root, top]
     if names_only:
         argv.append("--names-only")
