@@ -627,6 +627,7 @@ def test_threads_start_only_while_the_disk_is_read(
     monkeypatch.setattr(_walk, "disk_reads", lambda: next(reads))
     monkeypatch.setattr(_walk, "SLOW_PER_ENTRY", 0.0)
     monkeypatch.setattr(_walk, "LOOK_EVERY", 0.0)
+    monkeypatch.setattr(_walk, "LOOK_AFTER", 1)
     names, started = _walked(tmp_path, top, threads=3)
     assert names == {f"top/d{i}/{f}" for i in range(40) for f in ("a", "b")}
     assert started == expected
@@ -641,9 +642,50 @@ def test_a_fast_listing_stays_on_one_thread(
     monkeypatch.setattr(_walk, "disk_reads", lambda: next(reads))
     monkeypatch.setattr(_walk, "SLOW_PER_ENTRY", 3600.0)
     monkeypatch.setattr(_walk, "LOOK_EVERY", 0.0)
+    monkeypatch.setattr(_walk, "LOOK_AFTER", 1)
     names, started = _walked(tmp_path, top, threads=3)
     assert len(names) == 80
     assert started == 1
+
+
+@pytest.mark.parametrize(
+    ("slow_every", "read_per_look", "expected"),
+    [
+        (1, 4096 * 8, 3),  # every listing slow, a block read for each: a cold cache
+        (1, 4096, 1),  # every listing slow, a block read in eight: not the disk's doing
+        (8, 4096 * 8, 1),  # one listing in eight slow, however much is read: a few pages missing
+        (3, 4096 * 8, 3),  # a third slow, and reading: the disk
+    ],
+)
+def test_threads_start_only_for_a_walk_that_waits_for_the_disk(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    slow_every: int,
+    read_per_look: int,
+    expected: int,
+) -> None:
+    """A quarter or more of the listings slow, and a kilobyte read per listing, since the last look.
+
+    A warm cache that lacks a few pages made a few listings slow and read a few
+    pages: threads started for that only took the GIL from each other (a warm
+    listing of the 50k store's ``repositories/``: 0.55 s on one thread, 0.72-1.3 s
+    when such reads started five to eight).
+    """
+    top = _tree_of_dirs(tmp_path, 80)
+    reads = iter(range(0, 10**12, read_per_look))
+    monkeypatch.setattr(_walk, "disk_reads", lambda: next(reads))
+    monkeypatch.setattr(_walk, "LOOK_EVERY", 0.0)
+    listings = iter(range(10**9))
+    original = _walk.Walk.grow
+
+    def grow(self: Walk, seconds: float, entries: int) -> None:
+        slow = next(listings) % slow_every == 0
+        original(self, 1.0 if slow else 0.0, entries)
+
+    monkeypatch.setattr(Walk, "grow", grow)
+    names, started = _walked(tmp_path, top, threads=3)
+    assert len(names) == 160
+    assert started == expected
 
 
 def test_the_process_reads_are_read_from_proc() -> None:

@@ -24,9 +24,13 @@ thousand objects on :attr:`Walk.out`, each directory's files as columns: a
 tuple ``(directory, names, sizes, mtimes, empty_dirs)``, what
 :class:`~registry_gc.backends.ListedBatch` holds. The walk starts with one
 thread and starts more (up to :data:`THREADS`) only while the disk is what it
-waits for: a directory listed slower than :data:`SLOW_PER_ENTRY` per entry
-while the process is reading from storage (``read_bytes`` of
-``/proc/self/io`` grew). ``os.scandir`` and ``lstat`` release the GIL, so
+waits for: a quarter or more of the directories listed slower than
+:data:`SLOW_PER_ENTRY` per entry while the process reads from storage, a
+kilobyte or more per directory (``read_bytes`` of ``/proc/self/io``; see
+:meth:`Walk.grow`). A cache that lacks only a few pages (this machine's page
+cache is reclaimed in the background) starts no thread: one read of 16 KiB
+in a warm listing of ``repositories/`` used to start five, and the listing
+took 0.72 s instead of 0.55 s. ``os.scandir`` and ``lstat`` release the GIL, so
 threads overlap the waits of a cold cache (50k store, cold: 9.3 s with one
 thread, 7.2 s with four; the 1M store's dry run, cold, 165 s with at most
 four, 124 s with eight, 126-135 s with sixteen, 143 s with thirty-two); on a
@@ -71,6 +75,11 @@ THREADS: Final = 8
 SLOW_PER_ENTRY: Final = 30e-6
 #: Seconds between two looks at the process's reads, at least.
 LOOK_EVERY: Final = 0.01
+#: Listings a look judges, at least.
+LOOK_AFTER: Final = 8
+#: Bytes read from storage per listing, on average since the last look, for a slow
+#: walk to count as waiting for the disk (a cold directory costs a block or more).
+READ_PER_LISTING: Final = 1024
 #: Objects put on :attr:`Walk.out` at once (about).
 CHUNK: Final = 4000
 #: Chunks waiting for the consumer, at most (then the threads wait).
@@ -222,6 +231,9 @@ class Walk:
         self.stopped = False
         self.reads = disk_reads()
         self.next_look = 0.0
+        #: listings since the last look, and how many of them were slow
+        self.listed = 0
+        self.slow = 0
         self.seen = {os.path.realpath(top)}
         self.work.put((top, top))
 
@@ -236,18 +248,39 @@ class Walk:
             threading.Thread(target=self.run, name="registry-gc-list", daemon=True).start()
 
     def grow(self, seconds: float, entries: int) -> None:
-        """Start another thread when a listing was slow because the disk was being read."""
-        if self.started >= self.threads or seconds < SLOW_PER_ENTRY * max(entries, 1):
+        """Start another thread when listings are slow because the disk is being read.
+
+        Judged at most every :data:`LOOK_EVERY` seconds, on the listings since
+        the last look: at least :data:`LOOK_AFTER` of them, a quarter or more
+        slow (over :data:`SLOW_PER_ENTRY` per entry), and :data:`READ_PER_LISTING`
+        bytes or more read from storage per listing (``read_bytes`` of
+        ``/proc/self/io``; where it is unknown, slowness alone decides). A cache
+        that lacks a few pages makes a few listings slow and reads a few pages:
+        no thread starts for that (they would only take the GIL from each other).
+        """
+        self.listed += 1
+        if seconds < SLOW_PER_ENTRY * max(entries, 1):
+            return
+        self.slow += 1
+        if self.listed < LOOK_AFTER:
             return
         now = time.monotonic()
         with self.lock:
-            if now < self.next_look:
+            if now < self.next_look or self.listed < LOOK_AFTER:
                 return
             self.next_look = now + LOOK_EVERY
+            listed, slow = self.listed, self.slow
+            self.listed = self.slow = 0
             reads = disk_reads()
-            if reads is not None and self.reads is not None and reads <= self.reads:
+            before, self.reads = self.reads, reads
+            if slow * 4 < listed:
+                return  # mostly fast: what is slow is not the disk's doing
+            if (
+                reads is not None
+                and before is not None
+                and reads - before < READ_PER_LISTING * listed
+            ):
                 return  # slow, but not waiting for the disk (another process has the CPU)
-            self.reads = reads
         self.start()
 
     def put(self, item: object) -> None:
