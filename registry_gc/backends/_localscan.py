@@ -13,8 +13,9 @@ Python process uses one core while the reference ``garbage-collect`` uses
 two. The helper lists ``repositories/`` while this process lists ``blobs/``
 (which must come first: the blob index numbers every digest); its output waits,
 up to :data:`AHEAD_CHUNKS` chunks, until the inventory reads it. On the 50k
-store, warm, the inventory took 0.71-1.06 s this way against 1.27-1.54 s in
-one process. When the helper cannot start (no Python executable to start,
+store, warm, the inventory took 0.61 s this way against 1.14 s in one
+process, and the dry run 0.47x the reference's time instead of 0.62x
+(``docs/benchmarks.md``). When the helper cannot start (no Python executable to start,
 ``_walk.py`` not a file on disk), the listing runs in this process.
 """
 
