@@ -1343,7 +1343,9 @@ def main(argv: list[str] | None = None) -> int:
         help="also run the reference docker-registry garbage-collect",
     )
     parser.add_argument(
-        "--workdir", default=None, help="where the stores go (default: the temp dir)"
+        "--workdir",
+        default=None,
+        help="where the stores go, made if missing (default: the temp dir)",
     )
     parser.add_argument(
         "--out",
@@ -1355,6 +1357,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(why)
     CACHE["state"] = args.cache
 
+    if args.workdir is not None:
+        Path(args.workdir).mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="registry-gc-bench-", dir=args.workdir))
     log(f"work directory {work} (load {load1()})")
     results: dict[str, Any] = {"machine": machine(), "args": vars(args)}

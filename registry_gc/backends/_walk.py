@@ -402,9 +402,9 @@ class Walk:
         below: list[tuple[str, str]] = []
         relative = logical[self.root_len :]
         leaf = leaf_file(relative)
-        # Outside a followed link the two paths are one string, shared: up to 46,190
-        # directories waited to be listed at once in the 200k store's repositories/,
-        # and the helper's peak RSS was 31 MB with one string each against 40 MB with two.
+        # Outside a followed link the two paths are one string, shared: up to 231,185
+        # directories wait to be listed at once in the 1M store's repositories/, and the
+        # helper's peak RSS was 92 MB with one string each against 135 MB with two.
         same = current is logical
         empty = True
         with it:
