@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import errno
+import json
 import marshal
 import os
 import subprocess
@@ -236,6 +237,90 @@ def test_a_helper_that_cannot_start_leaves_the_listing_to_this_process(
     chunks, listing = _ahead(backend, REPOS)
     assert listing.proc is None
     assert _listed(chunks) == _listed(_batches(backend, REPOS))
+
+
+def test_a_name_that_is_not_utf8_is_listed_alike(tmp_path: Path) -> None:
+    """A directory named by bytes that are not UTF-8: the same surrogate-escaped name either way."""
+    root = tmp_path / "root"
+    _tree(root)
+    os.mkdir(os.fsencode(root / REPOS) + b"/caf\xe9")
+    backend = LocalBackend(root)
+    chunks, listing = _ahead(backend, REPOS)
+    assert listing.proc is not None
+    assert listing.unfit is None
+    got = _listed(chunks)
+    assert f"{REPOS}caf\udce9" in got
+    assert got == _listed(_batches(backend, REPOS))
+
+
+def test_a_helper_that_decodes_names_otherwise_leaves_the_listing_to_this_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The helper decodes file names otherwise: it lists nothing, and this process lists."""
+    root = tmp_path / "root"
+    _tree(root)
+    helpers = _walk.fs_encoding()
+    monkeypatch.setattr(_walk, "fs_encoding", lambda: "ascii:strict")
+    backend = LocalBackend(root)
+    chunks, listing = _ahead(backend, REPOS)
+    assert listing.proc is not None
+    assert listing.unfit == (
+        f"the helper decodes file names as {helpers}, registry-gc as ascii:strict"
+    )
+    assert _listed(chunks) == _listed(_batches(backend, REPOS))
+
+
+#: Lists ``argv[2]`` under the root ``argv[1]`` with a helper and in one process; prints both.
+_LIST_BOTH = """
+import asyncio, json, sys
+from registry_gc.backends import LocalBackend, _walk
+
+async def names(helper):
+    listing = LocalBackend(sys.argv[1], helper_process=helper).list_ahead(sys.argv[2])
+    try:
+        out = []
+        async for chunk in listing:
+            for b in chunk:
+                out += [f"{b.directory}/{n}" for n in b.names] + [p for p, _ in b.empty_dirs]
+        return sorted(out), listing.unfit
+    finally:
+        await listing.aclose()
+
+helper, unfit = asyncio.run(names(True))
+here, _ = asyncio.run(names(False))
+print(json.dumps({"encoding": _walk.fs_encoding(), "unfit": unfit, "helper": helper, "here": here}))
+"""
+
+
+def test_an_ascii_registry_gc_lists_non_ascii_names_as_it_decodes_them(tmp_path: Path) -> None:
+    r"""``LC_ALL=C PYTHONUTF8=0 PYTHONCOERCECLOCALE=0``: ASCII here, UTF-8 in ``python -I``.
+
+    The helper would send ``café`` where registry-gc's own name for the file is
+    ``caf\udcc3\udca9`` (and encoding ``café`` back to a path fails): it
+    lists nothing, and registry-gc lists in its own process.
+    """
+    root = tmp_path / "root"
+    _tree(root)
+    (root / REPOS / "café").mkdir()
+    env = {
+        **os.environ,
+        "LC_ALL": "C",
+        "PYTHONUTF8": "0",
+        "PYTHONCOERCECLOCALE": "0",
+        "PYTHONIOENCODING": "utf-8",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", _LIST_BOTH, str(root), REPOS.rstrip("/")],
+        capture_output=True,
+        check=True,
+        env=env,
+        timeout=120,
+    )
+    listed = json.loads(out.stdout)
+    assert listed["encoding"] == "ascii:surrogateescape"
+    assert "utf-8" in listed["unfit"]
+    assert f"{REPOS}caf\udcc3\udca9" in listed["here"]
+    assert listed["helper"] == listed["here"]
 
 
 @pytest.mark.parametrize(

@@ -166,7 +166,7 @@ def _helper_argv(root: str, top: str, *, names_only: bool) -> list[str] | None:
     name = os.path.basename(sys.executable).lower()
     if getattr(sys, "frozen", False) or not ("python" in name or "pypy" in name):
         return None  # an application embedding Python: its executable is not an interpreter
-    argv = [sys.executable, "-I", "-S", script, root, top]
+    argv = [sys.executable, "-I", "-S", script, root, top, "--fs-encoding", _walk.fs_encoding()]
     if names_only:
         argv.append("--names-only")
     return argv
@@ -186,9 +186,10 @@ class AheadListing:
     ``OSError`` as the walk in this process would raise it). A helper that
     ends before its ``done`` frame is a :class:`StorageError`: the listing is
     incomplete, and nothing may be decided on it. :meth:`aclose` stops the
-    helper whatever it was doing. When the helper cannot be started, the
-    listing is done in this process when iterated (:func:`list_batches`), as
-    it is with ``helper`` false.
+    helper whatever it was doing. When the helper cannot be started, or
+    decodes file names otherwise than this process (:attr:`unfit` says so),
+    the listing is done in this process when iterated (:func:`list_batches`),
+    as it is with ``helper`` false.
     """
 
     def __init__(
@@ -200,6 +201,8 @@ class AheadListing:
         self.queue: queue.Queue[Any] = queue.Queue(AHEAD_CHUNKS)
         self.closed = False
         self.proc: subprocess.Popen[bytes] | None = None
+        #: why the helper left the listing to this process, when it did (``unfit``)
+        self.unfit: str | None = None
         #: what the helper says on its standard error (a traceback if it fails), kept in a file
         #: so that however much it says never blocks it
         self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed by aclose
@@ -290,18 +293,27 @@ class AheadListing:
             return OSError(frame[1], frame[2], frame[3]) if frame[3] else OSError(*frame[1:3])
         return StorageError(f"listing {self.top} failed in the helper process: {frame[1]}")
 
+    async def _here(self) -> AsyncIterator[list[ListedBatch]]:
+        """The listing in this process (no helper, or one unfit to list)."""
+        listing = list_batches(self.tree, self.top, names_only=self.names_only)
+        async with contextlib.aclosing(listing) as chunks:
+            async for chunk in chunks:
+                yield chunk
+
+    async def _take(self) -> Any:  # noqa: ANN401 - a chunk, a frame, an exception or _END
+        """The reader thread's next item (waited for in a thread when none is queued)."""
+        try:
+            return self.queue.get_nowait()
+        except queue.Empty:
+            return await asyncio.to_thread(self.queue.get)
+
     async def _chunks(self) -> AsyncIterator[list[ListedBatch]]:
         if self.proc is None:
-            listing = list_batches(self.tree, self.top, names_only=self.names_only)
-            async with contextlib.aclosing(listing) as chunks:
-                async for chunk in chunks:
-                    yield chunk
+            async for chunk in self._here():
+                yield chunk
             return
         while True:
-            try:
-                item = self.queue.get_nowait()
-            except queue.Empty:
-                item = await asyncio.to_thread(self.queue.get)
+            item = await self._take()
             if item is _END:
                 return
             if isinstance(item, BaseException):
@@ -309,7 +321,14 @@ class AheadListing:
             if isinstance(item, tuple):
                 if item[0] == "done":
                     return
-                raise self._error(item)
+                if item[0] != "unfit":
+                    raise self._error(item)
+                # Its first and only frame: nothing was yielded, list here instead.
+                log.debug("listing %s in this process: %s", self.top, item[1])
+                self.unfit = item[1]
+                async for chunk in self._here():
+                    yield chunk
+                return
             yield [ListedBatch(d, n, _array("q", s), _array("d", m), e) for d, n, s, m, e in item]
 
     def __aiter__(self) -> AsyncIterator[list[ListedBatch]]:

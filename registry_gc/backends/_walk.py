@@ -45,7 +45,8 @@ of length (little-endian), then a :mod:`marshal` payload: ``("chunk", [batch,
 …])`` with each batch's sizes and times as the bytes of their arrays,
 ``("refused", kind, path, target)``, ``("oserror", errno, strerror,
 filename)``, ``("error", text)``, and ``("done",)`` last when the whole tree
-was listed.
+was listed; or ``("unfit", why)`` alone, when it decodes file names otherwise
+than the process that started it (see :func:`main`).
 """
 
 from __future__ import annotations
@@ -460,13 +461,34 @@ def _error_frame(e: BaseException) -> tuple[Any, ...]:
     return ("error", f"{type(e).__name__}: {e}")
 
 
+def fs_encoding() -> str:
+    """How this interpreter decodes file names: ``encoding:errors`` (``utf-8:surrogateescape``)."""
+    return f"{sys.getfilesystemencoding()}:{sys.getfilesystemencodeerrors()}"
+
+
 def main(argv: list[str]) -> int:
-    """The helper: ``_walk.py ROOT TOP [--names-only]``, the listing of ``TOP`` as frames."""
+    """The helper: ``_walk.py ROOT TOP [--names-only] [--fs-encoding ENC:ERRORS]``.
+
+    Writes the listing of ``TOP`` as frames. With ``--fs-encoding``, the
+    parent's way of decoding file names (:func:`fs_encoding`): when this
+    interpreter's differs (the parent ran with ``PYTHONUTF8=0`` or
+    ``-X utf8`` where ``-I`` ignores them), the names it would send are not
+    the parent's names for the same files, so it lists nothing and sends
+    ``("unfit", why)`` instead.
+    """
     # Interrupting is the parent's to handle: it stops this process when it stops listening.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     root, top = argv[0], argv[1]
-    names_only = "--names-only" in argv[2:]
+    options = argv[2:]
+    names_only = "--names-only" in options
     out = open(sys.stdout.fileno(), "wb", buffering=1 << 16, closefd=False)  # noqa: SIM115
+    if "--fs-encoding" in options:
+        wanted = options[options.index("--fs-encoding") + 1]
+        if wanted != fs_encoding():
+            why = f"the helper decodes file names as {fs_encoding()}, registry-gc as {wanted}"
+            _frame(out, ("unfit", why))
+            out.flush()
+            return 0
     walk = Walk(Tree(root), top, THREADS, names_only=names_only)
     walk.start()
     ended = 0
