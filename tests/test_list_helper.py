@@ -14,9 +14,12 @@ import errno
 import json
 import marshal
 import os
+import signal
 import subprocess
 import sys
 import time
+from array import array as _array
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -83,6 +86,28 @@ def _batches(backend: LocalBackend, prefix: str) -> list[list[ListedBatch]]:
     return asyncio.run(main())
 
 
+def _frames(data: bytes) -> list[Any]:
+    """The helper's output, frame by frame."""
+    frames = []
+    while data:
+        n = int.from_bytes(data[:8], "little")
+        assert len(data) >= 8 + n
+        frames.append(marshal.loads(data[8 : 8 + n]))
+        data = data[8 + n :]
+    return frames
+
+
+def _main(
+    argv: list[str], capfdbinary: pytest.CaptureFixture[bytes], monkeypatch: pytest.MonkeyPatch
+) -> list[Any]:
+    """The frames ``_walk.main(argv)`` writes, run in this process (its SIGINT left alone)."""
+    ignored = SimpleNamespace(signal=lambda *_a: None, SIGINT=signal.SIGINT, SIG_IGN=signal.SIG_IGN)
+    monkeypatch.setattr(_walk, "signal", ignored)
+    capfdbinary.readouterr()
+    assert _walk.main(argv) == 0
+    return _frames(capfdbinary.readouterr().out)
+
+
 def test_the_walk_repeats_the_layouts_facts() -> None:
     """``_walk`` repeats the layout's facts (the helper imports nothing of registry-gc)."""
     assert _walk.V2_PREFIX == layout.V2_PREFIX
@@ -101,16 +126,68 @@ def test_the_helper_runs_without_registry_gc_importable(tmp_path: Path) -> None:
     assert argv[1:3] == ["-I", "-S"]
     out = subprocess.run(argv, capture_output=True, check=True, cwd=tmp_path, timeout=60)
     assert out.stderr == b""
-    frames, data = [], out.stdout
-    while data:
-        n = int.from_bytes(data[:8], "little")
-        frames.append(marshal.loads(data[8 : 8 + n]))
-        data = data[8 + n :]
+    frames = _frames(out.stdout)
     assert frames[-1] == ("done",)
     assert {f[0] for f in frames[:-1]} == {"chunk"}
     names = {f"{d}/{n}" for f in frames[:-1] for d, ns, *_ in f[1] for n in ns}
     assert f"{REPOS}team/app0/_uploads/u1/startedat" in names
     assert len(names) == 12 * 4 + 1
+
+
+@pytest.mark.parametrize("names_only", [False, True])
+def test_the_helpers_frames_carry_the_listing(
+    tmp_path: Path,
+    capfdbinary: pytest.CaptureFixture[bytes],
+    monkeypatch: pytest.MonkeyPatch,
+    names_only: bool,
+) -> None:
+    """``main`` (in this process): chunks of columns, sizes and times as bytes, ``done`` last."""
+    root = tmp_path / "root"
+    _tree(root)
+    top = str(root / REPOS).rstrip("/")
+    argv = [str(root), top, "--fs-encoding", _walk.fs_encoding()]
+    frames = _main([*argv, "--names-only"] if names_only else argv, capfdbinary, monkeypatch)
+    assert frames[-1] == ("done",)
+    listed = {}
+    for kind, chunk in frames[:-1]:
+        assert kind == "chunk"
+        for directory, names, sizes, mtimes, _empty in chunk:
+            pairs = zip(_array("q", sizes), _array("d", mtimes), strict=True)
+            listed.update({f"{directory}/{n}": p for n, p in zip(names, pairs, strict=True)})
+    assert len(listed) == 12 * 4 + 1
+    link = f"{REPOS}team/app0/_layers/sha256/{'00' * 32}/link"
+    if names_only:
+        assert listed[link] == (-1, _walk.UNKNOWN)
+    else:
+        st = os.stat(root / link)
+        assert listed[link] == (st.st_size, st.st_mtime)
+
+
+def test_the_helper_sends_what_stops_its_walk(
+    tmp_path: Path, capfdbinary: pytest.CaptureFixture[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A link it refuses, then a decoding of names not the parent's: one frame each, no ``done``."""
+    root = tmp_path / "root"
+    _tree(root)
+    (tmp_path / "outside").mkdir()
+    os.symlink(tmp_path / "outside", root / REPOS / "evil")
+    top = str(root / REPOS).rstrip("/")
+    frames = _main([str(root), top], capfdbinary, monkeypatch)
+    assert frames == [("refused", "outside", f"{REPOS}evil", str(tmp_path / "outside"))]
+    frames = _main([str(root), top, "--fs-encoding", "latin-1:strict"], capfdbinary, monkeypatch)
+    why = f"the helper decodes file names as {_walk.fs_encoding()}, registry-gc as latin-1:strict"
+    assert frames == [("unfit", why)]
+
+
+def test_the_helpers_error_frames() -> None:
+    """An OSError keeps its errno and a text file name; anything else is its type and text."""
+    e = OSError(errno.EACCES, "Permission denied", "/r/x")
+    assert _walk._error_frame(e) == ("oserror", errno.EACCES, "Permission denied", "/r/x")
+    e = OSError(errno.EACCES, "Permission denied", b"/r/x")
+    assert _walk._error_frame(e) == ("oserror", errno.EACCES, "Permission denied", None)
+    assert _walk._error_frame(ValueError("bad")) == ("error", "ValueError: bad")
+    refused = _walk.Refused("alias", "p", "t")
+    assert _walk._error_frame(refused) == ("refused", "alias", "p", "t")
 
 
 @pytest.mark.parametrize("names_only", [False, True])
