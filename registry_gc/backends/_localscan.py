@@ -227,13 +227,7 @@ class AheadListing:
 
     def _put(self, item: object) -> bool:
         """Queue ``item`` for the consumer; ``False`` once it stopped listening."""
-        while not self.closed:
-            try:
-                self.queue.put(item, timeout=0.1)
-            except queue.Full:
-                continue
-            return True
-        return False
+        return _walk.hand_over(self.queue, item, lambda: self.closed)
 
     def _read(self) -> None:
         """The reader thread: the helper's frames, decoded, onto :attr:`queue`."""

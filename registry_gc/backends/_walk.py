@@ -62,7 +62,10 @@ import sys
 import threading
 import time
 from array import array
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 #: The registry's tree under its root (:data:`registry_gc.layout.V2_PREFIX`).
 V2_PREFIX: Final = "docker/registry/v2/"
@@ -204,6 +207,17 @@ def disk_reads() -> int | None:
     return None
 
 
+def hand_over(q: queue.Queue[Any], item: object, stopped: Callable[[], bool]) -> bool:
+    """Put ``item`` on ``q``, waiting while it is full; ``False`` once ``stopped()``."""
+    while not stopped():
+        try:
+            q.put(item, timeout=0.1)
+        except queue.Full:
+            continue
+        return True
+    return False
+
+
 def time_of(mtime: float) -> float:
     """A modification time, or :data:`UNKNOWN` when a ``datetime`` cannot hold it."""
     return mtime if _MIN_TIME <= mtime <= _MAX_TIME else UNKNOWN
@@ -286,12 +300,7 @@ class Walk:
 
     def put(self, item: object) -> None:
         """Hand ``item`` to the consumer, unless it stopped listening."""
-        while not self.stopped:
-            try:
-                self.out.put(item, timeout=0.1)
-            except queue.Full:
-                continue
-            return
+        hand_over(self.out, item, lambda: self.stopped)
 
     def stop(self) -> None:
         """Make every thread return soon, whatever is left (the consumer stopped listening)."""
