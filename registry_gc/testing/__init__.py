@@ -32,7 +32,10 @@ import pytest
 # Plain asserts in an installed package are not rewritten unless pytest is told
 # before the module is imported: with it, a failure shows the values compared.
 pytest.register_assert_rewrite(
-    "registry_gc.testing._common", "registry_gc.testing._moves", "registry_gc.testing._suite"
+    "registry_gc.testing._common",
+    "registry_gc.testing._listing",
+    "registry_gc.testing._moves",
+    "registry_gc.testing._suite",
 )
 
 from ._common import (  # noqa: E402 - after the registration above
