@@ -247,9 +247,7 @@ def _scan(top: str, root: str) -> Iterator[list[ObjectInfo]]:
     directory reached through two links (or a cycle of links).
     """
     tree = _Tree(root)
-    real_top = os.path.realpath(top)
-    if os.path.lexists(top) and not _inside(real_top, tree.real_root):
-        raise tree.refuse("outside", top[tree.root_len :], real_top)
+    real_top = tree.real_top(top)
     # (directory to scan, the path the registry knows it by)
     stack = [(top, top)]
     seen = {real_top}
@@ -270,6 +268,13 @@ class _Tree(_walk.Tree):
     def refuse(self, kind: str, path: str, target: str) -> Exception:
         """A link the walk does not follow: registry-gc's error for it, naming the link."""
         return _localscan.refusal(kind, path, target, self.root)
+
+    def real_top(self, top: str) -> str:
+        """The real path of ``top``, a directory to list; refused when it leads out of the root."""
+        real = os.path.realpath(top)
+        if os.path.lexists(top) and not _inside(real, self.real_root):
+            raise self.refuse("outside", top[self.root_len :], real)
+        return real
 
     def list_dir(
         self, current: str, logical: str, stack: list[tuple[str, str]], seen: set[str]
@@ -311,9 +316,7 @@ class _Tree(_walk.Tree):
 def _tree_of(top: str, root: str) -> _Tree:
     """The tree a listing of ``top`` walks; refuses a ``top`` that leads out of the root."""
     tree = _Tree(root)
-    real_top = os.path.realpath(top)
-    if os.path.lexists(top) and not _inside(real_top, tree.real_root):
-        raise tree.refuse("outside", top[tree.root_len :], real_top)
+    tree.real_top(top)
     return tree
 
 
@@ -432,9 +435,7 @@ class LocalBackend:
 
         def one_level() -> tuple[list[str], list[ObjectInfo]]:
             tree = _Tree(self._root)
-            real_top = os.path.realpath(top)
-            if os.path.lexists(top) and not _inside(real_top, tree.real_root):
-                raise tree.refuse("outside", top[tree.root_len :], real_top)
+            real_top = tree.real_top(top)
             below: list[tuple[str, str]] = []
             files = tree.list_dir(top, top, below, {real_top})
             return sorted(logical[tree.root_len :] for _, logical in below), files
