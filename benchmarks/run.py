@@ -31,8 +31,8 @@ Scenarios (``--scenario``):
   (:mod:`sqlitestore`; ``--store FILE`` reuses one written before by
   ``sqlitestore.py FILE --blobs N --seed S``): a 10M-blob store is more files than the
   disk has inodes. Each in its own process (:mod:`sqlite_child`): the imports alone
-  (the baseline), the store's listing alone, and registry-gc's dry run; peak RSS above
-  the baseline, per blob.
+  (the baseline), the store's listing alone, registry-gc's dry run and (``--real``)
+  its real run on a copy of the file; peak RSS above the baseline, per blob.
 - ``all``: local, memory and s3.
 
 Run ``python benchmarks/run.py --help``; ``nox -s bench -- ARGS`` runs this file.
@@ -238,12 +238,18 @@ def run_floor(
     keep: bool,
     unlink: bool,
 ) -> None:
-    """The floor: a bare walk of the tree; unlinking exactly the planned files (a copy), then
-    removing the directories of their own that this left empty (:mod:`unlink_child`)."""
+    """The floor: a bare walk of the tree (``find``, one thread), registry-gc's own listing
+    alone (:mod:`walk_child`: its two helper processes at once, nothing behind them);
+    unlinking exactly the planned files (a copy), then removing the directories of their
+    own that this left empty (:mod:`unlink_child`)."""
     logdir = work / "logs"
     settle(src)
     runs["floor walk"].append(
         measure(f"local floor walk {i}", ["find", str(src), "-printf", "%s %T@\\n"], logdir)
+    )
+    settle(src)
+    runs["floor listing"].append(
+        measure(f"local floor listing {i}", [PY, str(HERE / "walk_child.py"), str(src)], logdir)
     )
     if not unlink:
         return
@@ -390,6 +396,7 @@ def scenario_local(args: argparse.Namespace, work: Path, results: dict[str, Any]
         "ref dry": [],
         "ref real": [],
         "floor walk": [],
+        "floor listing": [],
         "floor unlink": [],
         "rgc json": [],
     }
@@ -715,15 +722,27 @@ def scenario_sqlite(args: argparse.Namespace, work: Path, results: dict[str, Any
     }
     results["sqlite"] = section
     child = [PY, str(HERE / "sqlite_child.py")]
-    for mode in ("baseline", "list", "collect"):
-        runs = [
-            measure(f"sqlite {mode} {i}", [*child, mode, str(db)], logdir)
-            for i in range(1 if mode == "baseline" else args.repeat)
-        ]
+    modes = (
+        ("baseline", "list", "collect", "real") if args.real else ("baseline", "list", "collect")
+    )
+    for mode in modes:
+        runs = []
+        for i in range(1 if mode == "baseline" else args.repeat):
+            target = db
+            if mode == "real":  # the run deletes rows: a copy of the file, once per run
+                target = work / "store-real.db"
+                log(f"copying {db} to {target}")
+                shutil.copyfile(db, target)
+            try:
+                runs.append(measure(f"sqlite {mode} {i}", [*child, mode, str(target)], logdir))
+            finally:
+                if target != db:
+                    for leftover in (target, Path(f"{target}-wal"), Path(f"{target}-shm")):
+                        leftover.unlink(missing_ok=True)
         section["runs"][mode] = [dataclasses.asdict(m) for m in runs]
     base = section["runs"]["baseline"][0]["max_rss_mib"]
     blobs = counts["blobs"]
-    for mode in ("list", "collect"):
+    for mode in modes[1:]:
         for m in section["runs"][mode]:
             m["bytes_per_blob_above_baseline"] = (m["max_rss_mib"] - base) * 2**20 / blobs
 
@@ -751,10 +770,15 @@ def _sqlite_markdown(sq: dict[str, Any]) -> list[str]:
             ]
         ),
     ]
-    for mode, what in (("list", "the store's listing alone"), ("collect", "registry-gc dry")):
-        for m in sq["runs"][mode]:
+    whats = (
+        ("list", "the store's listing alone"),
+        ("collect", "registry-gc dry"),
+        ("real", "registry-gc real"),
+    )
+    for mode, what in whats:
+        for m in sq["runs"].get(mode, ()):
             r = m["result"]
-            detail = f" ({r.get('deleted_count', '?')} deletions)" if mode == "collect" else ""
+            detail = f" ({r.get('deleted_count', '?')} deletions)" if mode != "list" else ""
             lines.append(
                 _row(
                     [
@@ -994,6 +1018,8 @@ def markdown(results: dict[str, Any]) -> str:
                     )
             elif key == "floor walk":
                 deleted = "`find -printf '%s %T@'`"
+            elif key == "floor listing":
+                deleted = "registry-gc's listing alone (`walk_child.py`)"
             else:
                 deleted = (
                     f"{r.get('eligible_blobs', '?')} blobs + "
@@ -1058,13 +1084,23 @@ def markdown(results: dict[str, Any]) -> str:
                 f"({par['blobs_left']}); real run registry-gc {rr['rgc']['wall']:.2f} s, "
                 f"reference {rr['ref']['wall']:.2f} s."
             )
-        for mode, floor in (("dry", "floor walk"), ("real", "floor unlink")):
+        for mode, floor in (
+            ("dry", "floor walk"),
+            ("dry", "floor listing"),
+            ("real", "floor unlink"),
+        ):
             if f"rgc {mode}" in med and floor in med:
                 lines.append(
                     f"- registry-gc {mode} run {med[f'rgc {mode}']['wall']:.2f} s, "
                     f"{med[f'rgc {mode}']['wall'] / med[floor]['wall']:.1f}x the floor "
                     f"({floor}: {med[floor]['wall']:.2f} s)"
                 )
+        if "ref dry" in med and "floor listing" in med:
+            lines.append(
+                "- registry-gc's listing alone (floor listing) took "
+                f"{med['floor listing']['wall'] / med['ref dry']['wall']:.2f}x the reference's "
+                "dry run: no dry run that lists the store as registry-gc does goes below it"
+            )
         for mode, target in (("real", TARGET_REAL_SPEEDUP), ("dry", TARGET_DRY_SPEEDUP)):
             if f"ref {mode}" in med and f"rgc {mode}" in med:
                 speedup = med[f"ref {mode}"]["wall"] / med[f"rgc {mode}"]["wall"]
@@ -1326,7 +1362,8 @@ def main(argv: list[str] | None = None) -> int:
         "--real",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="local: also the real runs and the unlink floor (each on a copy of the store)",
+        help="local: also the real runs and the unlink floor (each on a copy of the store); "
+        "sqlite: also the real run (on a copy of the file)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the data directories")
     parser.add_argument(

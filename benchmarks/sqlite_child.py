@@ -1,6 +1,8 @@
 """One process on a SQLite store (:mod:`sqlitestore`), so that ``run.py`` can measure its peak RSS.
 
 ``collect FILE``: ``collect(store, dry_run=True, delete_untagged=True, grace=0)``.
+``real FILE``: the same run, for real: the rows of every deletion are deleted (FILE is
+changed for good: give it a copy).
 ``list FILE``: the listing alone (``list_batches`` of ``blobs/`` and ``repositories/``,
 every batch dropped once counted): what the store itself costs in memory.
 ``baseline FILE``: the imports the other two make, and nothing else.
@@ -27,13 +29,14 @@ from gc_child import figures  # noqa: E402
 from registry_gc.layout import BLOBS_PREFIX, REPOSITORIES_PREFIX  # noqa: E402
 
 
-def collect(path: str) -> dict[str, object]:
-    backend = sqlitestore.SQLiteBackend(path)
+def collect(path: str, *, real: bool = False) -> dict[str, object]:
+    backend = sqlitestore.SQLiteBackend(path, writable=real)
     t = time.perf_counter()
     report = registry_gc.collect(
-        backend, dry_run=True, delete_untagged=True, grace=datetime.timedelta(0)
+        backend, dry_run=not real, delete_untagged=True, grace=datetime.timedelta(0)
     )
-    return {"collect": time.perf_counter() - t, **figures(report)}
+    failed = len(report.result.failures) if report.result is not None else 0
+    return {"collect": time.perf_counter() - t, **figures(report), "failed": failed}
 
 
 def listing(path: str) -> dict[str, object]:
@@ -59,8 +62,8 @@ def main() -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     mode, path = sys.argv[1], sys.argv[2]
     t = time.perf_counter()
-    if mode == "collect":
-        result = collect(path)
+    if mode in ("collect", "real"):
+        result = collect(path, real=mode == "real")
     elif mode == "list":
         result = listing(path)
     else:

@@ -3,9 +3,11 @@
 A 10-million-blob store is about 23 million files: more than this machine's file
 system has inodes. Here the store :mod:`synth` generates is written as rows of one
 table instead, and :class:`SQLiteBackend` serves it to :func:`registry_gc.collect`
-with what a dry run uses of a backend: ``list``, ``list_batches`` (the
+with what a run uses of a backend: ``list``, ``list_batches`` (the
 ``SupportsListBatches`` capability, grouped by directory as the local disk's
-threaded walk groups them), ``read`` of many paths, and ``delete`` refused.
+threaded walk groups them), ``read`` of many paths, and ``delete``: refused,
+unless the backend was opened ``writable`` (a real run, on a copy of the file:
+it deletes rows as an object store deletes keys).
 
 The table (``objects``) holds every key with its size and modification time, and
 the bytes of the files the collector reads: every file under ``repositories/``
@@ -141,13 +143,30 @@ def _range(prefix: str) -> tuple[str, str]:
 
 
 class SQLiteBackend:
-    """The backend protocol over a store :func:`write_sqlite` wrote: lists, reads, never deletes."""
+    """The backend protocol over a store :func:`write_sqlite` wrote.
 
-    def __init__(self, path: str | Path) -> None:
+    Read-only unless ``writable``: then :meth:`delete` removes rows, and the
+    file is switched to write-ahead logging, so that a listing's cursor and a
+    deletion do not lock each other out (the file is changed for good: run
+    real runs on a copy).
+    """
+
+    def __init__(self, path: str | Path, *, writable: bool = False) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             msg = f"no SQLite store at {self.path}"
             raise FileNotFoundError(msg)
+        self.writable = writable
+        self._mode = "rw" if writable else "ro"
+        if writable:
+            con = sqlite3.connect(f"file:{self.path}?mode=rw", uri=True)
+            try:
+                con.execute("PRAGMA journal_mode=WAL")
+            finally:
+                con.close()
+        #: The one connection deletions use, one deletion at a time.
+        self._writer: sqlite3.Connection | None = None
+        self._writing = threading.Lock()
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
         #: The one connection reads share, one read at a time: a connection per
@@ -164,8 +183,12 @@ class SQLiteBackend:
         return f"SQLiteBackend({str(self.path)!r})"
 
     def _connect(self) -> sqlite3.Connection:
-        con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+        con = sqlite3.connect(
+            f"file:{self.path}?mode={self._mode}", uri=True, check_same_thread=False
+        )
         con.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+        if self.writable:
+            con.execute("PRAGMA synchronous=OFF")
         con.execute("PRAGMA mmap_size=0")
         with self._lock:
             self._connections.append(con)
@@ -226,17 +249,37 @@ class SQLiteBackend:
         return {p: found.get(p) for p in paths}
 
     async def delete(self, paths: Sequence[str]) -> list[DeleteResult]:
-        """Refuse every path: the store is for dry runs."""
-        return [
-            DeleteResult(p, Outcome.FAILED, "the SQLite benchmark store is read-only")
-            for p in paths
-        ]
+        """Delete the rows of ``paths`` (``writable``); a path with no row is ``MISSING``.
+
+        Read-only, every path is refused (``FAILED``) and nothing changes.
+        """
+        if not self.writable:
+            return [
+                DeleteResult(p, Outcome.FAILED, "the SQLite benchmark store is read-only")
+                for p in paths
+            ]
+        gone = await asyncio.to_thread(self._delete, list(paths))
+        return [DeleteResult(p, Outcome.DELETED if p in gone else Outcome.MISSING) for p in paths]
+
+    def _delete(self, paths: list[str]) -> set[str]:
+        gone: set[str] = set()
+        with self._writing:
+            if self._writer is None:
+                self._writer = self._connect()
+            con = self._writer
+            with con:  # one transaction per call, committed before the results are given
+                for i in range(0, len(paths), READ_BATCH):
+                    part = paths[i : i + READ_BATCH]
+                    marks = ",".join("?" * len(part))
+                    query = f"DELETE FROM objects WHERE path IN ({marks}) RETURNING path"
+                    gone.update(path for (path,) in con.execute(query, part))
+        return gone
 
     async def aclose(self) -> None:
         """Close the connections."""
         with self._lock:
             connections, self._connections = self._connections, []
-            self._reader = None
+            self._reader = self._writer = None
         for con in connections:
             with contextlib.suppress(sqlite3.Error):
                 con.close()

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import shutil
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from registry_gc import StorageError, collect
-from registry_gc.backends import LocalBackend, SupportsListBatches
+from registry_gc.backends import LocalBackend, Outcome, SupportsListBatches
 from registry_gc.plan import Category
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
@@ -166,8 +167,59 @@ def test_the_store_records_its_spec_and_counts(stores: tuple[Path, Path, synth.E
 
 
 def test_deleting_is_refused(stores: tuple[Path, Path, synth.Expected]) -> None:
-    """The store is for dry runs: every delete fails, nothing changes."""
-    _, db, _ = stores
+    """Read-only (the default), every delete fails and nothing changes."""
+    _, db, expected = stores
     backend = sqlitestore.SQLiteBackend(db)
-    results = asyncio.run(backend.delete(["docker/registry/v2/blobs/x"]))
+    key = synth.blob_key(next(iter(expected.live)))
+    results = asyncio.run(backend.delete([key]))
     assert [r.ok for r in results] == [False]
+    assert len(_listed(sqlitestore.SQLiteBackend(db), batches=True)) == expected.keys
+
+
+def test_a_writable_store_deletes_rows_and_says_which_were_missing(
+    stores: tuple[Path, Path, synth.Expected], tmp_path: Path
+) -> None:
+    """``writable``: a row deleted is ``DELETED``, a path without one ``MISSING``; the rest stay."""
+    _, db, expected = stores
+    copy = tmp_path / "copy.db"
+    shutil.copyfile(db, copy)
+    key = synth.blob_key(next(iter(expected.live)))
+    absent = "docker/registry/v2/blobs/sha256/00/" + "0" * 64 + "/data"
+    backend = sqlitestore.SQLiteBackend(copy, writable=True)
+    results = asyncio.run(backend.delete([key, absent]))
+    assert [(r.path, r.outcome) for r in results] == [
+        (key, Outcome.DELETED),
+        (absent, Outcome.MISSING),
+    ]
+    listed = _listed(sqlitestore.SQLiteBackend(copy), batches=True)
+    assert key not in listed
+    assert len(listed) == expected.keys - 1
+
+
+def test_a_real_run_leaves_the_same_keys_in_either_store(
+    stores: tuple[Path, Path, synth.Expected], tmp_path: Path
+) -> None:
+    """A real run on a writable copy deletes what it deletes on the disk: the same keys remain.
+
+    What the 10M store's real run (memory only) stands on: the SQLite store
+    is collected as the disk is, deletions included.
+    """
+    disk, db, expected = stores
+    disk_copy, db_copy = tmp_path / "disk", tmp_path / "store.db"
+    shutil.copytree(disk, disk_copy, symlinks=True)
+    shutil.copyfile(db, db_copy)
+    reports = [
+        collect(backend, delete_untagged=True, grace=NO_GRACE)
+        for backend in (LocalBackend(disk_copy), sqlitestore.SQLiteBackend(db_copy, writable=True))
+    ]
+    assert all(r.ok for r in reports)
+    assert reports[0].deleted_count == reports[1].deleted_count > 0
+    left_on_disk = {
+        p.relative_to(disk_copy).as_posix(): p.stat().st_size
+        for p in disk_copy.rglob("*")
+        if p.is_file()
+    }
+    left_in_sqlite = _listed(sqlitestore.SQLiteBackend(db_copy), batches=True)
+    assert left_in_sqlite == left_on_disk
+    blobs = {k for k in left_in_sqlite if k.startswith(f"{synth.V2}/blobs/")}
+    assert blobs == {synth.blob_key(b) for b in expected.live}
