@@ -958,6 +958,8 @@ def _row(cells: list[Any]) -> str:
 
 
 def _check_text(m: dict[str, Any]) -> str:
+    if m.get("rc"):
+        return f"**failed: exit {m['rc']}**"
     c = m["result"].get("check")
     if not c:
         return ""
@@ -1089,13 +1091,13 @@ def markdown(results: dict[str, Any]) -> str:
             ("dry", "floor listing"),
             ("real", "floor unlink"),
         ):
-            if f"rgc {mode}" in med and floor in med:
+            if f"rgc {mode}" in med and floor in med and not med[floor].get("rc"):
                 lines.append(
                     f"- registry-gc {mode} run {med[f'rgc {mode}']['wall']:.2f} s, "
                     f"{med[f'rgc {mode}']['wall'] / med[floor]['wall']:.1f}x the floor "
                     f"({floor}: {med[floor]['wall']:.2f} s)"
                 )
-        if "ref dry" in med and "floor listing" in med:
+        if "ref dry" in med and "floor listing" in med and not med["floor listing"].get("rc"):
             lines.append(
                 "- registry-gc's listing alone (floor listing) took "
                 f"{med['floor listing']['wall'] / med['ref dry']['wall']:.2f}x the reference's "
