@@ -32,15 +32,16 @@ from registry_gc.backends import _walk  # noqa: E402
 
 
 def read_frames(stream: IO[bytes], out: dict[str, Any]) -> None:
-    """Count the frames and bytes of one helper's output; decode only the last frame."""
+    """Count the frames and bytes of one helper's output; decode only the last frame.
+
+    A frame cut short ends the count: the last one whole is then not ``done``.
+    """
     frames = size = 0
     last = b""
-    read = stream.read
-    while header := read(8):
-        n = int.from_bytes(header, "little")
-        last = read(n)
+    while (data := _walk.read_frame(stream)) is not None:
+        last = data
         frames += 1
-        size += 8 + n
+        size += 8 + len(data)
     out["frames"] = frames
     out["bytes"] = size
     out["last"] = marshal.loads(last)[0] if last else None

@@ -236,10 +236,8 @@ class AheadListing:
         stream = self.proc.stdout
         try:
             while True:
-                head = stream.read(8)
-                size = int.from_bytes(head, "little")
-                data = stream.read(size) if len(head) == 8 else b""
-                if len(head) < 8 or len(data) < size:
+                data = _walk.read_frame(stream)
+                if data is None:
                     self._put(self._ended_early())
                     return
                 # S302: the frames come from our own helper, through a pipe only it writes.

@@ -460,6 +460,19 @@ def _frame(out: Any, payload: tuple[Any, ...]) -> None:  # noqa: ANN401 - a bina
     out.write(data)
 
 
+def read_frame(stream: Any) -> bytes | None:  # noqa: ANN401 - a binary file
+    """The payload of the next frame :func:`_frame` wrote to ``stream``, not decoded.
+
+    ``None`` when the stream ends before a whole frame (its writer stopped).
+    """
+    head = stream.read(8)
+    if len(head) < 8:
+        return None
+    size = int.from_bytes(head, "little")
+    data: bytes = stream.read(size)
+    return data if len(data) == size else None
+
+
 def _error_frame(e: BaseException) -> tuple[Any, ...]:
     """What the helper sends for an exception raised by the walk."""
     if isinstance(e, Refused):
