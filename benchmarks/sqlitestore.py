@@ -55,7 +55,7 @@ CACHE_KIB = 4096
 #: Rows fetched from the listing cursor at once, and objects handed over per chunk (about):
 #: what the local disk's walk hands the event loop at once.
 CHUNK = 4000
-#: Paths per ``SELECT … IN (…)`` of a read.
+#: Paths per ``… IN (…)`` statement: a read's ``SELECT``, a deletion's ``DELETE``.
 READ_BATCH = 500
 #: Rows inserted at once while generating.
 INSERT_BATCH = 20_000

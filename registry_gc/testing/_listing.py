@@ -38,6 +38,17 @@ def batch_files(batches: list[ListedBatch]) -> dict[str, tuple[int, float]]:
     }
 
 
+def blobs_and_layer_links(count: int) -> tuple[list[str], dict[str, bytes]]:
+    """``count`` blobs of 0 to ``count - 1`` bytes, and ``count`` ``_layers`` links of ``a``.
+
+    The hex digests the links are named by, and the objects to write.
+    """
+    hexes = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(count)]
+    objects = {blob_path(str(i)): b"b" * i for i in range(count)}
+    objects.update({f"{REPOS}a/_layers/sha256/{h}/link": b"sha256:" + h.encode() for h in hexes})
+    return hexes, objects
+
+
 class ListingCapabilityTests:
     """The tests of the listing capabilities a run uses instead of ``list``."""
 
@@ -48,11 +59,7 @@ class ListingCapabilityTests:
         """Batches hold the objects (and empty directories) list yields, with sizes and times."""
         if not isinstance(backend, SupportsListBatches):
             skip_without(backend, SupportsListBatches)
-        hexes = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(40)]
-        objects = {blob_path(str(i)): b"b" * i for i in range(40)}
-        objects.update(
-            {f"{REPOS}a/_layers/sha256/{h}/link": b"sha256:" + h.encode() for h in hexes}
-        )
+        hexes, objects = blobs_and_layer_links(40)
         objects[f"{REPOS}a/_manifests/tags/t/index/sha256/{hexes[0]}/link"] = b"x"
         objects[f"{REPOS}a/_manifests/revisions/sha256/{hexes[1]}/link"] = b"x"
         objects[f"{REPOS}a/_uploads/u1/hashstates/sha256/0"] = b"state"
@@ -87,11 +94,7 @@ class ListingCapabilityTests:
         """A listing begun ahead lists as list_batches (list_names); closing it unread is ok."""
         if not isinstance(backend, SupportsListAhead):
             skip_without(backend, SupportsListAhead)
-        hexes = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(30)]
-        objects = {blob_path(str(i)): b"b" * i for i in range(30)}
-        objects.update(
-            {f"{REPOS}a/_layers/sha256/{h}/link": b"sha256:" + h.encode() for h in hexes}
-        )
+        hexes, objects = blobs_and_layer_links(30)
         objects[f"{REPOS}a/_manifests/revisions/sha256/{hexes[1]}/link"] = b"x"
         objects[f"{REPOS}b/c/_manifests/tags/t/current/link"] = b"y"
         write_many(writer, objects)
